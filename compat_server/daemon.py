@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bip", default=None, help="Network bridge IP")
     p.add_argument("-s", "--storage-driver", default=None, choices=["overlay2", "vfs"])
     p.add_argument("--insecure-registry", action="append", dest="insecure_registries", default=None)
+    p.add_argument("--registry-mirror", action="append", dest="registry_mirrors", default=None)
+    p.add_argument("--registry-certs-dir", default=None,
+                   help="Directory of per-registry CA certificates (default /etc/pydockerd/certs.d)")
     p.add_argument("--label", action="append", dest="labels", default=None)
     p.add_argument("--iptables", nargs="?", const=True, type=_bool_flag, default=None)
     p.add_argument("--live-restore", nargs="?", const=True, type=_bool_flag, default=None,
@@ -62,6 +65,7 @@ CONFIG_KEYS = {
     "tlscacert": "tlscacert", "tlscert": "tlscert", "tlskey": "tlskey", "bridge": "bridge", "bip": "bip",
     "storage-driver": "storage_driver", "insecure-registries": "insecure_registries", "labels": "labels",
     "iptables": "iptables", "live-restore": "live_restore",
+    "registry-mirrors": "registry_mirrors", "registry-certs-dir": "registry_certs_dir",
 }
 
 
@@ -108,6 +112,7 @@ def resolve_options(argv: list[str] | None) -> argparse.Namespace:
         "hosts": [DEFAULT_HOST], "data_root": "/var/lib/pydockerd", "exec_root": "/run/pydockerd",
         "pidfile": "/var/run/pydockerd.pid", "log_level": "info", "debug": False, "bridge": "docker0",
         "storage_driver": None, "insecure_registries": [], "labels": [],
+        "registry_mirrors": [], "registry_certs_dir": "/etc/pydockerd/certs.d",
     }
     for dest, value in defaults.items():
         if getattr(args, dest) is None:
@@ -196,6 +201,8 @@ async def run(args: argparse.Namespace) -> int:
         hosts=tuple(args.hosts),
         labels=tuple(args.labels),
         insecure_registries=tuple(args.insecure_registries),
+        registry_mirrors=tuple(args.registry_mirrors),
+        registry_certs_dir=Path(args.registry_certs_dir),
     )
     engine = await Engine.open(config)
     server = Server(build_app(engine), HijackHandlers(engine).handle, hosts=list(args.hosts), tls=tls,

@@ -18,6 +18,9 @@ class Config:
     hosts: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
     insecure_registries: tuple[str, ...] = ()
+    registry_mirrors: tuple[str, ...] = ()
+    # CA certificates and client keys per registry: <dir>/<host:port>/{ca.crt,client.cert,client.key}
+    registry_certs_dir: Path = Path("/etc/pydockerd/certs.d")
     default_runtime: str = "runc"
     cgroup_parent: str = "pydockerd"
     # Python interpreter used to start shims (a fresh interpreter, never a fork).

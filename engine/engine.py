@@ -19,6 +19,8 @@ from .events.bus import Event, EventBus
 from .events import filters as event_filters
 from .images import reference
 from .images.store import ImageStore
+from .registry.client import RegistryConfig
+from .registry.service import RegistryService
 from .logs.reader import read_logs
 from .oci.spec import SpecInput, build_spec
 from .oci.user import resolve_user
@@ -76,6 +78,8 @@ class Engine:
         self.snapshotter = make_snapshotter(config.storage_driver, config.snapshots_root, self.db)
         self.images = ImageStore(self.db, self.content, self.snapshotter, config.tmp_root)
         self.events = Events(EventBus())
+        self.registry = RegistryService(self.images, self.db, RegistryConfig(
+            config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
         self.runtime = ShimRuntime(config.python, config.exec_root)
         self.containers = ContainerService(
             config,

@@ -113,10 +113,8 @@ async def create(request: Request) -> Response:
         engine.events.publish_action("image", "import", image_id, {"name": repo_tag or image_id})
         return docker_json({"status": image_id})
     if q.get("fromImage"):
-        raise NotImplementedYet(
-            f"pulling images is not implemented yet in pydockerd: cannot pull {q['fromImage']}; "
-            "use docker load or docker import"
-        )
+        from .distribution import pull
+        return await pull(request)
     raise BadRequest("either fromSrc or fromImage must be set")
 
 

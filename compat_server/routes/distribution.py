@@ -1,0 +1,59 @@
+"""Registry routes: pull (``POST /images/create?fromImage``), push, ``POST /auth``,
+``GET /distribution/{name}/json``."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from engine.registry import auth as registry_auth
+from engine.registry.service import parse_pull_reference
+
+from ..responses import docker_json
+from .images import _progress_stream, engine_of
+
+
+async def pull(request: Request) -> Response:
+    """The ``fromImage`` branch of ``POST /images/create``."""
+    engine = engine_of(request)
+    q = request.query_params
+    ref = parse_pull_reference(q.get("fromImage") or "", q.get("tag") or "")
+    auth = registry_auth.decode_header(request.headers.get("X-Registry-Auth"))
+    platform = q.get("platform") or ""
+
+    def work(progress: Callable[[dict[str, Any]], None]) -> list[str]:
+        return engine.registry.pull(ref, auth, progress, platform)
+
+    def finish(pulled: list[str]) -> list[dict[str, Any]]:
+        for name in pulled:
+            # dockerd: the actor is the reference pulled, the name attribute its repository.
+            repo = name.split("@", 1)[0]
+            if ":" in repo.rsplit("/", 1)[-1]:
+                repo = repo.rsplit(":", 1)[0]
+            engine.events.publish_action("image", "pull", name, {"name": repo})
+        return []
+
+    return await _progress_stream(work, finish)
+
+
+async def login(request: Request) -> Response:
+    engine = engine_of(request)
+    auth = registry_auth.decode_body(await request.body())
+    await asyncio.to_thread(engine.registry.login, auth)
+    return docker_json({"IdentityToken": "", "Status": "Login Succeeded"})
+
+
+async def inspect_distribution(request: Request) -> Response:
+    engine = engine_of(request)
+    auth = registry_auth.decode_header(request.headers.get("X-Registry-Auth"))
+    name = request.path_params["name"]
+    return docker_json(await asyncio.to_thread(engine.registry.inspect_distribution, name, auth))
+
+
+routes = [
+    Route("/auth", login, methods=["POST"]),
+    Route("/distribution/{name:path}/json", inspect_distribution, methods=["GET"]),
+]

@@ -1,0 +1,125 @@
+"""The registry side of the engine: pull, push, login, distribution inspect.
+
+All methods block (network, disk); callers run them in threads.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidParameter
+from ..images import reference as refs
+from ..images.reference import Reference
+from ..images.store import ImageStore
+from ..state.db import Database
+from . import client as C
+from .auth import AuthConfig
+from .client import RegistryClient, RegistryConfig
+from .metadata import BlobMetadata
+from .progress import Emit
+from .pull import Platform, Puller, fetch_manifest, parse_platform, translate_pull_error
+
+
+def parse_pull_reference(image: str, tag: str) -> Reference:
+    """``fromImage`` + ``tag`` as dockerd combines them (tag may be a digest)."""
+    ref = refs.parse_normalized(image)
+    if tag:
+        if ":" in tag and tag.split(":", 1)[0] in ("sha256", "sha384", "sha512"):
+            refs.validate_digest(tag)
+            ref = Reference(ref.domain, ref.path, None, tag)
+        else:
+            ref = ref.name_only().with_tag(tag)
+    return ref
+
+
+class RegistryService:
+    def __init__(self, images: ImageStore, db: Database, config: RegistryConfig) -> None:
+        self.images = images
+        self.config = config
+        self.metadata = BlobMetadata(db)
+
+    def client(self, domain: str, auth: AuthConfig) -> RegistryClient:
+        return RegistryClient(domain, auth, self.config)
+
+    # -- pull -------------------------------------------------------------------
+    def pull(self, ref: Reference, auth: AuthConfig, emit: Emit, platform: str = "") -> list[str]:
+        """Pull a tag, a digest, or every tag of a bare name; returns the familiar names pulled."""
+        want: Platform | None = parse_platform(platform)
+        puller = Puller(self.images, self.metadata, self.config)
+        if ref.tag is not None or ref.digest is not None:
+            return [puller.pull(ref, auth, emit, want)]
+        out: list[str] = []
+        for tag in self.list_tags(ref, auth):
+            out.append(puller.pull(ref.with_tag(tag), auth, emit, want))
+        return out
+
+    def list_tags(self, ref: Reference, auth: AuthConfig) -> list[str]:
+        with self.client(ref.domain, auth) as cli:
+            try:
+                resp = cli.check(cli.request("GET", f"/v2/{ref.path}/tags/list", C.pull_scope(ref.path)))
+            except Exception as err:
+                raise translate_pull_error(err, ref) from None
+            return sorted((resp.json() or {}).get("tags") or [])
+
+    # -- login ------------------------------------------------------------------
+    def login(self, auth: AuthConfig) -> None:
+        address = auth.server_address or C.DEFAULT_INDEX
+        domain = _server_domain(address)
+        with self.client(domain, auth) as cli:
+            cli.login()
+
+    # -- distribution inspect ---------------------------------------------------
+    def inspect_distribution(self, name: str, auth: AuthConfig) -> dict[str, Any]:
+        ref = refs.parse_normalized(name)
+        if ref.tag is None and ref.digest is None:
+            ref = ref.with_default_tag()
+        target = ref.digest or ref.tag or refs.DEFAULT_TAG
+        with self.client(ref.domain, auth) as cli:
+            try:
+                body, media, digest = fetch_manifest(cli, ref.path, target, C.pull_scope(ref.path))
+            except Exception as err:
+                raise translate_pull_error(err, ref) from None
+            doc = json.loads(body)
+            platforms: list[dict[str, Any]] = []
+            if media in (C.MEDIA_DOCKER_LIST, C.MEDIA_OCI_INDEX):
+                for e in doc.get("manifests") or []:
+                    p = e.get("platform") or {}
+                    platforms.append(_platform_json(p))
+            else:
+                cfg_digest = (doc.get("config") or {}).get("digest") or ""
+                data = b"".join(c for _, c in cli.iter_blob(ref.path, cfg_digest, C.pull_scope(ref.path)))
+                cfg = json.loads(data)
+                platforms.append(_platform_json({"architecture": cfg.get("architecture", ""),
+                                                 "os": cfg.get("os", ""), "variant": cfg.get("variant", "")}))
+        return {"Descriptor": {"mediaType": media, "digest": digest, "size": len(body)},
+                "Platforms": platforms}
+
+
+def _platform_json(p: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"architecture": p.get("architecture", ""), "os": p.get("os", "")}
+    if p.get("os.version"):
+        out["os.version"] = p["os.version"]
+    if p.get("os.features"):
+        out["os.features"] = p["os.features"]
+    if p.get("variant"):
+        out["variant"] = p["variant"]
+    return out
+
+
+def _server_domain(address: str) -> str:
+    """``serveraddress`` as the CLI sends it: a host, or a URL like https://index.docker.io/v1/."""
+    a = address.strip()
+    for prefix in ("https://", "http://"):
+        if a.startswith(prefix):
+            a = a[len(prefix):]
+    a = a.split("/", 1)[0]
+    if not a:
+        raise InvalidParameter("invalid registry address")
+    if a in ("index.docker.io", "registry-1.docker.io", "docker.io"):
+        return C.DEFAULT_INDEX
+    return a
+
+
+def certs_dir_default() -> Path:
+    return Path("/etc/pydockerd/certs.d")
