@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tarfile
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,8 @@ class Registry:
                 self.proc.wait(timeout=10)
 
 
-def start_registry(root: Path) -> Registry:
+def start_registry(root: Path, users: dict[str, str] | None = None) -> Registry:
+    """Start a registry; with ``users`` it requires basic auth against an htpasswd file (bcrypt)."""
     binary = shutil.which("docker-registry")
     if binary is None:
         raise FileNotFoundError("docker-registry not installed (Debian package docker-registry)")
@@ -59,6 +61,14 @@ def start_registry(root: Path) -> Registry:
         f"storage:\n  filesystem:\n    rootdirectory: {root}/data\n  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
+    if users:
+        htpasswd = root / "htpasswd"
+        htpasswd.write_text("")
+        for user, password in users.items():
+            subprocess.run(["htpasswd", "-B", "-b", str(htpasswd), user, password], check=True,
+                           capture_output=True)
+        with open(config, "a") as f:
+            f.write(f"auth:\n  htpasswd:\n    realm: pydockerd-test\n    path: {htpasswd}\n")
     with open(root / "registry.log", "ab") as log:
         proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
@@ -67,8 +77,11 @@ def start_registry(root: Path) -> Registry:
     def ready() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"docker-registry exited with {proc.returncode}: {(root / 'registry.log').read_text()}")
-        with urllib.request.urlopen(f"http://{reg.address}/v2/", timeout=2) as resp:
-            return resp.status == 200
+        try:
+            with urllib.request.urlopen(f"http://{reg.address}/v2/", timeout=2) as resp:
+                return resp.status == 200
+        except urllib.error.HTTPError as err:
+            return err.code == 401 and bool(users)
     try:
         wait_until(ready, READY_TIMEOUT, "docker-registry to answer /v2/")
     except BaseException:

@@ -276,7 +276,6 @@ def test_pull_corrupt_layer_then_good_pull(daemon: Daemon, busybox: str, registr
 
 # ============================================================================ push
 
-@pytest.mark.pydockerd_missing("push (issue 4)")
 def test_push_rmi_pull_roundtrip(daemon: Daemon, busybox: str, registry: Registry) -> None:
     ref = f"{registry.address}/conf/busybox:{uuid.uuid4().hex[:6]}"
     ok(daemon.cli("tag", "busybox", ref))
@@ -308,7 +307,6 @@ def test_push_rmi_pull_roundtrip(daemon: Daemon, busybox: str, registry: Registr
         daemon.cli("rmi", "-f", ref)
 
 
-@pytest.mark.pydockerd_missing("push (issue 4)")
 def test_docker_py_push_then_pull_by_digest(client: Any, daemon: Daemon, busybox: str,
                                             registry: Registry) -> None:
     repo = f"{registry.address}/conf/py{uuid.uuid4().hex[:6]}"
@@ -323,3 +321,194 @@ def test_docker_py_push_then_pull_by_digest(client: Any, daemon: Daemon, busybox
         assert f"{repo}@{digest}" in image.attrs["RepoDigests"]
     finally:
         cleanup(daemon, f"{repo}:v1", *( [f"{repo}@{digest}"] if digest else []))
+
+
+NO_AUTH = {"X-Registry-Auth": "e30="}  # base64 of "{}", what clients send without credentials
+
+
+def push_raw(daemon: Daemon, repo: str, tag: str, headers: dict[str, str] | None = NO_AUTH) -> Any:
+    q = "?" + urllib.parse.urlencode({"tag": tag}) if tag else ""
+    return daemon.raw("POST", f"/images/{repo}/push{q}", headers=headers, timeout=120)
+
+
+def registry_manifest(registry: Registry, path: str, ref: str) -> tuple[dict[str, Any], str]:
+    req = urllib.request.Request(f"http://{registry.address}/v2/{path}/manifests/{ref}",
+                                 headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read()), resp.headers["Docker-Content-Digest"]
+
+
+def test_push_multilayer_stream_mount_and_layer_exists(daemon: Daemon, busybox: str, registry: Registry) -> None:
+    s = seed_busybox_plus(daemon, registry, [{"one": b"1\n"}, {"two": os.urandom(300_000)}])
+    target_path = f"conf/push{uuid.uuid4().hex[:6]}"
+    target = f"{registry.address}/{target_path}"
+    try:
+        ok(daemon.cli("pull", s.ref, timeout=120))
+        ok(daemon.cli("tag", s.ref, f"{target}:v2"))
+        diff_ids = json.loads(s.config)["rootfs"]["diff_ids"]
+        shorts = [d.split(":", 1)[1][:12] for d in diff_ids]
+        resp = push_raw(daemon, target, "v2")
+        assert resp.status == 200 and resp.headers["Content-Type"] == "application/json"
+        msgs = stream(resp.body)
+        assert msgs[0] == {"status": f"The push refers to repository [{target}]"}
+        assert not any("error" in m for m in msgs), msgs
+        manifest, digest = registry_manifest(registry, target_path, "v2")
+        size = len(json.dumps(manifest, indent=3))  # the registry serves the bytes that were pushed
+        assert msgs[-2]["status"] == f"v2: digest: {digest} size: {msgs[-1]['aux']['Size']}"
+        assert msgs[-1] == {"progressDetail": {}, "aux": {"Tag": "v2", "Digest": digest,
+                                                          "Size": msgs[-1]["aux"]["Size"]}}
+        assert msgs[-1]["aux"]["Size"] > 0 and size > 0
+        assert [m["id"] for m in msgs if m.get("status") == "Preparing"] == list(reversed(shorts))
+        seed_path = s.repo.split("/", 1)[1]
+        # (busybox's layer may come from another test's repository)
+        ends = {m["id"]: m["status"] for m in msgs
+                if m.get("status") in ("Pushed", "Layer already exists") or m.get("status", "").startswith("Mounted from conf/")}
+        assert set(ends) == set(shorts)
+        # the layers pulled from the seed repository are mounted, not uploaded again
+        assert ends[shorts[1]] == ends[shorts[2]] == f"Mounted from {seed_path}"
+        assert manifest["config"]["digest"] == s.image_id and len(manifest["layers"]) == 3
+        assert f"{target}@{digest}" in inspect(daemon, f"{target}:v2", "image")["RepoDigests"]
+
+        msgs = stream(push_raw(daemon, target, "v2").body)
+        done = sorted((m for m in msgs if "id" in m and m["status"] != "Preparing"), key=lambda m: m["id"])
+        assert done == [{"status": "Layer already exists", "progressDetail": {}, "id": i} for i in sorted(shorts)]
+        assert msgs[-1]["aux"]["Digest"] == digest
+
+        # and it can be pulled back and run after the local copy is gone
+        ok(daemon.cli("rmi", f"{target}:v2", s.ref))
+        out = ok(daemon.cli("pull", f"{target}:v2", timeout=120))
+        assert f"Digest: {digest}" in out
+        assert ok(daemon.cli("run", "--rm", f"{target}:v2", "cat", "/one", timeout=60)) == "1\n"
+    finally:
+        cleanup(daemon, s.ref, f"{target}:v2")
+
+
+def test_push_all_tags_with_cli(daemon: Daemon, busybox: str, registry: Registry) -> None:
+    repo = f"{registry.address}/conf/tags{uuid.uuid4().hex[:6]}"
+    ok(daemon.cli("tag", "busybox", f"{repo}:a"))
+    ok(daemon.cli("tag", "busybox", f"{repo}:b"))
+    try:
+        out = ok(daemon.cli("push", "--all-tags", repo, timeout=120))
+        assert f"The push refers to repository [{repo}]" in out
+        assert re.search(r"a: digest: sha256:[0-9a-f]{64} size: \d+", out), out
+        assert re.search(r"b: digest: sha256:[0-9a-f]{64} size: \d+", out), out
+        with urllib.request.urlopen(f"http://{repo.split('/', 1)[0]}/v2/{repo.split('/', 1)[1]}/tags/list",
+                                    timeout=10) as resp:
+            assert sorted(json.loads(resp.read())["tags"]) == ["a", "b"]
+    finally:
+        cleanup(daemon, f"{repo}:a", f"{repo}:b")
+
+
+def test_push_unknown_image(daemon: Daemon, registry: Registry) -> None:
+    repo = f"{registry.address}/conf/none{uuid.uuid4().hex[:6]}"
+    resp = push_raw(daemon, repo, "v1")
+    assert resp.status == 200
+    text = f"An image does not exist locally with the tag: {repo}"
+    assert stream(resp.body) == [{"status": f"The push refers to repository [{repo}]"},
+                                 {"errorDetail": {"message": text}, "error": text}]
+    proc = daemon.cli("push", f"{repo}:v1", timeout=60)
+    assert proc.returncode == 1 and text in proc.stderr
+
+
+def test_push_without_auth_header(daemon: Daemon, busybox: str, registry: Registry) -> None:
+    resp = push_raw(daemon, f"{registry.address}/conf/x", "v1", headers={})
+    assert resp.status == 400
+    assert resp.message.lower().startswith("bad parameters and missing x-registry-auth")
+
+
+def test_push_registry_down(daemon: Daemon, busybox: str) -> None:
+    port = free_port()
+    repo = f"127.0.0.1:{port}/conf/down"
+    ok(daemon.cli("tag", "busybox", f"{repo}:v1"))
+    try:
+        msgs = stream(push_raw(daemon, repo, "v1").body)
+        text = f'Get "http://127.0.0.1:{port}/v2/": dial tcp 127.0.0.1:{port}: connect: connection refused'
+        assert msgs == [{"status": f"The push refers to repository [{repo}]"},
+                        {"errorDetail": {"message": text}, "error": text}]
+    finally:
+        cleanup(daemon, f"{repo}:v1")
+
+
+# ============================================================================ login
+
+@pytest.fixture(scope="module")
+def auth_registry(daemon: Daemon) -> Iterator[Registry]:
+    reg = start_registry(daemon.root / f"registry-auth-{uuid.uuid4().hex[:6]}", users={"alice": "s3cret"})
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+def test_login_push_pull_logout(daemon: Daemon, busybox: str, auth_registry: Registry) -> None:
+    addr = auth_registry.address
+    proc = daemon.cli("login", "-u", "alice", "--password-stdin", addr, input="wrong\n")
+    assert proc.returncode == 1
+    assert f"login attempt to http://{addr}/v2/ failed with status: 401 Unauthorized" in proc.stderr
+    ref = f"{addr}/conf/private:v1"
+    ok(daemon.cli("tag", "busybox", ref))
+    try:
+        # nothing sent: the registry's basic challenge cannot be answered
+        proc = daemon.cli("pull", ref, timeout=60)
+        assert proc.returncode == 1
+        assert f'Head "http://{addr}/v2/conf/private/manifests/v1": no basic auth credentials' in proc.stderr
+
+        out = ok(daemon.cli("login", "-u", "alice", "--password-stdin", addr, input="s3cret\n"))
+        assert "Login Succeeded" in out
+        config = json.loads((daemon.config_dir / "config.json").read_text())
+        assert addr in config["auths"]
+        out = ok(daemon.cli("push", ref, timeout=120))
+        assert re.search(r"v1: digest: sha256:[0-9a-f]{64} size: \d+", out), out
+        ok(daemon.cli("rmi", ref))
+        out = ok(daemon.cli("pull", ref, timeout=120))
+        assert f"Status: Downloaded newer image for {ref}" in out or f"Image is up to date for {ref}" in out
+        ok(daemon.cli("logout", addr))
+        assert addr not in json.loads((daemon.config_dir / "config.json").read_text()).get("auths", {})
+    finally:
+        daemon.cli("logout", addr)
+        cleanup(daemon, ref)
+
+
+def test_auth_endpoint(daemon: Daemon, auth_registry: Registry, registry: Registry) -> None:
+    addr = auth_registry.address
+    resp = daemon.raw("POST", "/auth", json.dumps({"username": "alice", "password": "s3cret",
+                                                   "serveraddress": addr}))
+    assert resp.status == 200 and resp.json() == {"IdentityToken": "", "Status": "Login Succeeded"}
+    resp = daemon.raw("POST", "/auth", json.dumps({"username": "alice", "password": "nope",
+                                                   "serveraddress": addr}))
+    assert resp.message == f"login attempt to http://{addr}/v2/ failed with status: 401 Unauthorized"
+    resp = daemon.raw("POST", "/auth", json.dumps({"serveraddress": addr}))
+    assert (resp.status, resp.message) == (500, f'Get "http://{addr}/v2/": no basic auth credentials')
+    # a registry without auth accepts anything
+    resp = daemon.raw("POST", "/auth", json.dumps({"username": "x", "password": "y",
+                                                   "serveraddress": registry.address}))
+    assert resp.status == 200 and resp.json()["Status"] == "Login Succeeded"
+
+
+@pytest.mark.reference_differs("dockerd 20.10 answers a failed login with 500; newer Docker with 401")
+def test_auth_wrong_password_is_401(daemon: Daemon, auth_registry: Registry) -> None:
+    resp = daemon.raw("POST", "/auth", json.dumps({"username": "alice", "password": "nope",
+                                                   "serveraddress": auth_registry.address}))
+    assert resp.status == 401
+
+
+def test_docker_py_login_push_pull(client: Any, daemon: Daemon, busybox: str, auth_registry: Registry) -> None:
+    addr = auth_registry.address
+    repo = f"{addr}/conf/py{uuid.uuid4().hex[:6]}"
+    ok(daemon.cli("tag", "busybox", f"{repo}:v1"))
+    try:
+        result = client.login(username="alice", password="s3cret", registry=addr)
+        assert result["Status"] == "Login Succeeded"
+        lines = list(client.images.push(repo, tag="v1", stream=True, decode=True))
+        assert not any("error" in m for m in lines), lines
+        digest = lines[-1]["aux"]["Digest"]
+        ok(daemon.cli("rmi", f"{repo}:v1"))
+        image = client.images.pull(repo, tag="v1")
+        assert image.id == busybox and f"{repo}@{digest}" in image.attrs["RepoDigests"]
+        with pytest.raises(Exception) as err:
+            import docker
+            docker.DockerClient(base_url=daemon.host, version="auto").login(
+                username="alice", password="bad", registry=addr, reauth=True)
+        assert "401 Unauthorized" in str(err.value)
+    finally:
+        cleanup(daemon, f"{repo}:v1")

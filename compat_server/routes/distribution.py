@@ -12,6 +12,9 @@ from starlette.routing import Route
 from engine.registry import auth as registry_auth
 from engine.registry.service import parse_pull_reference
 
+from engine.errors import EngineError
+
+from ..errors import BadRequest
 from ..responses import docker_json
 from .images import _progress_stream, engine_of
 
@@ -39,6 +42,34 @@ async def pull(request: Request) -> Response:
     return await _progress_stream(work, finish)
 
 
+async def push(request: Request) -> Response:
+    engine = engine_of(request)
+    name = request.path_params["name"]
+    tag = request.query_params.get("tag") or ""
+    header = request.headers.get("X-Registry-Auth")
+    if header:
+        auth = registry_auth.decode_header(header)
+    else:
+        # The old clients' form: credentials in the body; nothing at all is refused.
+        body = await request.body()
+        try:
+            auth = registry_auth.decode_body(body) if body.strip() else None
+        except EngineError:
+            auth = None
+        if auth is None:
+            raise BadRequest("Bad parameters and missing X-Registry-Auth: EOF")
+
+    def work(progress: Callable[[dict[str, Any]], None]) -> None:
+        engine.registry.push(name, tag, auth, progress)
+
+    def finish(_: None) -> list[dict[str, Any]]:
+        shown = f"{name}:{tag}" if tag else name
+        engine.events.publish_action("image", "push", shown, {"name": name})
+        return []
+
+    return await _progress_stream(work, finish)
+
+
 async def login(request: Request) -> Response:
     engine = engine_of(request)
     auth = registry_auth.decode_body(await request.body())
@@ -55,5 +86,6 @@ async def inspect_distribution(request: Request) -> Response:
 
 routes = [
     Route("/auth", login, methods=["POST"]),
+    Route("/images/{name:path}/push", push, methods=["POST"]),
     Route("/distribution/{name:path}/json", inspect_distribution, methods=["GET"]),
 ]

@@ -9,6 +9,7 @@ worker threads, with a few threads for parallel layer transfers.
 """
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 import ssl
@@ -252,9 +253,14 @@ class RegistryClient:
         if scheme == "bearer":
             return {"Authorization": f"Bearer {self._token(scopes)}"}
         if scheme == "basic" and self.auth.username:
-            return {"Authorization": httpx.BasicAuth(self.auth.username, self.auth.password)
-                    ._build_auth_header()}
+            raw = f"{self.auth.username}:{self.auth.password}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
         return {}
+
+    def _require_credentials(self, verb: str, url: str) -> None:
+        """Go's basic-auth handler fails before sending when it has nothing to send."""
+        if self._challenge is not None and self._challenge[0] == "basic" and not self.auth.username:
+            raise EngineError(f'{verb} "{url}": no basic auth credentials')
 
     def login(self) -> None:
         """Check the credentials: ping, then a token (bearer) or an authenticated /v2/ (basic)."""
@@ -265,9 +271,12 @@ class RegistryClient:
         if self._challenge[0] == "bearer":
             self._token(())
             return
-        resp = self._client.get(f"{self.base}/v2/", headers=self._auth_header(()))
+        url = f"{self.base}/v2/"
+        self._require_credentials("Get", url)
+        resp = self._client.get(url, headers=self._auth_header(()))
         if resp.status_code == 401:
-            raise RegistryUnauthorized(_error_text(resp)[0], 401, "UNAUTHORIZED")
+            raise RegistryUnauthorized(f"login attempt to {url} failed with status: 401 Unauthorized", 401,
+                                       "UNAUTHORIZED")
 
     # -- requests -----------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -275,10 +284,11 @@ class RegistryClient:
         return path if path.startswith("http") else f"{self.base}{path}"
 
     def request(self, method: str, path: str, scopes: tuple[str, ...], *, stream: bool = False,
-                headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+                headers: dict[str, str] | None = None, shown_verb: str = "", **kw: Any) -> httpx.Response:
         self.ping()
         assert self._client is not None
         url = self.url(path)
+        self._require_credentials(shown_verb or method[:1] + method[1:].lower(), url)
         hdrs = dict(headers or {})
         hdrs.update(self._auth_header(scopes))
         try:

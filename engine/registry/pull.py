@@ -24,7 +24,7 @@ from ..images.reference import Reference
 from ..images.store import ImageStore, chain_ids, host_platform
 from . import client as C
 from .auth import AuthConfig
-from .client import RegistryClient, RegistryConfig, RegistryError
+from .client import RegistryClient, RegistryConfig, RegistryError, RegistryUnauthorized
 from .metadata import BlobMetadata, BlobSource
 from .progress import Emit, Meter, message, status
 
@@ -71,14 +71,18 @@ def translate_pull_error(err: Exception, ref: Reference) -> Exception:
             return NotFoundError(f"manifest for {ref.familiar()} not found: {err.message}", 404, err.code)
         return NotFoundError(f"pull access denied for {ref.familiar_name()}, repository does not exist or "
                              f"may require 'docker login': {err.message}", 404, err.code)
+    if isinstance(err, RegistryUnauthorized):
+        return RegistryError(err.message, 401, err.code)  # dockerd: an unknown error (500), not a 401
     return err
 
 
 def fetch_manifest(cli: RegistryClient, repo: str, ref_or_digest: str, scopes: tuple[str, ...]
                    ) -> tuple[bytes, str, str]:
     """(body, media type, digest) of a manifest; a digest reference is verified."""
+    # dockerd asks for a tag with HEAD first; its errors name that request.
     resp = cli.request("GET", f"/v2/{repo}/manifests/{ref_or_digest}", scopes,
-                       headers={"Accept": C.MANIFEST_ACCEPT})
+                       headers={"Accept": C.MANIFEST_ACCEPT},
+                       shown_verb="Get" if ref_or_digest.startswith("sha256:") else "Head")
     cli.check(resp)
     body = resp.content
     if len(body) > _MANIFEST_MAX:

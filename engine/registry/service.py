@@ -18,6 +18,7 @@ from .auth import AuthConfig
 from .client import RegistryClient, RegistryConfig
 from .metadata import BlobMetadata
 from .progress import Emit
+from .push import Pusher
 from .pull import Platform, Puller, fetch_manifest, parse_platform, translate_pull_error
 
 
@@ -61,6 +62,15 @@ class RegistryService:
             except Exception as err:
                 raise translate_pull_error(err, ref) from None
             return sorted((resp.json() or {}).get("tags") or [])
+
+    # -- push -------------------------------------------------------------------
+    def push(self, name: str, tag: str, auth: AuthConfig, emit: Emit) -> None:
+        ref = refs.parse_normalized(name)
+        if tag:
+            ref = ref.name_only().with_tag(tag)
+        elif ref.digest is not None:
+            raise InvalidParameter("cannot push a digest reference")
+        Pusher(self.images, self.metadata, self.config).push(ref, auth, emit)
 
     # -- login ------------------------------------------------------------------
     def login(self, auth: AuthConfig) -> None:
