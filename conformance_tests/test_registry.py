@@ -512,3 +512,35 @@ def test_docker_py_login_push_pull(client: Any, daemon: Daemon, busybox: str, au
         assert "401 Unauthorized" in str(err.value)
     finally:
         cleanup(daemon, f"{repo}:v1")
+
+
+# ============================================================================ search
+
+def test_search_docker_hub_unreachable(daemon: Daemon) -> None:
+    # No outside network here: dockerd fails to resolve the index; pydockerd answers the same without trying.
+    resp = daemon.raw("GET", "/images/search?term=foo&limit=5")
+    assert resp.status == 500
+    assert re.fullmatch(r'Get "https://index\.docker\.io/v1/search\?q=foo&n=5": dial tcp: lookup index\.docker\.io'
+                        r'( on [0-9a-f.:\[\]]+)?: no such host', resp.message), resp.message
+    proc = daemon.cli("search", "busybox", timeout=60)
+    assert proc.returncode == 1 and 'Get "https://index.docker.io/v1/search?q=busybox&n=25"' in proc.stderr
+
+
+def test_search_bad_limit(daemon: Daemon) -> None:
+    for limit in ("0", "101"):
+        resp = daemon.raw("GET", f"/images/search?term=foo&limit={limit}")
+        assert resp.status == 400
+        assert resp.message.lower() == f"limit {limit} is outside the range of [1, 100]"
+
+
+def test_search_private_registry(daemon: Daemon, registry: Registry) -> None:
+    # docker-registry (v2) has no v1 search API
+    resp = daemon.raw("GET", f"/images/search?term={registry.address}/conf")
+    assert (resp.status, resp.message) == (500, "Unexpected status code 404")
+    port = free_port()
+    resp = daemon.raw("GET", f"/images/search?term=127.0.0.1:{port}/conf")
+    assert resp.status == 500
+    refused = f"dial tcp 127.0.0.1:{port}: connect: connection refused"
+    assert resp.message == (f'invalid registry endpoint "http://127.0.0.1:{port}/v1/". '
+                            f'HTTPS attempt: Get "https://127.0.0.1:{port}/v1/_ping": {refused}. '
+                            f'HTTP attempt: Get "http://127.0.0.1:{port}/v1/_ping": {refused}')

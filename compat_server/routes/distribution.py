@@ -10,12 +10,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from engine.registry import auth as registry_auth
-from engine.registry.service import parse_pull_reference
+from engine.registry.service import parse_pull_reference, search as registry_search
 
 from engine.errors import EngineError
 
 from ..errors import BadRequest
-from ..responses import docker_json
+from ..responses import docker_json, qfilters
 from .images import _progress_stream, engine_of
 
 
@@ -82,6 +82,31 @@ async def inspect_distribution(request: Request) -> Response:
     auth = registry_auth.decode_header(request.headers.get("X-Registry-Auth"))
     name = request.path_params["name"]
     return docker_json(await asyncio.to_thread(engine.registry.inspect_distribution, name, auth))
+
+
+async def search(request: Request) -> Response:
+    engine = engine_of(request)
+    q = request.query_params
+    term = q.get("term") or ""
+    raw_limit = q.get("limit") or ""
+    try:
+        limit = int(raw_limit) if raw_limit else 25
+    except ValueError:
+        raise BadRequest(f'strconv.Atoi: parsing "{raw_limit}": invalid syntax') from None
+    flt = qfilters(request)
+    results = await asyncio.to_thread(registry_search, engine.registry.config, term, limit)
+    out = []
+    for r in results:
+        if "is-official" in flt and str(bool(r.get("is_official"))).lower() not in flt["is-official"]:
+            continue
+        if "is-automated" in flt and str(bool(r.get("is_automated"))).lower() not in flt["is-automated"]:
+            continue
+        if "stars" in flt and any(int(r.get("star_count") or 0) < int(v) for v in flt["stars"]):
+            continue
+        out.append({"star_count": r.get("star_count", 0), "is_official": bool(r.get("is_official")),
+                    "name": r.get("name", ""), "is_automated": bool(r.get("is_automated")),
+                    "description": r.get("description", "")})
+    return docker_json(out)
 
 
 routes = [

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidParameter
+from ..errors import EngineError, InvalidParameter
 from ..images import reference as refs
 from ..images.reference import Reference
 from ..images.store import ImageStore
@@ -133,3 +133,63 @@ def _server_domain(address: str) -> str:
 
 def certs_dir_default() -> Path:
     return Path("/etc/pydockerd/certs.d")
+
+
+# -- search ---------------------------------------------------------------------------
+
+def _nameserver() -> str:
+    try:
+        for line in Path("/etc/resolv.conf").read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "nameserver":
+                return parts[1]
+    except OSError:
+        pass
+    return ""
+
+
+def search(config: RegistryConfig, term: str, limit: int) -> list[dict[str, Any]]:
+    """``GET /images/search``: the v1 search API of the index named in ``term``.
+
+    Docker Hub (the default index) is never contacted: this daemon has no outside network, so
+    the answer is the error dockerd gives when the index cannot be resolved.  A registry named
+    in the term (``host:port/name``) is asked like dockerd asks it.
+    """
+    import httpx
+
+    if limit < 1 or limit > 100:
+        raise InvalidParameter(f"Limit {limit} is outside the range of [1, 100]")
+    index, _, remote = term.partition("/")
+    if not remote or not (any(c in index for c in ".:") or index == "localhost") \
+            or index in ("docker.io", "index.docker.io"):
+        index, remote = C.DEFAULT_INDEX, term
+    if index == C.DEFAULT_INDEX:
+        url = f"https://index.docker.io/v1/search?q={_query_escape(remote)}&n={limit}"
+        ns = _nameserver()
+        where = f" on {ns}:53" if ns else ""
+        raise EngineError(f'Get "{url}": dial tcp: lookup index.docker.io{where}: no such host')
+    if not config.is_insecure(index) and not ipaddress_is_local(index):
+        raise EngineError(f'Get "https://{index}/v1/_ping": dial tcp: lookup {index}: no such host')
+    attempts: list[str] = []
+    for scheme in ("https", "http"):
+        ping = f"{scheme}://{index}/v1/_ping"
+        try:
+            with httpx.Client(verify=False, timeout=15) as cl:
+                cl.get(ping)
+                resp = cl.get(f"{scheme}://{index}/v1/search", params={"q": remote, "n": str(limit)})
+        except httpx.HTTPError as err:
+            attempts.append(f"{scheme.upper()} attempt: {C._go_url_error('GET', ping, err, index)}")
+            continue
+        if resp.status_code != 200:
+            raise EngineError(f"Unexpected status code {resp.status_code}")
+        return list((resp.json() or {}).get("results") or [])
+    raise EngineError(f'invalid registry endpoint "http://{index}/v1/". ' + ". ".join(attempts))
+
+
+def _query_escape(s: str) -> str:
+    from urllib.parse import quote_plus
+    return quote_plus(s)
+
+
+def ipaddress_is_local(host: str) -> bool:
+    return RegistryConfig().is_insecure(host)
