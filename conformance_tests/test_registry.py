@@ -544,3 +544,82 @@ def test_search_private_registry(daemon: Daemon, registry: Registry) -> None:
     assert resp.message == (f'invalid registry endpoint "http://127.0.0.1:{port}/v1/". '
                             f'HTTPS attempt: Get "https://127.0.0.1:{port}/v1/_ping": {refused}. '
                             f'HTTP attempt: Get "http://127.0.0.1:{port}/v1/_ping": {refused}')
+
+
+# ============================================================================ TLS and token auth
+
+@pytest.fixture(scope="module")
+def tls_registry(daemon: Daemon) -> Iterator[Registry]:
+    reg = start_registry(daemon.root / f"registry-tls-{uuid.uuid4().hex[:6]}", tls=True)
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.fixture(scope="module")
+def token_registry(daemon: Daemon) -> Iterator[Registry]:
+    reg = start_registry(daemon.root / f"registry-token-{uuid.uuid4().hex[:6]}", token_users={"bob": "pw"})
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+def test_tls_registry_push_pull(daemon: Daemon, busybox: str, tls_registry: Registry) -> None:
+    # Loopback registries are insecure by default: HTTPS is tried first, without verifying the certificate.
+    ref = f"{tls_registry.address}/conf/tls:v1"
+    ok(daemon.cli("tag", "busybox", ref))
+    try:
+        out = ok(daemon.cli("push", ref, timeout=120))
+        digest = re.search(r"v1: digest: (sha256:[0-9a-f]{64})", out).group(1)  # type: ignore[union-attr]
+        req = urllib.request.Request(f"https://{tls_registry.address}/v2/conf/tls/manifests/v1",
+                                     headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        with urllib.request.urlopen(req, timeout=10, context=tls_registry.ssl_context()) as resp:
+            assert resp.headers["Docker-Content-Digest"] == digest
+        ok(daemon.cli("rmi", ref))
+        out = ok(daemon.cli("pull", ref, timeout=120))
+        assert f"Digest: {digest}" in out
+        assert inspect(daemon, ref, "image")["Id"] == busybox
+    finally:
+        cleanup(daemon, ref)
+
+
+def b64_auth(**kw: str) -> dict[str, str]:
+    import base64
+    return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(kw).encode()).decode()}
+
+
+def test_token_registry_login_push_pull(daemon: Daemon, busybox: str, token_registry: Registry) -> None:
+    addr = token_registry.address
+    repo = f"{addr}/conf/tok{uuid.uuid4().hex[:6]}"
+    path = repo.split("/", 1)[1]
+    ok(daemon.cli("tag", "busybox", f"{repo}:v1"))
+    try:
+        # anonymous: the token server grants pull only
+        msgs = stream(push_raw(daemon, repo, "v1").body)
+        text = "denied: requested access to the resource is denied"
+        assert msgs[-1] == {"errorDetail": {"message": text}, "error": text}
+        # wrong password: the token server's details, as dockerd reports them
+        msgs = stream(push_raw(daemon, repo, "v1", headers=b64_auth(username="bob", password="bad")).body)
+        text = "unauthorized: incorrect username or password"
+        assert msgs[-1] == {"errorDetail": {"message": text}, "error": text}
+        resp = daemon.raw("POST", "/auth", json.dumps({"username": "bob", "password": "bad", "serveraddress": addr}))
+        assert resp.message == f'Get "http://{addr}/v2/": unauthorized: incorrect username or password'
+
+        out = ok(daemon.cli("login", "-u", "bob", "--password-stdin", addr, input="pw\n"))
+        assert "Login Succeeded" in out
+        out = ok(daemon.cli("push", f"{repo}:v1", timeout=120))
+        assert re.search(r"v1: digest: sha256:[0-9a-f]{64} size: \d+", out), out
+        assert ("bob", [f"repository:{path}:push,pull"]) in token_registry.token_server.requests  # type: ignore[union-attr]
+        ok(daemon.cli("logout", addr))
+        ok(daemon.cli("rmi", f"{repo}:v1"))
+        out = ok(daemon.cli("pull", f"{repo}:v1", timeout=120))  # anonymous pull is allowed
+        assert f"Status: Downloaded newer image for {repo}:v1" in out
+        assert ("", [f"repository:{path}:pull"]) in token_registry.token_server.requests  # type: ignore[union-attr]
+        resp = pull_raw(daemon, repo, "v1", headers=b64_auth(username="bob", password="bad"))
+        assert (resp.status, resp.message) == (
+            500, f'Head "http://{addr}/v2/{path}/manifests/v1": unauthorized: incorrect username or password')
+    finally:
+        daemon.cli("logout", addr)
+        cleanup(daemon, f"{repo}:v1")

@@ -209,7 +209,7 @@ class RegistryClient:
         raise last
 
     # -- auth ---------------------------------------------------------------------
-    def _token(self, scopes: tuple[str, ...]) -> str:
+    def _token(self, scopes: tuple[str, ...], verb: str = "Get", target: str = "") -> str:
         assert self._challenge is not None and self._client is not None
         with self._lock:
             cached = self._tokens.get(scopes)
@@ -236,7 +236,14 @@ class RegistryClient:
         except httpx.HTTPError as err:
             raise EngineError(_go_url_error("GET", realm, err, self.host)) from None
         if resp.status_code == 401:
-            raise RegistryUnauthorized(_error_text(resp)[0], 401, "UNAUTHORIZED")
+            # Go's token handler: the token server's "details" become an "unauthorized" error
+            # of the request that needed the token.
+            try:
+                details = str((resp.json() or {}).get("details") or "")
+            except ValueError:
+                details = ""
+            text = f"unauthorized: {details}" if details else _error_text(resp)[0]
+            raise RegistryUnauthorized(f'{verb} "{target or self.url("/v2/")}": {text}', 401, "UNAUTHORIZED")
         if resp.status_code != 200:
             raise RegistryError(f"token auth attempt for registry: {realm}: "
                                 f"{resp.status_code} {resp.reason_phrase}", resp.status_code)
@@ -246,12 +253,12 @@ class RegistryClient:
             self._tokens[scopes] = token
         return token
 
-    def _auth_header(self, scopes: tuple[str, ...]) -> dict[str, str]:
+    def _auth_header(self, scopes: tuple[str, ...], verb: str = "Get", target: str = "") -> dict[str, str]:
         if self._challenge is None:
             return {}
         scheme, _ = self._challenge
         if scheme == "bearer":
-            return {"Authorization": f"Bearer {self._token(scopes)}"}
+            return {"Authorization": f"Bearer {self._token(scopes, verb, target)}"}
         if scheme == "basic" and self.auth.username:
             raw = f"{self.auth.username}:{self.auth.password}".encode()
             return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
@@ -288,9 +295,10 @@ class RegistryClient:
         self.ping()
         assert self._client is not None
         url = self.url(path)
-        self._require_credentials(shown_verb or method[:1] + method[1:].lower(), url)
+        verb = shown_verb or method[:1] + method[1:].lower()
+        self._require_credentials(verb, url)
         hdrs = dict(headers or {})
-        hdrs.update(self._auth_header(scopes))
+        hdrs.update(self._auth_header(scopes, verb, url))
         try:
             req = self._client.build_request(method, url, headers=hdrs, **kw)
             resp = self._client.send(req, stream=stream)
@@ -312,6 +320,10 @@ class RegistryClient:
         if not resp.is_closed:
             resp.read()
         text, code = _error_text(resp)
+        if resp.status_code == 401 and 'error="insufficient_scope"' in resp.headers.get("WWW-Authenticate", ""):
+            # Go's registry client: a token without the needed rights means "denied".
+            text, code = "denied: requested access to the resource is denied", "DENIED"
+            raise RegistryError(text, 401, code)
         if resp.status_code == 401:
             raise RegistryUnauthorized(text, 401, code)
         if resp.status_code == 404:
@@ -338,5 +350,5 @@ def pull_scope(repo: str) -> tuple[str, ...]:
 
 
 def push_scope(repo: str) -> tuple[str, ...]:
-    return (f"repository:{repo}:pull,push",)
+    return (f"repository:{repo}:push,pull",)
 

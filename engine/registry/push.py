@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from ..images.reference import Reference
 from ..images.store import Image, ImageStore
 from . import client as C
 from .auth import AuthConfig
-from .client import RegistryClient, RegistryConfig
+from .client import RegistryClient, RegistryConfig, RegistryUnauthorized
 from .metadata import BlobMetadata, BlobSource
 from .progress import Emit, Meter, message, status
 
@@ -199,5 +200,10 @@ class Pusher:
             raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name()}")
         with RegistryClient(ref.domain, auth, self.config) as cli:
             cli.ping()
-            for r, image in targets:
-                self.push_tag(cli, r, image, emit)
+            try:
+                for r, image in targets:
+                    self.push_tag(cli, r, image, emit)
+            except RegistryUnauthorized as err:
+                # dockerd's push reports a refused token without the request it was for.
+                m = re.match(r'^\w+ "[^"]*": (.*)$', err.message, re.S)
+                raise RegistryUnauthorized(m.group(1) if m else err.message, 401, err.code) from None
