@@ -623,3 +623,31 @@ def test_token_registry_login_push_pull(daemon: Daemon, busybox: str, token_regi
     finally:
         daemon.cli("logout", addr)
         cleanup(daemon, f"{repo}:v1")
+
+
+# ============================================================================ crash
+
+def test_kill9_during_pull_then_pull_completes(daemon: Daemon, busybox: str, registry: Registry) -> None:
+    from conformance_tests.harness import UnixHTTPConnection, socket_path_of
+    daemon.require_private()
+    s = seed_busybox_plus(daemon, registry, [{"small": b"small\n"}, {"big": os.urandom(12_000_000)},
+                                              {"last": b"last\n"}])
+    conn = UnixHTTPConnection(socket_path_of(daemon.host), timeout=60)
+    try:
+        conn.request("POST", "/images/create?" + urllib.parse.urlencode({"fromImage": s.repo, "tag": s.tag}))
+        resp = conn.getresponse()
+        assert resp.status == 200
+        first = json.loads(resp.readline())
+        assert first["status"].startswith("Pulling from")
+        daemon.restart(kill9=True)  # in the middle of the downloads
+    finally:
+        conn.close()
+    try:
+        # the store still works, and whatever was half-done does not get in the way
+        assert busybox in ok(daemon.cli("images", "-q", "--no-trunc"))
+        out = ok(daemon.cli("pull", s.ref, timeout=120))
+        assert f"Digest: {s.digest}" in out
+        assert inspect(daemon, s.ref, "image")["Id"] == s.image_id
+        assert ok(daemon.cli("run", "--rm", s.ref, "cat", "/last", timeout=60)) == "last\n"
+    finally:
+        cleanup(daemon, s.ref)
