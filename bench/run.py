@@ -282,6 +282,7 @@ class Bench:
     setup: Callable[[Target], Any] | None
     step: Callable[[Target, Any], None]
     teardown: Callable[[Target, Any], None] | None = None
+    reset: Callable[[Target, Any], None] | None = None   # before each timed step, not timed
 
 
 def _run_true(t: Target, _: Any) -> None:
@@ -304,10 +305,64 @@ def _ps(t: Target, _: Any) -> None:
     t.docker("ps", "-a", "-q")
 
 
+# --- pull: a 3-layer image of about 100 MB from a local docker-registry ------------------------
+PULL_LAYER_MB = 33
+_pull_state: dict[str, Any] = {}
+
+
+def _pull_registry() -> str:
+    """Start one docker-registry for the whole run and put the image into it (once)."""
+    if "ref" not in _pull_state:
+        sys.path.insert(0, str(REPO))
+        from conformance_tests.registry import seed_image, sha256_digest, start_registry
+        root = Path(tempfile.mkdtemp(prefix="bench-registry-", dir="/var/tmp"))
+        reg = start_registry(root / "reg")
+        layers = []
+        for i in range(3):
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                data = os.urandom(PULL_LAYER_MB * 1_000_000)
+                info = tarfile.TarInfo(f"layer{i}.bin")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            layers.append(buf.getvalue())
+        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                             "rootfs": {"type": "layers", "diff_ids": [sha256_digest(l) for l in layers]}}).encode()
+        seed_image(reg, "bench/pull", "v1", config, layers)
+        _pull_state.update(ref=f"{reg.address}/bench/pull:v1", registry=reg, root=root)
+    return str(_pull_state["ref"])
+
+
+def stop_pull_registry() -> None:
+    reg = _pull_state.pop("registry", None)
+    if reg is not None:
+        reg.stop()
+        shutil.rmtree(_pull_state.pop("root"), ignore_errors=True)
+    _pull_state.clear()
+
+
+def _pull_setup(t: Target) -> str:
+    return _pull_registry()
+
+
+def _pull_reset(t: Target, ref: Any) -> None:
+    t.docker("rmi", "-f", str(ref), check=False)
+
+
+def _remove_pulled(t: Target, ref: Any) -> None:
+    t.docker("rmi", "-f", str(ref), check=False)
+
+
+def _pull(t: Target, ref: Any) -> None:
+    t.docker("pull", "-q", str(ref), timeout=600)
+
+
 BENCHMARKS = {
     "run": Bench("run", "docker run --rm busybox true", None, _run_true),
     "exec": Bench("exec", "docker exec <running> true", _sleeper, _exec_true, _remove),
     "ps": Bench("ps", "docker ps -a -q", None, _ps),
+    "pull": Bench("pull", "docker pull of a 3-layer ~100 MB image from a local registry (rmi between)",
+                  _pull_setup, _pull, _remove_pulled, _pull_reset),
     # Later: list throughput with many containers, image pull from a local registry,
     # build of a small Dockerfile, logs -f latency.  Add a Bench here and it is reported.
 }
@@ -323,11 +378,15 @@ def measure(targets: list[Target], b: Bench, n: int, warmup: int) -> dict[str, d
             states[t.label] = b.setup(t) if b.setup else None
         for _ in range(warmup):
             for t in targets:
+                if b.reset:
+                    b.reset(t, states[t.label])
                 b.step(t, states[t.label])
         for i in range(n):
             # Alternate who goes first: the second of a pair can pay for the first's
             # asynchronous cleanup (e.g. dockerd removing a --rm container).
             for t in (targets if i % 2 == 0 else targets[::-1]):
+                if b.reset:
+                    b.reset(t, states[t.label])
                 start = time.perf_counter()
                 b.step(t, states[t.label])
                 times[t.label].append(time.perf_counter() - start)
@@ -437,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for t in targets:
             t.close()
+        stop_pull_registry()
     return 0
 
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import tempfile
+from typing import IO, Any
 
 from ..errors import EngineError, InvalidParameter, NotFound
 from ..images import reference as refs
@@ -31,6 +29,7 @@ from .progress import Emit, Meter, message, status
 MAX_CONCURRENT_DOWNLOADS = 3
 _MANIFEST_MAX = 4 << 20
 _INGEST_PREFIX = "ingest-pull-"
+_SPOOL_IN_MEMORY = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,6 @@ class _Download:
     size: int
     media_type: str
     short: str
-    path: Path | None = None
     cancelled: bool = False
 
 
@@ -144,33 +142,34 @@ class Puller:
         self.metadata = metadata
         self.config = config
 
-    def _ingest_path(self) -> Path:
-        return self.images.content.tmp / f"{_INGEST_PREFIX}{secrets.token_hex(8)}"
+    def _spool(self) -> IO[bytes]:
+        # Small blobs stay in memory; bigger ones go to an already-unlinked file under the data
+        # root's scratch dir, so that nothing is left behind whatever happens to the process.
+        return tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, dir=self.images.content.tmp,
+                                             prefix=_INGEST_PREFIX)
 
     def _download(self, cli: RegistryClient, repo: str, scopes: tuple[str, ...], d: _Download,
-                  emit: Emit) -> Path:
-        path = self._ingest_path()
+                  emit: Emit) -> IO[bytes]:
+        f = self._spool()
         h = hashlib.sha256()
         meter: Meter | None = None
         try:
-            with open(path, "xb") as f:
-                for total, chunk in cli.iter_blob(repo, d.digest, scopes):
-                    if d.cancelled:
-                        raise EngineError("context canceled")
-                    if meter is None:
-                        meter = Meter(emit, d.short, "Downloading", d.size or total)
-                    f.write(chunk)
-                    h.update(chunk)
-                    meter.add(len(chunk))
-                status(emit, d.short, "Verifying Checksum")
-                if "sha256:" + h.hexdigest() != d.digest:
-                    raise EngineError(f"filesystem layer verification failed for digest {d.digest}")
-                f.flush()
-                os.fsync(f.fileno())
+            for total, chunk in cli.iter_blob(repo, d.digest, scopes):
+                if d.cancelled:
+                    raise EngineError("context canceled")
+                if meter is None:
+                    meter = Meter(emit, d.short, "Downloading", d.size or total)
+                f.write(chunk)
+                h.update(chunk)
+                meter.add(len(chunk))
+            status(emit, d.short, "Verifying Checksum")
+            if "sha256:" + h.hexdigest() != d.digest:
+                raise EngineError(f"filesystem layer verification failed for digest {d.digest}")
             status(emit, d.short, "Download complete")
-            return path
+            f.seek(0)
+            return f
         except BaseException:
-            path.unlink(missing_ok=True)
+            f.close()
             raise
 
     def _fetch_small_blob(self, cli: RegistryClient, repo: str, scopes: tuple[str, ...], digest: str) -> bytes:
@@ -232,7 +231,7 @@ class Puller:
         for d in todo[MAX_CONCURRENT_DOWNLOADS:]:
             status(emit, d.short, "Waiting")
         pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_DOWNLOADS)
-        futures: dict[int, Future[Path]] = {d.index: pool.submit(self._download, cli, repo, scopes, d, emit)
+        futures: dict[int, Future[IO[bytes]]] = {d.index: pool.submit(self._download, cli, repo, scopes, d, emit)
                                             for d in todo}
         try:
             parent: str | None = None
@@ -240,14 +239,13 @@ class Puller:
                 if d is None:
                     parent = chains[i]
                     continue
-                path = futures[i].result()
+                blob = futures[i].result()
                 try:
-                    with open(path, "rb") as f:
-                        reader = ProgressReader(f, d.size or os.path.getsize(path), d.short, "Extracting", emit)
-                        layer = store.register_layer(reader, parent, expected_diff_id=diff_ids[i])  # type: ignore[arg-type]
-                        reader.finish()
+                    reader = ProgressReader(blob, d.size, d.short, "Extracting", emit)  # type: ignore[arg-type]
+                    layer = store.register_layer(reader, parent, expected_diff_id=diff_ids[i])  # type: ignore[arg-type]
+                    reader.finish()
                 finally:
-                    path.unlink(missing_ok=True)
+                    blob.close()
                 parent = layer.chain_id
                 self.metadata.add(BlobSource(diff_ids[i], d.digest, d.media_type, d.size, ref.domain, repo))
                 status(emit, d.short, "Pull complete")
@@ -259,7 +257,7 @@ class Puller:
             pool.shutdown(wait=True)
             for f in futures.values():
                 if f.done() and not f.cancelled() and f.exception() is None:
-                    f.result().unlink(missing_ok=True)
+                    f.result().close()
             raise
         pool.shutdown(wait=True)
         return store.create_image(config_bytes)
