@@ -651,3 +651,46 @@ def test_kill9_during_pull_then_pull_completes(daemon: Daemon, busybox: str, reg
         assert ok(daemon.cli("run", "--rm", s.ref, "cat", "/last", timeout=60)) == "last\n"
     finally:
         cleanup(daemon, s.ref)
+
+
+# ============================================================================ a second daemon
+
+@pytest.fixture
+def second_daemon(daemon: Daemon) -> Iterator[Daemon]:
+    """Another private daemon of the same kind, with its own root and no default bridge."""
+    import shutil
+    import sys
+
+    from conformance_tests.harness import new_private_root
+    if not daemon.private:
+        pytest.skip("needs private daemons")
+    root = new_private_root()
+    host = f"unix://{root}/docker.sock"
+    d = Daemon(kind=daemon.kind, host=host, root=root)
+    common = ["-H", host, "--data-root", str(d.data_root), "--exec-root", str(d.exec_root),
+              "--pidfile", str(d.pidfile), "--bridge", "none"]
+    if daemon.kind == "dockerd":
+        d._argv = [shutil.which("dockerd") or "/usr/sbin/dockerd", *common, "--iptables=false",
+                   "--containerd", str(d.containerd_socket)]
+    else:
+        d._argv = [sys.executable, "-m", "compat_server.daemon", *common]
+    try:
+        d.start()
+        yield d
+    finally:
+        d.teardown()
+
+
+def test_push_then_pull_in_a_fresh_daemon(daemon: Daemon, busybox: str, registry: Registry,
+                                          second_daemon: Daemon) -> None:
+    ref = f"{registry.address}/conf/fresh{uuid.uuid4().hex[:6]}:v1"
+    ok(daemon.cli("tag", "busybox", ref))
+    try:
+        digest = re.search(r"v1: digest: (sha256:[0-9a-f]{64})",  # type: ignore[union-attr]
+                           ok(daemon.cli("push", ref, timeout=120))).group(1)
+        out = ok(second_daemon.cli("pull", ref, timeout=120))
+        assert "Pull complete" in out and f"Digest: {digest}" in out
+        assert inspect(second_daemon, ref, "image")["Id"] == busybox
+        assert ok(second_daemon.cli("run", "--rm", "--network", "none", ref, "echo", "fresh", timeout=60)) == "fresh\n"
+    finally:
+        cleanup(daemon, ref)
