@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from engine import timeutil
 from engine.errors import EngineError, NotImplementedYet
+from engine.images import reference
 
 from .. import versions
 from ..errors import BadRequest, message_for
@@ -22,6 +23,22 @@ _END = object()
 
 def engine_of(request: Request) -> Any:
     return request.app.state.engine
+
+
+def _labels(engine: Any, image_id: str) -> dict[str, str]:
+    try:
+        image = engine.images.get(image_id)
+    except EngineError:
+        return {}
+    return {str(k): str(v) for k, v in ((image.config.get("config") or {}).get("Labels") or {}).items()}
+
+
+def image_event(engine: Any, action: str, image_id: str, name: str | None = None,
+                labels: dict[str, str] | None = None) -> None:
+    """dockerd's image events: actor = image ID, attributes = the image's labels + name."""
+    attrs = dict(_labels(engine, image_id) if labels is None else labels)
+    attrs["name"] = name or image_id
+    engine.events.publish_action("image", action, image_id, attrs)
 
 
 async def _spool_body(request: Request, tmp_dir: str) -> str:
@@ -110,7 +127,9 @@ async def create(request: Request) -> Response:
             image_id = await asyncio.to_thread(work, lambda m: None)
         finally:
             os.unlink(path)
-        engine.events.publish_action("image", "import", image_id, {"name": repo_tag or image_id})
+        if repo_tag:
+            image_event(engine, "tag", image_id, reference.parse_normalized(repo_tag).with_default_tag().familiar())
+        image_event(engine, "import", image_id)
         return docker_json({"status": image_id})
     if q.get("fromImage"):
         raise NotImplementedYet(
@@ -133,8 +152,15 @@ async def load(request: Request) -> Response:
             os.unlink(path)
 
     def finish(loaded: list[str]) -> list[dict[str, Any]]:
+        seen: set[str] = set()
         for name in loaded:
-            engine.events.publish_action("image", "load", name, {"name": name})
+            try:
+                image_id = engine.images.get(name).id
+            except EngineError:
+                continue
+            if image_id not in seen:
+                seen.add(image_id)
+                image_event(engine, "load", image_id)
         return []
 
     # dockerd answers 200 and reports a bad archive inside the stream.
@@ -148,17 +174,24 @@ def _created_unix(image: Any) -> int:
         return 0
 
 
-def image_summary(image: Any, version: str, containers: int) -> dict[str, Any]:
+def image_summary(image: Any, version: str, containers: int, *, repo_tags: Any = None,
+                  repo_digests: Any = None, shared_size: int = -1) -> dict[str, Any]:
     cfg = image.config.get("config") or {}
+    tags = list(image.repo_tags if repo_tags is None else repo_tags)
+    digests = list(image.repo_digests if repo_digests is None else repo_digests)
+    if not versions.at_least(version, "1.43"):
+        # Before API 1.43 dockerd filled in placeholders for untagged images, and null for no digests.
+        if not tags and not digests:
+            tags, digests = ["<none>:<none>"], ["<none>@<none>"]
     out: dict[str, Any] = {
         "Containers": containers,
         "Created": _created_unix(image),
         "Id": image.id,
         "Labels": cfg.get("Labels") or None,
         "ParentId": getattr(image, "parent", "") or "",
-        "RepoDigests": list(image.repo_digests),
-        "RepoTags": list(image.repo_tags),
-        "SharedSize": -1,
+        "RepoDigests": digests if digests or versions.at_least(version, "1.43") else None,
+        "RepoTags": tags if tags or versions.at_least(version, "1.43") else None,
+        "SharedSize": shared_size,
         "Size": image.size,
     }
     if not versions.at_least(version, "1.44"):
@@ -170,11 +203,41 @@ async def list_images(request: Request) -> Response:
     engine = engine_of(request)
     version = api_version(request)
     flt = qfilters(request)
-    images = await asyncio.to_thread(engine.images.list)
-    predicate = engine.image_filter(flt)
-    out = [image_summary(img, version, -1) for img in images if predicate(img)]
-    out.sort(key=lambda x: x["Created"], reverse=True)
+    shared = versions.at_least(version, "1.42") and qbool(request, "shared-size")
+    counts = None
+    if versions.at_least(version, "1.51"):
+        # API 1.51+ fills in Containers for every image.
+        def counts(image_id: str) -> int:
+            return len(engine.containers.users_of_image(image_id))
+    rows = await asyncio.to_thread(engine.images.list_filtered, flt, all_=qbool(request, "all"),
+                                   shared_size=shared, containers=counts)
+    out = [image_summary(r.image, version, r.containers, repo_tags=r.repo_tags, repo_digests=r.repo_digests,
+                         shared_size=r.shared_size) for r in rows]
     return docker_json(out)
+
+
+async def prune(request: Request) -> Response:
+    engine = engine_of(request)
+    flt = qfilters(request)
+    labels = {img.id: _labels(engine, img.id) for img in await asyncio.to_thread(engine.images.list)}
+    report = await asyncio.to_thread(engine.images.prune, flt, engine.containers.users_of_image)
+    _publish_delete_events(engine, list(report.deleted), labels)
+    engine.events.publish_action("image", "prune", "", {"reclaimed": str(report.space_reclaimed)})
+    return docker_json({"ImagesDeleted": list(report.deleted) or None, "SpaceReclaimed": report.space_reclaimed})
+
+
+def _publish_delete_events(engine: Any, items: list[dict[str, str]], labels: dict[str, dict[str, str]]) -> None:
+    """untag events name the image (not the tag); delete events follow; layer records have no event."""
+    untagged = 0
+    for item in items:
+        if "Untagged" in item:
+            untagged += 1
+        elif "Deleted" in item and item["Deleted"] in labels:
+            image_id = item["Deleted"]
+            for _ in range(untagged):
+                engine.events.publish_action("image", "untag", image_id, {**labels[image_id], "name": image_id})
+            untagged = 0
+            engine.events.publish_action("image", "delete", image_id, {"name": image_id})
 
 
 def _image_config_for_api(cfg: dict[str, Any], version: str) -> dict[str, Any]:
@@ -264,13 +327,15 @@ async def tag(request: Request) -> Response:
     if not repo:
         raise BadRequest("repository name must have at least one component")
     image_id, full = await asyncio.to_thread(engine.images.tag, request.path_params["name"], repo, tag_)
-    engine.events.publish_action("image", "tag", image_id, {"name": full})
+    image_event(engine, "tag", image_id, full)
     return Response(status_code=201)
 
 
 async def delete(request: Request) -> Response:
     engine = engine_of(request)
     name = request.path_params["name"]
+    before = await asyncio.to_thread(engine.images.get, name)
+    labels = {img.id: _labels(engine, img.id) for img in await asyncio.to_thread(engine.images.list)}
     result = await asyncio.to_thread(
         engine.images.remove,
         name,
@@ -278,11 +343,12 @@ async def delete(request: Request) -> Response:
         noprune=qbool(request, "noprune"),
         users=engine.containers.users_of_image,
     )
-    for item in result:
-        if "Untagged" in item:
-            engine.events.publish_action("image", "untag", item["Untagged"], {"name": item["Untagged"]})
-        if "Deleted" in item:
-            engine.events.publish_action("image", "delete", item["Deleted"], {"name": item["Deleted"]})
+    if not any(item.get("Deleted") == before.id for item in result):
+        for item in result:
+            if "Untagged" in item:
+                engine.events.publish_action("image", "untag", before.id, {**labels[before.id], "name": before.id})
+    else:
+        _publish_delete_events(engine, result, labels)
     return docker_json(result)
 
 
@@ -319,8 +385,12 @@ async def save(request: Request) -> Response:
         finally:
             os.unlink(path)
 
+    saved: list[str] = []
     for n in names:
-        engine.events.publish_action("image", "save", n, {"name": n})
+        image_id = engine.images.get(n).id
+        if image_id not in saved:
+            saved.append(image_id)
+            image_event(engine, "save", image_id)
     return StreamingResponse(body(), media_type="application/x-tar")
 
 
@@ -334,6 +404,7 @@ async def search(request: Request) -> Response:
 routes = [
     Route("/images/create", create, methods=["POST"]),
     Route("/images/load", load, methods=["POST"]),
+    Route("/images/prune", prune, methods=["POST"]),
     Route("/images/json", list_images, methods=["GET"]),
     Route("/images/get", save, methods=["GET"]),
     Route("/images/search", search, methods=["GET"]),

@@ -174,7 +174,7 @@ def _load_one(store: ImageStore, root: Path, entry: dict[str, Any], emit: Emit, 
     image_id = store.create_image(config_bytes)
     names: list[str] = []
     for ref in tags:
-        previous = store._add_ref(ref, image_id)
+        previous = store._add_ref(ref, image_id, touch=False)
         if previous is not None and previous != image_id:
             emit({"stream": f"The image {ref.familiar()} already exists, renaming the old one with ID "
                             f"{previous} to empty string\n"})

@@ -324,15 +324,17 @@ class ImageStore:
         return image_id
 
     # ================================================================ tags
-    def _add_ref(self, ref: Reference, image_id: str) -> str | None:
-        """Point ``ref`` at ``image_id``; returns the image it pointed at before."""
+    def _add_ref(self, ref: Reference, image_id: str, touch: bool = True) -> str | None:
+        """Point ``ref`` at ``image_id``; returns the image it pointed at before.
+        ``touch`` records the tag time (tag and import do; dockerd's load does not)."""
         name = str(ref)
 
         def _set(conn: sqlite3.Connection) -> str | None:
             row = conn.execute("SELECT image_id FROM image_refs WHERE name = ?", (name,)).fetchone()
             conn.execute("INSERT INTO image_refs(name, image_id) VALUES(?, ?)"
                          " ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id", (name, image_id))
-            conn.execute("UPDATE images SET last_tag_time = ? WHERE id = ?", (timeutil.now(), image_id))
+            if touch:
+                conn.execute("UPDATE images SET last_tag_time = ? WHERE id = ?", (timeutil.now(), image_id))
             return row[0] if row else None
         with self._lock:
             return self.db.transaction_sync(_set)
@@ -501,6 +503,18 @@ class ImageStore:
         """``GET /images/json?filters=``: dangling, label, before, since, reference."""
         from .filters import build_predicate
         return build_predicate(self, flt)
+
+    def list_filtered(self, flt: dict[str, list[str]], *, all_: bool = False, shared_size: bool = False,
+                      containers: Callable[[str], int] | None = None) -> list[Any]:
+        """``GET /images/json``: filtered rows with the names each is listed under."""
+        from .filters import list_images
+        return list_images(self, flt, all_=all_, shared_size=shared_size, containers=containers)
+
+    def prune(self, flt: dict[str, list[str]], users: Callable[[str], list[tuple[str, bool]]]) -> Any:
+        """``POST /images/prune``; returns a PruneReport."""
+        from .prune import prune_images
+        with self._lock:
+            return prune_images(self, flt, users)
 
     # ================================================================ misc
     def layer_tar(self, diff_id: str) -> BinaryIO:
