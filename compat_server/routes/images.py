@@ -15,6 +15,7 @@ from engine.errors import EngineError, NotImplementedYet
 from engine.images import reference
 
 from .. import versions
+from ..bodystream import BodyStream
 from ..errors import BadRequest, message_for
 from ..responses import api_version, docker_json, dumps, qbool, qfilters
 
@@ -142,14 +143,15 @@ async def create(request: Request) -> Response:
 async def load(request: Request) -> Response:
     engine = engine_of(request)
     quiet = qbool(request, "quiet")
-    path = await _spool_body(request, str(engine.config.tmp_root))
+    # The archive is parsed while it arrives (no spooling of the whole body first).
+    body = BodyStream()
+    pump = asyncio.ensure_future(body.pump(request))
 
     def work(progress: Callable[[dict[str, Any]], None]) -> list[str]:
         try:
-            with open(path, "rb") as f:
-                return engine.images.load(f, progress=progress, quiet=quiet)
+            return engine.images.load(body, progress=progress, quiet=quiet)
         finally:
-            os.unlink(path)
+            body.close()
 
     def finish(loaded: list[str]) -> list[dict[str, Any]]:
         seen: set[str] = set()
@@ -164,7 +166,12 @@ async def load(request: Request) -> Response:
         return []
 
     # dockerd answers 200 and reports a bad archive inside the stream.
-    return await _progress_stream(work, finish, always_stream=True)
+    response = await _progress_stream(work, finish, always_stream=True)
+    # The whole body is read before the response starts: Starlette's streaming response
+    # listens on the same receive channel for a disconnect and would swallow body chunks.
+    # The worker parses concurrently; its messages wait in the response's queue.
+    await pump
+    return response
 
 
 def _created_unix(image: Any) -> int:

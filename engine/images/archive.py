@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
-from ..errors import InvalidParameter
+from ..errors import EngineError, InvalidParameter
 from . import reference as refs
-from .layer import LayerError, apply_layer, clean_parts
-from .progress import ProgressReader
+from .layer import LayerError, clean_parts
+from .progress import ProgressReader, progress_message
 from .reference import Reference
 
 if TYPE_CHECKING:
@@ -41,28 +41,170 @@ Emit = Callable[[dict[str, Any]], None]
 
 # ============================================================================ load
 
-def _safe_path(root: Path, rel: str) -> Path:
-    """``rel`` inside the unpacked archive, refusing anything that leads out of it."""
-    try:
-        parts = clean_parts(rel)
-    except LayerError:
-        raise InvalidParameter(f"invalid path {rel!r} in archive") from None
-    path = root.joinpath(*parts)
-    real = os.path.realpath(path)
-    base = os.path.realpath(root)
-    if not real.startswith(base + os.sep):
-        raise InvalidParameter(f"invalid path {rel!r} in archive: outside of the archive")
-    return Path(real)
+# Archive members up to this size are kept in memory (configs, manifests, small layers) while
+# the archive streams in; bigger ones (and everything once the budget is spent) are written
+# to the load's scratch directory, hashed on the way, so a layer is written to disk once
+# before it is unpacked, and then moved (not copied) into the content store.
+_SMALL = 1 << 20
+_MEMORY_BUDGET = 64 << 20
+_MAX_LINKS = 40
 
 
-def _read_json(root: Path, rel: str) -> Any:
-    try:
-        with open(_safe_path(root, rel), "rb") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise InvalidParameter(f"invalid archive: {rel} not found") from None
-    except ValueError as err:
-        raise InvalidParameter(f"invalid archive: {rel}: {err}") from None
+class _Spilled:
+    """An archive member written to the scratch directory, with its sha256."""
+
+    def __init__(self, path: Path, digest: str, size: int) -> None:
+        self.path = path
+        self.digest = digest
+        self.size = size
+
+
+class _Archive:
+    """The members of a ``docker load`` tar, read in one pass without writing any path
+    the archive names: regular files by their cleaned name, symlinks and hard links as
+    aliases resolved inside the archive only."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.files: dict[str, bytes | _Spilled] = {}
+        self.symlinks: dict[str, str] = {}
+        self.dirs: set[str] = set()
+        self._in_memory = 0
+        self._spills = 0
+
+    # -- reading the stream ---------------------------------------------------
+    def read(self, fileobj: BinaryIO) -> None:
+        from .layer import decompressed
+        from .tarstream import TarFormatError, members
+        try:
+            for member, buf in members(decompressed(fileobj)):
+                self._member(member, buf)
+        except TarFormatError as err:
+            raise InvalidParameter(f"invalid archive: {err}") from None
+        except LayerError as err:
+            raise InvalidParameter(f"invalid archive: {err.message}") from None
+        except (EOFError, OSError) as err:
+            if isinstance(err, OSError) and err.errno is not None:
+                raise
+            raise InvalidParameter("invalid archive: unexpected EOF") from None
+
+    def _member(self, m: Any, buf: Any) -> None:
+        from .tarstream import read_all
+        parts = clean_parts(m.name)
+        if not parts:
+            buf.skip(m.size)
+            return
+        name = "/".join(parts)
+        # Nothing may be stored "through" a symlink the archive made (dockerd's extraction
+        # refuses to write through one as well).
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in self.symlinks:
+                raise LayerError(f"invalid tar entry {m.name!r}: path goes through symlink {'/'.join(parts[:i])}")
+        self.files.pop(name, None)
+        self.symlinks.pop(name, None)
+        if m.type == tarfile.DIRTYPE:
+            self.dirs.add(name)
+        elif m.type == tarfile.SYMTYPE:
+            self.symlinks[name] = m.linkname
+        elif m.type == tarfile.LNKTYPE:
+            target = "/".join(clean_parts(m.linkname))
+            if target not in self.files:
+                raise LayerError(f"invalid hardlink {m.name!r} -> {m.linkname!r}: target does not exist")
+            self.files[name] = self.files[target]
+        elif m.isreg():
+            if m.size <= _SMALL and self._in_memory + m.size <= _MEMORY_BUDGET:
+                data = read_all(m, buf)
+                self._in_memory += len(data)
+                self.files[name] = data
+                return
+            self.files[name] = self._spill(buf, m.size)
+            return
+        # devices, fifos: not part of any image archive; ignored like dockerd's loader ignores them
+        buf.skip(m.size)
+
+    def _spill(self, buf: Any, size: int) -> _Spilled:
+        import hashlib
+        self._spills += 1
+        path = self.workdir / f"member-{self._spills}"
+        h = hashlib.sha256()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+
+        def out(chunk: bytes) -> None:
+            h.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        try:
+            buf.copy(size, out)
+        finally:
+            os.close(fd)
+        return _Spilled(path, "sha256:" + h.hexdigest(), size)
+
+    # -- lookups --------------------------------------------------------------
+    def resolve(self, rel: str) -> str:
+        """The member a path names, following the archive's own symlinks (never outside it)."""
+        try:
+            parts = clean_parts(rel)
+        except LayerError:
+            raise InvalidParameter(f"invalid path {rel!r} in archive") from None
+        hops = 0
+        i = 0
+        while i < len(parts):
+            prefix = "/".join(parts[:i + 1])
+            target = self.symlinks.get(prefix)
+            if target is None:
+                i += 1
+                continue
+            hops += 1
+            if hops > _MAX_LINKS or target.startswith("/"):
+                raise InvalidParameter(f"invalid path {rel!r} in archive: outside of the archive")
+            base = parts[:i]
+            for comp in target.split("/"):
+                if comp in ("", "."):
+                    continue
+                if comp == "..":
+                    if not base:
+                        raise InvalidParameter(f"invalid path {rel!r} in archive: outside of the archive")
+                    base = base[:-1]
+                else:
+                    base.append(comp)
+            parts = base + parts[i + 1:]
+            i = 0
+        return "/".join(parts)
+
+    def get(self, rel: str) -> bytes | _Spilled | None:
+        return self.files.get(self.resolve(rel))
+
+    def read_bytes(self, rel: str) -> bytes:
+        item = self.get(rel)
+        if item is None:
+            raise InvalidParameter(f"invalid archive: {rel} not found")
+        if isinstance(item, _Spilled):
+            return item.path.read_bytes()
+        return item
+
+    def json(self, rel: str) -> Any:
+        data = self.read_bytes(rel)
+        try:
+            return json.loads(data)
+        except ValueError as err:
+            raise InvalidParameter(f"invalid archive: {rel}: {err}") from None
+
+    def has(self, rel: str) -> bool:
+        try:
+            return self.get(rel) is not None
+        except InvalidParameter:
+            return False
+
+
+_CHUNK = 1 << 20
+
+
+def _read_exactly(src: BinaryIO, size: int, name: str) -> bytes:
+    data = src.read(size)
+    if len(data) != size:
+        raise LayerError(f"unexpected EOF in {name!r}")
+    return data
 
 
 def _blob_path(digest: str) -> str:
@@ -70,24 +212,37 @@ def _blob_path(digest: str) -> str:
     return f"blobs/{algo}/{hexpart}"
 
 
-def _oci_entries(root: Path) -> list[dict[str, Any]]:
+def _verified_blob(archive: _Archive, digest: str) -> Any:
+    """A JSON blob of an OCI layout, checked against its digest."""
+    import hashlib
+    data = archive.read_bytes(_blob_path(digest))
+    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise InvalidParameter(f"invalid archive: blob {digest} does not match its digest")
+    try:
+        return json.loads(data)
+    except ValueError as err:
+        raise InvalidParameter(f"invalid archive: blob {digest}: {err}") from None
+
+
+def _oci_entries(archive: _Archive) -> list[dict[str, Any]]:
     """docker-archive style entries from an OCI layout's index.json."""
     from .store import host_platform
     _, arch, _ = host_platform()
-    index = _read_json(root, "index.json")
+    index = archive.json("index.json")
     entries: list[dict[str, Any]] = []
 
-    def visit(desc: dict[str, Any], names: list[str]) -> None:
-        media = desc.get("mediaType", "")
-        doc = _read_json(root, _blob_path(desc["digest"]))
-        media = media or doc.get("mediaType", "")
+    def visit(desc: dict[str, Any], names: list[str], depth: int = 0) -> None:
+        if depth > 4:
+            raise InvalidParameter("invalid archive: index nesting too deep")
+        doc = _verified_blob(archive, str(desc.get("digest", "")))
+        media = desc.get("mediaType", "") or doc.get("mediaType", "")
         if media in (MEDIA_OCI_INDEX, MEDIA_DOCKER_MANIFEST_LIST) or "manifests" in doc:
             candidates = doc.get("manifests") or []
             chosen = [m for m in candidates if (m.get("platform") or {}).get("os", "linux") == "linux"
                       and (m.get("platform") or {}).get("architecture", arch) == arch]
             if not chosen:
                 raise InvalidParameter("no matching manifest for linux/" + arch + " in the manifest list entries")
-            visit(chosen[0], names)
+            visit(chosen[0], names, depth + 1)
             return
         entries.append({"Config": _blob_path(doc["config"]["digest"]), "RepoTags": names,
                         "Layers": [_blob_path(l["digest"]) for l in doc.get("layers") or []]})
@@ -109,34 +264,36 @@ def load_archive(store: ImageStore, fileobj: BinaryIO, emit: Emit, quiet: bool) 
     workdir = store.tmp / f"load-{secrets.token_hex(8)}"
     workdir.mkdir(mode=0o700)
     try:
-        try:
-            apply_layer(fileobj, workdir, "copy")
-        except LayerError as err:
-            raise InvalidParameter(f"invalid archive: {err.message}") from None
-        if (workdir / "manifest.json").is_file():
-            entries = _read_json(workdir, "manifest.json")
+        archive = _Archive(workdir)
+        archive.read(fileobj)
+        if archive.has("manifest.json"):
+            entries = archive.json("manifest.json")
             if not isinstance(entries, list):
                 raise InvalidParameter("invalid archive: manifest.json is not a list")
-        elif (workdir / "index.json").is_file():
-            entries = _oci_entries(workdir)
+        elif archive.has("index.json"):
+            entries = _oci_entries(archive)
         else:
             raise InvalidParameter("invalid archive: no manifest.json or index.json found")
         loaded: list[str] = []
         for entry in entries:
-            loaded.extend(_load_one(store, workdir, entry, emit, quiet))
+            if not isinstance(entry, dict):
+                raise InvalidParameter("invalid archive: manifest.json entries must be objects")
+            loaded.extend(_load_one(store, archive, entry, emit, quiet))
         return loaded
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _load_one(store: ImageStore, root: Path, entry: dict[str, Any], emit: Emit, quiet: bool) -> list[str]:
+def _load_one(store: ImageStore, archive: _Archive, entry: dict[str, Any], emit: Emit,
+              quiet: bool) -> list[str]:
     from .store import chain_ids
-    cfg_path = _safe_path(root, entry.get("Config") or "")
-    config_bytes = cfg_path.read_bytes()
+    config_bytes = archive.read_bytes(str(entry.get("Config") or ""))
     try:
         cfg = json.loads(config_bytes)
     except ValueError as err:
         raise InvalidParameter(f"invalid image config: {err}") from None
+    if not isinstance(cfg, dict):
+        raise InvalidParameter("invalid image config: not a JSON object")
     image_os = cfg.get("os") or "linux"
     if image_os != "linux":
         raise InvalidParameter(f"cannot load {image_os} image on linux")
@@ -156,20 +313,17 @@ def _load_one(store: ImageStore, root: Path, entry: dict[str, Any], emit: Emit, 
     parent: str | None = None
     for i, (diff_id, chain, rel) in enumerate(zip(diff_ids, chains, layer_files)):
         if not store._layer_exists(chain):
-            path = _safe_path(root, rel)
-            with open(path, "rb") as raw:
-                reader: Any = raw
-                if not quiet:
-                    reader = ProgressReader(raw, os.fstat(raw.fileno()).st_size, refs.truncate_id(diff_id),
-                                            "Loading layer", emit)
-                try:
-                    store.register_layer(reader, parent, expected_diff_id=diff_id)
-                except InvalidParameter as err:
-                    if err.message.startswith("invalid diffID"):
-                        raise InvalidParameter(
-                            f"invalid diffID for layer {i}: expected {diff_id!r}, got "
-                            f"{err.message.rsplit('got ', 1)[-1]}") from None
-                    raise
+            item = archive.get(str(rel))
+            if item is None:
+                raise InvalidParameter(f"invalid archive: {rel} not found")
+            try:
+                _register(store, item, parent, diff_id, emit, quiet)
+            except InvalidParameter as err:
+                if err.message.startswith("invalid diffID"):
+                    raise InvalidParameter(
+                        f"invalid diffID for layer {i}: expected {diff_id!r}, got "
+                        f"{err.message.rsplit('got ', 1)[-1]}") from None
+                raise
         parent = chain
     image_id = store.create_image(config_bytes)
     names: list[str] = []
@@ -184,6 +338,37 @@ def _load_one(store: ImageStore, root: Path, entry: dict[str, Any], emit: Emit, 
         emit({"stream": f"Loaded image ID: {image_id}\n"})
         names.append(image_id)
     return names
+
+
+def _register(store: ImageStore, item: bytes | _Spilled, parent: str | None, diff_id: str, emit: Emit,
+              quiet: bool) -> None:
+    ident = refs.truncate_id(diff_id)
+    if isinstance(item, bytes):
+        raw: Any = io.BytesIO(item)
+        if not quiet:
+            raw = ProgressReader(raw, len(item), ident, "Loading layer", emit)
+        store.register_layer(raw, parent, expected_diff_id=diff_id)
+        return
+    if not item.path.exists():
+        # Moved into the content store by an earlier layer with the same bytes (an image may
+        # use one layer tar at several places in its chain).
+        with store.layer_tar(diff_id) as f:
+            store.register_layer(f, parent, expected_diff_id=diff_id)
+        return
+    with open(item.path, "rb") as f:
+        if item.digest == diff_id:
+            # An uncompressed layer whose bytes were hashed as they arrived: unpack it without
+            # hashing again and move the file into the content store.
+            if not quiet:
+                emit(progress_message("Loading layer", ident, 0, item.size))
+            store.register_layer(f, parent, expected_diff_id=diff_id, verified_file=item.path)
+            if not quiet:
+                emit(progress_message("Loading layer", ident, item.size, item.size))
+            return
+        reader: Any = f
+        if not quiet:
+            reader = ProgressReader(f, item.size, ident, "Loading layer", emit)
+        store.register_layer(reader, parent, expected_diff_id=diff_id)
 
 
 # ============================================================================ save
@@ -207,6 +392,29 @@ def _add_dir(tar: tarfile.TarFile, name: str, mtime: float) -> None:
 def _dumps(obj: Any) -> bytes:
     from .store import dumps_go
     return dumps_go(obj)
+
+
+class _VerifyingReader:
+    def __init__(self, raw: BinaryIO, digest: str) -> None:
+        import hashlib
+        self._raw = raw
+        self._digest = digest
+        self._hash = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._hash.update(data)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        n = self._raw.readinto(b)  # type: ignore[attr-defined]
+        self._hash.update(memoryview(b)[:n])
+        return n
+
+    def verify(self) -> None:
+        got = "sha256:" + self._hash.hexdigest()
+        if got != self._digest:
+            raise EngineError(f"layer {self._digest} is corrupted in the store: its content hashes to {got}")
 
 
 def save_archive(store: ImageStore, names: list[str], fileobj: BinaryIO) -> None:
@@ -249,7 +457,10 @@ def save_archive(store: ImageStore, names: list[str], fileobj: BinaryIO) -> None
                     info.mode = 0o644
                     info.mtime = now
                     with store.layer_tar(diff_id) as f:
-                        tar.addfile(info, f)
+                        # Verified as it is copied, like dockerd's verified layer reader.
+                        checked = _VerifyingReader(f, diff_id)
+                        tar.addfile(info, checked)  # type: ignore[arg-type]
+                        checked.verify()
                     written.add(path)
                 layers_desc.append({"mediaType": MEDIA_OCI_LAYER, "digest": diff_id, "size": size})
             config_bytes = store.content.read_bytes(image.id)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import platform as _platform
 import secrets
+import shutil
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -26,11 +27,11 @@ from typing import Any, BinaryIO, Callable, Iterable
 
 from .. import timeutil
 from ..content.store import ContentStore
-from ..errors import InvalidParameter, NotFound
+from ..errors import EngineError, InvalidParameter, NotFound
 from ..state.db import Database
 from . import reference as refs
 from .changes import apply_changes, empty_config
-from .layer import ApplyResult, apply_layer
+from .layer import ApplyResult, apply_file, apply_layer
 from .reference import Reference
 
 _MIGRATIONS = [
@@ -141,6 +142,9 @@ class ImageStore:
 
     # ================================================================ recovery
     def _recover(self) -> None:
+        # Scratch directories of loads a crash interrupted (nothing runs yet at startup).
+        for leftover in self.tmp.glob("load-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
         layer_rows = {r["chain_id"] for r in self.db.query_sync("SELECT chain_id FROM image_layers")}
         # Half-unpacked layers of an interrupted import/load.
         for info in self.snapshotter.list():
@@ -163,7 +167,11 @@ class ImageStore:
     def _config(self, image_id: str) -> dict[str, Any]:
         cfg = self._configs.get(image_id)
         if cfg is None:
-            cfg = json.loads(self.content.read_bytes(image_id))
+            data = self.content.read_bytes(image_id)
+            # The image ID is the config's digest: check it before trusting the bytes.
+            if "sha256:" + hashlib.sha256(data).hexdigest() != image_id:
+                raise EngineError(f"image config {image_id} is corrupted in the store")
+            cfg = json.loads(data)
             self._configs[image_id] = cfg
         return cfg
 
@@ -262,23 +270,39 @@ class ImageStore:
             return []
         return [self.snapshotter.fs_dir(i.key) for i in self.snapshotter.parent_chain(parent)]
 
-    def register_layer(self, stream: BinaryIO, parent: str | None, expected_diff_id: str | None = None) -> Layer:
+    def register_layer(self, stream: BinaryIO, parent: str | None, expected_diff_id: str | None = None,
+                       *, verified_file: Path | None = None) -> Layer:
         """Unpack a layer tar (any compression) on top of chain ``parent``.
 
         Stores the uncompressed tar under its diff ID and commits the snapshot
         under its chain ID.  With ``expected_diff_id`` a mismatch is an error.
+        ``verified_file``: ``stream`` is this uncompressed tar, open, whose sha256
+        the caller computed while writing it and found equal to
+        ``expected_diff_id``; it is unpacked without hashing again and moved
+        into the content store instead of copied.
         Anything half-made is removed on failure.
         """
         key = f"{_EXTRACT_PREFIX}{secrets.token_hex(8)}"
         self.snapshotter.prepare(key, parent)
-        writer = self.content.writer()
+        writer = self.content.writer() if verified_file is None else None
         try:
-            result: ApplyResult = apply_layer(stream, self.snapshotter.upper_dir(key), self.snapshotter.apply_mode,
-                                              lowers=self._lowers(parent), sink=writer.write)
+            if writer is None:
+                result: ApplyResult = apply_file(stream, self.snapshotter.upper_dir(key),
+                                                 self.snapshotter.apply_mode, lowers=self._lowers(parent))
+            else:
+                result = apply_layer(stream, self.snapshotter.upper_dir(key), self.snapshotter.apply_mode,
+                                     lowers=self._lowers(parent), sink=writer.write)
+            if writer is None:
+                assert expected_diff_id is not None
+                result = ApplyResult(expected_diff_id, result.size, result.tar_size)
             if expected_diff_id is not None and result.diff_id != expected_diff_id:
                 raise InvalidParameter(
                     f"invalid diffID for layer: expected {expected_diff_id!r}, got {result.diff_id!r}")
-            writer.commit(result.diff_id)
+            if writer is not None:
+                writer.commit(result.diff_id)
+            else:
+                assert verified_file is not None
+                self.content.adopt(verified_file, result.diff_id)
             chain = result.diff_id if parent is None else chain_ids([parent, result.diff_id])[-1]
             with self._lock:
                 if self.snapshotter.exists(chain):
@@ -293,7 +317,8 @@ class ImageStore:
                 self.db.transaction_sync(_insert)
                 return layer
         except BaseException:
-            writer.abort()
+            if writer is not None:
+                writer.abort()
             if self.snapshotter.exists(key):
                 self.snapshotter.remove(key)
             raise
