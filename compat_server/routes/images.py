@@ -367,8 +367,7 @@ async def save(request: Request) -> Response:
         names = request.query_params.getlist("names")
     if not names:
         raise BadRequest("no images specified")
-    for n in names:
-        await asyncio.to_thread(engine.images.get, n)
+    image_ids = await asyncio.to_thread(engine.images.images_to_save, names)
     fd, path = tempfile.mkstemp(prefix="save-", dir=str(engine.config.tmp_root))
     os.close(fd)
     try:
@@ -392,12 +391,8 @@ async def save(request: Request) -> Response:
         finally:
             os.unlink(path)
 
-    saved: list[str] = []
-    for n in names:
-        image_id = engine.images.get(n).id
-        if image_id not in saved:
-            saved.append(image_id)
-            image_event(engine, "save", image_id)
+    for image_id in image_ids:
+        image_event(engine, "save", image_id)
     return StreamingResponse(body(), media_type="application/x-tar")
 
 

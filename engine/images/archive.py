@@ -275,17 +275,28 @@ def load_archive(store: ImageStore, fileobj: BinaryIO, emit: Emit, quiet: bool) 
         else:
             raise InvalidParameter("invalid archive: no manifest.json or index.json found")
         loaded: list[str] = []
+        ids: list[str] = []
+        last_tagged = False
         for entry in entries:
             if not isinstance(entry, dict):
                 raise InvalidParameter("invalid archive: manifest.json entries must be objects")
-            loaded.extend(_load_one(store, archive, entry, emit, quiet))
+            image_id, names = _load_one(store, archive, entry, emit, quiet)
+            ids.append(image_id)
+            loaded.extend(names)
+            last_tagged = bool(names)
+        if ids and not last_tagged:
+            # dockerd's quirk: when the last image had no tag, it lists every loaded image's ID.
+            for image_id in ids:
+                emit({"stream": f"Loaded image ID: {image_id}\n"})
+                if image_id not in loaded:
+                    loaded.append(image_id)
         return loaded
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _load_one(store: ImageStore, archive: _Archive, entry: dict[str, Any], emit: Emit,
-              quiet: bool) -> list[str]:
+              quiet: bool) -> tuple[str, list[str]]:
     from .store import chain_ids
     config_bytes = archive.read_bytes(str(entry.get("Config") or ""))
     try:
@@ -334,10 +345,7 @@ def _load_one(store: ImageStore, archive: _Archive, entry: dict[str, Any], emit:
                             f"{previous} to empty string\n"})
         emit({"stream": f"Loaded image: {ref.familiar()}\n"})
         names.append(ref.familiar())
-    if not tags:
-        emit({"stream": f"Loaded image ID: {image_id}\n"})
-        names.append(image_id)
-    return names
+    return image_id, names
 
 
 def _register(store: ImageStore, item: bytes | _Spilled, parent: str | None, diff_id: str, emit: Emit,
@@ -417,26 +425,36 @@ class _VerifyingReader:
             raise EngineError(f"layer {self._digest} is corrupted in the store: its content hashes to {got}")
 
 
-def save_archive(store: ImageStore, names: list[str], fileobj: BinaryIO) -> None:
-    # Which images, under which tags.
+def select_images(store: ImageStore, names: list[str]) -> dict[str, list[Reference]]:
+    """What ``docker save NAME...`` writes: image ID -> the tags it is saved under (dockerd's
+    rules: a bare repository name means all of its tags; an ID or digest saves no tag)."""
     wanted: dict[str, list[Reference]] = {}
+
+    def add(image_id: str, ref: Reference | None) -> None:
+        tags = wanted.setdefault(image_id, [])
+        if ref is not None and ref.digest is None and ref not in tags:
+            tags.append(ref)
+
     for name in names:
-        image = store.get(name)
-        tags = wanted.setdefault(image.id, [])
-        if refs.id_has_prefix(image.id, name) or refs.is_full_id(name):
+        if refs.is_full_id(name):
+            add(store.get(name).id, None)
             continue
         ref = refs.parse_normalized(name)
-        if ref.digest is not None:
+        if ref.tag is None and ref.digest is None:
+            assocs = store.references_by_name(ref.name)
+            for image_id, r in assocs:
+                add(image_id, r)
+            if not assocs:
+                image = store.get(name)  # an ID prefix, else "No such image"
+                add(image.id, None)
             continue
-        if ref.tag is None:
-            # A bare repository name saves all of its tags of this image.
-            chosen = [r for r in store.references(image.id) if r.digest is None and r.name == ref.name]
-        else:
-            chosen = [ref]
-        for r in chosen:
-            if r not in tags:
-                tags.append(r)
+        image = store.get(name)
+        add(image.id, None if refs.id_has_prefix(image.id, name) else ref)
+    return wanted
 
+
+def save_archive(store: ImageStore, names: list[str], fileobj: BinaryIO) -> None:
+    wanted = select_images(store, names)
     now = time.time()
     written: set[str] = set()
     manifest_json: list[dict[str, Any]] = []

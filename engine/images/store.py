@@ -395,6 +395,16 @@ class ImageStore:
                 raise NotFound(f"No such image: {ref.familiar()}")
         return ref.familiar()
 
+    def references_by_name(self, repository: str) -> list[tuple[str, Reference]]:
+        """(image ID, reference) for every tag and digest of a repository (full name)."""
+        rows = self.db.query_sync("SELECT name, image_id FROM image_refs ORDER BY name")
+        out = []
+        for r in rows:
+            ref = refs.parse(r["name"])
+            if ref.name == repository:
+                out.append((r["image_id"], ref))
+        return out
+
     def references(self, image_id: str) -> list[Reference]:
         rows = self.db.query_sync("SELECT name FROM image_refs WHERE image_id = ? ORDER BY name", (image_id,))
         return [refs.parse(r["name"]) for r in rows]
@@ -445,6 +455,11 @@ class ImageStore:
         """``docker load``; returns the loaded names (familiar tags, or IDs when untagged)."""
         from .archive import load_archive
         return load_archive(self, fileobj, progress or (lambda m: None), quiet)
+
+    def images_to_save(self, names: list[str]) -> list[str]:
+        """The image IDs ``save(names)`` writes (raises NotFound like it)."""
+        from .archive import select_images
+        return list(select_images(self, names))
 
     def save(self, names: list[str], fileobj: BinaryIO) -> None:
         """``docker save``: docker-archive with OCI layout files."""
