@@ -142,7 +142,7 @@ async def create(request: Request) -> Response:
 
 async def load(request: Request) -> Response:
     engine = engine_of(request)
-    quiet = qbool(request, "quiet")
+    quiet = qbool(request, "quiet", default=True)  # dockerd's default; the CLI always sends quiet=0|1
     # The archive is parsed while it arrives (no spooling of the whole body first).
     body = BodyStream()
     pump = asyncio.ensure_future(body.pump(request))
@@ -365,8 +365,6 @@ async def save(request: Request) -> Response:
         names = [request.path_params["name"]]
     else:
         names = request.query_params.getlist("names")
-    if not names:
-        raise BadRequest("no images specified")
     image_ids = await asyncio.to_thread(engine.images.images_to_save, names)
     fd, path = tempfile.mkstemp(prefix="save-", dir=str(engine.config.tmp_root))
     os.close(fd)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
-from ..errors import EngineError, InvalidParameter
+from ..errors import EngineError, InvalidParameter, NotFound
 from . import reference as refs
 from .layer import LayerError, clean_parts
 from .progress import ProgressReader, progress_message
@@ -268,6 +268,8 @@ def load_archive(store: ImageStore, fileobj: BinaryIO, emit: Emit, quiet: bool) 
         archive.read(fileobj)
         if archive.has("manifest.json"):
             entries = archive.json("manifest.json")
+            if entries is None:
+                entries = []  # what dockerd writes when asked to save nothing
             if not isinstance(entries, list):
                 raise InvalidParameter("invalid archive: manifest.json is not a list")
         elif archive.has("index.json"):
@@ -367,8 +369,6 @@ def _register(store: ImageStore, item: bytes | _Spilled, parent: str | None, dif
         if item.digest == diff_id:
             # An uncompressed layer whose bytes were hashed as they arrived: unpack it without
             # hashing again and move the file into the content store.
-            if not quiet:
-                emit(progress_message("Loading layer", ident, 0, item.size))
             store.register_layer(f, parent, expected_diff_id=diff_id, verified_file=item.path)
             if not quiet:
                 emit(progress_message("Loading layer", ident, item.size, item.size))
@@ -445,10 +445,16 @@ def select_images(store: ImageStore, names: list[str]) -> dict[str, list[Referen
             for image_id, r in assocs:
                 add(image_id, r)
             if not assocs:
-                image = store.get(name)  # an ID prefix, else "No such image"
+                try:
+                    image = store.get(name)  # an ID prefix
+                except NotFound:
+                    raise NotFound(f"No such image: {name}") from None
                 add(image.id, None)
             continue
-        image = store.get(name)
+        try:
+            image = store.get(name)
+        except NotFound:
+            raise NotFound("reference does not exist") from None  # dockerd's reference store words
         add(image.id, None if refs.id_has_prefix(image.id, name) else ref)
     return wanted
 
@@ -509,7 +515,7 @@ def save_archive(store: ImageStore, names: list[str], fileobj: BinaryIO) -> None
                                   "Layers": [_blob_path(d) for d in image.diff_ids]})
         _add_bytes(tar, "index.json", _dumps({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX,
                                               "manifests": index_manifests}), now)
-        _add_bytes(tar, "manifest.json", _dumps(manifest_json), now)
+        _add_bytes(tar, "manifest.json", _dumps(manifest_json or None), now)  # Go writes a nil list as null
         _add_bytes(tar, "oci-layout", _dumps({"imageLayoutVersion": "1.0.0"}), now)
         if repositories:
             _add_bytes(tar, "repositories", _dumps(repositories), now)
