@@ -408,3 +408,25 @@ def test_image_events(daemon: Daemon, images: Set) -> None:
         ("load", a, {**labels, "name": a}),
         ("prune", "", {"reclaimed": "0"}),
     ]
+
+
+def test_history_edge_cases(daemon: Daemon) -> None:
+    k = f"conf-hist2-{uuid.uuid4().hex[:8]}"
+    undated = ImageSpec([layer_tar({"u": k.encode()})], tags=[f"{k}:undated"],
+                        history=[{"created_by": "no date"}])
+    broken = ImageSpec([layer_tar({"b": k.encode()})], tags=[f"{k}:broken"],
+                       history=[{"created_by": "one"}, {"created_by": "two"}])
+    proc = daemon.cli("load", "-i", str(write_archive(daemon.root / f"{k}.tar", [undated, broken])))
+    try:
+        # images are loaded one by one: the first is in, the second refused
+        assert proc.returncode == 1
+        assert proc.stdout.strip() == f"Loaded image: {k}:undated"
+        assert "too many non-empty layers in History section" in proc.stderr
+        assert daemon.raw("GET", f"/images/{k}:broken/json").status == 404
+        resp = daemon.raw("GET", f"/images/{k}:undated/history")
+        assert resp.status == 200
+        assert [(h["Created"], h["CreatedBy"], h["Id"]) for h in resp.json()] == [
+            (-62135596800, "no date", undated.image_id)]
+    finally:
+        for spec in (undated, broken):
+            daemon.raw("DELETE", f"/images/{spec.image_id}?force=1")

@@ -301,6 +301,8 @@ async def history(request: Request) -> Response:
     out = []
     layer_sizes = list(getattr(image, "layer_sizes", []) or [])
     layer_idx = 0
+    if sum(1 for h in raw_hist if not h.get("empty_layer")) > len(layer_sizes):
+        raise EngineError("too many non-empty layers in History section")
     for i, h in enumerate(raw_hist):
         empty = bool(h.get("empty_layer"))
         size = 0
@@ -309,9 +311,10 @@ async def history(request: Request) -> Response:
             layer_idx += 1
         created = h.get("created") or ""
         try:
-            created_unix = timeutil.parse_ns(created) // 1_000_000_000 if created else 0
+            # Go's zero time.Time.Unix() when the entry has no date
+            created_unix = timeutil.parse_ns(created) // 1_000_000_000 if created else -62135596800
         except ValueError:
-            created_unix = 0
+            created_unix = -62135596800
         out.append({
             "Id": "<missing>",
             "Created": created_unix,
@@ -321,9 +324,17 @@ async def history(request: Request) -> Response:
             "Comment": h.get("comment", ""),
         })
     out.reverse()
-    if out:
-        out[0]["Id"] = image.id
-        out[0]["Tags"] = list(image.repo_tags) or None
+    # dockerd names one entry per image of the parent chain, newest first; the rest are <missing>.
+    current: Any = image
+    for entry in out:
+        entry["Id"] = current.id
+        entry["Tags"] = list(current.repo_tags) or None
+        if not current.parent:
+            break
+        try:
+            current = await asyncio.to_thread(engine.images.get, current.parent)
+        except EngineError:
+            break
     return docker_json(out)
 
 

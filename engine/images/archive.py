@@ -324,21 +324,29 @@ def _load_one(store: ImageStore, archive: _Archive, entry: dict[str, Any], emit:
         tags.append(ref)
     chains = chain_ids(diff_ids)
     parent: str | None = None
-    for i, (diff_id, chain, rel) in enumerate(zip(diff_ids, chains, layer_files)):
-        if not store._layer_exists(chain):
-            item = archive.get(str(rel))
-            if item is None:
-                raise InvalidParameter(f"invalid archive: {rel} not found")
-            try:
-                _register(store, item, parent, diff_id, emit, quiet)
-            except InvalidParameter as err:
-                if err.message.startswith("invalid diffID"):
-                    raise InvalidParameter(
-                        f"invalid diffID for layer {i}: expected {diff_id!r}, got "
-                        f"{err.message.rsplit('got ', 1)[-1]}") from None
-                raise
-        parent = chain
-    image_id = store.create_image(config_bytes)
+    new_chains: list[str] = []
+    try:
+        for i, (diff_id, chain, rel) in enumerate(zip(diff_ids, chains, layer_files)):
+            if not store._layer_exists(chain):
+                item = archive.get(str(rel))
+                if item is None:
+                    raise InvalidParameter(f"invalid archive: {rel} not found")
+                try:
+                    _register(store, item, parent, diff_id, emit, quiet)
+                except InvalidParameter as err:
+                    if err.message.startswith("invalid diffID"):
+                        raise InvalidParameter(
+                            f"invalid diffID for layer {i}: expected {diff_id!r}, got "
+                            f"{err.message.rsplit('got ', 1)[-1]}") from None
+                    raise
+                new_chains.append(chain)
+            parent = chain
+        image_id = store.create_image(config_bytes)
+    except BaseException:
+        # Layers this image brought in go again when no image got to use them.
+        with store._lock:
+            store._release_layers(new_chains)
+        raise
     names: list[str] = []
     for ref in tags:
         previous = store._add_ref(ref, image_id, touch=False)

@@ -334,6 +334,9 @@ class ImageStore:
         except ValueError as err:
             raise InvalidParameter(f"invalid image config: {err}") from None
         diff_ids = list((cfg.get("rootfs") or {}).get("diff_ids") or [])
+        history = cfg.get("history") or []
+        if sum(1 for h in history if isinstance(h, dict) and not h.get("empty_layer")) > len(diff_ids):
+            raise EngineError("too many non-empty layers in History section")  # dockerd's image store check
         chains = chain_ids(diff_ids)
         for c in chains:
             if not self._layer_exists(c):

@@ -301,3 +301,17 @@ def test_kill9_during_load_then_load_again(env: Env, tmp: Path, point: str) -> N
         assert (top / "big" / "blob").stat().st_size == int(1.2 * (1 << 20))
     finally:
         again.db.close()
+
+
+def test_failed_image_releases_the_layers_it_brought(env: Env) -> None:
+    l0, l1 = TarBuilder().file("a", b"1").bytes(), big_layer(1.1, b"rel")
+    bad_cfg = json.dumps({"os": "linux", "rootfs": {"type": "layers", "diff_ids": [_sha(l0), _sha(l1)]},
+                          "history": [{"created_by": "x"}] * 3}).encode()
+    data = _archive([("0/layer.tar", l0), ("1/layer.tar", l1), ("c.json", bad_cfg), ("manifest.json", json.dumps(
+        [{"Config": "c.json", "RepoTags": ["x:1"], "Layers": ["0/layer.tar", "1/layer.tar"]}]).encode())])
+    with pytest.raises(EngineError, match="too many non-empty layers in History section"):
+        env.store.load(io.BytesIO(data))
+    assert env.store.list() == []
+    assert [i.key for i in env.snapshotter.list()] == []
+    assert list(env.content.walk()) == []
+    assert _leftovers(env) == {"tmp": [], "extract": []}
