@@ -430,3 +430,44 @@ def test_history_edge_cases(daemon: Daemon) -> None:
     finally:
         for spec in (undated, broken):
             daemon.raw("DELETE", f"/images/{spec.image_id}?force=1")
+
+
+INSPECT_KEYS_1_41 = {"Id", "RepoTags", "RepoDigests", "Parent", "Comment", "Created", "Container", "ContainerConfig",
+                     "DockerVersion", "Author", "Config", "Architecture", "Os", "Size", "VirtualSize", "GraphDriver",
+                     "RootFS", "Metadata"}
+
+
+def test_inspect_keys_api_1_41(images: Set) -> None:
+    resp = images.daemon.raw("GET", f"/v1.41/images/{images.a.image_id}/json")
+    assert resp.status == 200
+    assert set(resp.json()) == INSPECT_KEYS_1_41
+    assert set(resp.json()["GraphDriver"]) == {"Data", "Name"}
+
+
+@pytest.mark.reference_differs("API 1.44 drops VirtualSize, 1.45 Container and ContainerConfig")
+def test_inspect_keys_api_1_45(images: Set) -> None:
+    resp = images.daemon.raw("GET", f"/v1.45/images/{images.a.image_id}/json")
+    assert resp.status == 200
+    keys = set(resp.json())
+    assert not keys & {"VirtualSize", "Container", "ContainerConfig"}
+    assert INSPECT_KEYS_1_41 - {"VirtualSize", "Container", "ContainerConfig"} <= keys
+
+
+def test_images_digests_column(images: Set) -> None:
+    rows = ok(images.daemon.cli("images", "--digests", "--filter", f"reference={images.key}/b",
+                                "--format", "{{.Repository}}|{{.Tag}}|{{.Digest}}")).splitlines()
+    assert rows == [f"{images.key}/b|1|<none>"]
+
+
+def test_import_events(daemon: Daemon) -> None:
+    k = f"conf-imp-{uuid.uuid4().hex[:8]}"
+    tar = layer_tar({"i": k.encode()})
+    since = time.time() - 0.001
+    image_id = ok(daemon.cli("import", "--change", f"LABEL {k}=yes", "-", f"{k}:1", input=tar)).strip()
+    try:
+        got = [(e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"]) for e in _events(daemon, since)
+               if e["Actor"]["ID"] == image_id]
+        assert got == [("tag", image_id, {k: "yes", "name": f"{k}:1"}),
+                       ("import", image_id, {k: "yes", "name": image_id})]
+    finally:
+        daemon.raw("DELETE", f"/images/{image_id}?force=1")
