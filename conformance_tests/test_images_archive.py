@@ -112,3 +112,42 @@ def test_save_writes_oci_layout_too(daemon: Daemon, small: Any) -> None:
         manifest = json.load(tar.extractfile("blobs/sha256/" + desc["digest"][7:]))  # type: ignore[arg-type]
         assert manifest["config"]["digest"] == spec.image_id
         assert tar.extractfile("blobs/sha256/" + spec.image_id[7:]).read() == spec.config_bytes()  # type: ignore[union-attr]
+
+
+def _raw_tar(entries: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_load_absolute_path_entry_writes_nothing_outside(daemon: Daemon, busybox: str) -> None:
+    import os
+    import tempfile
+    canary = tempfile.mkdtemp(prefix="outside-abs-", dir=daemon.root)
+    data = _raw_tar([(f"{canary}/evil", b"evil"), ("manifest.json", b"[]")])
+    status, msgs = _load(daemon, data, "?quiet=1")
+    assert status == 200
+    assert not [m for m in msgs if "Loaded image" in m.get("stream", "")]
+    assert os.listdir(canary) == []
+    assert inspect(daemon, busybox, "image")["Id"] == busybox
+
+
+@pytest.mark.parametrize("tag, pattern", [
+    ("UPPER:1", r"invalid reference format: repository name (\(\S+\) )?must be lowercase"),
+    ("a:b:c", r"invalid reference format"),
+])
+def test_load_invalid_tag_in_manifest(daemon: Daemon, tag: str, pattern: str) -> None:
+    spec = ImageSpec([layer_tar({"t": uuid.uuid4().hex.encode()})], tags=[tag])
+    path = write_archive(daemon.root / f"badtag-{uuid.uuid4().hex[:6]}.tar", [spec])
+    try:
+        status, msgs = _load(daemon, path.read_bytes(), "?quiet=1")
+        errors = [m["error"] for m in msgs if "error" in m]
+        assert status == 200 and len(errors) == 1 and re.fullmatch(pattern, errors[0]), msgs
+        # like dockerd, the image was created before its names were read: it stays, untagged
+        assert inspect(daemon, spec.image_id, "image")["RepoTags"] == []
+    finally:
+        daemon.raw("DELETE", f"/images/{spec.image_id}?force=1")

@@ -315,13 +315,6 @@ def _load_one(store: ImageStore, archive: _Archive, entry: dict[str, Any], emit:
     if len(layer_files) != len(diff_ids):
         raise InvalidParameter(
             f"invalid manifest, layers length mismatch: expected {len(layer_files)}, got {len(diff_ids)}")
-    # Validate names before doing the work.
-    tags: list[Reference] = []
-    for name in entry.get("RepoTags") or []:
-        ref = refs.parse_normalized(name)
-        if ref.tag is None or ref.digest is not None:
-            raise InvalidParameter(f'invalid tag "{name}"')
-        tags.append(ref)
     chains = chain_ids(diff_ids)
     parent: str | None = None
     new_chains: list[str] = []
@@ -347,6 +340,13 @@ def _load_one(store: ImageStore, archive: _Archive, entry: dict[str, Any], emit:
         with store._lock:
             store._release_layers(new_chains)
         raise
+    # Like dockerd, names are checked once the image exists: a bad one leaves it untagged.
+    tags: list[Reference] = []
+    for name in entry.get("RepoTags") or []:
+        ref = refs.parse_normalized(name)
+        if ref.tag is None or ref.digest is not None:
+            raise InvalidParameter(f'invalid tag "{name}"')
+        tags.append(ref)
     names: list[str] = []
     for ref in tags:
         previous = store._add_ref(ref, image_id, touch=False)
