@@ -250,7 +250,10 @@ class _Applier:
             self._remove(pfd, leaf)
         self.written.add(rel)
         mode = m.mode & 0o7777
-        xattrs = {k[len("SCHILY.xattr."):]: v for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")}
+        # trusted.overlay.* is overlayfs's own bookkeeping (opaque dirs, redirects): a layer must
+        # not be able to forge it; deletions come only from whiteout entries.
+        xattrs = {k[len("SCHILY.xattr."):]: v for k, v in m.pax_headers.items()
+                  if k.startswith("SCHILY.xattr.") and not k.startswith("SCHILY.xattr.trusted.overlay.")}
         mtime_ns = int(m.mtime * 1_000_000_000)
         atime_ns = _pax_time(m.pax_headers.get("atime"), mtime_ns)
 
