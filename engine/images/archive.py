@@ -278,6 +278,7 @@ def load_archive(store: ImageStore, fileobj: BinaryIO, emit: Emit, quiet: bool) 
             raise InvalidParameter("invalid archive: no manifest.json or index.json found")
         loaded: list[str] = []
         ids: list[str] = []
+        parents: list[tuple[str, str]] = []
         last_tagged = False
         for entry in entries:
             if not isinstance(entry, dict):
@@ -286,6 +287,12 @@ def load_archive(store: ImageStore, fileobj: BinaryIO, emit: Emit, quiet: bool) 
             ids.append(image_id)
             loaded.extend(names)
             last_tagged = bool(names)
+            if entry.get("Parent"):
+                parents.append((image_id, str(entry["Parent"])))
+        # Parent links count only between images of this archive (dockerd's validatedParentLinks).
+        for image_id, parent_id in parents:
+            if parent_id in ids:
+                store.set_parent(image_id, parent_id)
         if ids and not last_tagged:
             # dockerd's quirk: when the last image had no tag, it lists every loaded image's ID.
             for image_id in ids:
@@ -519,8 +526,11 @@ def save_archive(store: ImageStore, names: list[str], fileobj: BinaryIO) -> None
                             image.chain_ids[-1].split(":", 1)[1]
             else:
                 index_manifests.append(mdesc)
-            manifest_json.append({"Config": cfg_path, "RepoTags": [t.familiar() for t in tags] or None,
-                                  "Layers": [_blob_path(d) for d in image.diff_ids]})
+            item: dict[str, Any] = {"Config": cfg_path, "RepoTags": [t.familiar() for t in tags] or None,
+                                    "Layers": [_blob_path(d) for d in image.diff_ids]}
+            if image.parent and image.parent in wanted:
+                item["Parent"] = image.parent  # the build chain, when its parent is saved too
+            manifest_json.append(item)
         _add_bytes(tar, "index.json", _dumps({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX,
                                               "manifests": index_manifests}), now)
         _add_bytes(tar, "manifest.json", _dumps(manifest_json or None), now)  # Go writes a nil list as null

@@ -113,6 +113,16 @@ def chain_ids(diff_ids: Iterable[str]) -> list[str]:
     return out
 
 
+def _valid_parent(image: Image, parent: Image) -> bool:
+    """dockerd's rule: the parent's history and layers are a prefix of the child's."""
+    if not image.history and not parent.history:
+        return True  # history is optional
+    if len(parent.history) >= len(image.history) or len(parent.diff_ids) > len(image.diff_ids):
+        return False
+    return (list(parent.history) == list(image.history[:len(parent.history)])
+            and list(parent.diff_ids) == list(image.diff_ids[:len(parent.diff_ids)]))
+
+
 def host_platform() -> tuple[str, str, str]:
     """(os, architecture, variant) in Go's names."""
     machine = _platform.machine().lower()
@@ -350,6 +360,17 @@ class ImageStore:
         with self._lock:
             self.db.transaction_sync(_insert)
         return image_id
+
+    def set_parent(self, image_id: str, parent_id: str) -> None:
+        """Record ``parent_id`` as the parent of ``image_id`` (load of a saved build chain)."""
+        image, parent = self.get(image_id), self.get(parent_id)
+        if not _valid_parent(image, parent):
+            raise EngineError(f"image {parent.id} is not a valid parent for {image.id}")
+
+        def _set(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE images SET parent = ? WHERE id = ?", (parent.id, image.id))
+        with self._lock:
+            self.db.transaction_sync(_set)
 
     # ================================================================ tags
     def _add_ref(self, ref: Reference, image_id: str, touch: bool = True) -> str | None:

@@ -101,3 +101,26 @@ def test_prune_rules(env: Env) -> None:
     assert [i.id for i in env.store.list()] == [used]
     with pytest.raises(InvalidParameter, match="invalid filter 'reference'"):
         env.store.prune({"reference": ["x"]}, users)
+
+
+def test_parent_links_survive_save_and_load(env: Env) -> None:
+    from engine.errors import EngineError
+    hist1 = [{"created_by": "base"}]
+    l0, l1 = layer("p0"), layer("p1")
+    env.store.register_layer(io.BytesIO(l0), None)
+    cfg_p = json.dumps({"os": "linux", "history": hist1, "rootfs": {"type": "layers", "diff_ids": [_sha(l0)]}})
+    parent = env.store.create_image(cfg_p.encode())
+    env.store.register_layer(io.BytesIO(l1), _sha(l0))
+    cfg_c = json.dumps({"os": "linux", "history": hist1 + [{"created_by": "top"}],
+                        "rootfs": {"type": "layers", "diff_ids": [_sha(l0), _sha(l1)]}})
+    child = env.store.create_image(cfg_c.encode(), parent=parent)
+    env.store._add_ref(refs.parse_normalized("chain:1"), child)
+    out = io.BytesIO()
+    env.store.save(["chain:1", parent], out)
+    env.store.remove("chain:1", users=no_users)
+    assert env.store.list() == []
+    env.store.load(io.BytesIO(out.getvalue()))
+    assert env.store.get("chain:1").parent == parent
+    # an invalid parent (not a prefix) is refused like dockerd
+    with pytest.raises(EngineError, match="is not a valid parent"):
+        env.store.set_parent(parent, child)
