@@ -56,6 +56,7 @@ class ImageSpec:
     created: str = "2020-01-01T00:00:00Z"
     cmd: list[str] | None = None
     history: list[dict[str, Any]] | None = None
+    parent: str = ""   # manifest.json "Parent": an image ID in the same archive
 
     def config(self) -> dict[str, Any]:
         history = self.history
@@ -106,7 +107,10 @@ def write_archive(dest: Path, images: list[ImageSpec],
             if cfg_name not in written:
                 _add(tar, cfg_name, cfg)
                 written.add(cfg_name)
-            manifest.append({"Config": cfg_name, "RepoTags": spec.tags or None, "Layers": layer_paths})
+            item: dict[str, Any] = {"Config": cfg_name, "RepoTags": spec.tags or None, "Layers": layer_paths}
+            if spec.parent:
+                item["Parent"] = spec.parent
+            manifest.append(item)
         _add(tar, "manifest.json", json.dumps(manifest).encode())
         if tamper is not None:
             tamper(tar)

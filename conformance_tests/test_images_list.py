@@ -471,3 +471,52 @@ def test_import_events(daemon: Daemon) -> None:
                        ("import", image_id, {k: "yes", "name": image_id})]
     finally:
         daemon.raw("DELETE", f"/images/{image_id}?force=1")
+
+
+def _chain(daemon: Daemon) -> tuple[str, ImageSpec, ImageSpec]:
+    k = f"conf-chain-{uuid.uuid4().hex[:8]}"
+    base = layer_tar({"p": k.encode()})
+    hist = [{"created": "2020-01-01T00:00:00Z", "created_by": "parent step"}]
+    parent = ImageSpec([base], history=hist, labels={k: "p"})
+    child = ImageSpec([base, layer_tar({"c": k.encode()})], tags=[f"{k}:child"], labels={k: "c"},
+                      history=hist + [{"created": "2020-01-02T00:00:00Z", "created_by": "child step"}],
+                      parent=parent.image_id)
+    ok(daemon.cli("load", "-q", "-i", str(write_archive(daemon.root / f"{k}.tar", [parent, child]))))
+    return k, parent, child
+
+
+def test_parent_chain_from_an_archive(daemon: Daemon) -> None:
+    k, parent, child = _chain(daemon)
+    try:
+        assert inspect(daemon, f"{k}:child", "image")["Parent"] == parent.image_id
+        resp = daemon.raw("GET", f"/images/{k}:child/history")
+        assert [(h["Id"], h["Tags"]) for h in resp.json()] == [(child.image_id, [f"{k}:child"]),
+                                                                (parent.image_id, None)]
+        # the untagged parent is an intermediate image: listed with -a only, and not dangling
+        assert ok(daemon.cli("images", "-q", "--no-trunc", "--filter", f"label={k}")).split() == [child.image_id]
+        assert sorted(ok(daemon.cli("images", "-a", "-q", "--no-trunc", "--filter", f"label={k}")).split()) == \
+            sorted([child.image_id, parent.image_id])
+        resp = daemon.raw("DELETE", f"/images/{parent.image_id}?force=1")
+        assert resp.status == 409
+        assert resp.message == (f"conflict: unable to delete {parent.image_id[7:19]} (cannot be forced) - "
+                                "image has dependent child images")
+        # --no-prune keeps the untagged parent
+        out = ok(daemon.cli("rmi", "--no-prune", f"{k}:child")).splitlines()
+        assert out[:2] == [f"Untagged: {k}:child", f"Deleted: {child.image_id}"]
+        assert inspect(daemon, parent.image_id, "image")["Id"] == parent.image_id
+    finally:
+        for spec in (child, parent):
+            daemon.raw("DELETE", f"/images/{spec.image_id}?force=1")
+
+
+def test_rmi_prunes_untagged_parents(daemon: Daemon) -> None:
+    k, parent, child = _chain(daemon)
+    try:
+        out = ok(daemon.cli("rmi", f"{k}:child")).splitlines()
+        deleted = [line for line in out if line.startswith("Deleted: ")]
+        assert deleted[0] == f"Deleted: {child.image_id}"
+        assert f"Deleted: {parent.image_id}" in deleted
+        assert daemon.raw("GET", f"/images/{parent.image_id}/json").status == 404
+    finally:
+        for spec in (child, parent):
+            daemon.raw("DELETE", f"/images/{spec.image_id}?force=1")
