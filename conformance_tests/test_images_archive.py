@@ -151,3 +151,37 @@ def test_load_invalid_tag_in_manifest(daemon: Daemon, tag: str, pattern: str) ->
         assert inspect(daemon, spec.image_id, "image")["RepoTags"] == []
     finally:
         daemon.raw("DELETE", f"/images/{spec.image_id}?force=1")
+
+
+def _oci_only(spec: ImageSpec, tag: str) -> bytes:
+    """An OCI image layout without manifest.json (what buildx/skopeo/containerd export)."""
+    import hashlib
+    layers = [(l, "sha256:" + hashlib.sha256(l).hexdigest()) for l in spec.layers]
+    cfg = spec.config_bytes()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": spec.image_id,
+                   "size": len(cfg)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": len(l)}
+                   for l, d in layers]}).encode()
+    mdigest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    index = json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdigest, "size": len(manifest),
+         "annotations": {"io.containerd.image.name": f"docker.io/library/{tag}",
+                         "org.opencontainers.image.ref.name": tag.rsplit(":", 1)[1]}}]}).encode()
+    entries = [(f"blobs/sha256/{d[7:]}", l) for l, d in layers]
+    entries += [(f"blobs/sha256/{spec.image_id[7:]}", cfg), (f"blobs/sha256/{mdigest[7:]}", manifest),
+                ("index.json", index), ("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')]
+    return _raw_tar(entries)
+
+
+@pytest.mark.reference_differs("dockerd 20.10 loads only archives with manifest.json; OCI layouts are Docker 25+")
+def test_load_oci_layout_without_manifest_json(daemon: Daemon) -> None:
+    key = f"conf-oci-{uuid.uuid4().hex[:8]}"
+    spec = ImageSpec([layer_tar({"o": key.encode()})])
+    try:
+        status, msgs = _load(daemon, _oci_only(spec, f"{key}:1"), "?quiet=1")
+        assert (status, msgs) == (200, [{"stream": f"Loaded image: {key}:1\n"}])
+        assert inspect(daemon, f"{key}:1", "image")["Id"] == spec.image_id
+    finally:
+        daemon.raw("DELETE", f"/images/{spec.image_id}?force=1")
