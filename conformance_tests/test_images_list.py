@@ -520,3 +520,12 @@ def test_rmi_prunes_untagged_parents(daemon: Daemon) -> None:
     finally:
         for spec in (child, parent):
             daemon.raw("DELETE", f"/images/{spec.image_id}?force=1")
+
+
+def test_prune_docker_py(client, images: Set) -> None:
+    result = client.images.prune(filters={"dangling": False, "label": [f"{images.key}=b"]})
+    deleted = [i["Deleted"] for i in result["ImagesDeleted"] if "Deleted" in i]
+    assert deleted[0] == images.b.image_id
+    assert result["SpaceReclaimed"] == 20 + len(images.key)  # b's own layer; the base stays for a
+    assert {i.id for i in client.images.list(filters={"label": images.key})} == {images.a.image_id,
+                                                                                  images.c.image_id}
