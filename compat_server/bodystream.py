@@ -57,10 +57,12 @@ class BodyStream:
     # -- the worker thread side --------------------------------------------------
     def read(self, n: int = -1) -> bytes:
         if self._head:
-            if n < 0 or n >= len(self._head):
-                out, self._head = self._head, b""
+            # a memoryview: small reads from a big chunk do not copy its rest each time
+            head = memoryview(self._head)
+            if n < 0 or n >= len(head):
+                out, self._head = bytes(head), b""
             else:
-                out, self._head = self._head[:n], self._head[n:]
+                out, self._head = bytes(head[:n]), head[n:]  # type: ignore[assignment]
             return out
         if self._done:
             return b""
@@ -72,7 +74,7 @@ class BodyStream:
             self._done = True
             raise EOFError(f"request body ended early: {item}")
         if 0 <= n < len(item):
-            self._head = item[n:]
+            self._head = memoryview(item)[n:]  # type: ignore[assignment]
             return item[:n]
         return item
 
