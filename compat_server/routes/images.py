@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import tempfile
 from typing import Any, AsyncIterator, Callable
@@ -20,6 +21,7 @@ from ..errors import BadRequest, message_for
 from ..responses import api_version, docker_json, dumps, qbool, qfilters
 
 _END = object()
+_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Python 3.10+ has the name on Linux only)
 
 
 def engine_of(request: Request) -> Any:
@@ -377,28 +379,49 @@ async def save(request: Request) -> Response:
     else:
         names = request.query_params.getlist("names")
     image_ids = await asyncio.to_thread(engine.images.images_to_save, names)
-    fd, path = tempfile.mkstemp(prefix="save-", dir=str(engine.config.tmp_root))
-    os.close(fd)
+    # The archive is streamed as it is written, through a pipe (no copy of the image on disk).
+    read_fd, write_fd = os.pipe()
     try:
-        def work() -> None:
-            with open(path, "wb") as f:
-                engine.images.save(names, f)
+        fcntl.fcntl(write_fd, _F_SETPIPE_SZ, 1 << 20)
+    except OSError:
+        pass  # the default pipe size works too, with more wake-ups
+    failure: list[BaseException] = []
 
-        await asyncio.to_thread(work)
+    def work() -> None:
+        try:
+            with open(write_fd, "wb", buffering=1 << 20) as f:
+                engine.images.save(names, f)
+        except BaseException as err:  # noqa: BLE001 - reported by the reading side
+            failure.append(err)
+
+    writer = asyncio.ensure_future(asyncio.to_thread(work))
+
+    async def read_chunk() -> bytes:
+        return await asyncio.to_thread(os.read, read_fd, 1 << 20)
+
+    try:
+        first = await read_chunk()
+        if not first:
+            await writer
+            if failure:
+                raise failure[0]  # nothing sent yet: a proper error status
     except BaseException:
-        os.unlink(path)
+        os.close(read_fd)
         raise
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            with open(path, "rb") as f:
-                while True:
-                    chunk = await asyncio.to_thread(f.read, 1 << 20)
-                    if not chunk:
-                        break
-                    yield chunk
+            chunk = first
+            while chunk:
+                yield chunk
+                chunk = await read_chunk()
+            await writer
+            if failure:
+                # Half an archive went out: end the connection without the last chunk so the
+                # client sees the failure (dockerd aborts the stream the same way).
+                raise failure[0]
         finally:
-            os.unlink(path)
+            os.close(read_fd)  # a client that went away makes the writer fail with EPIPE
 
     for image_id in image_ids:
         image_event(engine, "save", image_id)
