@@ -10,7 +10,6 @@ import re
 import time
 import urllib.parse
 import uuid
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
