@@ -23,10 +23,17 @@ class BodyStream:
         self._head = b""
         self._done = False
         self.closed = False
+        # The pump waits for room on the event loop, never in a worker thread: with a full
+        # thread pool a blocked put could otherwise wait for a thread its own reader holds.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._room: asyncio.Event | None = None
+        self._pump_waiting = False
 
     # -- the event loop side -----------------------------------------------------
     async def pump(self, request: Request) -> None:
         """Feed the body into the queue; a dropped client becomes an error for the reader."""
+        self._loop = asyncio.get_running_loop()
+        self._room = asyncio.Event()
         try:
             async for chunk in request.stream():
                 if self.closed:
@@ -39,20 +46,21 @@ class BodyStream:
         await self._put(_EOF)
 
     async def _put(self, item: Any) -> None:
-        try:
-            self._q.put_nowait(item)
-        except queue.Full:
-            if self.closed:
-                return
-            await asyncio.to_thread(self._put_blocking, item)
-
-    def _put_blocking(self, item: Any) -> None:
+        assert self._room is not None
         while not self.closed:
+            self._room.clear()
+            self._pump_waiting = True
             try:
-                self._q.put(item, timeout=0.5)
+                self._q.put_nowait(item)
                 return
             except queue.Full:
-                continue
+                await self._room.wait()
+            finally:
+                self._pump_waiting = False
+
+    def _made_room(self) -> None:
+        if self._pump_waiting and self._loop is not None and self._room is not None:
+            self._loop.call_soon_threadsafe(self._room.set)
 
     # -- the worker thread side --------------------------------------------------
     def read(self, n: int = -1) -> bytes:
@@ -67,6 +75,7 @@ class BodyStream:
         if self._done:
             return b""
         item = self._q.get()
+        self._made_room()
         if item is _EOF:
             self._done = True
             return b""
@@ -89,3 +98,5 @@ class BodyStream:
                 self._q.get_nowait()
             except queue.Empty:
                 break
+        if self._loop is not None and self._room is not None:
+            self._loop.call_soon_threadsafe(self._room.set)

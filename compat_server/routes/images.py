@@ -5,6 +5,7 @@ import asyncio
 import fcntl
 import os
 import tempfile
+import threading
 from typing import Any, AsyncIterator, Callable
 
 from starlette.requests import Request
@@ -58,11 +59,38 @@ async def _spool_body(request: Request, tmp_dir: str) -> str:
     return path
 
 
+def _in_own_thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    """Run ``fn`` on a thread of its own: a load lasts as long as its upload, and must not hold
+    one of the few shared pool threads the rest of the daemon (and its own pump) rely on."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if fut.done():
+            return
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(result)
+
+    def target() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as err:  # noqa: BLE001 - delivered to the awaiting coroutine
+            loop.call_soon_threadsafe(settle, None, err)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=target, name="pydockerd-image-load", daemon=True).start()
+    return fut
+
+
 async def _progress_stream(
     work: Callable[[Callable[[dict[str, Any]], None]], Any],
     finish: Callable[[Any], list[dict[str, Any]]],
     *,
     always_stream: bool = False,
+    own_thread: bool = False,
 ) -> Response:
     """Run blocking ``work(progress)`` in a thread and stream its JSON messages.
 
@@ -78,6 +106,8 @@ async def _progress_stream(
 
     async def run() -> Any:
         try:
+            if own_thread:
+                return await _in_own_thread(work, progress)
             return await asyncio.to_thread(work, progress)
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, _END)
@@ -168,7 +198,7 @@ async def load(request: Request) -> Response:
         return []
 
     # dockerd answers 200 and reports a bad archive inside the stream.
-    response = await _progress_stream(work, finish, always_stream=True)
+    response = await _progress_stream(work, finish, always_stream=True, own_thread=True)
     # The whole body is read before the response starts: Starlette's streaming response
     # listens on the same receive channel for a disconnect and would swallow body chunks.
     # The worker parses concurrently; its messages wait in the response's queue.

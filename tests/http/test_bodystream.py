@@ -68,3 +68,30 @@ def test_closed_reader_lets_the_pump_drain_the_body() -> None:
         await asyncio.wait_for(pump, 20)
         return req.consumed
     assert asyncio.run(main()) == len(chunks)
+
+
+def test_pump_needs_no_pool_thread_when_the_queue_is_full() -> None:
+    """With every pool thread busy (here: the only one, waiting for the reader to finish), a
+    full queue must not make the pump wait for a pool thread: that was a deadlock."""
+    import concurrent.futures
+    import threading
+    chunks = [b"y" * 4096] * 2000  # several times the queue's bound
+    finished = threading.Event()
+
+    async def main() -> bytes:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=1))
+        body = BodyStream()
+        blocker = loop.run_in_executor(None, finished.wait, 30)  # holds the only pool thread
+        result: list[bytes] = []
+
+        def reader() -> None:
+            result.append(_read_all(body, 65536))
+            finished.set()
+        t = threading.Thread(target=reader)
+        t.start()
+        await asyncio.wait_for(body.pump(FakeRequest(chunks)), 20)  # type: ignore[arg-type]
+        assert await blocker is True
+        t.join(10)
+        return result[0]
+    assert asyncio.run(main()) == b"".join(chunks)
