@@ -180,11 +180,14 @@ def test_wait_docker_py(client, busybox: str, name: str) -> None:
     assert c.wait(timeout=30) == {"StatusCode": 6, "Error": None} or c.wait(timeout=30)["StatusCode"] == 6
 
 
+@pytest.mark.reference_differs("dockerd 20.10 says: You cannot remove a running container <id>. ...")
 def test_rm_running_needs_force(daemon: Daemon, busybox: str, name: str) -> None:
     cid = run_d(daemon, name, "echo ready; " + LOOP)
     proc = daemon.cli("rm", name)
     assert proc.returncode == 1
-    assert f"You cannot remove a running container {cid}" in proc.stderr
+    assert (f'cannot remove container "/{name}": container is running: stop the container before removing '
+            "or force remove") in proc.stderr
+    assert state(daemon, name)["Running"] is True
     assert ok(daemon.cli("rm", "-f", name)).strip() == name
     assert daemon.raw("GET", f"/containers/{cid}/json").status == 404
 
