@@ -191,3 +191,14 @@ def test_policies_applied_when_daemon_starts(daemon: Daemon, busybox: str, name:
         assert inspect(daemon, names[p])["RestartCount"] == 0
     for p in ("always", "unless", "onfail", "no"):
         daemon.cli("rm", "-f", names[p])
+
+
+def test_auto_remove_after_exit_but_not_on_docker_restart(daemon: Daemon, busybox: str, name: str) -> None:
+    cid = ok(daemon.cli("run", "-d", "--rm", "--name", name, BUSYBOX, "sh", "-c",
+                        'trap "exit 0" TERM; echo ready; ' + LOOP)).strip()
+    wait_for_log(daemon, name, "ready")
+    ok(daemon.cli("restart", "-t", "5", name))      # a restart is not an exit: the container stays
+    info = inspect(daemon, name)
+    assert info["Id"] == cid and info["State"]["Running"] is True
+    ok(daemon.cli("stop", name))
+    wait_until(lambda: daemon.raw("GET", f"/containers/{cid}/json").status == 404, 20, "auto-removal")
