@@ -12,6 +12,7 @@ from . import timeutil
 from .config import Config
 from .containers import names as container_names
 from .containers.exec import ExecService
+from .containers.health import HealthMonitors
 from .containers.service import ContainerService
 from .content.store import ContentStore
 from .errors import InvalidParameter, NotFound
@@ -91,6 +92,8 @@ class Engine:
         )
 
         self.execs = ExecService(self.containers)
+        # Healthchecks run as execs; the container service tells the monitors about starts/exits.
+        self.containers.health = HealthMonitors(self.containers, self.execs)
 
     @classmethod
     async def open(cls, config: Config) -> "Engine":

@@ -100,6 +100,25 @@ class HostConfig:
     dns_options: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class HealthLogEntry:
+    """One healthcheck probe: times are RFC 3339 strings, output at most 4096 bytes (+ "...")."""
+
+    start: str
+    end: str
+    exit_code: int
+    output: str
+
+
+@dataclass
+class Health:
+    """State.Health: "starting" / "healthy" / "unhealthy", the failing streak, the last 5 probes."""
+
+    status: str = "starting"
+    failing_streak: int = 0
+    log: list[HealthLogEntry] = field(default_factory=list)
+
+
 @dataclass
 class ContainerState:
     status: str = CREATED
@@ -116,6 +135,8 @@ class ContainerState:
     # Set when the user stopped the container (matters for restart policies).
     has_been_manually_stopped: bool = False
     has_been_started: bool = False
+    # None when the container has no healthcheck (or it never ran).
+    health: Health | None = None
 
     @property
     def running(self) -> bool:
@@ -190,7 +211,7 @@ def container_from_jsonable(data: dict[str, Any]) -> Container:
         host_config=HostConfig(**{k: v for k, v in hc_data.items() if k in known_hc}),
         path=data["path"],
         args=tuple(data["args"]),
-        state=ContainerState(**{k: v for k, v in data["state"].items() if k in known_state}),
+        state=_state_from_jsonable(data["state"], known_state),
         restart_count=data.get("restart_count", 0),
         log_path=data.get("log_path", ""),
         hostname_path=data.get("hostname_path", ""),
@@ -200,3 +221,15 @@ def container_from_jsonable(data: dict[str, Any]) -> Container:
         platform=data.get("platform", "linux"),
         annotations=data.get("annotations", {}),
     )
+
+
+def _state_from_jsonable(data: dict[str, Any], known: set[str]) -> ContainerState:
+    fields = {k: v for k, v in data.items() if k in known}
+    health = fields.get("health")
+    if isinstance(health, dict):
+        fields["health"] = Health(
+            status=health.get("status", "starting"),
+            failing_streak=int(health.get("failing_streak", 0)),
+            log=[HealthLogEntry(**e) for e in health.get("log") or []],
+        )
+    return ContainerState(**fields)

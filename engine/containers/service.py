@@ -47,6 +47,7 @@ from ..types import (
 )
 from . import files
 from .attach import ContainerAttach
+from . import health as health_checks
 from .restart import RestartManager, should_restart_on_boot
 from .signals import parse_signal
 from ..logs.options import parse_log_opts, validate_log_opts
@@ -192,6 +193,7 @@ class ContainerService:
                 )
         if not config.image:
             raise InvalidParameter("config.Image must not be empty")
+        health_checks.validate(config.healthcheck)
         image = await asyncio.to_thread(self.images.get, config.image)
         config = self._merge_image_config(config, image)
         entrypoint = list(config.entrypoint or ())
@@ -275,6 +277,7 @@ class ContainerService:
             exposed_ports=exposed,
             volumes=volumes,
             on_build=tuple(ic.get("OnBuild") or ()),
+            healthcheck=health_checks.merge_with_image(config.healthcheck, ic.get("Healthcheck")),
         )
 
     def _check_host_config(self, hc: HostConfig) -> None:
@@ -430,6 +433,7 @@ class ContainerService:
             finished_at=c.state.finished_at,
             exit_code=0,
             has_been_started=True,
+            health=c.state.health,
         )
         await self._save(c)
         self._emit(c, "start")
@@ -859,6 +863,8 @@ class ContainerService:
                 live.handle = handle
                 self._live[c.id] = live
                 live.monitor = asyncio.create_task(self._monitor(c.id, live))
+                if self.health is not None:
+                    self.health.container_started(c, reset=False)
                 log.info("reconnected to running container %s", c.id[:12])
                 continue
             status = self.runtime.read_exit_status(bundle)
