@@ -647,6 +647,7 @@ class ContainerService:
             raise NotModified("Container already stopped")
         try:
             await live.handle.kill(stop_sig)
+            self._emit(c, "kill", signal=str(stop_sig))    # dockerd's stop goes through kill
         except Exception:  # noqa: BLE001
             log.debug("stop signal to %s failed", c.id, exc_info=True)
         if timeout < 0:
@@ -657,6 +658,7 @@ class ContainerService:
             except asyncio.TimeoutError:
                 try:
                     await live.handle.kill(int(_signal.SIGKILL))
+                    self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
                 except Exception:  # noqa: BLE001
                     log.debug("SIGKILL to %s failed", c.id, exc_info=True)
                 await live.exited.wait()
