@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+
+import pytest
 import time
 
 from conformance_tests.harness import Daemon
@@ -145,3 +147,53 @@ def test_image_events_name_the_image_id(daemon: Daemon, busybox: str) -> None:
         ("tag", image_id, "evtest-tag:1"), ("untag", image_id, inspect_id)]
     for e in events:
         assert e["Type"] == "image" and e["scope"] == "local"
+
+
+def test_relative_since_until_replays_and_exits(daemon: Daemon, busybox: str, name: str) -> None:
+    cid = ok(daemon.cli("create", "--name", name, "-l", "evt-rel=1", BUSYBOX, "true")).strip()
+    ok(daemon.cli("start", name))
+    assert ok(daemon.cli("wait", name)).strip() == "0"
+    # The CLI turns durations into whole-second timestamps (now - d): "0s" would cut off this
+    # second's events, so the window ends one second ahead (the stream waits for it, then ends).
+    out = ok(daemon.cli("events", "--since", "1m", "--until", "-1s", "--filter", "label=evt-rel=1",
+                        "--format", "{{.Actor.ID}} {{.Action}}", timeout=30))
+    assert out.splitlines() == [f"{cid} create", f"{cid} start", f"{cid} die"]
+
+
+def test_filters_select_like_dockerd(daemon: Daemon, busybox: str, name: str) -> None:
+    since = f"{time.time():.3f}"
+    cid = ok(daemon.cli("create", "--name", name, "-l", "evt-f=yes", BUSYBOX, "true")).strip()
+    ok(daemon.cli("tag", BUSYBOX, "evt-filter:1"))
+    ok(daemon.cli("rmi", "evt-filter:1"))
+    ok(daemon.cli("rm", name))
+    until = f"{time.time():.3f}"
+
+    def actions(*filters: str) -> list[str]:
+        args = [a for f in filters for a in ("--filter", f)]
+        out = ok(daemon.cli("events", "--since", since, "--until", until, *args, "--format", "{{.Type}}:{{.Action}}"))
+        return out.splitlines()
+    assert actions(f"container={cid[:12]}") == ["container:create", "container:destroy"]
+    assert actions(f"container={name}", "event=destroy") == ["container:destroy"]
+    assert actions("label=evt-f=yes") == ["container:create", "container:destroy"]
+    assert actions("label=evt-f=no") == []
+    assert actions("type=image", "event=tag", "event=untag") == ["image:tag", "image:untag"]
+    image_id = ok(daemon.cli("image", "inspect", "--format", "{{.Id}}", BUSYBOX)).strip()
+    assert actions("type=image", f"image={image_id}") == ["image:tag", "image:untag"]
+    assert actions("type=image", "image=evt-filter:1") == ["image:tag"]    # untag is named by the ID
+    assert actions("type=image", f"image={BUSYBOX}") == []
+    assert actions("type=network") == [] and actions("type=volume") == []
+    assert actions("scope=swarm") == []
+    assert "container:create" in actions(f"image={BUSYBOX}", f"container={name}")
+
+
+@pytest.mark.reference_differs("dockerd 20.10 accepts unknown event filters")
+def test_unknown_filter_is_refused(daemon: Daemon) -> None:
+    proc = daemon.cli("events", "--since", "1s", "--until", "0s", "--filter", "bogus=1")
+    assert proc.returncode != 0
+    assert "invalid filter 'bogus'" in proc.stderr
+
+
+def test_since_after_until_is_refused(daemon: Daemon) -> None:
+    resp = daemon.raw("GET", "/events?since=20&until=10")
+    assert resp.status == 400
+    assert resp.json()["message"] == "`since` time (20) cannot be after `until` time (10)"
