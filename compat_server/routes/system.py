@@ -203,7 +203,8 @@ def event_json(event: Any, version: str) -> dict[str, Any]:
     # The deprecated top-level fields (gone in API 1.52) exist for container and image events.
     if not versions.at_least(version, "1.52") and event.type in ("container", "image"):
         out["status"] = event.action
-        out["id"] = event.actor_id
+        if event.actor_id:          # omitted when empty (the prune events), like dockerd
+            out["id"] = event.actor_id
         if event.type == "container" and "image" in event.attributes:
             out["from"] = event.attributes["image"]
     out.update({

@@ -716,6 +716,7 @@ class ContainerService:
             if live is not None:
                 try:
                     await live.handle.kill(int(_signal.SIGKILL))
+                    self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
                 except Exception:  # noqa: BLE001
                     pass
                 await live.exited.wait()
@@ -723,7 +724,7 @@ class ContainerService:
             if c.id not in self._containers:
                 raise no_such_container(ref)
             if c.state.removal_in_progress:
-                raise Conflict(f"removal of container {c.id} is already in progress")
+                raise Conflict(f"removal of container {ref} is already in progress")
             c.state.removal_in_progress = True
             try:
                 await asyncio.to_thread(self._destroy_files, c)
