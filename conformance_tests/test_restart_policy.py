@@ -202,3 +202,19 @@ def test_auto_remove_after_exit_but_not_on_docker_restart(daemon: Daemon, busybo
     assert info["Id"] == cid and info["State"]["Running"] is True
     ok(daemon.cli("stop", name))
     wait_until(lambda: daemon.raw("GET", f"/containers/{cid}/json").status == 404, 20, "auto-removal")
+
+
+def test_daemon_killed_during_backoff_restarts_container(daemon: Daemon, busybox: str, name: str) -> None:
+    daemon.require_private()
+    cid = ok(daemon.cli("run", "-d", "--restart", "always", "--name", name, BUSYBOX, "sh", "-c", "exit 5")).strip()
+    wait_until(lambda: state(daemon, name)["Status"] == "restarting", 30, "restarting", interval=0.02)
+    daemon.stop(kill9=True)
+    daemon.start()
+    since = f"{time.time():.3f}"
+
+    def started_again() -> bool:
+        return any(e["Action"] == "start" for e in _events(daemon, since, cid))
+    wait_until(started_again, 30, "a start after the daemon came back")
+    ok(daemon.cli("stop", name))
+    st = state(daemon, name)
+    assert st["Status"] == "exited" and st["ExitCode"] == 5

@@ -598,6 +598,8 @@ class ContainerService:
         self._live.pop(cid, None)
         if live is not None:
             live.exited.set()
+        if oom:
+            self._emit(c, "oom")
         self._emit(c, "die", exitCode=str(code), execDuration=str(int(run_seconds)))
         for fut in self._exit_waiters.pop(cid, []):
             if not fut.done():
