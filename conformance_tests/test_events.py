@@ -127,6 +127,11 @@ def test_healthcheck_probe_events(daemon: Daemon, busybox: str, name: str) -> No
     wait_until(healthy, 20, "health_status: healthy")
     got = _session_events(daemon, since, cid)
     assert ("container", "exec_create: /bin/sh -c exit 0", frozenset(BASE | {"execID"})) in got
+    ok(daemon.cli("exec", name, "true"))
+    got = _session_events(daemon, since, cid)
+    # dockerd: entrypoint, a space, the arguments -- a trailing space when there are none
+    assert ("container", "exec_create: true ", frozenset(BASE | {"execID"})) in got
+    assert ("container", "exec_start: true ", frozenset(BASE | {"execID"})) in got
     assert ("container", "exec_start: /bin/sh -c exit 0", frozenset(BASE | {"execID"})) in got
     assert ("container", "exec_die", frozenset(BASE | {"execID", "exitCode"})) in got
     assert ("container", "health_status: healthy", frozenset(BASE)) in got
