@@ -218,3 +218,21 @@ def test_daemon_killed_during_backoff_restarts_container(daemon: Daemon, busybox
     ok(daemon.cli("stop", name))
     st = state(daemon, name)
     assert st["Status"] == "exited" and st["ExitCode"] == 5
+
+
+def test_exec_refused_while_restarting(daemon: Daemon, busybox: str, name: str) -> None:
+    cid = ok(daemon.cli("run", "-d", "--restart", "always", "--name", name, BUSYBOX, "false")).strip()
+    seen: dict = {}
+
+    def refused() -> bool:
+        # Try while the state says restarting; the container may come up in between.
+        if state(daemon, name)["Status"] != "restarting":
+            return False
+        resp = daemon.raw("POST", f"/containers/{cid}/exec", json.dumps({"Cmd": ["true"]}),
+                          {"Content-Type": "application/json"})
+        if resp.status == 409 and "restarting" in resp.json()["message"]:
+            seen["exec"] = resp.json()["message"]
+            return True
+        return False
+    wait_until(refused, 30, "an exec refused during the back-off", interval=0.02)
+    assert seen["exec"] == f"Container {cid} is restarting, wait until the container is running"

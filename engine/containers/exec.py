@@ -49,6 +49,8 @@ class ExecService:
         live = self.containers._live.get(c.id)
         if c.state.status == PAUSED:
             raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        if c.state.restarting:
+            raise Conflict(f"Container {c.id} is restarting, wait until the container is running")
         if not c.state.running or live is None:
             raise Conflict(f"Container {c.id} is not running")
         return c, live
