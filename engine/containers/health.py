@@ -185,6 +185,14 @@ class HealthMonitors:
         if c is not None and c.state.health is not None:
             c.state.health.status = UNHEALTHY
 
+    def container_paused(self, cid: str) -> None:
+        """For the pause path: dockerd stops probing a paused container (status: unhealthy)."""
+        self.container_stopped(cid)
+
+    def container_unpaused(self, c: Container) -> None:
+        """For the unpause path: probing resumes without a reset."""
+        self.container_started(c, reset=False)
+
     def close(self) -> None:
         for cid in list(self._tasks):
             self.container_stopped(cid)
