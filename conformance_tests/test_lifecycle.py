@@ -331,3 +331,10 @@ def test_rm_force_removes_running_container_and_emits_kill_die_destroy(daemon: D
     out = ok(daemon.cli("events", "--since", since, "--until", f"{time.time():.3f}", "--filter", f"container={cid}",
                         "--format", "{{.Action}}"))
     assert out.split() == ["create", "start", "kill", "die", "destroy"]
+
+
+def test_container_prune_docker_py(client, busybox: str, name: str) -> None:
+    c = client.containers.create(BUSYBOX, ["true"], name=name, labels={"prune-py": "1"})
+    report = client.containers.prune(filters={"label": "prune-py=1"})
+    assert report["ContainersDeleted"] == [c.id] and isinstance(report["SpaceReclaimed"], int)
+    assert client.containers.prune(filters={"label": "prune-py=1"})["ContainersDeleted"] is None

@@ -236,3 +236,15 @@ def test_exec_refused_while_restarting(daemon: Daemon, busybox: str, name: str) 
         return False
     wait_until(refused, 30, "an exec refused during the back-off", interval=0.02)
     assert seen["exec"] == f"Container {cid} is restarting, wait until the container is running"
+
+
+def test_restart_policy_docker_py(client, busybox: str, name: str) -> None:
+    c = client.containers.run(BUSYBOX, ["sh", "-c", "exit 4"], name=name, detach=True,
+                              restart_policy={"Name": "on-failure", "MaximumRetryCount": 1})
+
+    def done() -> bool:
+        c.reload()
+        return c.attrs["RestartCount"] == 1 and c.status == "exited"
+    wait_until(done, 20, "one restart, then exited")
+    assert c.attrs["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 1}
+    assert c.attrs["State"]["ExitCode"] == 4
