@@ -170,6 +170,9 @@ def test_policies_applied_when_daemon_starts(daemon: Daemon, busybox: str, name:
     ok(daemon.cli("run", "-d", "--rm", "--name", names["rm"], BUSYBOX, "sh", "-c", "echo ready; " + LOOP))
     for n in names.values():
         wait_for_log(daemon, n, "ready")
+    created_rm = ok(daemon.cli("create", "--rm", "--name", f"{name}-created-rm", BUSYBOX, "true")).strip()
+    created_always = ok(daemon.cli("create", "--restart", "always", "--name", f"{name}-created-always",
+                                   BUSYBOX, "sh", "-c", LOOP)).strip()
     ok(daemon.cli("stop", "-t", "0", names["always"]))   # stopped by the user: back at daemon start
     ok(daemon.cli("stop", "-t", "0", names["unless"]))   # stopped by the user: stays stopped
     pids = {p: state(daemon, names[p])["Pid"] for p in ("onfail", "no", "rm")}
@@ -187,6 +190,10 @@ def test_policies_applied_when_daemon_starts(daemon: Daemon, busybox: str, name:
     wait_until(lambda: state(daemon, names["no"])["Status"] == "exited", 30, "no to be exited")
     assert state(daemon, names["no"])["ExitCode"] == 137
     assert state(daemon, names["unless"])["Status"] == "exited"
+    # Never started: an `always` container stays created, a `--rm` one is removed.
+    assert state(daemon, created_always)["Status"] == "created"
+    assert daemon.raw("GET", f"/containers/{created_rm}/json").status == 404
+    daemon.cli("rm", "-f", created_always)
     for p in ("always", "onfail"):
         assert inspect(daemon, names[p])["RestartCount"] == 0
     for p in ("always", "unless", "onfail", "no"):
