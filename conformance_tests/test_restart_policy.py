@@ -99,19 +99,25 @@ def test_kill_stops_always_container_for_good(daemon: Daemon, busybox: str, name
     assert info["RestartCount"] == 0
 
 
+def _info(daemon: Daemon, ref: str) -> dict:
+    resp = daemon.raw("GET", f"/containers/{ref}/json")
+    assert resp.status == 200, resp.body
+    return resp.json()
+
+
 def test_restart_count_resets_on_manual_start(daemon: Daemon, busybox: str, name: str) -> None:
     cid = ok(daemon.cli("run", "-d", "--restart", "on-failure:1", "--name", name, BUSYBOX, "false")).strip()
-    wait_until(lambda: inspect(daemon, name)["RestartCount"] == 1
-               and inspect(daemon, name)["State"]["Status"] == "exited", 20, "one restart")
+
+    def settled() -> bool:
+        info = _info(daemon, cid)
+        return info["RestartCount"] == 1 and info["State"]["Status"] == "exited"
+    wait_until(settled, 30, "one restart")
     since = f"{time.time():.3f}"
     ok(daemon.cli("start", name))
-
-    def starts() -> int:
-        return sum(1 for e in _events(daemon, since, cid) if e["Action"] == "start")
     # Counted from 0 again: the manual start, then one more restart is allowed.
-    wait_until(lambda: starts() == 2 and inspect(daemon, name)["State"]["Status"] == "exited", 20,
-               "the second sequence")
-    assert inspect(daemon, name)["RestartCount"] == 1
+    wait_until(lambda: settled() and sum(1 for e in _events(daemon, since, cid) if e["Action"] == "start") == 2,
+               30, "the second sequence")
+    assert _info(daemon, cid)["RestartCount"] == 1
 
 
 def test_rm_force_during_backoff(daemon: Daemon, busybox: str, name: str) -> None:

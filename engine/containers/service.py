@@ -618,7 +618,7 @@ class ContainerService:
             log.exception("unmounting rootfs of %s", c.id)
 
     async def _after_exit(self, c: Container) -> None:
-        if c.host_config.auto_remove and c.id in self._containers:
+        if c.host_config.auto_remove and c.id in self._containers and not c.state.removal_in_progress:
             try:
                 await self.remove(c.id, force=True, volumes=True)
             except NotFound:
@@ -705,49 +705,50 @@ class ContainerService:
     # ----------------------------------------------------------------- remove
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
         c = self.get(ref)
-        if c.state.running:
-            if not force:
-                raise Conflict(
-                    f'cannot remove container "/{c.name}": container is running: '
-                    "stop the container before removing or force remove"
-                )
-            self._restart_manager(c).cancel()
-            if c.state.restarting:
-                await self._settle_restart(c.id)
-            live = self._live.get(c.id)
-            if live is not None:
-                try:
-                    await live.handle.kill(int(_signal.SIGKILL))
-                    self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
-                except Exception:  # noqa: BLE001
-                    pass
-                await live.exited.wait()
-        async with self._lock(c.id):
-            if c.id not in self._containers:
-                raise no_such_container(ref)
-            if c.state.removal_in_progress:
-                raise Conflict(f"removal of container {ref} is already in progress")
-            c.state.removal_in_progress = True
-            try:
+        # Like dockerd, the removal is claimed first: a second remove meanwhile gets a 409.
+        if c.state.removal_in_progress:
+            raise Conflict(f"removal of container {ref} is already in progress")
+        if c.state.running and not force:
+            raise Conflict(
+                f'cannot remove container "/{c.name}": container is running: '
+                "stop the container before removing or force remove"
+            )
+        c.state.removal_in_progress = True
+        try:
+            if c.state.running:
+                self._restart_manager(c).cancel()
+                if c.state.restarting:
+                    await self._settle_restart(c.id)
+                live = self._live.get(c.id)
+                if live is not None:
+                    try:
+                        await live.handle.kill(int(_signal.SIGKILL))
+                        self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
+                    except Exception:  # noqa: BLE001
+                        pass
+                    await live.exited.wait()
+            async with self._lock(c.id):
+                if c.id not in self._containers:
+                    raise no_such_container(ref)
                 await asyncio.to_thread(self._destroy_files, c)
                 await self.db.transaction(
                     lambda conn: conn.execute("DELETE FROM containers WHERE id = ?", (c.id,))
                 )
-            except BaseException:
-                c.state.removal_in_progress = False
-                raise
-            self._containers.pop(c.id, None)
-            self._restart.pop(c.id, None)
-            if self._names.get(c.name) == c.id:
-                self._names.pop(c.name, None)
-            for att in self._pending_attach.pop(c.id, []):
-                att.end()
-            for fut in self._exit_waiters.pop(c.id, []):
-                if not fut.done():
-                    fut.set_result(c)
-            for fut in self._remove_waiters.pop(c.id, []):
-                if not fut.done():
-                    fut.set_result(c)
+        except BaseException:
+            c.state.removal_in_progress = False
+            raise
+        self._containers.pop(c.id, None)
+        self._restart.pop(c.id, None)
+        if self._names.get(c.name) == c.id:
+            self._names.pop(c.name, None)
+        for att in self._pending_attach.pop(c.id, []):
+            att.end()
+        for fut in self._exit_waiters.pop(c.id, []):
+            if not fut.done():
+                fut.set_result(c)
+        for fut in self._remove_waiters.pop(c.id, []):
+            if not fut.done():
+                fut.set_result(c)
         self._locks.pop(c.id, None)
         self._emit(c, "destroy")
 
