@@ -168,3 +168,19 @@ def test_health_survives_daemon_restart(daemon: Daemon, busybox: str, name: str)
         last = h["Log"][-1]["End"] if h.get("Log") else ""
         return h.get("Status") == "healthy" and last[:19] >= time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(restarted + 1))
     wait_until(probed_again, 20, "probes after the daemon restart")
+
+
+def test_failures_in_start_period_do_not_count(daemon: Daemon, busybox: str, name: str) -> None:
+    # StartInterval (API 1.44) sets the pace inside the start period; older daemons use Interval.
+    body = {"Image": BUSYBOX, "Cmd": ["sh", "-c", LOOP],
+            "Healthcheck": {"Test": ["CMD-SHELL", "exit 1"], "Retries": 1, "Interval": 100_000_000,
+                            "StartInterval": 100_000_000, "StartPeriod": 60 * 10**9}}
+    resp = daemon.raw("POST", f"/containers/create?name={name}", json.dumps(body), {"Content-Type": "application/json"})
+    assert resp.status == 201, resp.body
+    ok(daemon.cli("start", name))
+    wait_until(lambda: len(_health(daemon, name).get("Log") or []) >= 2, 20, "two probes")
+    h = _health(daemon, name)
+    assert h["Status"] == "starting" and h["FailingStreak"] == 0
+    assert all(e["ExitCode"] == 1 for e in h["Log"])
+    cfg = inspect(daemon, name)["Config"]["Healthcheck"]
+    assert cfg["StartPeriod"] == 60 * 10**9
