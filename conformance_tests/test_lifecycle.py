@@ -338,3 +338,9 @@ def test_container_prune_docker_py(client, busybox: str, name: str) -> None:
     report = client.containers.prune(filters={"label": "prune-py=1"})
     assert report["ContainersDeleted"] == [c.id] and isinstance(report["SpaceReclaimed"], int)
     assert client.containers.prune(filters={"label": "prune-py=1"})["ContainersDeleted"] is None
+
+
+def test_rm_link_unknown_is_404(daemon: Daemon) -> None:
+    resp = daemon.raw("DELETE", "/containers/no-such-link-x?link=1")
+    assert resp.status == 404
+    assert resp.json()["message"] == "No such container: no-such-link-x"
