@@ -285,11 +285,14 @@ class HealthMonitors:
                 await session.kill(int(signal.SIGKILL))
             except Exception:  # noqa: BLE001
                 pass
+            await self._close(session)
+            self._forget(c, inst)
             raise
         try:
             await self.execs.complete(inst)
         except Exception:  # noqa: BLE001
             pass
+        await self._close(session)
         self._forget(c, inst)
         if timed_out:
             text = out.text()
@@ -297,6 +300,13 @@ class HealthMonitors:
             return HealthLogEntry(start, timeutil.now(), -1, f"{msg}: {text}" if text else msg)
         code = inst.exit_code if inst.exit_code is not None else -1
         return HealthLogEntry(start, timeutil.now(), code, out.text())
+
+    @staticmethod
+    async def _close(session: Any) -> None:
+        try:
+            await session.close()
+        except Exception:  # noqa: BLE001 - the connection may be gone with the container
+            pass
 
     def _forget(self, c: Container, inst: Any) -> None:
         """dockerd unregisters a probe's exec when it is done: no ExecIDs entry, no inspect."""
