@@ -152,7 +152,7 @@ def test_health_docker_py(client, busybox: str, name: str) -> None:
                               healthcheck={"test": ["CMD-SHELL", "exit 0"], "interval": 100_000_000})
     wait_until(lambda: (c.reload() or True) and c.attrs["State"].get("Health", {}).get("Status") == "healthy",
                20, "docker-py to see healthy")
-    assert c.health == "healthy" if hasattr(c, "health") else True
+    assert c.health == "healthy"
 
 
 @pytest.mark.reference_differs("dockerd 20.10 does not resume probes of containers it restores")
