@@ -23,7 +23,7 @@ from engine.types import (
     RestartPolicy,
 )
 
-from . import versions
+from . import resources_codec, versions
 from .errors import BadRequest
 
 # Go type names for error messages.
@@ -225,6 +225,7 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         dns=tuple(hc_in.get("Dns") or ()),
         dns_search=tuple(hc_in.get("DnsSearch") or ()),
         dns_options=tuple(hc_in.get("DnsOptions") or ()),
+        resources=resources_codec.decode(hc_in),
     )
     annotations = {"HostConfig": full_hc, "NetworkingConfig": body.get("NetworkingConfig")}
     return config, host, annotations
@@ -333,6 +334,9 @@ def _networks(c: Container) -> dict[str, Any]:
 
 def encode_inspect(c: Container, graph_driver: dict[str, Any], version: str, size: tuple[int, int] | None) -> dict[str, Any]:
     hc = copy.deepcopy(c.annotations.get("HostConfig") or default_host_config())
+    resources_codec.encode_into(hc, c.host_config.resources)
+    rp = c.host_config.restart_policy  # `docker update --restart` changes it after create
+    hc["RestartPolicy"] = {"Name": rp.name or "no", "MaximumRetryCount": rp.maximum_retry_count}
     out: dict[str, Any] = {
         "Id": c.id,
         "Created": c.created,

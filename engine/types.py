@@ -78,6 +78,32 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class Resources:
+    """Cgroup limits and process rlimits (Docker's HostConfig resource fields).
+
+    Zero/None mean "not set", as in Docker's JSON.  ``ulimits`` holds
+    (name, soft, hard) with Docker's names ("nofile", "nproc", ...).
+    """
+
+    memory: int = 0
+    memory_swap: int = 0                 # memory+swap; -1 = unlimited swap
+    memory_reservation: int = 0
+    memory_swappiness: int | None = None
+    kernel_memory: int = 0               # accepted, deprecated, never applied
+    oom_kill_disable: bool = False
+    cpu_shares: int = 0
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    nano_cpus: int = 0
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    pids_limit: int | None = None        # None = unlimited
+    blkio_weight: int = 0
+    oom_score_adj: int = 0
+    ulimits: tuple[tuple[str, int, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class HostConfig:
     """How the container is run (Docker's ``HostConfig``), the parts the engine acts on."""
 
@@ -98,6 +124,7 @@ class HostConfig:
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
+    resources: Resources = Resources()
 
 
 @dataclass(frozen=True)
@@ -199,6 +226,9 @@ def container_from_jsonable(data: dict[str, Any]) -> Container:
     hc_data["console_size"] = tuple(hc_data.get("console_size") or (0, 0))
     for key in ("cap_add", "cap_drop", "security_opt", "extra_hosts", "dns", "dns_search", "dns_options"):
         hc_data[key] = tuple(hc_data.get(key) or ())
+    res = dict(hc_data.get("resources") or {})
+    res["ulimits"] = tuple(tuple(u) for u in res.get("ulimits") or ())
+    hc_data["resources"] = Resources(**res)
     known_hc = {f.name for f in dataclasses.fields(HostConfig)}
     known_cfg = {f.name for f in dataclasses.fields(ContainerConfig)}
     known_state = {f.name for f in dataclasses.fields(ContainerState)}

@@ -45,7 +45,7 @@ from ..types import (
     container_from_jsonable,
     to_jsonable,
 )
-from . import files
+from . import files, ops_resources, resources
 from .attach import ContainerAttach
 from . import health as health_checks
 from .restart import RestartManager, should_restart_on_boot
@@ -202,6 +202,8 @@ class ContainerService:
         if not argv:
             raise InvalidParameter("No command specified")
         self._check_host_config(host_config)
+        limits, warnings = resources.validate(resources.normalize(host_config.resources), resources.HostLimits.probe())
+        host_config = replace(host_config, resources=limits)
 
         cid = self._new_id()
         validate_log_opts(host_config.log_config.config)
@@ -239,7 +241,7 @@ class ContainerService:
             await asyncio.to_thread(self._destroy_files, c)
             raise
         self._emit(c, "create")
-        return c, []
+        return c, warnings
 
     def _new_id(self) -> str:
         while True:
@@ -521,6 +523,9 @@ class ContainerService:
             no_new_privileges=any(o in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
                                   for o in c.host_config.security_opt),
             shm_size=c.host_config.shm_size or None,
+            resources=resources.to_oci(c.host_config.resources),
+            rlimits=resources.rlimits(c.host_config.resources),
+            oom_score_adj=c.host_config.resources.oom_score_adj,
         )
         return self._build_spec(inp)
 
@@ -701,6 +706,20 @@ class ContainerService:
                 self._reset_restart_manager(c)
                 await self._start_locked(c)
         self._emit(c, "restart")
+
+    # ------------------------------------------- pause, update, stats (ops_resources)
+    async def pause(self, ref: str) -> None:
+        await ops_resources.pause(self, ref)
+
+    async def unpause(self, ref: str) -> None:
+        await ops_resources.unpause(self, ref)
+
+    async def update(self, ref: str, patch: dict[str, Any], restart_policy: Any = None,
+                     annotate: Any = None) -> list[str]:
+        return await ops_resources.update(self, ref, patch, restart_policy, annotate)
+
+    def stats(self, ref: str, *, stream: bool, one_shot: bool) -> Any:
+        return ops_resources.stats(self, ref, stream=stream, one_shot=one_shot)
 
     # ----------------------------------------------------------------- remove
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
