@@ -37,6 +37,11 @@ def _labels(engine: Any, image_id: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in ((image.config.get("config") or {}).get("Labels") or {}).items()}
 
 
+def _all_labels(engine: Any) -> dict[str, dict[str, str]]:
+    """Every image's labels by ID, taken before a delete (delete events outlive the image)."""
+    return {img.id: _labels(engine, img.id) for img in engine.images.list()}
+
+
 def image_event(engine: Any, action: str, image_id: str, name: str | None = None,
                 labels: dict[str, str] | None = None) -> None:
     """dockerd's image events: actor = image ID, attributes = the image's labels + name."""
@@ -161,8 +166,9 @@ async def create(request: Request) -> Response:
         finally:
             os.unlink(path)
         if repo_tag:
-            image_event(engine, "tag", image_id, reference.parse_normalized(repo_tag).with_default_tag().familiar())
-        image_event(engine, "import", image_id)
+            familiar = reference.parse_normalized(repo_tag).with_default_tag().familiar()
+            await asyncio.to_thread(image_event, engine, "tag", image_id, familiar)
+        await asyncio.to_thread(image_event, engine, "import", image_id)
         return docker_json({"status": image_id})
     if q.get("fromImage"):
         raise NotImplementedYet(
@@ -181,11 +187,11 @@ async def load(request: Request) -> Response:
 
     def work(progress: Callable[[dict[str, Any]], None]) -> list[str]:
         try:
-            return engine.images.load(body, progress=progress, quiet=quiet)
+            loaded = engine.images.load(body, progress=progress, quiet=quiet)
         finally:
             body.close()
-
-    def finish(loaded: list[str]) -> list[dict[str, Any]]:
+        # One "load" event per image, named by its ID; published here, in the worker thread,
+        # because the lookups block.
         seen: set[str] = set()
         for name in loaded:
             try:
@@ -195,6 +201,9 @@ async def load(request: Request) -> Response:
             if image_id not in seen:
                 seen.add(image_id)
                 image_event(engine, "load", image_id)
+        return loaded
+
+    def finish(loaded: list[str]) -> list[dict[str, Any]]:
         return []
 
     # dockerd answers 200 and reports a bad archive inside the stream.
@@ -258,7 +267,7 @@ async def list_images(request: Request) -> Response:
 async def prune(request: Request) -> Response:
     engine = engine_of(request)
     flt = qfilters(request)
-    labels = {img.id: _labels(engine, img.id) for img in await asyncio.to_thread(engine.images.list)}
+    labels = await asyncio.to_thread(_all_labels, engine)
     report = await asyncio.to_thread(engine.images.prune, flt, engine.containers.users_of_image)
     _publish_delete_events(engine, list(report.deleted), labels)
     engine.events.publish_action("image", "prune", "", {"reclaimed": str(report.space_reclaimed)})
@@ -377,7 +386,7 @@ async def tag(request: Request) -> Response:
     if not repo:
         raise BadRequest("repository name must have at least one component")
     image_id, full = await asyncio.to_thread(engine.images.tag, request.path_params["name"], repo, tag_)
-    image_event(engine, "tag", image_id, full)
+    await asyncio.to_thread(image_event, engine, "tag", image_id, full)
     return Response(status_code=201)
 
 
@@ -385,7 +394,7 @@ async def delete(request: Request) -> Response:
     engine = engine_of(request)
     name = request.path_params["name"]
     before = await asyncio.to_thread(engine.images.get, name)
-    labels = {img.id: _labels(engine, img.id) for img in await asyncio.to_thread(engine.images.list)}
+    labels = await asyncio.to_thread(_all_labels, engine)
     result = await asyncio.to_thread(
         engine.images.remove,
         name,
@@ -454,7 +463,7 @@ async def save(request: Request) -> Response:
             os.close(read_fd)  # a client that went away makes the writer fail with EPIPE
 
     for image_id in image_ids:
-        image_event(engine, "save", image_id)
+        await asyncio.to_thread(image_event, engine, "save", image_id)
     return StreamingResponse(body(), media_type="application/x-tar")
 
 
