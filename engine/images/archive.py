@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 from ..errors import EngineError, InvalidParameter, NotFound
 from . import reference as refs
 from .layer import LayerError, clean_parts
-from .progress import ProgressReader, progress_message
+from .progress import ProgressReader
 from .reference import Reference
 
 if TYPE_CHECKING:
@@ -384,9 +384,12 @@ def _register(store: ImageStore, item: bytes | _Spilled, parent: str | None, dif
         if item.digest == diff_id:
             # An uncompressed layer whose bytes were hashed as they arrived: unpack it without
             # hashing again and move the file into the content store.
-            store.register_layer(f, parent, expected_diff_id=diff_id, verified_file=item.path)
-            if not quiet:
-                emit(progress_message("Loading layer", ident, item.size, item.size))
+            tracker = None if quiet else ProgressReader(f, item.size, ident, "Loading layer", emit)
+            store.register_layer(f, parent, expected_diff_id=diff_id, verified_file=item.path,
+                                 progress=tracker.advance_to if tracker is not None else None)
+            if tracker is not None:
+                tracker.advance_to(item.size)
+                tracker.finish()
             return
         reader: Any = f
         if not quiet:

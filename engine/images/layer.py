@@ -385,7 +385,8 @@ def _set_xattrs(target: int | str, xattrs: dict[str, str]) -> None:
                 raise
 
 
-def apply_file(src: BinaryIO, root: Path, mode: str, *, lowers: list[Path] | None = None) -> ApplyResult:
+def apply_file(src: BinaryIO, root: Path, mode: str, *, lowers: list[Path] | None = None,
+               progress: Callable[[int], None] | None = None) -> ApplyResult:
     """Unpack an uncompressed layer tar held in a regular file whose digest the caller
     already verified: headers are read with seeks, contents copied by the kernel."""
     applier = _Applier(root, mode, lowers or [])
@@ -396,6 +397,8 @@ def apply_file(src: BinaryIO, root: Path, mode: str, *, lowers: list[Path] | Non
             with tarfile.open(fileobj=src, mode="r:", errorlevel=2) as tar:  # type: ignore[call-overload]
                 for member in tar:
                     applier.apply(tar, member)
+                    if progress is not None:
+                        progress(member.offset_data + member.size)
         except tarfile.ReadError as err:
             if not (str(err) == "empty file" and size == 0):
                 raise LayerError(go_tar_message(err)) from None

@@ -281,7 +281,8 @@ class ImageStore:
         return [self.snapshotter.fs_dir(i.key) for i in self.snapshotter.parent_chain(parent)]
 
     def register_layer(self, stream: BinaryIO, parent: str | None, expected_diff_id: str | None = None,
-                       *, verified_file: Path | None = None) -> Layer:
+                       *, verified_file: Path | None = None,
+                       progress: Callable[[int], None] | None = None) -> Layer:
         """Unpack a layer tar (any compression) on top of chain ``parent``.
 
         Stores the uncompressed tar under its diff ID and commits the snapshot
@@ -298,7 +299,8 @@ class ImageStore:
         try:
             if writer is None:
                 result: ApplyResult = apply_file(stream, self.snapshotter.upper_dir(key),
-                                                 self.snapshotter.apply_mode, lowers=self._lowers(parent))
+                                                 self.snapshotter.apply_mode, lowers=self._lowers(parent),
+                                                 progress=progress)
             else:
                 result = apply_layer(stream, self.snapshotter.upper_dir(key), self.snapshotter.apply_mode,
                                      lowers=self._lowers(parent), sink=writer.write)

@@ -315,3 +315,13 @@ def test_failed_image_releases_the_layers_it_brought(env: Env) -> None:
     assert [i.key for i in env.snapshotter.list()] == []
     assert list(env.content.walk()) == []
     assert _leftovers(env) == {"tmp": [], "extract": []}
+
+
+def test_progress_of_a_big_layer(env: Env) -> None:
+    layer = TarBuilder().file("a", b"1" * (600 << 10)).file("b", b"2" * (600 << 10)).file("c", b"3" * 5).bytes()
+    msgs: list[dict[str, Any]] = []
+    env.store.load(io.BytesIO(image_archive([layer], tag="p:1")), progress=msgs.append)
+    steps = [m["progressDetail"].get("current") for m in msgs if m.get("status") == "Loading layer"]
+    assert len(steps) >= 2 and steps == sorted(steps), steps
+    assert steps[-1] == len(layer)
+    assert msgs[-1] == {"stream": "Loaded image: p:1\n"}
