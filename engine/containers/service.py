@@ -48,6 +48,7 @@ from . import files
 from .attach import ContainerAttach
 from .signals import parse_signal
 from ..logs.options import parse_log_opts, validate_log_opts
+from ..oci import hostopts
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,7 @@ class ContainerService:
         if not argv:
             raise InvalidParameter("No command specified")
         self._check_host_config(host_config)
+        hostopts.check_create(host_config, bool(config.hostname), self._peer)
 
         cid = self._new_id()
         validate_log_opts(host_config.log_config.config)
@@ -429,13 +431,18 @@ class ContainerService:
             ("/etc/hostname", "bind", str(cdir / "hostname"), ("rbind", "rprivate")),
             ("/etc/hosts", "bind", str(cdir / "hosts"), ("rbind", "rprivate")),
         ]
+        try:
+            group_text = _read_in_root(rootfs, "etc/group") if c.host_config.group_add else ""
+        except OSError:
+            group_text = ""
+        sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text)
         inp = self._spec_input(
             container_id=c.id,
             hostname=cfg.hostname,
             domainname=cfg.domainname,
             rootfs=str(rootfs),
             readonly_rootfs=c.host_config.readonly_rootfs,
-            args=[c.path, *c.args],
+            args=sec.pop("args", [c.path, *c.args]),
             env=env,
             cwd=cfg.working_dir or "/",
             uid=uid,
@@ -447,11 +454,15 @@ class ContainerService:
             privileged=c.host_config.privileged,
             cap_add=tuple(c.host_config.cap_add),
             cap_drop=tuple(c.host_config.cap_drop),
-            no_new_privileges=any(o in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
-                                  for o in c.host_config.security_opt),
             shm_size=c.host_config.shm_size or None,
+            **sec,
         )
         return self._build_spec(inp)
+
+    def _peer(self, ref: str) -> hostopts.Peer:
+        """A container named in --ipc/--pid container:<ref>."""
+        other = self.get(ref)
+        return hostopts.Peer(other.id, other.state.pid if other.state.running else 0, other.host_config.ipc_mode)
 
     def _resolve(self, rootfs: Path, user: str) -> tuple[int, int, tuple[int, ...], str]:
         uid, gid, groups = self._resolve_user(rootfs, user)

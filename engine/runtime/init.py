@@ -145,18 +145,20 @@ def run_init(cfg: InitConfig, sys: S.Syscalls) -> None:
     # 4. Sysctls resolve against the writer's namespaces, so the host's /proc works here;
     #    one outside the container's own namespaces would change the host: refuse it.
     for key, value in (linux.get("sysctl") or {}).items():
-        if not _sysctl_namespaced(key, namespaces):
-            raise InitError(f"sysctl {key!r} is not in a separate kernel namespace")
+        refused = _sysctl_refused(key, namespaces)
+        if refused:
+            raise InitError(refused)
         _step(f"setting sysctl {key}", sys.write_file, "/proc/sys/" + key.replace(".", "/"), value)
 
     # 5. Root file system, standard mounts, devices, then pivot_root.
     if "mount" in namespaces:
         _setup_rootfs(cfg, sys, rootfs, tty)
         _pivot_root(sys, rootfs)
-        for path in linux.get("maskedPaths") or []:
-            _mask_path(sys, path)
+        # runc's order: read-only paths, then masked ones
         for path in linux.get("readonlyPaths") or []:
             _readonly_path(sys, path)
+        for path in linux.get("maskedPaths") or []:
+            _mask_path(sys, path)
         if (spec.get("root") or {}).get("readonly"):
             _step("remounting rootfs read-only", sys.mount, None, "/", None,
                   S.MS_BIND | S.MS_REMOUNT | S.MS_RDONLY | sys.statvfs_flags("/"), None)
@@ -236,15 +238,19 @@ class ExecFailed(Exception):
         self.err = err
 
 
-def _sysctl_namespaced(key: str, namespaces: dict[str, str | None]) -> bool:
+def _sysctl_refused(key: str, namespaces: dict[str, str | None]) -> str:
+    """runc's reason for refusing a sysctl outside the container's own namespaces ("" = fine)."""
+    if key.startswith("fs.mqueue.") or key in _IPC_SYSCTLS:
+        return "" if "ipc" in namespaces else f'sysctl "{key}" is not allowed in the hosts ipc namespace'
     if key.startswith("net."):
-        return "network" in namespaces
-    if key in ("kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
-               "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni") or key.startswith("fs.mqueue."):
-        return "ipc" in namespaces
-    if key in ("kernel.hostname", "kernel.domainname"):
-        return "uts" in namespaces
-    return False
+        return "" if "network" in namespaces else f'sysctl "{key}" not allowed in host network namespace'
+    if key in ("kernel.hostname", "kernel.domainname") and "uts" in namespaces:
+        return ""
+    return f'sysctl "{key}" is not in a separate kernel namespace'
+
+
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
 
 
 class _Abort(Exception):
