@@ -300,6 +300,7 @@ class ContainerService:
             pass
         except Exception:  # noqa: BLE001 - keep removing what can be removed
             log.exception("removing rootfs of %s", c.id)
+        hostopts.release_shm(str(self.config.containers_root / c.id))
         shutil.rmtree(self.config.containers_root / c.id, ignore_errors=True)
         shutil.rmtree(self.config.bundles_root / c.id, ignore_errors=True)
 
@@ -435,7 +436,7 @@ class ContainerService:
             group_text = _read_in_root(rootfs, "etc/group") if c.host_config.group_add else ""
         except OSError:
             group_text = ""
-        sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text)
+        sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text, str(cdir))
         inp = self._spec_input(
             container_id=c.id,
             hostname=cfg.hostname,
@@ -462,7 +463,8 @@ class ContainerService:
     def _peer(self, ref: str) -> hostopts.Peer:
         """A container named in --ipc/--pid container:<ref>."""
         other = self.get(ref)
-        return hostopts.Peer(other.id, other.state.pid if other.state.running else 0, other.host_config.ipc_mode)
+        return hostopts.Peer(other.id, other.state.pid if other.state.running else 0, other.host_config.ipc_mode,
+                             str(self.config.containers_root / other.id))
 
     def _resolve(self, rootfs: Path, user: str) -> tuple[int, int, tuple[int, ...], str]:
         uid, gid, groups = self._resolve_user(rootfs, user)
@@ -532,6 +534,7 @@ class ContainerService:
             self.images.unmount_rootfs(c.id, bundle / "rootfs")
         except Exception:  # noqa: BLE001
             log.exception("unmounting rootfs of %s", c.id)
+        hostopts.release_shm(str(self.config.containers_root / c.id))
 
     async def _after_exit(self, c: Container) -> None:
         if c.host_config.auto_remove and c.id in self._containers:

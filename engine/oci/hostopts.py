@@ -38,6 +38,7 @@ class Peer:
     id: str
     pid: int            # its init's host pid, 0 when not running
     ipc_mode: str
+    container_dir: str = ""  # where its shareable /dev/shm lives (see shareable_shm)
 
 
 # container reference -> Peer (raises the engine's NotFound for an unknown one)
@@ -184,7 +185,7 @@ def resolve_groups(names: tuple[str, ...], group_file: str) -> list[int]:
     return gids
 
 
-def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str) -> dict[str, Any]:
+def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str, container_dir: str) -> dict[str, Any]:
     """SpecInput keyword arguments for the container's security and namespace options."""
     sec = parse_security_opts(hc.security_opt)
     out: dict[str, Any] = {"no_new_privileges": sec.no_new_privileges}
@@ -215,9 +216,13 @@ def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str) -> dic
             raise InvalidParameter(f"container {ipc_ref}: non-shareable IPC "
                                    "(hint: use IpcMode:shareable for the donor container)")
         overrides.append(("ipc", f"/proc/{peer.pid}/ns/ipc"))
-        out["shm_source"] = f"/proc/{peer.pid}/root/dev/shm"
+        out["shm_source"] = shm_path(peer.container_dir)
     elif ipc_kind == "none":
         out["shm_source"] = ""
+    elif ipc_kind == "shareable":
+        # a mount in the container's own namespace cannot be bound into another one:
+        # like dockerd, the tmpfs lives on the host and both containers bind it
+        out["shm_source"] = shareable_shm(container_dir, hc.shm_size or 64 * 1024 * 1024)
     pid_kind, pid_ref = _mode(hc.pid_mode)
     if pid_kind == "host":
         overrides.append(("pid", ""))
@@ -259,6 +264,37 @@ def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str) -> dic
         out["args"] = [INIT_PATH_IN_CONTAINER, "--", *args]
         out["init_binary"] = find_init_binary()
     return out
+
+
+def shm_path(container_dir: str) -> str:
+    return os.path.join(container_dir, "mounts", "shm")
+
+
+def shareable_shm(container_dir: str, size: int) -> str:
+    """Mount (once) the host-side tmpfs of a shareable IPC container's /dev/shm."""
+    from engine.runtime import syscalls as S
+
+    path = shm_path(container_dir)
+    os.makedirs(path, exist_ok=True)
+    if not os.path.ismount(path):
+        try:
+            S.LinuxSyscalls().mount("shm", path, "tmpfs", S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC,
+                                    f"mode=1777,size={size}")
+        except OSError as e:
+            raise EngineError(f"mounting shm tmpfs: {e}") from None
+    return path
+
+
+def release_shm(container_dir: str) -> None:
+    """Unmount a shareable /dev/shm (at stop and removal; a no-op for the others)."""
+    from engine.runtime import syscalls as S
+
+    path = shm_path(container_dir)
+    if os.path.ismount(path):
+        try:
+            S.LinuxSyscalls().umount2(path, S.MNT_DETACH)
+        except OSError:
+            pass
 
 
 def _running_peer(peers: Peers, ref: str, what: str) -> Peer:
