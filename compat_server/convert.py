@@ -46,7 +46,8 @@ HOST_CONFIG_TYPES: dict[str, str] = {
 # security and namespace options
 HOST_CONFIG_TYPES.update({
     "IpcMode": _STR, "PidMode": _STR, "UTSMode": _STR, "UsernsMode": _STR, "GroupAdd": _STRLIST,
-    "DeviceCgroupRules": _STRLIST, "Sysctls": _MAP, "Init": _BOOL,
+    "DeviceCgroupRules": _STRLIST, "Sysctls": _MAP, "Init": _BOOL, "MaskedPaths": _STRLIST,
+    "ReadonlyPaths": _STRLIST,
 })
 
 
@@ -237,6 +238,9 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         uts_mode=hc_in.get("UTSMode") or "",
         userns_mode=hc_in.get("UsernsMode") or "",
         sysctls=dict(hc_in.get("Sysctls") or {}),
+        # the CLI sends [] for --security-opt systempaths=unconfined
+        masked_paths=tuple(hc_in["MaskedPaths"]) if isinstance(hc_in.get("MaskedPaths"), list) else None,
+        readonly_paths=tuple(hc_in["ReadonlyPaths"]) if isinstance(hc_in.get("ReadonlyPaths"), list) else None,
     )
     annotations = {"HostConfig": full_hc, "NetworkingConfig": body.get("NetworkingConfig")}
     return config, host, annotations

@@ -158,6 +158,13 @@ def test_proc_interrupts_masked(daemon: Daemon, busybox: str) -> None:
     assert out.strip() == "0"
 
 
+def test_systempaths_unconfined(daemon: Daemon, busybox: str) -> None:
+    # the CLI sends empty MaskedPaths/ReadonlyPaths: /proc is the only proc mount left
+    out = ok(daemon.cli("run", "--rm", "--security-opt", "systempaths=unconfined", BUSYBOX,
+                        "grep", "-c", "/proc", "/proc/mounts"))
+    assert out.strip() == "1"
+
+
 def test_read_only_rootfs_keeps_dev_and_shm_writable(daemon: Daemon, busybox: str) -> None:
     proc = daemon.cli("run", "--rm", "--read-only", BUSYBOX, "sh", "-c",
                       "touch /dev/x && touch /dev/shm/x && echo devs-ok; touch /etc/x")
@@ -267,6 +274,24 @@ def test_ipc_pid_container_nonexistent(daemon: Daemon, busybox: str, name: str) 
         assert daemon.cli("inspect", name).returncode != 0
 
 
+def test_join_errors(daemon: Daemon, busybox: str, name: str) -> None:
+    ok(daemon.cli("run", "-d", "--name", name, BUSYBOX, "sleep", "60"))  # private IPC
+    proc = daemon.cli("run", "--rm", "--ipc", f"container:{name}", BUSYBOX, "true")
+    assert proc.returncode == 125
+    assert ": non-shareable IPC (hint: use IpcMode:shareable for the donor container)" in proc.stderr
+    stopped = name + "-stopped"
+    ok(daemon.cli("create", "--name", stopped, "--ipc", "shareable", BUSYBOX))
+    try:
+        for flag in ("--ipc", "--pid"):
+            cid = ok(daemon.cli("create", flag, f"container:{stopped}", BUSYBOX)).strip()
+            r = daemon.raw("POST", f"/containers/{cid}/start")
+            assert r.status in (409, 500)  # newer Docker: a conflict
+            assert r.json()["message"].endswith(" is not running")
+            _not_running(daemon, cid)
+    finally:
+        daemon.cli("rm", "-f", stopped)
+
+
 def test_pid_modes(daemon: Daemon, busybox: str, name: str) -> None:
     host_pid = os.readlink("/proc/self/ns/pid")
     assert ok(daemon.cli("run", "--rm", "--pid", "host", BUSYBOX, "readlink", "/proc/self/ns/pid")).strip() == host_pid
@@ -307,6 +332,13 @@ def test_non_namespaced_sysctl_refused_at_start(daemon: Daemon, busybox: str) ->
     _not_running(daemon, cid)
 
 
+def test_ipc_sysctl_refused_with_host_ipc(daemon: Daemon, busybox: str, name: str) -> None:
+    proc = daemon.cli("run", "--name", name, "--sysctl", "kernel.shmmax=1", "--ipc", "host", BUSYBOX, "true")
+    assert proc.returncode == 125
+    assert 'sysctl "kernel.shmmax" is not allowed in the hosts ipc namespace: unknown' in proc.stderr
+    _not_running(daemon, name)
+
+
 def test_sysctl_refused_by_the_cli(daemon: Daemon, busybox: str) -> None:
     proc = daemon.cli("run", "--rm", "--sysctl", "kernel.foo=1", BUSYBOX, "true")
     assert proc.returncode == 125
@@ -341,6 +373,14 @@ def test_group_add(daemon: Daemon, busybox: str) -> None:
         assert "Unable to find group nosuchgroup: no matching entries in group file" in proc.stderr
     finally:
         daemon.cli("rmi", tag)
+
+
+@pytest.mark.reference_differs("dockerd's runc cannot apply the full capability set on this machine")
+def test_cap_add_all_drop_one(daemon: Daemon, busybox: str) -> None:
+    out = ok(daemon.cli("run", "--rm", "--cap-add", "ALL", "--cap-drop", "CHOWN", BUSYBOX,
+                        "grep", "^CapEff:", "/proc/self/status"))
+    eff = int(out.split()[1], 16)
+    assert not eff & 1 and eff & (1 << 21), "all we hold (SYS_ADMIN included) but CHOWN"
 
 
 # --------------------------------------------------------------- privileged

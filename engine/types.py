@@ -107,6 +107,8 @@ class HostConfig:
     uts_mode: str = ""
     userns_mode: str = ""
     sysctls: dict[str, str] = field(default_factory=dict)
+    masked_paths: tuple[str, ...] | None = None      # None = dockerd's defaults
+    readonly_paths: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -190,6 +192,9 @@ def container_from_jsonable(data: dict[str, Any]) -> Container:
     hc_data["devices"] = tuple(tuple(d) for d in hc_data.get("devices") or ())
     for key in ("device_cgroup_rules", "group_add"):
         hc_data[key] = tuple(hc_data.get(key) or ())
+    for key in ("masked_paths", "readonly_paths"):
+        if hc_data.get(key) is not None:
+            hc_data[key] = tuple(hc_data[key])
     known_hc = {f.name for f in dataclasses.fields(HostConfig)}
     known_cfg = {f.name for f in dataclasses.fields(ContainerConfig)}
     known_state = {f.name for f in dataclasses.fields(ContainerState)}

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from engine.errors import EngineError, InvalidParameter, NotFound
+from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.oci import seccomp as seccomp_profiles
 from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES, normalize
 from engine.oci.devices import device_from_path, host_devices
@@ -200,7 +200,11 @@ def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str, contai
             out["seccomp_profile"] = seccomp_profiles.to_oci(doc, seccomp_profiles.Target(tuple(caps)))
         except seccomp_profiles.ProfileError as e:
             raise EngineError(str(e)) from None
-    if sec.unconfined_paths:
+    if hc.masked_paths is not None:
+        out["masked_paths"] = tuple(hc.masked_paths)
+    if hc.readonly_paths is not None:
+        out["readonly_paths"] = tuple(hc.readonly_paths)
+    if sec.unconfined_paths:  # what the CLI turns into empty MaskedPaths/ReadonlyPaths
         out["masked_paths"] = ()
         out["readonly_paths"] = ()
 
@@ -213,7 +217,7 @@ def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str, contai
     elif ipc_kind == "container":
         peer = _running_peer(peers, ipc_ref, "IPC")
         if peer.ipc_mode != "shareable":
-            raise InvalidParameter(f"container {ipc_ref}: non-shareable IPC "
+            raise InvalidParameter(f"failed to join IPC namespace: container {ipc_ref}: non-shareable IPC "
                                    "(hint: use IpcMode:shareable for the donor container)")
         overrides.append(("ipc", f"/proc/{peer.pid}/ns/ipc"))
         out["shm_source"] = shm_path(peer.container_dir)
@@ -298,9 +302,13 @@ def release_shm(container_dir: str) -> None:
 
 
 def _running_peer(peers: Peers, ref: str, what: str) -> Peer:
-    peer = peers(ref)
+    """dockerd's start-time checks of the container whose namespace is joined."""
+    try:
+        peer = peers(ref)
+    except NotFound as e:
+        raise InvalidParameter(f"failed to join {what} namespace: {e.message}") from None
     if not peer.pid:
-        raise EngineError(f"cannot join {what} of a non running container: {peer.id}")
+        raise Conflict(f"failed to join {what} namespace: container {ref} is not running")
     return peer
 
 

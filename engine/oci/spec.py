@@ -257,7 +257,7 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
         "ociVersion": OCI_VERSION,
         "process": process,
         "root": root,
-        "hostname": inp.hostname,
+        "hostname": inp.hostname if overrides.get("uts") != "" else "",  # --uts=host: the host's name
     }
     if inp.domainname:
         spec["domainname"] = inp.domainname

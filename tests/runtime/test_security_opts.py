@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import EngineError, InvalidParameter, NotFound
+from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.oci import hostopts
 from engine.oci.seccomp import default_document, default_profile, to_oci, Target
 from engine.oci.spec import SpecInput, build_spec
@@ -144,6 +144,8 @@ def test_default_profile_conditions() -> None:
 def test_systempaths_unconfined_and_privileged() -> None:
     s = _spec(HostConfig(security_opt=("systempaths=unconfined",)))
     assert s["linux"]["maskedPaths"] == [] and s["linux"]["readonlyPaths"] == []
+    s = _spec(HostConfig(masked_paths=(), readonly_paths=("/proc/x",)))
+    assert s["linux"]["maskedPaths"] == [] and s["linux"]["readonlyPaths"] == ["/proc/x"]
     p = _spec(HostConfig(privileged=True))
     assert "seccomp" not in p["linux"] and "maskedPaths" not in p["linux"]
     assert p["linux"]["resources"]["devices"] == [{"allow": True, "access": "rwm"}]
@@ -169,12 +171,17 @@ def test_ipc_join_errors() -> None:
     private = hostopts.Peer("p" * 64, 4242, "private")
     with pytest.raises(InvalidParameter) as ei:
         _spec(HostConfig(ipc_mode="container:p"), _peers({"p": private}))
-    assert ei.value.message == ("container p: non-shareable IPC (hint: use IpcMode:shareable for the donor "
-                                "container)")
+    assert ei.value.message == ("failed to join IPC namespace: container p: non-shareable IPC "
+                                "(hint: use IpcMode:shareable for the donor container)")
     stopped = hostopts.Peer("s" * 64, 0, "shareable")
-    with pytest.raises(EngineError) as ei:
-        _spec(HostConfig(ipc_mode="container:s"), _peers({"s": stopped}))
-    assert ei.value.message == f"cannot join IPC of a non running container: {'s' * 64}"
+    for mode, what in (("ipc_mode", "IPC"), ("pid_mode", "PID")):
+        with pytest.raises(Conflict) as ei:
+            _spec(HostConfig(**{mode: "container:s"}), _peers({"s": stopped}))
+        assert ei.value.message == f"failed to join {what} namespace: container s is not running"
+        # removed between create and start
+        with pytest.raises(InvalidParameter) as ei:
+            _spec(HostConfig(**{mode: "container:gone"}))
+        assert ei.value.message == f"failed to join {what} namespace: No such container: gone"
 
 
 def test_pid_and_uts_modes() -> None:
@@ -183,6 +190,7 @@ def test_pid_and_uts_modes() -> None:
     assert _ns(_spec(HostConfig(pid_mode="container:o"), _peers({"o": other})))["pid"] == "/proc/77/ns/pid"
     s = _spec(HostConfig(uts_mode="host"))
     assert "uts" not in _ns(s) and {"mount", "network", "pid", "ipc"} <= set(_ns(s))
+    assert s["hostname"] == "" and _spec(HostConfig())["hostname"] == "h"
 
 
 def test_shareable_shm_is_a_host_tmpfs(tmp_path: Path) -> None:
