@@ -103,6 +103,13 @@ def test_seccomp_profile_not_json(daemon: Daemon, busybox: str) -> None:
                                               "specs.LinuxSeccompAction")
 
 
+def test_info_security_options(daemon: Daemon) -> None:
+    opts = json.loads(ok(daemon.cli("info", "--format", "{{json .SecurityOptions}}")))
+    seccomp = [o for o in opts if o.startswith("name=seccomp,")]
+    # dockerd 20.10 says "profile=default", newer Docker "profile=builtin"
+    assert seccomp in (["name=seccomp,profile=builtin"], ["name=seccomp,profile=default"])
+
+
 @pytest.mark.reference_differs("seccomp=builtin (the default profile by name) is newer than dockerd 20.10")
 def test_seccomp_builtin(daemon: Daemon, busybox: str) -> None:
     out = ok(daemon.cli("run", "--rm", "--security-opt", "seccomp=builtin", BUSYBOX,
