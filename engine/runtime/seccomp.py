@@ -1,9 +1,11 @@
 """Compile an OCI ``linux.seccomp`` profile into a classic-BPF seccomp filter.
 
 No libseccomp: the subset Docker profiles use is small (per-syscall actions,
-argument comparisons) and compiles to a straight list of checks.  Only the
-native x86_64 ABI is filtered; other ABIs (i386 via int 0x80, x32) are refused
-with EPERM so they cannot be used to get around the list.
+argument comparisons) and compiles to a straight list of checks per ABI.  On
+x86_64 the native ABI and, when the profile lists SCMP_ARCH_X86, the i386 ABI
+(int 0x80, 32-bit programs) get their own section with their own numbers; any
+other ABI (x32, a foreign audit arch) is refused with EPERM so it cannot be
+used to get around the list.
 """
 from __future__ import annotations
 
@@ -13,13 +15,16 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-AUDIT_ARCH = {"x86_64": 0xC000003E}
-ARCH_NAMES = {"x86_64": "SCMP_ARCH_X86_64"}
+AUDIT_ARCH = {"x86_64": 0xC000003E, "i386": 0x40000003}
+ARCH_NAMES = {"x86_64": "SCMP_ARCH_X86_64", "i386": "SCMP_ARCH_X86"}
+# ABIs filtered alongside the native one: machine -> [(sub-ABI, its table loader name)]
+_SUB_ABIS = {"x86_64": ("i386",)}
 X32_BIT = 0x40000000
 
 # classic BPF
 LD_W_ABS = 0x20
 ALU_AND_K = 0x54
+JA = 0x05
 JEQ_K = 0x15
 JGT_K = 0x25
 JGE_K = 0x35
@@ -71,12 +76,12 @@ def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> tuple[int, int, int, in
 _Sym = tuple[int, int, "str | None", "str | None"]
 
 
-def _cmp64(off: int, op: str, value: int, two: int, n: int) -> list[_Sym]:
+def _cmp64(off: int, op: str, value: int, two: int, n: int, prefix: str = "") -> list[_Sym]:
     """Checks of one 64-bit argument (two 32-bit loads): jump to "F" unless it holds.
     ``n`` makes the local labels unique."""
     lo, hi = off, off + 4
     vlo, vhi = value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF
-    ok = f"ok{n}"
+    ok = f"{prefix}_ok{n}"
     if op == "SCMP_CMP_EQ":
         return [(LD_W_ABS, hi, None, None), (JEQ_K, vhi, None, "F"),
                 (LD_W_ABS, lo, None, None), (JEQ_K, vlo, None, "F")]
@@ -111,6 +116,12 @@ def _assemble(syms: list[_Sym]) -> list[tuple[int, int, int, int]]:
             real.append((code, k, jt, jf))
     out = []
     for i, (code, k, jt, jf) in enumerate(real):
+        if code == JA:  # unconditional: the offset goes in k (32 bits)
+            off = where[str(jt)] - i - 1
+            if off < 0:
+                raise SeccompError("seccomp filter: backward jump")
+            out.append(_ins(code, off))
+            continue
         t = where[jt] - i - 1 if jt is not None else 0
         f = where[jf] - i - 1 if jf is not None else 0
         if t < 0 or f < 0:
@@ -127,27 +138,43 @@ def compile_filter(profile: dict[str, Any], table: dict[str, int], arch: str = "
 
     Rules are checked in order; a rule applies when its syscall number matches
     and all its argument conditions hold (several rules for one call: any).
-    Calls numbered above every call this table knows get ENOSYS, like runc, so
+    Calls numbered above every call a table knows get ENOSYS, like runc, so
     that new libc wrappers fall back instead of failing with EPERM."""
     if arch not in AUDIT_ARCH:
         raise SeccompError(f"seccomp filters are not supported on {arch}")
     archs = profile.get("architectures") or [ARCH_NAMES[arch]]
     if ARCH_NAMES[arch] not in archs:
         raise SeccompError(f"the seccomp profile does not cover {ARCH_NAMES[arch]}")
+    sections: list[tuple[str, dict[str, int]]] = [(arch, table)]
+    for sub in _SUB_ABIS.get(arch, ()):
+        if ARCH_NAMES[sub] in archs:
+            sections.append((sub, table_for(sub)))
+    # dispatch on the audit arch; the sections are long, hence the unconditional jumps
+    syms: list[_Sym] = [(LD_W_ABS, OFF_ARCH, None, None)]
+    for name, _ in sections:
+        syms += [(JEQ_K, AUDIT_ARCH[name], None, f"not_{name}"), (JA, 0, f"abi_{name}", None),
+                 (_LABEL, 0, f"not_{name}", None)]
+    syms.append((RET_K, RET_ERRNO | 1, None, None))   # an ABI we do not filter: refused
+    for name, tab in sections:
+        syms.append((_LABEL, 0, f"abi_{name}", None))
+        syms += _section(profile, tab, x32_guard=(name == "x86_64"), prefix=name)
+    prog = _assemble(syms)
+    if len(prog) > 4096:
+        raise SeccompError("seccomp filter too long")
+    return b"".join(struct.pack("HBBI", *ins) for ins in prog)
+
+
+def _section(profile: dict[str, Any], table: dict[str, int], x32_guard: bool, prefix: str) -> list[_Sym]:
+    """The checks of one ABI, starting with its syscall number not yet loaded."""
     default = _ret(profile.get("defaultAction", "SCMP_ACT_ALLOW"), profile.get("defaultErrnoRet"))
-    syms: list[_Sym] = [
-        (LD_W_ABS, OFF_ARCH, None, None),
-        (JEQ_K, AUDIT_ARCH[arch], "native", None),
-        (RET_K, RET_ERRNO | 1, None, None),           # a foreign ABI (i386, ...): not filtered here, refused
-        (_LABEL, 0, "native", None),
-        (LD_W_ABS, OFF_NR, None, None),
-        (JGE_K, X32_BIT, None, "not_x32"),
-        (RET_K, RET_ERRNO | 1, None, None),           # the x32 ABI
-        (_LABEL, 0, "not_x32", None),
-    ]
+    syms: list[_Sym] = [(LD_W_ABS, OFF_NR, None, None)]
+    if x32_guard:
+        # x32 shares x86_64's audit arch and sets this bit in the number
+        syms += [(JGE_K, X32_BIT, None, f"{prefix}_not_x32"), (RET_K, RET_ERRNO | 1, None, None),
+                 (_LABEL, 0, f"{prefix}_not_x32", None)]
     if default != RET_ALLOW and table:
-        syms += [(JGT_K, max(table.values()), None, "known"), (RET_K, RET_ERRNO | ENOSYS, None, None),
-                 (_LABEL, 0, "known", None)]
+        syms += [(JGT_K, max(table.values()), None, f"{prefix}_known"), (RET_K, RET_ERRNO | ENOSYS, None, None),
+                 (_LABEL, 0, f"{prefix}_known", None)]
     n = 0
     for rule in profile.get("syscalls") or []:
         action = _ret(rule.get("action", "SCMP_ACT_ERRNO"), rule.get("errnoRet"))
@@ -155,9 +182,9 @@ def compile_filter(profile: dict[str, Any], table: dict[str, int], arch: str = "
         for name in rule.get("names") or []:
             nr = table.get(name)
             if nr is None:
-                continue  # not on this architecture: nothing to filter
+                continue  # not on this ABI: nothing to filter
             n += 1
-            nxt = f"next{n}"
+            fail, nxt = f"{prefix}_F{n}", f"{prefix}_next{n}"
             block: list[_Sym] = [(JEQ_K, nr, None, nxt)]
             for a in args:
                 idx = int(a.get("index", 0))
@@ -165,24 +192,22 @@ def compile_filter(profile: dict[str, Any], table: dict[str, int], arch: str = "
                     raise SeccompError(f"bad seccomp argument index {idx}")
                 n += 1
                 block += _cmp64(OFF_ARGS + 8 * idx, a.get("op") or "SCMP_CMP_EQ", int(a.get("value", 0)),
-                                int(a.get("valueTwo", 0)), n)
+                                int(a.get("valueTwo", 0)), n, prefix)
             block.append((RET_K, action, None, None))
             if args:
-                # "F": the conditions failed; reload the number (the checks replaced it) and go on
+                # the conditions failed: reload the number (the checks replaced it) and go on
                 block += [(_LABEL, 0, "F", None), (LD_W_ABS, OFF_NR, None, None)]
             block.append((_LABEL, 0, nxt, None))
-            # "F" is local to this block
-            syms += [(c, k, (f"F{n}" if jt == "F" else jt), (f"F{n}" if jf == "F" else jf)) if c != _LABEL
-                     else (c, k, (f"F{n}" if jt == "F" else jt), jf) for c, k, jt, jf in block]
+            syms += [(c, k, fail if jt == "F" else jt, fail if jf == "F" else jf) for c, k, jt, jf in block]
     syms.append((RET_K, default, None, None))
-    prog = _assemble(syms)
-    if len(prog) > 4096:
-        raise SeccompError("seccomp filter too long")
-    return b"".join(struct.pack("HBBI", *ins) for ins in prog)
+    return syms
 
 
 def table_for(arch: str) -> dict[str, int]:
     if arch == "x86_64":
         from engine.runtime.syscall_table_x86_64 import SYSCALLS
         return SYSCALLS
+    if arch == "i386":
+        from engine.runtime.syscall_table_i386 import SYSCALLS as I386
+        return I386
     raise SeccompError(f"seccomp filters are not supported on {arch}")
