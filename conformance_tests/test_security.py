@@ -191,6 +191,20 @@ def test_device_renamed_and_cgroup_permissions(daemon: Daemon, busybox: str) -> 
     assert out.splitlines()[-1] == "refused"
 
 
+def test_device_directory(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    # every device node under a directory, mapped below the container path
+    devs = tmp_path / "devs" / "sub"
+    devs.mkdir(parents=True)
+    os.mknod(devs / "mynull", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    (devs.parent / "plain").write_text("not a device\n")
+    out = ok(daemon.cli("run", "--rm", "--device", f"{devs.parent}:/dev/mine", BUSYBOX, "sh", "-c",
+                        "ls /dev/mine; ls -l /dev/mine/sub/mynull; echo hi > /dev/mine/sub/mynull && echo ok"))
+    lines = out.splitlines()
+    assert lines[0] == "sub"            # the regular file is left out
+    assert lines[1].split()[4:6] == ["1,", "3"]
+    assert lines[-1] == "ok"
+
+
 def test_device_cgroup_rule(daemon: Daemon, busybox: str) -> None:
     # mknod is allowed (CAP_MKNOD, "c *:* m"); opening is the cgroup's call.  No driver has
     # major 240 here, so an allowed open fails with ENXIO and a refused one with EPERM.

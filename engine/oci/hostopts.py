@@ -21,7 +21,7 @@ from typing import Any, Callable
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.oci import seccomp as seccomp_profiles
 from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES, normalize
-from engine.oci.devices import device_from_path, host_devices
+from engine.oci.devices import devices_from_path, host_devices
 
 # Where dockerd bind-mounts docker-init (tini) for --init, and where we find it on the host.
 INIT_PATH_IN_CONTAINER = "/sbin/docker-init"
@@ -189,6 +189,8 @@ def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str, contai
     """SpecInput keyword arguments for the container's security and namespace options."""
     sec = parse_security_opts(hc.security_opt)
     out: dict[str, Any] = {"no_new_privileges": sec.no_new_privileges}
+    if sec.writable_cgroups is not None:
+        out["writable_cgroups"] = sec.writable_cgroups
 
     # capabilities decide which parts of a seccomp profile apply
     caps = _effective_caps(hc)
@@ -252,7 +254,7 @@ def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str, contai
             try:
                 # dockerd passes unknown letters on; the cgroup only knows r, w and m
                 access = "".join(ch for ch in "rwm" if ch in perms) if perms else "rwm"
-                devs.append(device_from_path(host, ctr or host, access))
+                devs.extend(devices_from_path(host, ctr or host, access))
             except InvalidParameter as e:
                 raise EngineError(e.message) from None
         out["devices"] = tuple(devs)

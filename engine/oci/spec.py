@@ -98,6 +98,7 @@ class SpecInput:
     device_rules: tuple[dict[str, Any], ...] = ()  # extra cgroup device rules (--device-cgroup-rule)
     extra_gids: tuple[int, ...] = ()              # --group-add
     init_binary: str = ""                         # --init: host path of docker-init, mounted read-only
+    writable_cgroups: bool | None = None          # --security-opt writable-cgroups=...; None = privileged
 
 
 def _caps(inp: SpecInput) -> list[str]:
@@ -137,7 +138,8 @@ _DEFAULT_DEVICE_RULES: list[dict[str, Any]] = [
 def _standard_mounts(inp: SpecInput) -> list[dict[str, Any]]:
     shm = inp.shm_size if inp.shm_size else DEFAULT_SHM_SIZE
     sys_opts = ["nosuid", "noexec", "nodev"] + ([] if inp.privileged else ["ro"])
-    cg_opts = (["rw"] if inp.privileged else ["ro"]) + ["nosuid", "noexec", "nodev"]
+    cg_rw = inp.privileged if inp.writable_cgroups is None else inp.writable_cgroups
+    cg_opts = (["rw"] if cg_rw else ["ro"]) + ["nosuid", "noexec", "nodev"]
     return [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",

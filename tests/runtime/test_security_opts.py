@@ -221,6 +221,10 @@ def test_devices_and_rules() -> None:
     assert {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "r"} in rules
     assert rules[-2:] == [{"allow": True, "type": "c", "major": 240, "access": "rm"},
                           {"allow": True, "type": "a", "access": "r"}]
+    # a directory: every device node below it, mapped under the container path
+    d = _spec(HostConfig(devices=(("/dev/", "/dev/host", "r"),)))["linux"]["devices"]
+    paths = {x["path"] for x in d}
+    assert "/dev/host/null" in paths and all(p.startswith("/dev/host/") for p in paths)
     with pytest.raises(EngineError) as ei:
         _spec(HostConfig(devices=(("/nonexistent", "", "rwm"),)))
     assert ei.value.message == ('error gathering device information while adding custom device "/nonexistent": '
@@ -242,3 +246,11 @@ def test_init() -> None:
     mount = [m for m in s["mounts"] if m["destination"] == "/sbin/docker-init"]
     assert len(mount) == 1 and mount[0]["options"] == ["bind", "ro"] and Path(mount[0]["source"]).is_file()
     assert _spec(replace(HostConfig(), init=False))["process"]["args"] == ["sh"]
+
+
+def test_writable_cgroups() -> None:
+    def cg(hc: HostConfig) -> list[str]:
+        return next(m["options"] for m in _spec(hc)["mounts"] if m["destination"] == "/sys/fs/cgroup")
+    assert cg(HostConfig())[0] == "ro" and cg(HostConfig(privileged=True))[0] == "rw"
+    assert cg(HostConfig(security_opt=("writable-cgroups=true",)))[0] == "rw"
+    assert cg(HostConfig(privileged=True, security_opt=("writable-cgroups=false",)))[0] == "ro"
