@@ -254,3 +254,16 @@ def test_writable_cgroups() -> None:
     assert cg(HostConfig())[0] == "ro" and cg(HostConfig(privileged=True))[0] == "rw"
     assert cg(HostConfig(security_opt=("writable-cgroups=true",)))[0] == "rw"
     assert cg(HostConfig(privileged=True, security_opt=("writable-cgroups=false",)))[0] == "ro"
+
+
+def test_init_refuses_sysctls_outside_own_namespaces() -> None:
+    from engine.runtime.init import _sysctl_refused
+
+    own = {"mount": None, "network": None, "uts": None, "ipc": None, "pid": None}
+    for key in ("net.ipv4.ip_forward", "kernel.shmmax", "fs.mqueue.msg_max", "kernel.domainname"):
+        assert _sysctl_refused(key, own) == ""
+    assert _sysctl_refused("net.ipv4.ip_forward", {"mount": None}) == \
+        'sysctl "net.ipv4.ip_forward" not allowed in host network namespace'
+    assert _sysctl_refused("kernel.msgmax", {"mount": None}) == \
+        'sysctl "kernel.msgmax" is not allowed in the hosts ipc namespace'
+    assert _sysctl_refused("kernel.panic", own) == 'sysctl "kernel.panic" is not in a separate kernel namespace'
