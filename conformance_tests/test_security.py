@@ -149,6 +149,14 @@ def test_unknown_capability(daemon: Daemon, busybox: str, name: str) -> None:
     assert daemon.cli("inspect", name).returncode != 0
 
 
+def test_exec_inherits_capabilities_and_no_new_privileges(daemon: Daemon, busybox: str, name: str) -> None:
+    ok(daemon.cli("run", "-d", "--name", name, "--cap-drop", "ALL", "--cap-add", "KILL",
+                  "--security-opt", "no-new-privileges", BUSYBOX, "sleep", "60"))
+    out = ok(daemon.cli("exec", name, "grep", "-E", "^(CapEff|CapBnd|NoNewPrivs):", "/proc/self/status"))
+    fields = dict(line.split() for line in out.splitlines())
+    assert fields == {"NoNewPrivs:": "1", "CapEff:": "0000000000000020", "CapBnd:": "0000000000000020"}
+
+
 # ------------------------------------------------------------ masked paths
 def test_masked_and_readonly_proc_paths(daemon: Daemon, busybox: str) -> None:
     out = ok(daemon.cli("run", "--rm", BUSYBOX, "sh", "-c",
@@ -389,6 +397,13 @@ def test_group_add(daemon: Daemon, busybox: str) -> None:
         out = ok(daemon.cli("run", "--rm", "--group-add", "audio", "--group-add", "1234", tag,
                             "grep", "^Groups:", "/proc/self/status"))
         assert {"29", "1234"} <= set(out.split()[1:]) <= {"0", "29", "1234"}
+        cname = f"groups-{os.getpid()}"
+        ok(daemon.cli("run", "-d", "--name", cname, "--group-add", "staff", tag, "sleep", "60"))
+        try:
+            out = ok(daemon.cli("exec", cname, "grep", "^Groups:", "/proc/self/status"))
+            assert "50" in out.split()[1:], "an exec gets the container's extra groups"
+        finally:
+            daemon.cli("rm", "-f", cname)
         proc = daemon.cli("run", "--rm", "--group-add", "nosuchgroup", tag, "true")
         assert proc.returncode != 0
         assert "Unable to find group nosuchgroup: no matching entries in group file" in proc.stderr

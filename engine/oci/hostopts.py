@@ -314,6 +314,18 @@ def _running_peer(peers: Peers, ref: str, what: str) -> Peer:
     return peer
 
 
+def exec_options(hc: Any, group_file: str) -> dict[str, Any]:
+    """What a `docker exec` process inherits from its container: capabilities
+    (the container's set; ``docker exec --privileged`` widens it), no_new_privs
+    and the --group-add groups."""
+    out: dict[str, Any] = {
+        "capabilities": _effective_caps(hc),
+        "no_new_privileges": parse_security_opts(hc.security_opt).no_new_privileges,
+    }
+    out["extra_gids"] = resolve_groups(tuple(hc.group_add), group_file) if hc.group_add else []
+    return out
+
+
 def _effective_caps(hc: Any) -> list[str]:
     if hc.privileged:
         return list(CAPABILITIES)
