@@ -267,3 +267,15 @@ def test_init_refuses_sysctls_outside_own_namespaces() -> None:
     assert _sysctl_refused("kernel.msgmax", {"mount": None}) == \
         'sysctl "kernel.msgmax" is not allowed in the hosts ipc namespace'
     assert _sysctl_refused("kernel.panic", own) == 'sysctl "kernel.panic" is not in a separate kernel namespace'
+
+
+def test_host_config_fields_survive_the_database_round_trip() -> None:
+    from engine.types import Container, ContainerConfig, container_from_jsonable, to_jsonable
+
+    hc = HostConfig(devices=(("/dev/null", "/dev/x", "rw"),), device_cgroup_rules=("c 1:3 r",), group_add=("audio",),
+                    ipc_mode="shareable", pid_mode="host", uts_mode="host", userns_mode="host",
+                    sysctls={"kernel.shmmax": "1"}, masked_paths=(), readonly_paths=("/proc/x",), init=True)
+    c = Container(id="c" * 64, name="n", created="t", image_id="sha256:x", config=ContainerConfig(image="i"),
+                  host_config=hc, path="sh", args=())
+    back = container_from_jsonable(json.loads(json.dumps(to_jsonable(c))))
+    assert back.host_config == hc
