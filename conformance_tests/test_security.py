@@ -433,3 +433,20 @@ def test_privileged_devices_sys_and_seccomp(daemon: Daemon, busybox: str) -> Non
     host_nodes = sum(1 for e in os.scandir("/dev")
                      if not e.is_symlink() and (stat.S_ISCHR(e.stat().st_mode) or stat.S_ISBLK(e.stat().st_mode)))
     assert int(lines[3]) >= host_nodes - 5  # the host's device nodes (less console, ptmx, tty...)
+
+
+# ------------------------------------------------------------------ docker-py
+def test_docker_py_security_options(client, busybox: str, name: str) -> None:  # type: ignore[no-untyped-def]
+    out = client.containers.run(
+        BUSYBOX, ["sh", "-c", "grep -E '^(CapEff|Groups|Seccomp):' /proc/self/status; cat /proc/sys/kernel/shmmni; "
+                              "ls -l /dev/xnull; ps -o pid,args | sed -n 2p"],
+        name=name, cap_drop=["ALL"], cap_add=["CHOWN"], group_add=["4321"], sysctls={"kernel.shmmni": "1234"},
+        devices=["/dev/null:/dev/xnull:rw"], init=True, security_opt=["no-new-privileges"])
+    fields = out.decode().split()
+    assert fields[fields.index("CapEff:") + 1] == "0000000000000001"
+    assert "4321" in fields[fields.index("Groups:") + 1:fields.index("Seccomp:")]
+    assert fields[fields.index("Seccomp:") + 1] == "2"
+    assert "1234" in fields and "1," in fields and "/sbin/docker-init" in fields
+    hc = client.api.inspect_container(name)["HostConfig"]
+    assert hc["Init"] is True and hc["GroupAdd"] == ["4321"] and hc["Sysctls"] == {"kernel.shmmni": "1234"}
+    assert hc["Devices"] == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": "rw"}]
