@@ -148,15 +148,22 @@ def check_create(hc: Any, hostname_given: bool, peers: Peers) -> None:
             raise InvalidParameter(f"invalid device cgroup format '{rule}'")
 
 
-def _device_rule(rule: str) -> dict[str, Any]:
+def _device_rules(rule: str) -> list[dict[str, Any]]:
     m = _CGROUP_RULE.match(rule)
     assert m is not None  # checked at create
     typ, major, minor, access = m.groups()
-    out: dict[str, Any] = {"allow": True, "type": typ}
-    out["major"] = None if major == "*" else int(major)
-    out["minor"] = None if minor == "*" else int(minor)
-    out["access"] = access
-    return {k: v for k, v in out.items() if v is not None}
+    out = []
+    # "a" (all) as its char and block halves, so the access letters are kept whatever
+    # the cgroup writer does with a bare "a"
+    for t in ("c", "b") if typ == "a" else (typ,):
+        r: dict[str, Any] = {"allow": True, "type": t}
+        if major != "*":
+            r["major"] = int(major)
+        if minor != "*":
+            r["minor"] = int(minor)
+        r["access"] = access
+        out.append(r)
+    return out
 
 
 def find_init_binary() -> str:
@@ -259,7 +266,7 @@ def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str, contai
                 raise EngineError(e.message) from None
         out["devices"] = tuple(devs)
     if hc.device_cgroup_rules and not hc.privileged:
-        out["device_rules"] = tuple(_device_rule(r) for r in hc.device_cgroup_rules)
+        out["device_rules"] = tuple(r for text in hc.device_cgroup_rules for r in _device_rules(text))
 
     # extra groups
     if hc.group_add:

@@ -219,8 +219,8 @@ def test_devices_and_rules() -> None:
     assert [(d["path"], d["type"], d["major"], d["minor"]) for d in s["linux"]["devices"]] == [("/dev/mynull", "c", 1, 3)]
     rules = s["linux"]["resources"]["devices"]
     assert {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "r"} in rules
-    assert rules[-2:] == [{"allow": True, "type": "c", "major": 240, "access": "rm"},
-                          {"allow": True, "type": "a", "access": "r"}]
+    assert rules[-3:] == [{"allow": True, "type": "c", "major": 240, "access": "rm"},
+                          {"allow": True, "type": "c", "access": "r"}, {"allow": True, "type": "b", "access": "r"}]
     # a directory: every device node below it, mapped under the container path
     d = _spec(HostConfig(devices=(("/dev/", "/dev/host", "r"),)))["linux"]["devices"]
     paths = {x["path"] for x in d}
