@@ -232,10 +232,7 @@ def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str, contai
         out["shm_source"] = shm_path(peer.container_dir)
     elif ipc_kind == "none":
         out["shm_source"] = ""
-    elif ipc_kind == "shareable":
-        # a mount in the container's own namespace cannot be bound into another one:
-        # like dockerd, the tmpfs lives on the host and both containers bind it
-        out["shm_source"] = shareable_shm(container_dir, hc.shm_size or 64 * 1024 * 1024)
+
     pid_kind, pid_ref = _mode(hc.pid_mode)
     if pid_kind == "host":
         overrides.append(("pid", ""))
@@ -276,6 +273,12 @@ def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str, contai
     if hc.init:
         out["args"] = [INIT_PATH_IN_CONTAINER, "--", *args]
         out["init_binary"] = find_init_binary()
+
+    # last, once nothing above can fail: a shareable /dev/shm.  A mount in the container's
+    # own namespace cannot be bound into another one: like dockerd, the tmpfs lives on
+    # the host and both containers bind it.
+    if ipc_kind == "shareable":
+        out["shm_source"] = shareable_shm(container_dir, hc.shm_size or 64 * 1024 * 1024)
     return out
 
 
