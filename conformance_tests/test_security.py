@@ -142,6 +142,13 @@ def test_cap_drop_all_add_one_lowercase(daemon: Daemon, busybox: str) -> None:
     assert out.split() == ["CapEff:", "0000000000000001", "CapBnd:", "0000000000000001"]
 
 
+def test_cap_drop_then_add_same(daemon: Daemon, busybox: str) -> None:
+    # dockerd drops first, then adds: the capability stays
+    out = ok(daemon.cli("run", "--rm", "--cap-drop", "CHOWN", "--cap-add", "CHOWN", BUSYBOX,
+                        "grep", "^CapEff:", "/proc/self/status"))
+    assert out.split()[1] == "00000000a80425fb"
+
+
 def test_unknown_capability(daemon: Daemon, busybox: str, name: str) -> None:
     proc = daemon.cli("run", "--name", name, "--cap-add", "cap_foo", BUSYBOX, "true")
     assert proc.returncode == 125

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.oci import seccomp as seccomp_profiles
-from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES, normalize
+from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES, tweak
 from engine.oci.devices import devices_from_path, host_devices
 
 # Where dockerd bind-mounts docker-init (tini) for --init, and where we find it on the host.
@@ -339,12 +339,4 @@ def exec_options(hc: Any, group_file: str) -> dict[str, Any]:
 def _effective_caps(hc: Any) -> list[str]:
     if hc.privileged:
         return list(CAPABILITIES)
-    caps = list(DEFAULT_CAPABILITIES)
-    adds = [normalize(c) for c in hc.cap_add]
-    drops = [normalize(c) for c in hc.cap_drop]
-    if "CAP_ALL" in drops:
-        caps = []
-    if "CAP_ALL" in adds:
-        caps = list(CAPABILITIES)
-    caps += [c for c in adds if c != "CAP_ALL" and c not in caps]
-    return [c for c in caps if c not in drops]
+    return tweak(DEFAULT_CAPABILITIES, hc.cap_add, hc.cap_drop)

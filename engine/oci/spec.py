@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES, normalize
+from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES, tweak
 from engine.oci.seccomp import default_profile
 
 OCI_VERSION = "1.0.2-dev"
@@ -105,17 +105,7 @@ def _caps(inp: SpecInput) -> list[str]:
     if inp.privileged:
         return sorted(CAPABILITIES, key=CAPABILITIES.__getitem__)
     base = list(inp.capabilities) if inp.capabilities is not None else list(DEFAULT_CAPABILITIES)
-    base = [normalize(c) for c in base]
-    adds = [normalize(c) for c in inp.cap_add]
-    drops = [normalize(c) for c in inp.cap_drop]
-    if "CAP_ALL" in drops:
-        base = []
-    if "CAP_ALL" in adds:
-        base = sorted(CAPABILITIES, key=CAPABILITIES.__getitem__)
-    for c in adds:
-        if c != "CAP_ALL" and c not in base:
-            base.append(c)
-    return [c for c in base if c not in drops]
+    return tweak(base, inp.cap_add, inp.cap_drop)
 
 
 def _rlimit_name(name: str) -> str:

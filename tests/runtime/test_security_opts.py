@@ -279,3 +279,25 @@ def test_host_config_fields_survive_the_database_round_trip() -> None:
                   host_config=hc, path="sh", args=())
     back = container_from_jsonable(json.loads(json.dumps(to_jsonable(c))))
     assert back.host_config == hc
+
+
+@pytest.mark.parametrize("add,drop,want", [
+    ((), (), "default"),
+    (("CHOWN",), ("chown",), "default"),                       # drop, then add: kept
+    (("NET_ADMIN",), ("ALL",), ["CAP_NET_ADMIN"]),
+    (("ALL",), ("CAP_CHOWN",), "all-but-chown"),
+    (("ALL",), ("ALL",), "all"),
+    (("cap_net_admin", "NET_ADMIN"), ("KILL",), "default-kill+net_admin"),
+])
+def test_cap_add_drop_rules(add: tuple[str, ...], drop: tuple[str, ...], want: object) -> None:
+    from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES
+
+    everything = sorted(CAPABILITIES, key=CAPABILITIES.__getitem__)
+    expected = {
+        "default": list(DEFAULT_CAPABILITIES),
+        "all": everything,
+        "all-but-chown": [c for c in everything if c != "CAP_CHOWN"],
+        "default-kill+net_admin": [c for c in DEFAULT_CAPABILITIES if c != "CAP_KILL"] + ["CAP_NET_ADMIN"],
+    }.get(want, want) if isinstance(want, str) else want
+    caps = _spec(HostConfig(cap_add=add, cap_drop=drop))["process"]["capabilities"]["bounding"]
+    assert sorted(caps) == sorted(expected)  # type: ignore[arg-type]
