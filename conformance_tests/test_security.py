@@ -87,6 +87,20 @@ def test_custom_profile_argument_conditions(daemon: Daemon, busybox: str, tmp_pa
     assert out.split() == ["0002", "0002"]
 
 
+def test_strict_profile_with_no_new_privileges(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    # with no-new-privileges the filter goes in right before execve (runc's order): a
+    # profile refusing what the runtime itself needs to set the process up still starts
+    runtime_calls = ["capset", "setresuid", "setresgid", "setgroups", "sendmsg", "sendto", "recvmsg",
+                     "recvfrom", "poll", "ppoll", "select", "pselect6", "prctl", "chdir", "rt_sigprocmask"]
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": runtime_calls, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile))
+    out = ok(daemon.cli("run", "--rm", "--security-opt", "no-new-privileges", "--security-opt", f"seccomp={path}",
+                        BUSYBOX, "echo", "started"))
+    assert out == "started\n"
+
+
 def test_seccomp_profile_not_json(daemon: Daemon, busybox: str) -> None:
     # the CLI refuses a file that is not JSON itself; through the API the start fails
     cid = _create_raw(daemon, {"SecurityOpt": ["seccomp=notjson"]})

@@ -192,10 +192,12 @@ def run_init(cfg: InitConfig, sys: S.Syscalls) -> None:
     if not sys.exists(cwd):
         _step(f"creating working directory {cwd}", fs.mkdir_all, sys, cwd, 0o755)
 
-    # 10. Identity and capabilities.
-    if cfg.seccomp:
-        # before dropping CAP_SYS_ADMIN (needed without no_new_privs); the calls left
-        # (setgroups, setresuid, capset, prctl, chdir, execve) are never filtered
+    # 10. Identity and capabilities.  Seccomp like runc: without no_new_privs the filter
+    #     goes in while we still hold CAP_SYS_ADMIN (the calls left - setgroups, setresuid,
+    #     capset, prctl, chdir, the sync with the shim, execve - must then be allowed);
+    #     with it, right before execve, so a strict profile only has to allow execve.
+    late_seccomp = bool(process.get("noNewPrivileges"))
+    if cfg.seccomp and not late_seccomp:
         _step("installing the seccomp filter", sys.seccomp_filter, cfg.seccomp)
     user = process.get("user") or {}
     _switch_user(sys, int(user.get("uid", 0)), int(user.get("gid", 0)),
@@ -226,7 +228,7 @@ def run_init(cfg: InitConfig, sys: S.Syscalls) -> None:
     msg = cfg.channel.recv()
     if not msg or msg.get("type") != "go":
         raise _Abort()
-    _exec_now(sys, exe, args, env)
+    _exec_now(sys, exe, args, env, cfg.seccomp if late_seccomp else b"")
 
 
 class ExecFailed(Exception):
@@ -509,9 +511,8 @@ def run_exec(cfg: ExecConfig, sys: S.Syscalls) -> None:
         if num is not None:
             _step(f"setting rlimit {rl['type']}", sys.setrlimit, num, int(rl.get("soft", 0)), int(rl.get("hard", 0)))
     cwd = process.get("cwd") or "/"
-    if cfg.seccomp:
-        # before dropping CAP_SYS_ADMIN (needed without no_new_privs); the calls left
-        # (setgroups, setresuid, capset, prctl, chdir, execve) are never filtered
+    late_seccomp = bool(process.get("noNewPrivileges"))  # see run_init
+    if cfg.seccomp and not late_seccomp:
         _step("installing the seccomp filter", sys.seccomp_filter, cfg.seccomp)
     user = process.get("user") or {}
     _switch_user(sys, int(user.get("uid", 0)), int(user.get("gid", 0)),
@@ -538,14 +539,20 @@ def run_exec(cfg: ExecConfig, sys: S.Syscalls) -> None:
     msg = cfg.channel.recv()
     if not msg or msg.get("type") != "go":
         raise _Abort()
-    _exec_now(sys, exe, args, env)
+    _exec_now(sys, exe, args, env, cfg.seccomp if late_seccomp else b"")
 
 
-def _exec_now(sys: S.Syscalls, exe: str, args: list[str], env: list[str]) -> None:
+def _exec_now(sys: S.Syscalls, exe: str, args: list[str], env: list[str], seccomp: bytes = b"") -> None:
     os.umask(0o022)
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive execve
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    if seccomp:
+        # no_new_privs is set: the filter can go in last, only execve left to pass it
+        try:
+            sys.seccomp_filter(seccomp)
+        except OSError as e:
+            raise ExecFailed(exe, e) from None
     try:
         sys.execve(exe, args, env)
     except OSError as e:
