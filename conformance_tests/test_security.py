@@ -87,7 +87,7 @@ def test_custom_profile_argument_conditions(daemon: Daemon, busybox: str, tmp_pa
     assert out.split() == ["0002", "0002"]
 
 
-def test_strict_profile_with_no_new_privileges(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+def test_strict_profile_with_no_new_privileges(daemon: Daemon, busybox: str, tmp_path: Path, name: str) -> None:
     # with no-new-privileges the filter goes in right before execve (runc's order): a
     # profile refusing what the runtime itself needs to set the process up still starts
     runtime_calls = ["capset", "setresuid", "setresgid", "setgroups", "sendmsg", "sendto", "recvmsg",
@@ -99,6 +99,10 @@ def test_strict_profile_with_no_new_privileges(daemon: Daemon, busybox: str, tmp
     out = ok(daemon.cli("run", "--rm", "--security-opt", "no-new-privileges", "--security-opt", f"seccomp={path}",
                         BUSYBOX, "echo", "started"))
     assert out == "started\n"
+    # and an exec into such a container
+    ok(daemon.cli("run", "-d", "--name", name, "--security-opt", "no-new-privileges", "--security-opt",
+                  f"seccomp={path}", BUSYBOX, "sleep", "60"))
+    assert ok(daemon.cli("exec", name, "echo", "exec-ok")) == "exec-ok\n"
 
 
 def test_seccomp_profile_not_json(daemon: Daemon, busybox: str) -> None:
