@@ -142,6 +142,13 @@ def test_bad_security_opt(daemon: Daemon, busybox: str, name: str) -> None:
     assert daemon.cli("inspect", name).returncode != 0, "nothing created"
 
 
+@pytest.mark.reference_differs("writable-cgroups is newer than dockerd 20.10 ('invalid --security-opt 2')")
+def test_writable_cgroups(daemon: Daemon, busybox: str) -> None:
+    out = ok(daemon.cli("run", "--rm", "--security-opt", "writable-cgroups=true", BUSYBOX, "sh", "-c",
+                        "grep ' /sys/fs/cgroup/pids ' /proc/mounts || grep ' /sys/fs/cgroup ' /proc/mounts"))
+    assert out.splitlines()[0].split()[3].startswith("rw,")
+
+
 def test_label_and_apparmor_accepted(daemon: Daemon, busybox: str) -> None:
     ok(daemon.cli("run", "--rm", "--security-opt", "label=disable", "--security-opt", "apparmor=unconfined",
                   "--userns", "host", BUSYBOX, "true"))
