@@ -15,6 +15,7 @@ from engine.errors import EngineError
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
 from .routes import containers, exec as exec_routes, images, system
+from .routes import container_extra
 
 
 class VersionMiddleware:
@@ -80,7 +81,7 @@ def _swarm_routes() -> list[Route]:
 
 
 def build_app(engine: Any) -> ASGIApp:
-    routes = [*system.routes, *containers.routes, *exec_routes.routes, *images.routes, *_swarm_routes()]
+    routes = [*system.routes, *containers.routes, *container_extra.routes, *exec_routes.routes, *images.routes, *_swarm_routes()]
     app = Starlette(
         routes=routes,
         exception_handlers={
