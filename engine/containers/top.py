@@ -11,7 +11,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 
-from ..errors import Conflict, EngineError, InvalidParameter
+from ..errors import Conflict, EngineError
 
 DEFAULT_PS_ARGS = "-ef"
 _PID_ASSIGNMENT = re.compile(r"\s+([^\s]*)=\s*(PID[^\s]*)")
@@ -28,7 +28,7 @@ def validate_ps_args(ps_args: str) -> None:
     """Renaming the PID column (``-o user=PID``) would fool the filter; dockerd refuses it."""
     for key, value in _PID_ASSIGNMENT.findall(ps_args):
         if key != "pid":
-            raise InvalidParameter(f'specifying "{key}={value}" is not allowed')
+            raise EngineError(f'specifying "{key}={value}" is not allowed')
 
 
 def _fields(line: str) -> list[str]:
