@@ -160,7 +160,6 @@ def test_container_sees_its_own_rootfs(daemon: Daemon, busybox: str) -> None:
     assert "/proc/self" in out and "tmp" in out
 
 
-@pytest.mark.pydockerd_missing("docker diff (issue 3)")
 def test_created_container_writes_are_isolated(daemon: Daemon, busybox: str, name: str) -> None:
     ok(daemon.cli("run", "--name", name, BUSYBOX, "sh", "-c", "echo data > /root/f"))
     out = ok(daemon.cli("run", "--rm", BUSYBOX, "sh", "-c", "ls /root"))

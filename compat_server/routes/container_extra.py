@@ -62,12 +62,11 @@ async def commit(request: Request) -> Response:
     engine = engine_of(request)
     q = request.query_params
     repo, tag = q.get("repo") or "", q.get("tag") or ""
-    ref = None
-    if repo:
-        ref = ImageStore.parse_tag(repo, tag)
+    # dockerd's order: the body (Content-Type, JSON) first, then the reference.
     body = await json_body(request)
     if body is not None and not isinstance(body, dict):
         raise InvalidParameter("json: cannot unmarshal into Go value of type container.Config")
+    ref = ImageStore.parse_tag(repo, tag) if repo else None
     name = q.get("container") or ""
     if not name:
         raise InvalidParameter('invalid name or ID supplied: ""')
