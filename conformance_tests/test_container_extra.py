@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import tarfile
 from typing import Any, Iterator
@@ -188,3 +189,35 @@ def test_export_docker_py_and_errors(client: Any, daemon: Daemon, busybox: str, 
     assert (r.status, r.message) == (404, "No such container: no-such-container-x")
     # Exporting a stopped container leaves nothing mounted behind.
     assert ok(daemon.cli("diff", name)) == ""
+
+
+# ------------------------------------------------------------------ logs --details
+def test_logs_details_with_log_opt_attrs(daemon: Daemon, busybox: str, name: str) -> None:
+    cid = ok(daemon.cli("run", "--name", name, "--log-opt", "labels=a,b", "--log-opt", "env=E1",
+                        "--log-opt", "tag={{.Name}}/{{.ID}}", "-l", "a=1", "-l", "b=x y&z", "-l", "c=3",
+                        "-e", "E1=v1", "-e", "E2=v2", BUSYBOX, "sh", "-c", "echo one; echo two >&2")).strip()
+    cid = inspect(daemon, name)["Id"]
+    prefix = f"E1=v1,a=1,b=x+y%26z,tag={name}%2F{cid[:12]} "
+    proc = daemon.cli("logs", "--details", name)
+    assert (proc.stdout, proc.stderr) == (prefix + "one\n", prefix + "two\n")
+    proc = daemon.cli("logs", "--details", "-t", name)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z " + re.escape(prefix) + "one\n", proc.stdout)
+    assert ok(daemon.cli("logs", name)) == "one\n", "no attributes without --details"
+    with open(inspect(daemon, name)["LogPath"], "rb") as f:
+        first = json.loads(f.readline())
+    assert first["attrs"] == {"E1": "v1", "a": "1", "b": "x y&z", "tag": f"{name}/{cid[:12]}"}
+
+
+def test_logs_details_without_attrs_adds_a_space(daemon: Daemon, busybox: str, name: str) -> None:
+    ok(daemon.cli("run", "--name", name, BUSYBOX, "echo", "plain"))
+    assert ok(daemon.cli("logs", "--details", name)) == " plain\n"
+
+
+def test_log_tag_template_errors(daemon: Daemon, busybox: str, name: str) -> None:
+    proc = daemon.cli("run", "--name", name, "--log-opt", "tag={{.Bogus}}", BUSYBOX, "true")
+    assert proc.returncode == 125
+    assert ('failed to initialize logging driver: template: log-tag:1:2: executing "log-tag" at <.Bogus>: '
+            "can't evaluate field Bogus in type *logger.Info") in proc.stderr
+    proc = daemon.cli("run", "--log-opt", "tag={{.Name", BUSYBOX, "true")
+    assert proc.returncode == 125
+    assert "failed to initialize logging driver: template: log-tag:1: unclosed action" in proc.stderr

@@ -48,6 +48,7 @@ from . import files
 from .attach import ContainerAttach
 from .signals import parse_signal
 from ..logs.options import parse_log_opts, validate_log_opts
+from ..logs.tag import container_attrs
 
 log = logging.getLogger(__name__)
 
@@ -327,6 +328,9 @@ class ContainerService:
                 files.write_atomic, bundle / "config.json", json.dumps(spec).encode()
             )
             log_opts = parse_log_opts(c.host_config.log_config.config)
+            log_attrs = container_attrs(c.host_config.log_config.config, c.config.labels, c.config.env,
+                                        container_id=c.id, name=c.name, image_id=c.image_id,
+                                        image_name=c.config.image)
             handle = await self.runtime.create(
                 c.id,
                 bundle,
@@ -337,6 +341,7 @@ class ContainerService:
                 console_size=c.host_config.console_size if any(c.host_config.console_size) else None,
                 log_max_size=log_opts.max_size,
                 log_max_files=log_opts.max_files,
+                log_attrs=log_attrs or None,
             )
         except EngineError as err:
             await self._failed_start(c, err, mounted, bundle)
