@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ..errors import EngineError
+
 KIND_MODIFY = 0
 KIND_ADD = 1
 KIND_DELETE = 2
@@ -52,6 +54,19 @@ class _Entry:
 
 def _is_whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _check_plain_upper(path: str) -> None:
+    """Renamed directories (redirect_dir) and metadata-only copy-ups (metacopy) keep
+    their data in a lower layer; reading the upper directory alone would lose it."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return
+    for attr in ("trusted.overlay.redirect", "trusted.overlay.metacopy"):
+        if attr in names:
+            raise EngineError(f"cannot compute the changes of {path}: overlay {attr.rsplit('.', 1)[1]} "
+                              "is not supported (mount overlay with redirect_dir=off,metacopy=off)")
 
 
 def _is_opaque(path: str) -> bool:
@@ -139,6 +154,8 @@ def _entries(upper: Path, lowers: list[Path]) -> list[_Entry]:
         for name in sorted(os.listdir(root + rel_dir if rel_dir != "/" else root)):
             rel = _join(rel_dir, name)
             st = os.lstat(root + rel)
+            if not stat.S_ISLNK(st.st_mode):
+                _check_plain_upper(root + rel)
             lower = None if lower_hidden else view.stat(rel)
             virtual = not lower_hidden and lower is None and (rel in INIT_DIRS or rel in INIT_FILES)
             if _is_whiteout(st):
@@ -266,6 +283,8 @@ class RWLayer:
 
 def _add(tar: tarfile.TarFile, path: str, name: str) -> None:
     ti = tar.gettarinfo(path, arcname=name)
+    if ti is None:
+        return  # a unix socket: tar cannot hold one (Go's tar writer skips them too)
     ti.uname = ti.gname = ""
     ti.mtime = int(ti.mtime)
     if ti.isreg():

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.containers.rwlayer import KIND_ADD, KIND_DELETE, KIND_MODIFY, Change, RWLayer
+from engine.errors import EngineError
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="whiteouts and trusted xattrs need root")
 
@@ -150,3 +151,26 @@ def test_full_tree_compare_for_the_copy_snapshotter(tmp_path: Path) -> None:
     layer.write_tar(buf)
     with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as tar:
         assert tar.getnames() == ["etc", "etc/.wh.group", "etc/passwd", "new", "new/f"]
+
+
+def test_redirected_directories_are_refused_not_misread(layers: tuple[Path, Path, Path]) -> None:
+    base, mid, upper = layers
+    (upper / "usr2").mkdir()
+    os.setxattr(upper / "usr2", "trusted.overlay.redirect", b"/usr")
+    with pytest.raises(EngineError, match="redirect is not supported"):
+        RWLayer(upper, [mid, base]).changes()
+
+
+def test_sockets_are_left_out_of_the_layer_tar(layers: tuple[Path, Path, Path]) -> None:
+    import socket
+    base, mid, upper = layers
+    (upper / "run").mkdir()
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.bind(str(upper / "run" / "sock"))
+        buf = io.BytesIO()
+        RWLayer(upper, [mid, base]).write_tar(buf)
+        with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as tar:
+            assert tar.getnames() == ["run"]
+    finally:
+        s.close()
