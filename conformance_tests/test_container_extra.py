@@ -221,3 +221,21 @@ def test_log_tag_template_errors(daemon: Daemon, busybox: str, name: str) -> Non
     proc = daemon.cli("run", "--log-opt", "tag={{.Name", BUSYBOX, "true")
     assert proc.returncode == 125
     assert "failed to initialize logging driver: template: log-tag:1: unclosed action" in proc.stderr
+
+
+def test_export_client_hanging_up_leaves_nothing_mounted(daemon: Daemon, busybox: str, name: str) -> None:
+    import socket
+
+    from conformance_tests.harness import mounts_under, socket_path_of, wait_until
+    ok(daemon.cli("create", "--name", name, BUSYBOX, "true"))
+    before = sorted(mounts_under(str(daemon.root)))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(socket_path_of(daemon.host))
+    try:
+        s.sendall(f"GET /containers/{name}/export HTTP/1.1\r\nHost: d\r\n\r\n".encode())
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        s.close()
+    wait_until(lambda: sorted(mounts_under(str(daemon.root))) == before, 20, "the export mount to go away")
+    ok(daemon.cli("start", "-a", name))  # not blocked by a half-done export

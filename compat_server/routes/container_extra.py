@@ -51,9 +51,13 @@ async def export(request: Request) -> Response:
                                                                **c.config.labels})
 
     async def body() -> AsyncIterator[bytes]:
-        yield b""
-        async for chunk in stream:
-            yield chunk
+        try:
+            yield b""
+            async for chunk in stream:
+                yield chunk
+        finally:
+            # A client that hangs up mid-way must not leave the snapshot mounted.
+            await stream.aclose()
 
     return StreamingResponse(body(), media_type="application/octet-stream")
 
