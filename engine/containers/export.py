@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
+from ..snapshots.mount import unmount_all
+
 log = logging.getLogger(__name__)
 
 _CHUNK = 256 * 1024
@@ -171,6 +173,9 @@ async def export_container(svc: Any, images: Any, c: Any, bundles_root: Path) ->
 def _unmount_and_remove(images: Any, key: str, target: Path) -> None:
     try:
         images.unmount_rootfs(key, target)
+        # A bind mount (the copy snapshotter) is no mount point to os.path.ismount,
+        # which unmount_rootfs relies on: make sure by the mount table.
+        unmount_all(str(target))
     finally:
         try:
             target.rmdir()
