@@ -199,3 +199,30 @@ def test_commit_bad_repo_or_tag_is_400(daemon: Daemon, busybox: str, name: str) 
     r = daemon.raw("POST", f"/commit?container={name}", body="{bad")
     assert r.status == 400 and r.message == "invalid character 'b' looking for beginning of object key string"
     assert set(ok(daemon.cli("images", "-aq", "--no-trunc")).split()) == before, "no image left behind"
+
+
+def test_commit_change_instructions(daemon: Daemon, busybox: str, name: str, images_made: list[str]) -> None:
+    ok(daemon.cli("create", "--name", name, "-e", "X=1", BUSYBOX, "true"))
+    image = f"{name}:changed"
+    images_made.append(image)
+    changes = ['ENTRYPOINT ["/bin/sh", "-c"]', "USER nobody", "WORKDIR /srv", "WORKDIR sub", "LABEL a=b c=d",
+               "VOLUME /data", "HEALTHCHECK --interval=5s CMD true", "ONBUILD RUN echo",
+               "ENV Y=$X-2"]
+    args = [a for c in changes for a in ("-c", c)]
+    ok(daemon.cli("commit", *args, name, image))
+    cfg = inspect(daemon, image, "image")["Config"]
+    assert cfg["Entrypoint"] == ["/bin/sh", "-c"] and cfg["Cmd"] is None
+    assert cfg["User"] == "nobody" and cfg["WorkingDir"] == "/srv/sub"
+    assert cfg["Labels"] == {"a": "b", "c": "d"} and cfg["Volumes"] == {"/data": {}}
+    assert cfg["OnBuild"] == ["RUN echo"]
+    assert cfg["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000}
+    assert "Y=1-2" in cfg["Env"] and "X=1" in cfg["Env"]
+
+
+@pytest.mark.reference_differs("STOPSIGNAL became a valid commit change after 20.10")
+def test_commit_stopsignal_change(daemon: Daemon, busybox: str, name: str, images_made: list[str]) -> None:
+    ok(daemon.cli("create", "--name", name, BUSYBOX, "true"))
+    image = f"{name}:stopsig"
+    images_made.append(image)
+    ok(daemon.cli("commit", "-c", "STOPSIGNAL SIGINT", name, image))
+    assert inspect(daemon, image, "image")["Config"]["StopSignal"] == "SIGINT"
