@@ -53,6 +53,9 @@ def test_top_custom_ps_args_and_only_container_processes(daemon: Daemon, busybox
     assert cmds == ["sh -c sleep 301 & sleep 302 & wait", "sleep 301", "sleep 302"], out
     aux = _rows(ok(daemon.cli("top", name, "aux")))
     assert aux[0][:2] == ["USER", "PID"] and aux[0][-1] == "COMMAND" and len(aux) == 4
+    # A forest listing cannot be combined with ps -q: the daemon lists everything and filters.
+    forest = _rows(ok(daemon.cli("top", name, "axf")))
+    assert forest[0][0] == "PID" and len(forest) == 4 and forest[1][-1].startswith("\\_ sh -c")
 
 
 def test_top_docker_py(client: Any, busybox: str, name: str) -> None:
