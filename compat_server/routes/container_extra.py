@@ -29,9 +29,9 @@ async def top(request: Request) -> Response:
     engine = engine_of(request)
     c = engine.containers.get(request.path_params["id"])
     pids: list[int] = []
-    live = engine.containers._live.get(c.id) if c.state.running else None
-    if live is not None and live.handle is not None:
-        pids = await live.handle.pids()
+    handle = engine.containers.runtime_handle(c) if c.state.running else None
+    if handle is not None:
+        pids = await handle.pids()
     result = await run_top(c.id, c.state.running, pids, request.query_params.get("ps_args"))
     return docker_json({"Processes": [list(p) for p in result.processes], "Titles": list(result.titles)})
 

@@ -156,8 +156,7 @@ class Committer:
     async def _paused(self, c: Container, pause: bool) -> AsyncIterator[None]:
         """Freeze the container's processes while its files are read (unless
         it is already paused, or the client said ``pause=0``)."""
-        live = self.containers._live.get(c.id)  # the service's runtime bookkeeping
-        handle = getattr(live, "handle", None)
+        handle = self.containers.runtime_handle(c)
         if not pause or handle is None or not c.state.running or c.state.status == PAUSED:
             yield
             return

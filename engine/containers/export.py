@@ -159,7 +159,7 @@ async def export_container(svc: Any, images: Any, c: Any, bundles_root: Path) ->
         async for chunk in stream_from_thread(lambda out: write_rootfs_tar(str(rootfs), out)):
             yield chunk
         return
-    async with svc._lock(c.id):  # the service's per-container lock: no start while mounted here
+    async with svc.lifecycle_lock(c):  # no start while mounted here
         target = bundles_root / c.id / "export"
         await asyncio.to_thread(target.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(images.mount_rootfs, c.id, target)

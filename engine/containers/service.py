@@ -145,6 +145,16 @@ class ContainerService:
             lock = self._locks[cid] = asyncio.Lock()
         return lock
 
+    # For top, commit and export (engine/containers/{top,commit,export}.py).
+    def runtime_handle(self, c: Container) -> Any:
+        """The running container's ShimHandle, or None."""
+        live = self._live.get(c.id)
+        return live.handle if live is not None else None
+
+    def lifecycle_lock(self, c: Container) -> asyncio.Lock:
+        """The lock start/stop/remove hold for this container."""
+        return self._lock(c.id)
+
     # ------------------------------------------------------------ persistence
     async def _save(self, c: Container) -> None:
         data = json.dumps(to_jsonable(c))
