@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from ..snapshots.mount import unmount_all
+from .rwlayer import add_capability_xattr
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ def write_rootfs_tar(root: str, out: Any) -> None:
                         continue  # a socket: tar has no such entry, Go's writer skips it too
                     ti.uname = ti.gname = ""
                     ti.mtime = int(ti.mtime)
+                    add_capability_xattr(ti, path)
                     if ti.isdir():
                         ti.name = arc + "/"
                     if ti.isreg():

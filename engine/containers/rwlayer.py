@@ -281,12 +281,25 @@ class RWLayer:
                     tar.addfile(ti)
 
 
+def add_capability_xattr(ti: tarfile.TarInfo, path: str) -> None:
+    """File capabilities travel in the tar like dockerd writes them (the only xattr it keeps)."""
+    if not ti.isreg():
+        return
+    try:
+        cap = os.getxattr(path, "security.capability", follow_symlinks=False)
+    except OSError:
+        return
+    ti.pax_headers = dict(ti.pax_headers)
+    ti.pax_headers["SCHILY.xattr.security.capability"] = cap.decode("utf-8", "surrogateescape")
+
+
 def _add(tar: tarfile.TarFile, path: str, name: str) -> None:
     ti = tar.gettarinfo(path, arcname=name)
     if ti is None:
         return  # a unix socket: tar cannot hold one (Go's tar writer skips them too)
     ti.uname = ti.gname = ""
     ti.mtime = int(ti.mtime)
+    add_capability_xattr(ti, path)
     if ti.isreg():
         with open(path, "rb") as f:
             tar.addfile(ti, f)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import struct
 import tarfile
 from pathlib import Path
 
@@ -174,3 +175,17 @@ def test_sockets_are_left_out_of_the_layer_tar(layers: tuple[Path, Path, Path]) 
             assert tar.getnames() == ["run"]
     finally:
         s.close()
+
+
+def test_file_capabilities_are_kept_in_the_layer(layers: tuple[Path, Path, Path]) -> None:
+    base, mid, upper = layers
+    _file(upper, "bin/ping", b"elf")
+    # VFS_CAP_REVISION_2 with cap_net_raw permitted+effective.
+    cap = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)
+    os.setxattr(upper / "bin" / "ping", "security.capability", cap)
+    buf = io.BytesIO()
+    RWLayer(upper, [mid, base]).write_tar(buf)
+    with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as tar:
+        m = tar.getmember("bin/ping")
+        raw = m.pax_headers["SCHILY.xattr.security.capability"].encode("utf-8", "surrogateescape")
+        assert raw == cap
