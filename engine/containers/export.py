@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
-from ..snapshots.mount import unmount_all
+from ..snapshots.mount import is_mounted, unmount_all
 from .rwlayer import add_capability_xattr
 
 log = logging.getLogger(__name__)
@@ -157,19 +157,36 @@ async def stream_from_thread(produce: Callable[[Any], None]) -> AsyncIterator[by
 async def export_container(svc: Any, images: Any, c: Any, bundles_root: Path) -> AsyncIterator[bytes]:
     """The tar stream of container ``c``'s filesystem (running or not)."""
     rootfs = bundles_root / c.id / "rootfs"
-    if c.state.running:
-        async for chunk in stream_from_thread(lambda out: write_rootfs_tar(str(rootfs), out)):
-            yield chunk
-        return
-    async with svc.lifecycle_lock(c):  # no start while mounted here
-        target = bundles_root / c.id / "export"
-        await asyncio.to_thread(target.mkdir, parents=True, exist_ok=True)
-        await asyncio.to_thread(images.mount_rootfs, c.id, target)
+    while True:
+        if await asyncio.to_thread(is_mounted, str(rootfs)):
+            # Running (or paused): read the live mount, without blocking stop.
+            gen = stream_from_thread(lambda out: write_rootfs_tar(str(rootfs), out))
+            try:
+                async for chunk in gen:
+                    yield chunk
+            finally:
+                await gen.aclose()  # type: ignore[attr-defined]
+            return
+        lock = svc.lifecycle_lock(c)
+        await lock.acquire()  # no start while the snapshot is mounted here
         try:
-            async for chunk in stream_from_thread(lambda out: write_rootfs_tar(str(target), out)):
-                yield chunk
+            if await asyncio.to_thread(is_mounted, str(rootfs)):
+                continue  # it started meanwhile (the lock is released on the way)
+            target = bundles_root / c.id / "export"
+            await asyncio.to_thread(target.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(images.mount_rootfs, c.id, target)
+            gen = stream_from_thread(lambda out: write_rootfs_tar(str(target), out))
+            try:
+                async for chunk in gen:
+                    yield chunk
+            finally:
+                # Closed explicitly (not by the garbage collector) when the client goes
+                # early: its writer thread must stop before the unmount.
+                await gen.aclose()  # type: ignore[attr-defined]
+                await asyncio.to_thread(_unmount_and_remove, images, c.id, target)
+            return
         finally:
-            await asyncio.to_thread(_unmount_and_remove, images, c.id, target)
+            lock.release()
 
 
 def _unmount_and_remove(images: Any, key: str, target: Path) -> None:
