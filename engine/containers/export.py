@@ -121,37 +121,62 @@ class _QueueWriter:
                 continue
 
 
-async def stream_from_thread(produce: Callable[[Any], None]) -> AsyncIterator[bytes]:
-    """Run ``produce(fileobj)`` in a thread and yield what it writes."""
-    q: "queue.Queue[bytes | BaseException | None]" = queue.Queue(maxsize=8)
-    cancelled = threading.Event()
-    writer = _QueueWriter(q, cancelled)
+class ThreadStream:
+    """Runs ``produce(fileobj)`` in its own thread; ``chunks()`` yields what it writes.
 
-    def run() -> None:
+    Built so that an abandoned consumer (a client that hung up, a cancelled
+    request) strands nothing: ``stop()`` makes the producer fail its next write,
+    and the getter polls, so no executor thread waits forever on the queue."""
+
+    def __init__(self, produce: Callable[[Any], None]) -> None:
+        self.q: "queue.Queue[bytes | BaseException | None]" = queue.Queue(maxsize=8)
+        self.cancelled = threading.Event()
+        self._writer = _QueueWriter(self.q, self.cancelled)
+        self._produce = produce
+        self.thread = threading.Thread(target=self._run, name="export", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
         try:
-            produce(writer)
-            writer.flush()
-            writer._put(None)
+            self._produce(self._writer)
+            self._writer.flush()
+            self._writer._put(None)
         except BaseException as err:  # noqa: BLE001  (handed to the reader)
-            if not cancelled.is_set():
+            if not self.cancelled.is_set():
                 try:
-                    writer._put(err)
+                    self._writer._put(err)
                 except BrokenPipeError:
                     pass
 
-    thread = threading.Thread(target=run, name="export", daemon=True)
-    thread.start()
-    try:
+    def _get(self) -> "bytes | BaseException | None":
+        while not self.cancelled.is_set():
+            try:
+                return self.q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+        return None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
         while True:
-            item = await asyncio.to_thread(q.get)
+            item = await asyncio.to_thread(self._get)
             if item is None:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
-    finally:
-        cancelled.set()
-        await asyncio.to_thread(thread.join)
+
+    def stop(self) -> None:
+        self.cancelled.set()
+
+    async def wait_stopped(self) -> None:
+        await asyncio.to_thread(self.thread.join)
+
+
+async def _shielded(coro: Any) -> None:
+    """Run cleanup to its end even if the request is cancelled meanwhile (starlette
+    cancels a streaming response's task when the client goes, again at every await)."""
+    task = asyncio.ensure_future(coro)
+    await asyncio.shield(task)
 
 
 async def export_container(svc: Any, images: Any, c: Any, bundles_root: Path) -> AsyncIterator[bytes]:
@@ -160,33 +185,53 @@ async def export_container(svc: Any, images: Any, c: Any, bundles_root: Path) ->
     while True:
         if await asyncio.to_thread(is_mounted, str(rootfs)):
             # Running (or paused): read the live mount, without blocking stop.
-            gen = stream_from_thread(lambda out: write_rootfs_tar(str(rootfs), out))
+            live = ThreadStream(lambda out: write_rootfs_tar(str(rootfs), out))
             try:
-                async for chunk in gen:
+                async for chunk in live.chunks():
                     yield chunk
             finally:
-                await gen.aclose()  # type: ignore[attr-defined]
+                live.stop()
             return
         lock = svc.lifecycle_lock(c)
         await lock.acquire()  # no start while the snapshot is mounted here
-        try:
-            if await asyncio.to_thread(is_mounted, str(rootfs)):
-                continue  # it started meanwhile (the lock is released on the way)
-            target = bundles_root / c.id / "export"
-            await asyncio.to_thread(target.mkdir, parents=True, exist_ok=True)
-            await asyncio.to_thread(images.mount_rootfs, c.id, target)
-            gen = stream_from_thread(lambda out: write_rootfs_tar(str(target), out))
-            try:
-                async for chunk in gen:
-                    yield chunk
-            finally:
-                # Closed explicitly (not by the garbage collector) when the client goes
-                # early: its writer thread must stop before the unmount.
-                await gen.aclose()  # type: ignore[attr-defined]
-                await asyncio.to_thread(_unmount_and_remove, images, c.id, target)
-            return
-        finally:
-            lock.release()
+        if await _still_unmounted(rootfs, lock):
+            break
+    target = bundles_root / c.id / "export"
+    try:
+        await asyncio.to_thread(target.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(images.mount_rootfs, c.id, target)
+    except BaseException:
+        await _shielded(_finish(None, images, c.id, target, lock))
+        raise
+    ts = ThreadStream(lambda out: write_rootfs_tar(str(target), out))
+    try:
+        async for chunk in ts.chunks():
+            yield chunk
+    finally:
+        ts.stop()
+        await _shielded(_finish(ts, images, c.id, target, lock))
+
+
+async def _still_unmounted(rootfs: Path, lock: asyncio.Lock) -> bool:
+    """Under the lock: is the rootfs still unmounted?  If it was started meanwhile,
+    let go of the lock (the caller then reads the live mount)."""
+    try:
+        mounted = await asyncio.to_thread(is_mounted, str(rootfs))
+    except BaseException:
+        lock.release()
+        raise
+    if mounted:
+        lock.release()
+    return not mounted
+
+
+async def _finish(ts: ThreadStream | None, images: Any, key: str, target: Path, lock: asyncio.Lock) -> None:
+    try:
+        if ts is not None:
+            await ts.wait_stopped()  # the tar writer reads no more files
+        await asyncio.to_thread(_unmount_and_remove, images, key, target)
+    finally:
+        lock.release()
 
 
 def _unmount_and_remove(images: Any, key: str, target: Path) -> None:
