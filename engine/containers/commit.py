@@ -164,8 +164,12 @@ class Committer:
         try:
             yield
         finally:
+            # Shielded: even a cancelled commit must not leave the container frozen.
+            resume = asyncio.ensure_future(handle.resume())
             try:
-                await handle.resume()
+                await asyncio.shield(resume)
+            except asyncio.CancelledError:
+                raise
             except Exception:  # noqa: BLE001  (the container may have gone meanwhile)
                 log.exception("resuming %s after commit", c.id)
 
