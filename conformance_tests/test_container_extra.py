@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conformance_tests.harness import Daemon
+from conformance_tests.harness import Daemon, wait_until
 from conformance_tests.util import inspect, ok, wait_for_status
 
 BUSYBOX = "busybox"
@@ -46,6 +46,8 @@ def test_top_default_ps_args(daemon: Daemon, busybox: str, name: str) -> None:
 
 def test_top_custom_ps_args_and_only_container_processes(daemon: Daemon, busybox: str, name: str) -> None:
     _running(daemon, name, "sh", "-c", "sleep 301 & sleep 302 & wait")
+    # The shell forks its children a moment after the container counts as running.
+    wait_until(lambda: len(_rows(ok(daemon.cli("top", name, "-o", "pid,args")))) == 4, 20, "both sleeps to run")
     out = ok(daemon.cli("top", name, "-o", "pid,args"))
     rows = _rows(out)
     assert rows[0] == ["PID", "COMMAND"]
@@ -229,7 +231,7 @@ def test_log_tag_template_errors(daemon: Daemon, busybox: str, name: str) -> Non
 def test_export_client_hanging_up_leaves_nothing_mounted(daemon: Daemon, busybox: str, name: str) -> None:
     import socket
 
-    from conformance_tests.harness import mounts_under, socket_path_of, wait_until
+    from conformance_tests.harness import mounts_under, socket_path_of
     ok(daemon.cli("create", "--name", name, BUSYBOX, "true"))
     before = sorted(mounts_under(str(daemon.root)))
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
