@@ -226,3 +226,19 @@ def test_commit_stopsignal_change(daemon: Daemon, busybox: str, name: str, image
     images_made.append(image)
     ok(daemon.cli("commit", "-c", "STOPSIGNAL SIGINT", name, image))
     assert inspect(daemon, image, "image")["Config"]["StopSignal"] == "SIGINT"
+
+
+def test_commit_of_a_paused_container_keeps_it_paused(daemon: Daemon, busybox: str, name: str,
+                                                       images_made: list[str]) -> None:
+    ok(daemon.cli("run", "-d", "--name", name, BUSYBOX, "sh", "-c", "echo p > /p; exec sleep 300"))
+    wait_for_status(daemon, name, "running")
+    for _ in range(200):
+        if daemon.cli("exec", name, "cat", "/p").stdout == "p\n":
+            break
+    ok(daemon.cli("pause", name))
+    image = f"{name}:paused"
+    images_made.append(image)
+    ok(daemon.cli("commit", name, image))
+    assert inspect(daemon, name)["State"]["Status"] == "paused"
+    ok(daemon.cli("unpause", name))
+    assert ok(daemon.cli("run", "--rm", image, "cat", "/p")) == "p\n"
