@@ -175,7 +175,9 @@ class Committer:
 
     async def commit(self, ref: str, ref_to_tag: Reference | None, opts: CommitOptions) -> str:
         c = self.containers.get(ref)
-        if c.state.removal_in_progress or c.state.dead:
+        if c.state.dead:
+            raise Conflict(f"You cannot commit container {c.id} which is Dead")
+        if c.state.removal_in_progress:
             raise Conflict(f"You cannot commit container {c.id} which is being removed")
         image = self.images.get(c.image_id)
         base = config_dict(c.config)
