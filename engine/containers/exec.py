@@ -95,11 +95,14 @@ class ExecService:
             env.append(f"HOME={home}")
         inst.running = True
         try:
+            # the container's capabilities, no_new_privs and --group-add apply to its execs too
+            sec = await asyncio.to_thread(_exec_security, c, Path(rootfs))
             session = await live.handle.exec(
                 inst.id, args=inst.args, env=env, cwd=inst.working_dir or c.config.working_dir or "/",
-                uid=uid, gid=gid, additional_gids=list(groups), tty=inst.tty, open_stdin=inst.open_stdin,
-                console_size=console_size, privileged=inst.privileged,
-                capabilities=None,
+                uid=uid, gid=gid, additional_gids=list(groups) + [g for g in sec["extra_gids"] if g not in groups],
+                tty=inst.tty, open_stdin=inst.open_stdin,
+                console_size=console_size, privileged=inst.privileged or c.host_config.privileged,
+                capabilities=sec["capabilities"], no_new_privileges=sec["no_new_privileges"],
             )
         except Exception as err:
             inst.running = False
@@ -134,6 +137,24 @@ class ExecService:
         if inst.session is None or not inst.running:
             raise Conflict(f"Exec {exec_id} is not running")
         await inst.session.resize(height, width)
+
+
+def _exec_security(c: Any, rootfs: Path) -> dict[str, Any]:
+    from ..oci import hostopts
+
+    group_text = ""
+    if c.host_config.group_add:
+        try:
+            group_text = _read_group_file(rootfs)
+        except OSError:
+            pass
+    return hostopts.exec_options(c.host_config, group_text)
+
+
+def _read_group_file(rootfs: Path) -> str:
+    from .service import _read_in_root
+
+    return _read_in_root(rootfs, "etc/group")
 
 
 def _event_command(cmd: list[str]) -> str:

@@ -52,6 +52,7 @@ from .restart import RestartManager, should_restart_on_boot
 from .signals import parse_signal
 from ..logs.options import parse_log_opts, validate_log_opts
 from ..logs.tag import container_attrs
+from ..oci import hostopts
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,7 @@ class ContainerService:
         self._check_host_config(host_config)
         limits, warnings = resources.validate(resources.normalize(host_config.resources), resources.HostLimits.probe())
         host_config = replace(host_config, resources=limits)
+        hostopts.check_create(host_config, bool(config.hostname), self._peer)
 
         cid = self._new_id()
         validate_log_opts(host_config.log_config.config)
@@ -325,6 +327,7 @@ class ContainerService:
             pass
         except Exception:  # noqa: BLE001 - keep removing what can be removed
             log.exception("removing rootfs of %s", c.id)
+        hostopts.release_shm(str(self.config.containers_root / c.id))
         shutil.rmtree(self.config.containers_root / c.id, ignore_errors=True)
         shutil.rmtree(self.config.bundles_root / c.id, ignore_errors=True)
 
@@ -517,13 +520,18 @@ class ContainerService:
             ("/etc/hostname", "bind", str(cdir / "hostname"), ("rbind", "rprivate")),
             ("/etc/hosts", "bind", str(cdir / "hosts"), ("rbind", "rprivate")),
         ]
+        try:
+            group_text = _read_in_root(rootfs, "etc/group") if c.host_config.group_add else ""
+        except OSError:
+            group_text = ""
+        sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text, str(cdir))
         inp = self._spec_input(
             container_id=c.id,
             hostname=cfg.hostname,
             domainname=cfg.domainname,
             rootfs=str(rootfs),
             readonly_rootfs=c.host_config.readonly_rootfs,
-            args=[c.path, *c.args],
+            args=sec.pop("args", [c.path, *c.args]),
             env=env,
             cwd=cfg.working_dir or "/",
             uid=uid,
@@ -535,14 +543,19 @@ class ContainerService:
             privileged=c.host_config.privileged,
             cap_add=tuple(c.host_config.cap_add),
             cap_drop=tuple(c.host_config.cap_drop),
-            no_new_privileges=any(o in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
-                                  for o in c.host_config.security_opt),
             shm_size=c.host_config.shm_size or None,
             resources=resources.to_oci(c.host_config.resources),
             rlimits=resources.rlimits(c.host_config.resources),
             oom_score_adj=c.host_config.resources.oom_score_adj,
+            **sec,
         )
         return self._build_spec(inp)
+
+    def _peer(self, ref: str) -> hostopts.Peer:
+        """A container named in --ipc/--pid container:<ref>."""
+        other = self.get(ref)
+        return hostopts.Peer(other.id, other.state.pid if other.state.running else 0, other.host_config.ipc_mode,
+                             str(self.config.containers_root / other.id))
 
     def _resolve(self, rootfs: Path, user: str) -> tuple[int, int, tuple[int, ...], str]:
         uid, gid, groups = self._resolve_user(rootfs, user)
@@ -636,6 +649,7 @@ class ContainerService:
             self.images.unmount_rootfs(c.id, bundle / "rootfs")
         except Exception:  # noqa: BLE001
             log.exception("unmounting rootfs of %s", c.id)
+        hostopts.release_shm(str(self.config.containers_root / c.id))
 
     async def _after_exit(self, c: Container) -> None:
         if c.host_config.auto_remove and c.id in self._containers and not c.state.removal_in_progress:
