@@ -110,6 +110,21 @@ def test_unknown_user_fails(daemon: Daemon, busybox: str) -> None:
     assert "unable to find user nosuchuser" in proc.stderr
 
 
+@pytest.mark.parametrize("rm", [[], ["--rm"]])
+def test_missing_command_reports_the_start_error_once(daemon: Daemon, busybox: str, rm: list[str]) -> None:
+    proc = daemon.cli("run", *rm, BUSYBOX, "nosuchcmd")
+    assert proc.returncode == 127
+    assert 'exec: "nosuchcmd": executable file not found in $PATH' in proc.stderr
+    # the wait ends without an error of its own (the CLI would log "Error waiting for container")
+    assert "Error waiting for container" not in proc.stderr, proc.stderr
+
+
+def test_wait_response_shape(daemon: Daemon, busybox: str, name: str) -> None:
+    assert daemon.cli("run", "--name", name, BUSYBOX, "sh", "-c", "exit 3").returncode == 3
+    resp = daemon.raw("POST", f"/containers/{name}/wait")
+    assert resp.status == 200 and resp.json() == {"Error": None, "StatusCode": 3}
+
+
 def test_hostname_defaults_to_short_id_and_env_has_path(daemon: Daemon, busybox: str, name: str) -> None:
     proc = daemon.cli("run", "--name", name, BUSYBOX, "sh", "-c", 'hostname; echo "$HOSTNAME"; echo "$PATH"; echo $$')
     lines = ok(proc).splitlines()

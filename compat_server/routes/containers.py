@@ -128,10 +128,10 @@ async def wait(request: Request) -> Response:
         except asyncio.CancelledError:
             engine.containers.cancel_wait(fut)
             raise
-        out: dict[str, Any] = {"StatusCode": c.state.exit_code}
-        if c.state.error:
-            out["Error"] = {"Message": c.state.error}
-        yield dumps(out)
+        # dockerd always sends Error (null unless the container holds a start
+        # error); a "removed" wait reports no error.
+        err = c.state.error if condition != "removed" else ""
+        yield dumps({"Error": {"Message": err} if err else None, "StatusCode": c.state.exit_code})
 
     return StreamingResponse(body(), media_type="application/json")
 

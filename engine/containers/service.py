@@ -483,9 +483,8 @@ class ContainerService:
                 log.exception("unmounting rootfs of %s", c.id)
         for att in self._pending_attach.pop(c.id, []):
             att.end()
-        for fut in self._exit_waiters.pop(c.id, []):
-            if not fut.done():
-                fut.set_result(c)
+        # "next-exit" waiters stay pending, as with dockerd: the container never
+        # ran, so it has not exited (`docker run` reports the start error itself).
         # We still hold this container's lock: auto-remove once start() has let go.
         asyncio.get_running_loop().create_task(self._after_exit(c))
 
