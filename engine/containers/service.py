@@ -51,6 +51,7 @@ from . import health as health_checks
 from .restart import RestartManager, should_restart_on_boot
 from .signals import parse_signal
 from ..logs.options import parse_log_opts, validate_log_opts
+from ..logs.tag import container_attrs
 from ..oci import hostopts
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,16 @@ class ContainerService:
         if lock is None:
             lock = self._locks[cid] = asyncio.Lock()
         return lock
+
+    # For top, commit and export (engine/containers/{top,commit,export}.py).
+    def runtime_handle(self, c: Container) -> Any:
+        """The running container's ShimHandle, or None."""
+        live = self._live.get(c.id)
+        return live.handle if live is not None else None
+
+    def lifecycle_lock(self, c: Container) -> asyncio.Lock:
+        """The lock start/stop/remove hold for this container."""
+        return self._lock(c.id)
 
     # ------------------------------------------------------------ persistence
     async def _save(self, c: Container) -> None:
@@ -400,6 +411,9 @@ class ContainerService:
                 files.write_atomic, bundle / "config.json", json.dumps(spec).encode()
             )
             log_opts = parse_log_opts(c.host_config.log_config.config)
+            log_attrs = container_attrs(c.host_config.log_config.config, c.config.labels, c.config.env,
+                                        container_id=c.id, name=c.name, image_id=c.image_id,
+                                        image_name=c.config.image)
             handle = await self.runtime.create(
                 c.id,
                 bundle,
@@ -410,6 +424,7 @@ class ContainerService:
                 console_size=c.host_config.console_size if any(c.host_config.console_size) else None,
                 log_max_size=log_opts.max_size,
                 log_max_files=log_opts.max_files,
+                log_attrs=log_attrs or None,
             )
         except EngineError as err:
             await self._failed_start(c, err, mounted, bundle)
@@ -468,9 +483,8 @@ class ContainerService:
                 log.exception("unmounting rootfs of %s", c.id)
         for att in self._pending_attach.pop(c.id, []):
             att.end()
-        for fut in self._exit_waiters.pop(c.id, []):
-            if not fut.done():
-                fut.set_result(c)
+        # "next-exit" waiters stay pending, as with dockerd: the container never
+        # ran, so it has not exited (`docker run` reports the start error itself).
         # We still hold this container's lock: auto-remove once start() has let go.
         asyncio.get_running_loop().create_task(self._after_exit(c))
 
