@@ -202,3 +202,32 @@ def test_save_several_images_and_load_them_on_the_peer(daemon: Daemon, peer: Dae
         for target in (daemon, peer):
             for spec in (a, b, c):
                 target.cli("rmi", "-f", spec.image_id)
+
+
+def test_container_changes_committed_then_moved_to_the_peer(daemon: Daemon, peer: Daemon, busybox: str,
+                                                            name: str) -> None:
+    """load -> container -> commit -> save -> load on the peer -> run: the loaded metadata and the
+    container's own changes (a new file, a deletion) both arrive."""
+    key = f"conf-rtc-{uuid.uuid4().hex[:8]}"
+    ref, committed = f"{key}:v1", f"{key}:committed"
+    base = (daemon.root / "busybox-rootfs.tar").read_bytes()
+    lower, upper = fidelity_layers(key)
+    spec = ImageSpec([base, lower, upper], tags=[ref], cmd=["sh"])
+    ok(daemon.cli("load", "-q", "-i", str(write_archive(daemon.root / f"{key}.tar", [spec]))))
+    try:
+        ok(daemon.cli("run", "--name", name, "--network", "none", ref, "sh", "-c",
+                      "echo changed > /f/new && rm /f/owned", timeout=120))
+        ok(daemon.cli("commit", name, committed))
+        saved = save(daemon, daemon.root / f"{key}-c.tar", committed)
+        ok(peer.cli("load", "-q", "-i", str(saved)))
+        out = ok(peer.cli("run", "--rm", "--network", "none", committed, "sh", "-c",
+                          "cat /f/new; ls /f; stat -c '%n|%a|%u|%g|%Y' /f/setuid /f/hard2", timeout=120)).splitlines()
+        assert out[0] == "changed"
+        listing = out[1:-2]
+        assert "new" in listing and "owned" not in listing and "setuid" in listing, listing
+        assert out[-2:] == [f"/f/setuid|4755|0|0|{MTIME}", f"/f/hard2|644|0|0|{MTIME}"]
+    finally:
+        daemon.cli("rm", "-f", name)
+        for d in (daemon, peer):
+            d.cli("rmi", "-f", committed)
+            d.cli("rmi", "-f", ref)
