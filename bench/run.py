@@ -282,7 +282,7 @@ class Bench:
     setup: Callable[[Target], Any] | None
     step: Callable[[Target, Any], None]
     teardown: Callable[[Target, Any], None] | None = None
-    reset: Callable[[Target, Any], None] | None = None   # before each timed step, not timed
+    prepare: Callable[[Target, Any], None] | None = None   # before each step, not timed
 
 
 def _run_true(t: Target, _: Any) -> None:
@@ -305,7 +305,84 @@ def _ps(t: Target, _: Any) -> None:
     t.docker("ps", "-a", "-q")
 
 
-# --- pull: a 3-layer image of about 100 MB from a local docker-registry ------------------------
+# --------------------------------------------------------------- save / load
+SAVE_LOAD_IMAGE = "bench-saveload:latest"
+SAVE_LOAD_LAYER_MB = (50, 30, 20)   # three layers of random content, about 100 MB
+
+
+def saveload_archive() -> Path:
+    """A docker-archive of a 3-layer ~100 MB image of random bytes (made once per run)."""
+    global _SAVELOAD_DIR
+    if _SAVELOAD_DIR is None:
+        _SAVELOAD_DIR = Path(tempfile.mkdtemp(prefix="bench-saveload-", dir="/var/tmp"))
+    path = _SAVELOAD_DIR / "image.tar"
+    if path.exists():
+        return path
+    import hashlib
+    layers: list[tuple[str, str]] = []   # (diff id, file in the archive)
+    with tarfile.open(path, "w") as out:
+        for i, mb in enumerate(SAVE_LOAD_LAYER_MB):
+            layer_path = _SAVELOAD_DIR / f"layer{i}.tar"
+            with tarfile.open(layer_path, "w") as layer:
+                for j in range(mb // 10):
+                    data = os.urandom(10 << 20)
+                    info = tarfile.TarInfo(f"layer{i}/blob{j}")
+                    info.size, info.mode, info.mtime = len(data), 0o644, 1_600_000_000
+                    layer.addfile(info, io.BytesIO(data))
+            h = hashlib.sha256()
+            with open(layer_path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            diff_id = "sha256:" + h.hexdigest()
+            out.add(str(layer_path), arcname=f"{diff_id[7:]}/layer.tar")
+            layer_path.unlink()
+            layers.append((diff_id, f"{diff_id[7:]}/layer.tar"))
+        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+        config = json.dumps({
+            "architecture": arch, "os": "linux", "created": "2020-01-01T00:00:00Z",
+            "config": {"Cmd": ["sh"]},
+            "history": [{"created": "2020-01-01T00:00:00Z", "created_by": f"layer {i}"} for i in range(len(layers))],
+            "rootfs": {"type": "layers", "diff_ids": [d for d, _ in layers]},
+        }, separators=(",", ":")).encode()
+        cfg_name = hashlib.sha256(config).hexdigest() + ".json"
+        for name, data in ((cfg_name, config),
+                           ("manifest.json", json.dumps([{"Config": cfg_name, "RepoTags": [SAVE_LOAD_IMAGE],
+                                                          "Layers": [f for _, f in layers]}]).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    return path
+
+
+_SAVELOAD_DIR: Path | None = None
+
+
+def _saveload_setup(t: Target) -> Path:
+    t.docker("rmi", "-f", SAVE_LOAD_IMAGE, check=False)
+    t.docker("load", "-q", "-i", str(saveload_archive()), timeout=600)
+    assert _SAVELOAD_DIR is not None
+    return _SAVELOAD_DIR / f"saved-{t.label}.tar"
+
+
+def _save(t: Target, out: Any) -> None:
+    t.docker("save", "-o", str(out), SAVE_LOAD_IMAGE, timeout=600)
+
+
+def _saveload_cleanup(t: Target, out: Any) -> None:
+    Path(out).unlink(missing_ok=True)
+
+
+def _load_prepare(t: Target, _: Any) -> None:
+    # the image and its layers go, so each load unpacks all three layers again
+    t.docker("rmi", "-f", SAVE_LOAD_IMAGE, check=False)
+
+
+def _load(t: Target, _: Any) -> None:
+    t.docker("load", "-i", str(saveload_archive()), timeout=600)
+
+
+# --------------------------------------------------------------- pull
+# A 3-layer image of about 100 MB of random bytes, put into a local docker-registry once per run.
 PULL_LAYER_MB = 33
 _pull_state: dict[str, Any] = {}
 
@@ -345,11 +422,8 @@ def _pull_setup(t: Target) -> str:
     return _pull_registry()
 
 
-def _pull_reset(t: Target, ref: Any) -> None:
-    t.docker("rmi", "-f", str(ref), check=False)
-
-
 def _remove_pulled(t: Target, ref: Any) -> None:
+    # the image and its layers go, so each pull downloads and unpacks all three layers again
     t.docker("rmi", "-f", str(ref), check=False)
 
 
@@ -361,8 +435,11 @@ BENCHMARKS = {
     "run": Bench("run", "docker run --rm busybox true", None, _run_true),
     "exec": Bench("exec", "docker exec <running> true", _sleeper, _exec_true, _remove),
     "ps": Bench("ps", "docker ps -a -q", None, _ps),
-    "pull": Bench("pull", "docker pull of a 3-layer ~100 MB image from a local registry (rmi between)",
-                  _pull_setup, _pull, _remove_pulled, _pull_reset),
+    "save": Bench("save", "docker save -o x.tar <3-layer 100 MB image>", _saveload_setup, _save, _saveload_cleanup),
+    "load": Bench("load", "docker load -i <3-layer 100 MB image> (after rmi)", _saveload_setup, _load,
+                  _saveload_cleanup, prepare=_load_prepare),
+    "pull": Bench("pull", "docker pull <3-layer 100 MB image> from a local registry (after rmi)", _pull_setup,
+                  _pull, _remove_pulled, prepare=_remove_pulled),
     # Later: list throughput with many containers, image pull from a local registry,
     # build of a small Dockerfile, logs -f latency.  Add a Bench here and it is reported.
 }
@@ -378,15 +455,15 @@ def measure(targets: list[Target], b: Bench, n: int, warmup: int) -> dict[str, d
             states[t.label] = b.setup(t) if b.setup else None
         for _ in range(warmup):
             for t in targets:
-                if b.reset:
-                    b.reset(t, states[t.label])
+                if b.prepare:
+                    b.prepare(t, states[t.label])
                 b.step(t, states[t.label])
         for i in range(n):
             # Alternate who goes first: the second of a pair can pay for the first's
             # asynchronous cleanup (e.g. dockerd removing a --rm container).
             for t in (targets if i % 2 == 0 else targets[::-1]):
-                if b.reset:
-                    b.reset(t, states[t.label])
+                if b.prepare:
+                    b.prepare(t, states[t.label])
                 start = time.perf_counter()
                 b.step(t, states[t.label])
                 times[t.label].append(time.perf_counter() - start)
@@ -496,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for t in targets:
             t.close()
+        if _SAVELOAD_DIR is not None:
+            shutil.rmtree(_SAVELOAD_DIR, ignore_errors=True)
         stop_pull_registry()
     return 0
 

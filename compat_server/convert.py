@@ -23,7 +23,7 @@ from engine.types import (
     RestartPolicy,
 )
 
-from . import versions
+from . import resources_codec, versions
 from .errors import BadRequest
 
 # Go type names for error messages.
@@ -43,6 +43,12 @@ HOST_CONFIG_TYPES: dict[str, str] = {
     "Dns": _STRLIST, "DnsSearch": _STRLIST, "DnsOptions": _STRLIST, "ShmSize": _INT, "Memory": _INT,
     "RestartPolicy": _OBJ, "LogConfig": _OBJ, "Binds": _STRLIST, "Runtime": _STR, "ConsoleSize": "[2]uint",
 }
+# security and namespace options
+HOST_CONFIG_TYPES.update({
+    "IpcMode": _STR, "PidMode": _STR, "UTSMode": _STR, "UsernsMode": _STR, "GroupAdd": _STRLIST,
+    "DeviceCgroupRules": _STRLIST, "Sysctls": _MAP, "Init": _BOOL, "MaskedPaths": _STRLIST,
+    "ReadonlyPaths": _STRLIST,
+})
 
 
 def _go_kind(value: Any) -> str:
@@ -133,14 +139,16 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
 
     health = None
     hc_raw = body.get("Healthcheck")
-    if isinstance(hc_raw, dict) and hc_raw.get("Test"):
+    if isinstance(hc_raw, dict) and any(hc_raw.get(k) for k in (
+            "Test", "Interval", "Timeout", "Retries", "StartPeriod", "StartInterval")):
         health = HealthConfig(
             test=tuple(hc_raw.get("Test") or ()),
             interval_ns=int(hc_raw.get("Interval") or 0),
             timeout_ns=int(hc_raw.get("Timeout") or 0),
             retries=int(hc_raw.get("Retries") or 0),
             start_period_ns=int(hc_raw.get("StartPeriod") or 0),
-            start_interval_ns=int(hc_raw.get("StartInterval") or 0),
+            # StartInterval came with API 1.44; older clients' values are ignored, like dockerd.
+            start_interval_ns=int(hc_raw.get("StartInterval") or 0) if versions.at_least(version, "1.44") else 0,
         )
     stop_timeout = body.get("StopTimeout")
     config = ContainerConfig(
@@ -223,6 +231,19 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         dns=tuple(hc_in.get("Dns") or ()),
         dns_search=tuple(hc_in.get("DnsSearch") or ()),
         dns_options=tuple(hc_in.get("DnsOptions") or ()),
+        devices=tuple((str(d.get("PathOnHost") or ""), str(d.get("PathInContainer") or ""),
+                       str(d.get("CgroupPermissions") or "")) for d in hc_in.get("Devices") or () if isinstance(d, dict)),
+        device_cgroup_rules=tuple(hc_in.get("DeviceCgroupRules") or ()),
+        group_add=tuple(hc_in.get("GroupAdd") or ()),
+        ipc_mode=hc_in.get("IpcMode") or "",
+        pid_mode=hc_in.get("PidMode") or "",
+        uts_mode=hc_in.get("UTSMode") or "",
+        userns_mode=hc_in.get("UsernsMode") or "",
+        sysctls=dict(hc_in.get("Sysctls") or {}),
+        # the CLI sends [] for --security-opt systempaths=unconfined
+        masked_paths=tuple(hc_in["MaskedPaths"]) if isinstance(hc_in.get("MaskedPaths"), list) else None,
+        readonly_paths=tuple(hc_in["ReadonlyPaths"]) if isinstance(hc_in.get("ReadonlyPaths"), list) else None,
+        resources=resources_codec.decode(hc_in),
     )
     annotations = {"HostConfig": full_hc, "NetworkingConfig": body.get("NetworkingConfig")}
     return config, host, annotations
@@ -293,7 +314,24 @@ def encode_state(c: Container) -> dict[str, Any]:
         "Error": s.error,
         "StartedAt": s.started_at,
         "FinishedAt": s.finished_at,
+        **({"Health": encode_health(s.health)} if s.health is not None else {}),
     }
+
+
+def encode_health(h: Any) -> dict[str, Any]:
+    return {
+        "Status": h.status,
+        "FailingStreak": h.failing_streak,
+        "Log": [{"Start": e.start, "End": e.end, "ExitCode": e.exit_code, "Output": e.output} for e in h.log],
+    }
+
+
+def health_suffix(c: Container) -> str:
+    """` (healthy)` / ` (health: starting)` / ` (unhealthy)` after "Up ..." in `docker ps`."""
+    h = c.state.health
+    if h is None:
+        return ""
+    return " (health: starting)" if h.status == "starting" else f" ({h.status})"
 
 
 def _network_entry(network_id: str = "") -> dict[str, Any]:
@@ -314,6 +352,9 @@ def _networks(c: Container) -> dict[str, Any]:
 
 def encode_inspect(c: Container, graph_driver: dict[str, Any], version: str, size: tuple[int, int] | None) -> dict[str, Any]:
     hc = copy.deepcopy(c.annotations.get("HostConfig") or default_host_config())
+    resources_codec.encode_into(hc, c.host_config.resources)
+    rp = c.host_config.restart_policy  # `docker update --restart` changes it after create
+    hc["RestartPolicy"] = {"Name": rp.name or "no", "MaximumRetryCount": rp.maximum_retry_count}
     out: dict[str, Any] = {
         "Id": c.id,
         "Created": c.created,
@@ -376,6 +417,8 @@ def status_text(c: Container, now: float | None = None) -> str:
         text = "Up " + timeutil.human_duration(now - started)
         if s.status == PAUSED:
             text += " (Paused)"
+        else:
+            text += health_suffix(c)
         return text
     if s.restarting:
         finished = timeutil.parse_ns(s.finished_at) / 1e9

@@ -12,6 +12,8 @@ from . import timeutil
 from .config import Config
 from .containers import names as container_names
 from .containers.exec import ExecService
+from .containers.health import HealthMonitors
+from .containers.prune import ContainerPruner
 from .containers.service import ContainerService
 from .content.store import ContentStore
 from .errors import InvalidParameter, NotFound
@@ -26,6 +28,7 @@ from .oci.spec import SpecInput, build_spec
 from .oci.user import resolve_user
 from .runtime.client import ShimRuntime
 from .snapshots import make_snapshotter
+from .snapshots.mount import is_mounted
 from .state import Database
 from .system import HostFacts, daemon_id, host_facts
 from .types import Container
@@ -95,6 +98,9 @@ class Engine:
         )
 
         self.execs = ExecService(self.containers)
+        # Healthchecks run as execs; the container service tells the monitors about starts/exits.
+        self.containers.health = HealthMonitors(self.containers, self.execs)
+        self.container_pruner = ContainerPruner(self.containers, self.snapshotter.usage)
 
     @classmethod
     async def open(cls, config: Config) -> "Engine":
@@ -197,7 +203,8 @@ class _RootfsImages:
         self._snapshotter.mount_all(self._snapshotter.mounts(key), str(target))
 
     def unmount_rootfs(self, key: str, target: Path) -> None:
-        if os.path.ismount(target):
+        # By the mount table too: a bind mount (vfs) is invisible to os.path.ismount.
+        if os.path.ismount(target) or is_mounted(str(target)):
             self._snapshotter.unmount(str(target))
 
 

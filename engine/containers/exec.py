@@ -49,6 +49,8 @@ class ExecService:
         live = self.containers._live.get(c.id)
         if c.state.status == PAUSED:
             raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        if c.state.restarting:
+            raise Conflict(f"Container {c.id} is restarting, wait until the container is running")
         if not c.state.running or live is None:
             raise Conflict(f"Container {c.id} is not running")
         return c, live
@@ -65,7 +67,7 @@ class ExecService:
         self._execs[inst.id] = inst
         ids = c.annotations.setdefault("ExecIDs", [])
         ids.append(inst.id)
-        self.containers._emit(c, "exec_create: " + " ".join(cmd), execID=inst.id)
+        self.containers._emit(c, "exec_create: " + _event_command(cmd), execID=inst.id)
         return inst
 
     def check_startable(self, exec_id: str) -> None:
@@ -93,11 +95,14 @@ class ExecService:
             env.append(f"HOME={home}")
         inst.running = True
         try:
+            # the container's capabilities, no_new_privs and --group-add apply to its execs too
+            sec = await asyncio.to_thread(_exec_security, c, Path(rootfs))
             session = await live.handle.exec(
                 inst.id, args=inst.args, env=env, cwd=inst.working_dir or c.config.working_dir or "/",
-                uid=uid, gid=gid, additional_gids=list(groups), tty=inst.tty, open_stdin=inst.open_stdin,
-                console_size=console_size, privileged=inst.privileged,
-                capabilities=None,
+                uid=uid, gid=gid, additional_gids=list(groups) + [g for g in sec["extra_gids"] if g not in groups],
+                tty=inst.tty, open_stdin=inst.open_stdin,
+                console_size=console_size, privileged=inst.privileged or c.host_config.privileged,
+                capabilities=sec["capabilities"], no_new_privileges=sec["no_new_privileges"],
             )
         except Exception as err:
             inst.running = False
@@ -106,7 +111,7 @@ class ExecService:
             raise
         inst.pid = getattr(session, "pid", 0)
         inst.session = session
-        self.containers._emit(c, "exec_start: " + " ".join(inst.args), execID=inst.id)
+        self.containers._emit(c, "exec_start: " + _event_command(inst.args), execID=inst.id)
 
         if detach:
             asyncio.get_running_loop().create_task(self.complete(inst))
@@ -132,3 +137,26 @@ class ExecService:
         if inst.session is None or not inst.running:
             raise Conflict(f"Exec {exec_id} is not running")
         await inst.session.resize(height, width)
+
+
+def _exec_security(c: Any, rootfs: Path) -> dict[str, Any]:
+    from ..oci import hostopts
+
+    group_text = ""
+    if c.host_config.group_add:
+        try:
+            group_text = _read_group_file(rootfs)
+        except OSError:
+            pass
+    return hostopts.exec_options(c.host_config, group_text)
+
+
+def _read_group_file(rootfs: Path) -> str:
+    from .service import _read_in_root
+
+    return _read_in_root(rootfs, "etc/group")
+
+
+def _event_command(cmd: list[str]) -> str:
+    """dockerd writes the entrypoint, a space, then the arguments: `true` gives "true "."""
+    return (cmd[0] if cmd else "") + " " + " ".join(cmd[1:])

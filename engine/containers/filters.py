@@ -85,7 +85,8 @@ def _unsupported_match(c: Container, key: str, values: list[str]) -> bool:
         mode = (c.annotations.get("HostConfig") or {}).get("NetworkMode") or "bridge"
         return mode in values
     if key == "health":
-        return "none" in values and c.config.healthcheck is None
+        health = c.state.health
+        return (health.status if health is not None else "none") in values
     if key == "expose":
         return any(v in c.config.exposed_ports or f"{v}/tcp" in c.config.exposed_ports for v in values)
     return False

@@ -103,7 +103,8 @@ def write_atomic(path: str, data: bytes) -> None:
     os.rename(tmp, path)
 
 
-def _load_log_writer(path: str, max_size: int | None = None, max_files: int = 1) -> Any:
+def _load_log_writer(path: str, max_size: int | None = None, max_files: int = 1,
+                     attrs: dict[str, str] | None = None) -> Any:
     if not path:
         return None
     override = os.environ.get("PYDOCKERD_SHIM_LOG_WRITER", "")
@@ -112,7 +113,7 @@ def _load_log_writer(path: str, max_size: int | None = None, max_files: int = 1)
         mod = __import__(mod_name, fromlist=[cls_name])
         return getattr(mod, cls_name)(path)
     from engine.logs.jsonfile import JsonFileWriter  # type: ignore[import-not-found]
-    return JsonFileWriter(path, max_size=max_size, max_files=max_files)
+    return JsonFileWriter(path, max_size=max_size, max_files=max_files, attrs=attrs)
 
 
 class Client:
@@ -191,6 +192,7 @@ class Shim:
         self.execs: dict[int, Exec] = {}            # by host pid
         self.sync: socket.socket | None = None
         self.cgroup: cg.CgroupV1 | cg.CgroupV2 | None = None
+        self.frozen = False  # the freezer state we set (pause/resume)
         self.log: Any = None
         self.replay: list[tuple[int, bytes]] = []
         self.replay_size = 0
@@ -732,6 +734,14 @@ class Shim:
                 except (OSError, ValueError) as e:
                     self._fail(c, req, str(e))
                     return
+                if target == self.init_pid and self.frozen and self.cgroup is not None:
+                    # A frozen process cannot act on a signal: thaw it, as dockerd
+                    # does when it stops or kills a paused container.
+                    try:
+                        self.cgroup.freeze(False)
+                        self.frozen = False
+                    except OSError:
+                        pass
             self._reply(c, req)
         elif op == "resize":
             try:
@@ -788,9 +798,11 @@ class Shim:
         try:
             if op == "pause":
                 self.cgroup.freeze(True)
+                self.frozen = True
                 self._reply(c, req)
             elif op == "resume":
                 self.cgroup.freeze(False)
+                self.frozen = False
                 self._reply(c, req)
             elif op == "update":
                 self.cgroup.apply(req.get("resources") or {})
@@ -916,7 +928,8 @@ def main(argv: list[str] | None = None) -> None:
         os._exit(0)
     shim = Shim(opts)
     try:
-        shim.log = _load_log_writer(opts.get("log_path", ""), opts.get("log_max_size"), int(opts.get("log_max_files") or 1))
+        shim.log = _load_log_writer(opts.get("log_path", ""), opts.get("log_max_size"), int(opts.get("log_max_files") or 1),
+                                     opts.get("log_attrs"))
     except Exception as e:  # noqa: BLE001
         os.write(1, (json.dumps({"ok": False, "message": f"failed to open log file: {e}", "exit_code": 128}) + "\n").encode())
         os._exit(1)
