@@ -35,7 +35,7 @@ install_system_packages() (
   log "apt-get install"
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    busybox-static docker-registry docker.io iptables tini libseccomp2 \
+    busybox-static docker-registry apache2-utils docker.io iptables tini libseccomp2 \
     ca-certificates curl python3 python3-venv python3-pip >/dev/null
 )
 
