@@ -89,3 +89,22 @@ def test_pull_reference_and_server_address() -> None:
     assert _server_domain("https://index.docker.io/v1/") == "docker.io"
     assert _server_domain("127.0.0.1:5000") == "127.0.0.1:5000"
     assert _server_domain("http://reg.example:5000/") == "reg.example:5000"
+
+
+def test_daemon_registry_options(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from compat_server.daemon import DaemonError, resolve_options
+    cfg = tmp_path / "daemon.json"
+    cfg.write_text(json.dumps({"registry-mirrors": ["http://mirror:5000"], "registry-certs-dir": "/etc/x/certs.d",
+                               "insecure-registries": ["10.0.0.0/8"]}))
+    args = resolve_options(["--config-file", str(cfg)])
+    assert args.registry_mirrors == ["http://mirror:5000"]
+    assert args.registry_certs_dir == "/etc/x/certs.d"
+    assert args.insecure_registries == ["10.0.0.0/8"]
+    cfg.write_text("{}")
+    args = resolve_options(["--config-file", str(cfg), "--registry-certs-dir", "/tmp/c", "--registry-mirror", "http://m"])
+    assert (args.registry_certs_dir, args.registry_mirrors) == ("/tmp/c", ["http://m"])
+    args = resolve_options(["--config-file", str(cfg)])
+    assert args.registry_certs_dir == "/etc/pydockerd/certs.d" and args.registry_mirrors == []
+    cfg.write_text(json.dumps({"registry-certs-dir": "/a"}))
+    with pytest.raises(DaemonError, match="specified both as a flag and in the configuration file"):
+        resolve_options(["--config-file", str(cfg), "--registry-certs-dir", "/b"])
