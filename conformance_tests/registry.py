@@ -311,3 +311,27 @@ def blob_file(reg: Registry, digest: str) -> Path:
     """Where the filesystem storage driver keeps a blob (to tamper with it)."""
     hexpart = digest.split(":", 1)[1]
     return reg.root / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256" / hexpart[:2] / hexpart / "data"
+
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def upload_oci_image(reg: Registry, repo: str, layers: list[bytes], arch: str,
+                     extra_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Upload an OCI image manifest (gzip layers, untagged); returns its descriptor for an index."""
+    cfg = json.dumps({"architecture": arch, "os": "linux", "config": {"Cmd": ["sh"]},
+                      "rootfs": {"type": "layers", "diff_ids": [sha256_digest(l) for l in layers]},
+                      **(extra_config or {})}).encode()
+    descs = []
+    for layer in layers:
+        blob = gzip.compress(layer, mtime=0)
+        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": len(blob),
+                      "digest": upload_blob(reg, repo, blob)})
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(cfg),
+                                      "digest": upload_blob(reg, repo, cfg)},
+                           "layers": descs}).encode()
+    digest = put_manifest(reg, repo, sha256_digest(manifest), manifest, OCI_MANIFEST)
+    return {"mediaType": OCI_MANIFEST, "size": len(manifest), "digest": digest,
+            "platform": {"os": "linux", "architecture": arch}}

@@ -211,6 +211,38 @@ def test_docker_py_pull_and_inspect_distribution(client: Any, daemon: Daemon, bu
         cleanup(daemon, s.ref, f"{s.repo}@{s.digest}")
 
 
+def test_pull_oci_index_by_platform(daemon: Daemon, busybox: str, registry: Registry) -> None:
+    from conformance_tests.registry import OCI_INDEX, put_manifest, upload_oci_image
+    path = f"conf/multi{uuid.uuid4().hex[:6]}"
+    arm = upload_oci_image(registry, path, [file_layer({"arch": b"arm64\n"})], "arm64")
+    amd = upload_oci_image(registry, path, [file_layer({"arch": b"amd64\n"})], "amd64")
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [arm, amd]}).encode()
+    index_digest = put_manifest(registry, path, "v1", index, OCI_INDEX)
+    repo = f"{registry.address}/{path}"
+    try:
+        msgs = stream(daemon.raw("POST", "/images/create?" + urllib.parse.urlencode(
+            {"fromImage": repo, "tag": "v1", "platform": "linux/arm64"}), timeout=120).body)
+        assert msgs[-2:] == [{"status": f"Digest: {index_digest}"},
+                             {"status": f"Status: Downloaded newer image for {repo}:v1"}]
+        info = inspect(daemon, f"{repo}:v1", "image")
+        assert info["Architecture"] == "arm64" and info["RepoDigests"] == [f"{repo}@{index_digest}"]
+        dist = json.loads(daemon.raw("GET", f"/distribution/{repo}:v1/json").body)
+        assert dist == {"Descriptor": {"mediaType": OCI_INDEX, "digest": index_digest, "size": len(index)},
+                        "Platforms": [{"architecture": "arm64", "os": "linux"},
+                                      {"architecture": "amd64", "os": "linux"}]}
+        resp = daemon.raw("POST", "/images/create?" + urllib.parse.urlencode(
+            {"fromImage": repo, "tag": "v1", "platform": "linux/s390x"}))
+        text = "no matching manifest for linux/s390x in the manifest list entries"
+        assert resp.status == 200
+        assert stream(resp.body) == [{"status": f"Pulling from {path}", "id": "v1"},
+                                     {"errorDetail": {"message": text}, "error": text}]
+        resp = daemon.raw("POST", "/images/create?" + urllib.parse.urlencode(
+            {"fromImage": repo, "tag": "v1", "platform": "a/b/c/d"}))
+        assert (resp.status, resp.message) == (400, '"a/b/c/d": cannot parse platform specifier: invalid argument')
+    finally:
+        cleanup(daemon, f"{repo}:v1")
+
+
 # ============================================================================ bad input
 
 def test_pull_unknown_tag(daemon: Daemon, busybox: str, registry: Registry) -> None:

@@ -46,7 +46,9 @@ def parse_platform(text: str) -> Platform | None:
     if not text:
         return None
     parts = text.lower().split("/")
-    if len(parts) > 3 or not all(parts):
+    if len(parts) > 3:
+        raise InvalidParameter(f'"{text}": cannot parse platform specifier: invalid argument')
+    if not all(parts):
         raise InvalidParameter(f'"{text}": unknown operating system or architecture: invalid argument')
     if len(parts) == 1:
         os_, arch, var = host_platform()
@@ -187,17 +189,17 @@ class Puller:
         with RegistryClient(ref.domain, auth, self.config) as cli:
             try:
                 body, media, digest = fetch_manifest(cli, repo, target, scopes)
-                doc = json.loads(body)
-                if media in (C.MEDIA_DOCKER_LIST, C.MEDIA_OCI_INDEX):
-                    entry = select_platform(doc.get("manifests") or [], want)
-                    if entry is None:
-                        raise NotFoundError(f"no matching manifest for {want} in the manifest list entries",
-                                            404, "")
-                    body, media, _ = fetch_manifest(cli, repo, entry["digest"], scopes)
-                    doc = json.loads(body)
             except Exception as err:
                 raise translate_pull_error(err, ref) from None
             message(emit, target, f"Pulling from {ref.path}")
+            doc = json.loads(body)
+            if media in (C.MEDIA_DOCKER_LIST, C.MEDIA_OCI_INDEX):
+                # Like dockerd, a list without our platform is reported inside the stream.
+                entry = select_platform(doc.get("manifests") or [], want)
+                if entry is None:
+                    raise NotFoundError(f"no matching manifest for {want} in the manifest list entries", 404, "")
+                body, media, _ = fetch_manifest(cli, repo, entry["digest"], scopes)
+                doc = json.loads(body)
             image_id = self._pull_manifest(cli, ref, repo, scopes, doc, emit)
         return self._finish(ref, image_id, digest, emit)
 

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from conformance_tests.registry import (Registry, blob_file, put_manifest,
-                                        seed_image, sha256_digest, start_registry, upload_blob)
+                                        seed_image, sha256_digest, start_registry, upload_oci_image)
 from engine.content.store import ContentStore
 from engine.errors import EngineError, NotFound
 from engine.images import reference as refs
@@ -26,7 +26,6 @@ from engine.snapshots import make_snapshotter
 from engine.state.db import Database
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 @pytest.fixture(scope="module")
@@ -85,20 +84,7 @@ def config_for(layers: list[bytes], arch: str = "amd64") -> bytes:
 
 
 def oci_image(reg: Registry, repo: str, layers: list[bytes], arch: str) -> dict[str, Any]:
-    """Upload an OCI manifest (gzip layers); returns its index descriptor."""
-    cfg = config_for(layers, arch)
-    descs = []
-    for l in layers:
-        blob = gzip.compress(l, mtime=0)
-        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": len(blob),
-                      "digest": upload_blob(reg, repo, blob)})
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(cfg),
-                                      "digest": upload_blob(reg, repo, cfg)},
-                           "layers": descs}).encode()
-    digest = put_manifest(reg, repo, sha256_digest(manifest), manifest, OCI_MANIFEST)
-    return {"mediaType": OCI_MANIFEST, "size": len(manifest), "digest": digest,
-            "platform": {"os": "linux", "architecture": arch}}
+    return upload_oci_image(reg, repo, layers, arch)
 
 
 def test_oci_index_platform_selection(env: Env, registry: Registry) -> None:
