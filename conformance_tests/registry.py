@@ -47,7 +47,9 @@ class Registry:
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.scheme != "https":
             return None
-        return ssl.create_default_context(cafile=str(self.root / "ca.crt"))
+        ctx = ssl.create_default_context(cafile=str(self.root / "ca.crt"))
+        ctx.load_cert_chain(str(self.root / "client.cert"), str(self.root / "client.key"))
+        return ctx
 
     @property
     def address(self) -> str:
@@ -98,12 +100,15 @@ def _write_pem(path: Path, key: Any = None, cert: Any = None) -> None:
 
 
 def make_tls_files(root: Path) -> None:
-    """ca.crt, and server.crt/server.key for 127.0.0.1 signed by it."""
+    """ca.crt; server.crt/server.key for 127.0.0.1 and client.cert/client.key, both signed by it."""
     ca_key, ca_cert = _key_and_cert("pydockerd test CA", ca=True)
     key, cert = _key_and_cert("127.0.0.1", issuer_key=ca_key, issuer_name="pydockerd test CA", ip="127.0.0.1")
     _write_pem(root / "ca.crt", cert=ca_cert)
     _write_pem(root / "server.crt", cert=cert)
     _write_pem(root / "server.key", key=key)
+    key, cert = _key_and_cert("test client", issuer_key=ca_key, issuer_name="pydockerd test CA")
+    _write_pem(root / "client.cert", cert=cert)
+    _write_pem(root / "client.key", key=key)
 
 
 def _b64url(data: bytes) -> str:
@@ -184,7 +189,7 @@ class TokenServer:
 
 
 def start_registry(root: Path, users: dict[str, str] | None = None, *, tls: bool = False,
-                   token_users: dict[str, str] | None = None) -> Registry:
+                   client_certs: bool = False, token_users: dict[str, str] | None = None) -> Registry:
     """Start a registry.
 
     ``users``: basic auth against an htpasswd file (bcrypt).  ``tls``: HTTPS with a certificate for
@@ -208,6 +213,9 @@ def start_registry(root: Path, users: dict[str, str] | None = None, *, tls: bool
         make_tls_files(root)
         with open(config, "a") as f:
             f.write(f"  tls:\n    certificate: {root}/server.crt\n    key: {root}/server.key\n")
+            if client_certs:
+                # clients must show a certificate from the same CA (root/client.cert, root/client.key)
+                f.write(f"    clientcas:\n      - {root}/ca.crt\n")
     if token_users is not None:
         token_server = TokenServer(root, token_users)
         with open(config, "a") as f:

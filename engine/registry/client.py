@@ -131,6 +131,10 @@ def _go_url_error(method: str, url: str, err: Exception, host: str) -> str:
             text = f"dial tcp: lookup {host.rsplit(':', 1)[0]}: no such host"
     elif isinstance(err, httpx.TimeoutException):
         text = "net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        text = "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+    elif "BAD_CERTIFICATE" in text or "CERTIFICATE_REQUIRED" in text:
+        text = "remote error: tls: bad certificate"
     return f'{verb} "{url}": {text}'
 
 

@@ -179,10 +179,37 @@ def test_ca_from_certs_dir(env: Env) -> None:
             c.insecure = False  # as if the registry were on another host: no http fallback, verified TLS
             return c
 
-        with client() as c, pytest.raises(EngineError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        with client() as c, pytest.raises(EngineError, match="x509: certificate signed by unknown authority"):
             c.ping()
         (certs / reg.address).mkdir(parents=True)
         shutil.copy(reg.root / "ca.crt", certs / reg.address / "ca.crt")
+        with client() as c:
+            c.ping()
+            assert c.base == f"https://{reg.address}"
+    finally:
+        reg.stop()
+
+
+def test_client_certificate_from_certs_dir(env: Env) -> None:
+    """A registry that wants client certificates gets client.cert/client.key from the certs dir."""
+    if shutil.which("docker-registry") is None:
+        pytest.skip("docker-registry not installed")
+    reg = start_registry(env.root / "mtls", tls=True, client_certs=True)
+    try:
+        certs = env.root / "certs"
+        d = certs / reg.address
+        d.mkdir(parents=True)
+        shutil.copy(reg.root / "ca.crt", d / "ca.crt")
+
+        def client() -> RegistryClient:
+            c = RegistryClient(reg.address, AuthConfig(), RegistryConfig(certs_dir=certs))
+            c.insecure = False
+            return c
+
+        with client() as c, pytest.raises(EngineError, match="tls: bad certificate"):
+            c.ping()  # no client certificate: the handshake is refused
+        shutil.copy(reg.root / "client.cert", d / "client.cert")
+        shutil.copy(reg.root / "client.key", d / "client.key")
         with client() as c:
             c.ping()
             assert c.base == f"https://{reg.address}"
