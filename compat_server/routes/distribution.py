@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any, Callable
 
 from starlette.requests import Request
@@ -19,6 +20,39 @@ from ..responses import docker_json, qfilters
 from .images import _progress_stream, engine_of
 
 
+def _cancel_on_disconnect(request: Request) -> threading.Event:
+    """An event set when the client goes away, like the request context dockerd cancels.
+
+    Progress callbacks check it, so a pull or push in its worker threads stops at the next
+    progress report instead of running on for nobody.
+    """
+    cancelled = threading.Event()
+
+    async def watch() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                cancelled.set()
+                return
+
+    task = asyncio.ensure_future(watch())
+    _watchers.add(task)
+    task.add_done_callback(_watchers.discard)
+    return cancelled
+
+
+_watchers: set[asyncio.Future[None]] = set()
+
+
+def _cancellable(progress: Callable[[dict[str, Any]], None],
+                 cancelled: threading.Event) -> Callable[[dict[str, Any]], None]:
+    def emit(msg: dict[str, Any]) -> None:
+        if cancelled.is_set():
+            raise EngineError("context canceled")
+        progress(msg)
+    return emit
+
+
 async def pull(request: Request) -> Response:
     """The ``fromImage`` branch of ``POST /images/create``."""
     engine = engine_of(request)
@@ -26,9 +60,11 @@ async def pull(request: Request) -> Response:
     ref = parse_pull_reference(q.get("fromImage") or "", q.get("tag") or "")
     auth = registry_auth.decode_header(request.headers.get("X-Registry-Auth"))
     platform = q.get("platform") or ""
+    await request.body()  # the body (none) is read: what comes next from the client is its leaving
+    cancelled = _cancel_on_disconnect(request)
 
     def work(progress: Callable[[dict[str, Any]], None]) -> list[str]:
-        return engine.registry.pull(ref, auth, progress, platform)
+        return engine.registry.pull(ref, auth, _cancellable(progress, cancelled), platform)
 
     def finish(pulled: list[str]) -> list[dict[str, Any]]:
         for name in pulled:
@@ -59,8 +95,11 @@ async def push(request: Request) -> Response:
         if auth is None:
             raise BadRequest("Bad parameters and missing X-Registry-Auth: EOF")
 
+    await request.body()
+    cancelled = _cancel_on_disconnect(request)
+
     def work(progress: Callable[[dict[str, Any]], None]) -> None:
-        engine.registry.push(name, tag, auth, progress)
+        engine.registry.push(name, tag, auth, _cancellable(progress, cancelled))
 
     def finish(_: None) -> list[dict[str, Any]]:
         shown = f"{name}:{tag}" if tag else name

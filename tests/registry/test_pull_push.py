@@ -215,3 +215,23 @@ def test_client_certificate_from_certs_dir(env: Env) -> None:
             assert c.base == f"https://{reg.address}"
     finally:
         reg.stop()
+
+
+def test_cancelled_pull_keeps_nothing(env: Env, registry: Registry) -> None:
+    """The client left: the next progress report stops the pull, and nothing half-made stays."""
+    layers = [layer({"a": os.urandom(2_000_000)}), layer({"b": os.urandom(2_000_000)})]
+    seed_image(registry, "u/cancel", "v1", config_for(layers), layers)
+    seen: list[str] = []
+
+    def emit(msg: dict[str, Any]) -> None:
+        seen.append(msg.get("status", ""))
+        if msg.get("status") in ("Downloading", "Extracting"):
+            raise EngineError("context canceled")
+
+    with pytest.raises(EngineError, match="context canceled"):
+        env.registry.pull(refs.parse_normalized(f"{registry.address}/u/cancel:v1"), AuthConfig(), emit)
+    assert not env.images.exists(f"{registry.address}/u/cancel:v1")
+    assert not env.db.query_sync("SELECT 1 FROM image_layers")
+    assert not [i for i in env.snap.list() if i.key.startswith("extract-")]
+    env.pull(f"{registry.address}/u/cancel:v1")
+    assert env.images.get(f"{registry.address}/u/cancel:v1").diff_ids == tuple(sha256_digest(l) for l in layers)
