@@ -124,7 +124,8 @@ class Pusher:
         cli.check(cli.request("PUT", _with_digest(loc, digest), scopes))
         return PushedBlob(digest, size, C.MEDIA_DOCKER_LAYER)
 
-    def _push_layer(self, cli: RegistryClient, ref: Reference, diff_id: str, emit: Emit) -> PushedBlob:
+    def _push_layer(self, cli: RegistryClient, ref: Reference, diff_id: str, emit: Emit,
+                    layer_size: int = 0) -> PushedBlob:
         repo = ref.path
         scopes = C.push_scope(repo)
         short = refs.truncate_id(diff_id)
@@ -141,7 +142,8 @@ class Pusher:
                 status(emit, short, f"Mounted from {src.repository}")
                 self.metadata.add(BlobSource(diff_id, src.digest, src.media_type, src.size, ref.domain, repo))
                 return PushedBlob(src.digest, src.size, src.media_type)
-        total = self.images.content.info(diff_id).size
+        # dockerd's total is the layer's size as the image reports it (its content), not the tar's.
+        total = layer_size or self.images.content.info(diff_id).size
         blob = self._upload_layer(cli, repo, diff_id, short, total, scopes, emit)
         self.metadata.add(BlobSource(diff_id, blob.digest, blob.media_type, blob.size, ref.domain, repo))
         status(emit, short, "Pushed")
@@ -159,7 +161,8 @@ class Pusher:
             status(emit, shorts[i], "Waiting")
         blobs: list[PushedBlob | None] = [None] * len(diff_ids)
         with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_UPLOADS) as pool:
-            futures = {i: pool.submit(self._push_layer, cli, ref, diff_ids[i], emit) for i in order}
+            sizes = list(image.layer_sizes) + [0] * len(diff_ids)
+            futures = {i: pool.submit(self._push_layer, cli, ref, diff_ids[i], emit, sizes[i]) for i in order}
             for i in order:
                 blobs[i] = futures[i].result()
         scopes = C.push_scope(ref.path)
