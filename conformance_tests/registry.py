@@ -118,8 +118,10 @@ def _b64url(data: bytes) -> str:
 class TokenServer:
     """A bearer token issuer for docker-registry's ``auth: token``: RS256 JWTs with the certificate in x5c.
 
-    Known users get every action they ask for; anonymous requests get ``pull`` only; a wrong
-    password gets 401.  ``requests`` records the scopes asked for.
+    Known users get every action they ask for; anonymous requests get ``pull`` only, and nothing
+    in repositories under ``private/``; a wrong password gets 401.  ``requests`` records the scopes
+    asked for.  Asked with ``offline_token=true``, it also hands out a refresh token, which the
+    OAuth form (POST ``grant_type=refresh_token``) trades for tokens of its user.
     """
 
     def __init__(self, root: Path, users: dict[str, str]) -> None:
@@ -128,6 +130,7 @@ class TokenServer:
         from cryptography.hazmat.primitives import serialization
         self.users = users
         self.requests: list[tuple[str, list[str]]] = []
+        self.refresh_tokens: dict[str, str] = {}
         self.key, self.cert = _key_and_cert("test-issuer", ca=True)
         self.cert_path = root / "token.crt"
         _write_pem(self.cert_path, cert=self.cert)
@@ -152,9 +155,28 @@ class TokenServer:
                         return
                 scopes = query.get("scope", [])
                 server.requests.append((user, scopes))
-                body = json.dumps({"token": server.sign(user, scopes, query.get("service", [""])[0]),
-                                   "expires_in": 300}).encode()
-                self.send_response(200)
+                answer = {"token": server.sign(user, scopes, query.get("service", [""])[0]), "expires_in": 300}
+                if user and query.get("offline_token") == ["true"]:
+                    refresh = f"refresh-{uuid.uuid4().hex}"
+                    server.refresh_tokens[refresh] = user
+                    answer["refresh_token"] = refresh
+                self._answer(200, answer)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                user = server.refresh_tokens.get(form.get("refresh_token", [""])[0], "")
+                if form.get("grant_type") != ["refresh_token"] or not user:
+                    self._answer(401, {"details": "invalid refresh token"})
+                    return
+                scopes = form.get("scope", [""])[0].split()
+                server.requests.append((f"refresh:{user}", scopes))
+                self._answer(200, {"access_token": server.sign(user, scopes, form.get("service", [""])[0]),
+                                   "expires_in": 300})
+
+            def _answer(self, status: int, obj: dict[str, Any]) -> None:
+                body = json.dumps(obj).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -173,7 +195,8 @@ class TokenServer:
             for one in scope.split(" "):
                 kind, _, rest = one.partition(":")
                 name, _, actions = rest.rpartition(":")
-                granted = [a for a in actions.split(",") if a and (user or a == "pull")]
+                granted = [a for a in actions.split(",")
+                           if a and (user or (a == "pull" and not name.startswith("private/")))]
                 access.append({"type": kind, "name": name, "actions": granted})
         now = int(time.time())
         header = {"alg": "RS256", "typ": "JWT", "x5c": [self._x5c]}

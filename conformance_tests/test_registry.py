@@ -643,7 +643,9 @@ def test_token_registry_login_push_pull(daemon: Daemon, busybox: str, token_regi
         assert "Login Succeeded" in out
         out = ok(daemon.cli("push", f"{repo}:v1", timeout=120))
         assert re.search(r"v1: digest: sha256:[0-9a-f]{64} size: \d+", out), out
-        assert ("bob", [f"repository:{path}:push,pull"]) in token_registry.token_server.requests  # type: ignore[union-attr]
+        # the CLI keeps the refresh token the login returned, and the daemon trades it for tokens
+        asked = token_registry.token_server.requests  # type: ignore[union-attr]
+        assert ("refresh:bob", [f"repository:{path}:push,pull"]) in asked, asked
         ok(daemon.cli("logout", addr))
         ok(daemon.cli("rmi", f"{repo}:v1"))
         out = ok(daemon.cli("pull", f"{repo}:v1", timeout=120))  # anonymous pull is allowed
@@ -726,3 +728,28 @@ def test_push_then_pull_in_a_fresh_daemon(daemon: Daemon, busybox: str, registry
         assert ok(second_daemon.cli("run", "--rm", "--network", "none", ref, "echo", "fresh", timeout=60)) == "fresh\n"
     finally:
         cleanup(daemon, ref)
+
+
+def test_token_registry_identity_token(daemon: Daemon, busybox: str, token_registry: Registry) -> None:
+    addr = token_registry.address
+    repo = f"{addr}/private/id{uuid.uuid4().hex[:6]}"
+    ok(daemon.cli("tag", "busybox", f"{repo}:v1"))
+    try:
+        resp = daemon.raw("POST", "/auth", json.dumps({"username": "bob", "password": "pw", "serveraddress": addr}))
+        assert resp.status == 200
+        identity = resp.json()["IdentityToken"]
+        assert identity.startswith("refresh-")  # the token server's refresh token, for the client to keep
+        msgs = stream(push_raw(daemon, repo, "v1", headers=b64_auth(identitytoken=identity,
+                                                                   serveraddress=addr)).body)
+        assert "aux" in msgs[-1], msgs
+        ok(daemon.cli("rmi", f"{repo}:v1"))
+        resp = pull_raw(daemon, repo, "v1")  # anonymous: no access to private/
+        assert (resp.status, resp.message) == (
+            404, f"pull access denied for {repo}, repository does not exist or may require 'docker login': "
+                 "denied: requested access to the resource is denied")
+        resp = pull_raw(daemon, repo, "v1", headers=b64_auth(identitytoken=identity))
+        assert stream(resp.body)[-1] == {"status": f"Status: Downloaded newer image for {repo}:v1"}
+        path = repo.split("/", 1)[1]
+        assert ("refresh:bob", [f"repository:{path}:pull"]) in token_registry.token_server.requests  # type: ignore[union-attr]
+    finally:
+        cleanup(daemon, f"{repo}:v1")

@@ -112,8 +112,8 @@ async def push(request: Request) -> Response:
 async def login(request: Request) -> Response:
     engine = engine_of(request)
     auth = registry_auth.decode_body(await request.body())
-    await asyncio.to_thread(engine.registry.login, auth)
-    return docker_json({"IdentityToken": "", "Status": "Login Succeeded"})
+    identity = await asyncio.to_thread(engine.registry.login, auth)
+    return docker_json({"IdentityToken": identity, "Status": "Login Succeeded"})
 
 
 async def inspect_distribution(request: Request) -> Response:

@@ -151,6 +151,7 @@ class RegistryClient:
         self._client: httpx.Client | None = None
         self._challenge: tuple[str, dict[str, str]] | None = None
         self._tokens: dict[tuple[str, ...], str] = {}
+        self.refresh_token = ""
         self._lock = threading.Lock()
 
     # -- transport --------------------------------------------------------------
@@ -213,7 +214,7 @@ class RegistryClient:
         raise last
 
     # -- auth ---------------------------------------------------------------------
-    def _token(self, scopes: tuple[str, ...], verb: str = "Get", target: str = "") -> str:
+    def _token(self, scopes: tuple[str, ...], verb: str = "Get", target: str = "", offline: bool = False) -> str:
         assert self._challenge is not None and self._client is not None
         with self._lock:
             cached = self._tokens.get(scopes)
@@ -230,6 +231,9 @@ class RegistryClient:
         if self.auth.username:
             query.append(("account", self.auth.username))
             basic = (self.auth.username, self.auth.password)
+        if offline:
+            # login asks for a refresh token too: the CLI keeps it as the identity token
+            query += [("client_id", "docker"), ("offline_token", "true")]
         try:
             if self.auth.identity_token:
                 form = {"grant_type": "refresh_token", "refresh_token": self.auth.identity_token,
@@ -253,6 +257,7 @@ class RegistryClient:
                                 f"{resp.status_code} {resp.reason_phrase}", resp.status_code)
         body = resp.json()
         token = body.get("token") or body.get("access_token") or ""
+        self.refresh_token = str(body.get("refresh_token") or "")
         with self._lock:
             self._tokens[scopes] = token
         return token
@@ -273,21 +278,24 @@ class RegistryClient:
         if self._challenge is not None and self._challenge[0] == "basic" and not self.auth.username:
             raise EngineError(f'{verb} "{url}": no basic auth credentials')
 
-    def login(self) -> None:
-        """Check the credentials: ping, then a token (bearer) or an authenticated /v2/ (basic)."""
+    def login(self) -> str:
+        """Check the credentials: ping, then a token (bearer) or an authenticated /v2/ (basic).
+
+        Returns the identity token (an OAuth refresh token) when the token server gave one."""
         self.ping()
         assert self._client is not None and self.base is not None
         if self._challenge is None:
-            return
+            return ""
         if self._challenge[0] == "bearer":
-            self._token(())
-            return
+            self._token((), offline=bool(self.auth.username) and not self.auth.identity_token)
+            return self.refresh_token
         url = f"{self.base}/v2/"
         self._require_credentials("Get", url)
         resp = self._client.get(url, headers=self._auth_header(()))
         if resp.status_code == 401:
             raise RegistryUnauthorized(f"login attempt to {url} failed with status: 401 Unauthorized", 401,
                                        "UNAUTHORIZED")
+        return ""
 
     # -- requests -----------------------------------------------------------------
     def url(self, path: str) -> str:

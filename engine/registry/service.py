@@ -73,11 +73,12 @@ class RegistryService:
         Pusher(self.images, self.metadata, self.config).push(ref, auth, emit)
 
     # -- login ------------------------------------------------------------------
-    def login(self, auth: AuthConfig) -> None:
+    def login(self, auth: AuthConfig) -> str:
+        """Validate credentials against the registry; returns an identity token or ""."""
         address = auth.server_address or C.DEFAULT_INDEX
         domain = _server_domain(address)
         with self.client(domain, auth) as cli:
-            cli.login()
+            return cli.login()
 
     # -- distribution inspect ---------------------------------------------------
     def inspect_distribution(self, name: str, auth: AuthConfig) -> dict[str, Any]:
