@@ -123,7 +123,8 @@ class HijackHandlers:
             await execs.start(exec_id, detach=True, console_size=console)
             await conn.send_response(200, [("Content-Type", "application/json")], b"")
             return
-        execs.check_startable(exec_id)
+        # Like dockerd, "already running/has already run" and a stopped container are
+        # reported inside the stream once it is open (start() raises below).
         tty = bool(body.get("Tty", inst.tty)) or inst.tty
         content_type = RAW if tty or not versions.at_least(version, "1.42") else MUX
         if req.upgrade:

@@ -57,6 +57,7 @@ async def list_containers(request: Request) -> Response:
 async def inspect(request: Request) -> Response:
     engine = engine_of(request)
     c = engine.containers.get(request.path_params["id"])
+    engine.execs.collect()  # ExecIDs: only execs that have not exited, of the current run
     sizes = await engine.container_size(c) if qbool(request, "size") else None
     return docker_json(convert.encode_inspect(c, engine.graph_driver(c), api_version(request), sizes))
 

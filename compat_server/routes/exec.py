@@ -1,11 +1,14 @@
 """Exec routes: create, inspect, resize (start is hijacked: compat_server.hijack)."""
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from engine.containers.exec import parse_detach_keys
 
 from ..errors import BadRequest
 from ..responses import docker_json, json_body, qint
@@ -45,7 +48,8 @@ async def inspect(request: Request) -> Response:
     return docker_json({
         "CanRemove": False,
         "ContainerID": inst.container_id,
-        "DetachKeys": inst.detach_keys,
+        # dockerd keeps the parsed byte sequence: Go encodes []byte as base64
+        "DetachKeys": base64.b64encode(parse_detach_keys(inst.detach_keys)).decode() if inst.detach_keys else "",
         "ExitCode": inst.exit_code,
         "ID": inst.id,
         "OpenStderr": inst.open_stderr,
