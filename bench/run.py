@@ -545,6 +545,9 @@ def print_table(results: dict[str, Any], names: list[str]) -> None:
             row += (f"{mem['rss_kb'] / 1024:>9.1f} ({mem['pss_kb'] / 1024:.1f}) MiB" if "rss_kb" in mem
                     else f"{'n/a':>20}")
         print(row)
+    if "list" in names:
+        print(f"{'list requests/s':<34}" + "".join(
+            f"{tg[lab]['bench']['list'].get('requests_per_s', 0):>20.1f}" for lab in labels))
     if "run" in ratios and ratios["run"] is not None:
         verdict = "meets" if ratios["run"] <= GOAL_RATIO else "misses"
         print(f"\nrun ratio {ratios['run']:.2f} {verdict} the goal of <= {GOAL_RATIO}")
