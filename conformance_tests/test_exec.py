@@ -273,3 +273,35 @@ def test_exec_it_through_a_real_pty(daemon: Daemon, running: str) -> None:
         except (ProcessLookupError, ChildProcessError):
             pass
         os.close(fd)
+
+
+def test_exec_detach_keys_end_the_stream(daemon: Daemon, running: str) -> None:
+    """A tty exec with stdin: its detach keys (here ctrl-x) close the hijacked stream on
+    the daemon's side (docker-py and raw clients rely on it; the CLI also watches itself)."""
+    import socket
+    import time
+
+    eid = _exec_create(daemon, running, {"Cmd": ["sh"], "Tty": True, "AttachStdin": True, "AttachStdout": True,
+                                         "DetachKeys": "ctrl-x"})
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(daemon.host[len("unix://"):])
+    try:
+        body = json.dumps({"Detach": False, "Tty": True}).encode()
+        sock.sendall(f"POST /exec/{eid}/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        sock.settimeout(20)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101")
+        wait_until(lambda: _exec_info(daemon, eid)["Running"] is True, 20, "the exec to run")
+        sock.sendall(b"echo still-here > /tmp/detach-test\r")
+        wait_until(lambda: daemon.cli("exec", running, "cat", "/tmp/detach-test").stdout == "still-here\n", 20,
+                   "the shell to run the command")
+        sock.sendall(b"\x18")
+        deadline = time.monotonic() + 20
+        while sock.recv(4096):        # the daemon ends the stream
+            assert time.monotonic() < deadline
+        # (whether the shell then sees EOF on its terminal differs between versions: not checked)
+    finally:
+        sock.close()
