@@ -182,6 +182,8 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
     for key in ("CgroupnsMode", "IpcMode"):
         if not full_hc.get(key):
             full_hc[key] = "private"
+    if isinstance(full_hc.get("PidsLimit"), (int, float)) and full_hc["PidsLimit"] <= 0:
+        full_hc["PidsLimit"] = None   # 0 and -1 mean unlimited: dockerd stores (and shows) null
     if full_hc.get("MemorySwappiness") == -1:
         full_hc["MemorySwappiness"] = None  # the CLI's "unset"; dockerd shows null
     if full_hc.get("NetworkMode") in ("", "default", None):

@@ -244,3 +244,32 @@ def test_ps_and_inspect_sizes(daemon: Daemon, busybox: str, name: str, client) -
     assert "virtual" in table
     plain = client.api.containers(all=True, filters={"name": f"^{name}$"})
     assert "SizeRw" not in plain[0] and "SizeRootFs" not in plain[0]
+
+
+def test_inspect_cli_templates(daemon: Daemon, fleet: dict[str, str]) -> None:
+    """The --format templates scripts use work on the shapes we return."""
+    def fmt(template: str, ref: str) -> str:
+        return ok(daemon.cli("inspect", "-f", template, ref)).rstrip("\n")
+    run, new = fleet["run_name"], fleet["new_name"]
+    assert fmt("{{.State.Status}} {{.State.Running}} {{.State.ExitCode}}", run) == "running true 0"
+    assert fmt("{{.State.Status}} {{.State.Pid}} {{.State.StartedAt}} {{.State.FinishedAt}}", new) == \
+        "created 0 0001-01-01T00:00:00Z 0001-01-01T00:00:00Z"
+    assert fmt("{{.NetworkSettings.IPAddress}}", new) == ""
+    assert fmt("{{range $k, $v := .NetworkSettings.Networks}}{{$k}}:{{$v.NetworkID}}{{end}}", new).startswith("bridge:")
+    assert fmt("{{json .NetworkSettings.Ports}}", run) == "{}"
+    assert fmt("{{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.LogConfig.Type}}", new) \
+        == "<nil> no json-file"
+    assert fmt("{{json .Mounts}} {{.Driver}} {{.Platform}} {{.GraphDriver.Name}}", new) == \
+        "[] overlay2 linux overlay2"
+    assert fmt("{{.Config.Image}} {{json .Config.Cmd}} {{index .Config.Labels \"tier\"}}", run) == \
+        'busybox ["sh","-c","echo ready; while :; do sleep 0.05; done"] web'
+    assert fmt("{{.Name}} {{.RestartCount}} {{len .Id}}", new) == f"/{new} 0 64"
+    for path in ("LogPath", "HostsPath", "ResolvConfPath", "HostnamePath"):
+        assert fmt("{{." + path + "}}", run).startswith("/")
+
+
+def test_inspect_pids_limit(daemon: Daemon, busybox: str, name: str) -> None:
+    ok(daemon.cli("create", "--name", name, "--pids-limit", "50", BUSYBOX, "true"))
+    assert inspect(daemon, name)["HostConfig"]["PidsLimit"] == 50
+    ok(daemon.cli("create", "--name", name + "-u", "--pids-limit", "-1", BUSYBOX, "true"))
+    assert inspect(daemon, name + "-u")["HostConfig"]["PidsLimit"] is None
