@@ -305,3 +305,50 @@ def test_exec_detach_keys_end_the_stream(daemon: Daemon, running: str) -> None:
         # (whether the shell then sees EOF on its terminal differs between versions: not checked)
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-w", "/nonexistent", "pwd"], 'chdir to cwd ("/nonexistent") set in config.json failed: no such file or directory'),
+    (["-w", "relative", "pwd"], "Cwd must be an absolute path"),
+    (["-u", "nosuchuser", "id"], "unable to find user nosuchuser: no matching entries in passwd file"),
+    (["-u", "root:nosuchgroup", "id"], "unable to find group nosuchgroup: no matching entries in group file"),
+    (["/no/such/bin"], 'exec: "/no/such/bin": stat /no/such/bin: no such file or directory'),
+    (["nosuchcmd"], 'exec: "nosuchcmd": executable file not found in $PATH'),
+    (["/etc/passwd"], 'exec: "/etc/passwd": permission denied'),
+])
+def test_exec_start_failures_exit_126(daemon: Daemon, running: str, args: list[str], message: str) -> None:
+    proc = daemon.cli("exec", *args[:-1], running, args[-1])
+    assert proc.returncode == 126, proc
+    assert message in proc.stdout + proc.stderr
+
+
+def test_exec_numeric_user_and_env(daemon: Daemon, running: str) -> None:
+    assert ok(daemon.cli("exec", "-u", "1234:5678", running, "id")) == "uid=1234 gid=5678 groups=5678\n"
+    out = ok(daemon.cli("exec", "-e", "ZZ=1", "-e", "FROMRUN=over", running, "sh", "-c", 'echo "$ZZ $FROMRUN $HOME"'))
+    assert out == "1 over /root\n"
+
+
+def test_exec_gets_the_container_capabilities(daemon: Daemon, busybox: str, name: str) -> None:
+    ok(daemon.cli("run", "-d", "--name", name, "--cap-add", "NET_ADMIN", "--cap-drop", "CHOWN", BUSYBOX,
+                  "sleep", "1000"))
+    own = ok(daemon.cli("exec", name, "sh", "-c", "grep CapEff /proc/1/status")).split()[1]
+    execd = ok(daemon.cli("exec", name, "grep", "CapEff", "/proc/self/status")).split()[1]
+    assert execd == own
+    assert int(execd, 16) & (1 << 12) and not int(execd, 16) & 1   # NET_ADMIN yes, CHOWN no
+
+
+@pytest.mark.parametrize("body, message", [
+    ('{"Cmd": "true"}', "into Go struct field Exec{}.Cmd of type []string"),
+    ('{"Cmd": ["true", 1]}', "cannot unmarshal number into Go struct field Exec{}.Cmd of type string"),
+    ('{"Cmd": []}', "No exec command specified"),
+], ids=["string", "number", "empty"])
+def test_exec_create_bad_bodies(daemon: Daemon, running: str, body: str, message: str) -> None:
+    resp = daemon.raw("POST", f"/containers/{running}/exec", body=body, headers=JSON)
+    assert resp.status == 400
+    wanted = [message.format("Config" if daemon.reference else "Options")] if "{}" in message else [message]
+    assert any(w in resp.message for w in wanted), resp.message
+
+
+def test_exec_unknown_container_is_404(daemon: Daemon) -> None:
+    resp = daemon.raw("POST", "/containers/no-such-ctr/exec", body='{"Cmd": ["true"]}', headers=JSON)
+    assert resp.status == 404 and resp.message == "No such container: no-such-ctr"

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from engine.containers.exec import parse_detach_keys
 
+from ..convert import _go_kind
 from ..errors import BadRequest
 from ..responses import docker_json, json_body, qint
 
@@ -17,10 +18,12 @@ from ..responses import docker_json, json_body, qint
 def _strlist(value: Any, field: str) -> list[str]:
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadRequest(f"json: cannot unmarshal {type(value).__name__} into Go struct field ExecOptions.{field} of type []string")
+    # Go's encoding/json words (dockerd 20.10 names the struct ExecConfig, newer ExecOptions)
+    if not isinstance(value, list):
+        raise BadRequest(f"json: cannot unmarshal {_go_kind(value)} into Go struct field ExecOptions.{field} of type []string")
+    for v in value:
+        if not isinstance(v, str):
+            raise BadRequest(f"json: cannot unmarshal {_go_kind(v)} into Go struct field ExecOptions.{field} of type string")
     return value
 
 

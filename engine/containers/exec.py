@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -146,26 +147,28 @@ class ExecService:
         if inst.exit_code is not None:
             raise Conflict(f"Error: Exec command {exec_id} has already run")
         c, live = self._running_live(inst.container_id)
-        rootfs = self.containers.config.bundles_root / c.id / "rootfs"
-        uid, gid, groups, home = await asyncio.to_thread(self.containers._resolve, Path(rootfs), inst.user)
-        env = [f"PATH={files.DEFAULT_PATH}", f"HOSTNAME={c.config.hostname}"]
-        if inst.tty:
-            env.append("TERM=xterm")
-        env = files.merge_env(env, [e for e in c.config.env if "=" in e])
-        env = files.merge_env(env, [e for e in inst.env if "=" in e])
-        if not any(e.startswith("HOME=") for e in env):
-            env.append(f"HOME={home}")
         inst.running = True
         try:
+            if inst.working_dir and not inst.working_dir.startswith("/"):
+                raise EngineError("OCI runtime exec failed: exec failed: Cwd must be an absolute path: unknown")
+            bundle = self.containers.config.bundles_root / c.id
+            uid, gid, groups, home, caps, no_new_privs = await asyncio.to_thread(self._prepare, bundle, inst.user)
+            env = [f"PATH={files.DEFAULT_PATH}", f"HOSTNAME={c.config.hostname}"]
+            if inst.tty:
+                env.append("TERM=xterm")
+            env = files.merge_env(env, [e for e in c.config.env if "=" in e])
+            env = files.merge_env(env, [e for e in inst.env if "=" in e])
+            if not any(e.startswith("HOME=") for e in env):
+                env.append(f"HOME={home}")
             session = await live.handle.exec(
                 inst.id, args=inst.args, env=env, cwd=inst.working_dir or c.config.working_dir or "/",
                 uid=uid, gid=gid, additional_gids=list(groups), tty=inst.tty, open_stdin=inst.open_stdin,
                 console_size=console_size, privileged=inst.privileged,
-                capabilities=None,
+                capabilities=caps, no_new_privileges=no_new_privs,
             )
-        except Exception as err:
+        except Exception:
             inst.running = False
-            inst.exit_code = getattr(err, "exit_code", 126)
+            inst.exit_code = 126   # dockerd: any exec that fails to start exits 126
             inst.exited_at = time.monotonic()
             self._drop_from_container(inst)
             inst.done.set()
@@ -177,6 +180,20 @@ class ExecService:
         if detach:
             asyncio.get_running_loop().create_task(self.complete(inst))
         return session
+
+    def _prepare(self, bundle: Path, user: str) -> tuple[int, int, list[int], str, list[str] | None, bool]:
+        """User lookup in the rootfs, and the container's own capability set and
+        no-new-privileges flag (an exec gets what the container's process got, as with runc)."""
+        uid, gid, groups, home = self.containers._resolve(bundle / "rootfs", user)
+        caps: list[str] | None = None
+        no_new_privs = False
+        try:
+            process = json.loads((bundle / "config.json").read_bytes()).get("process") or {}
+            caps = list((process.get("capabilities") or {}).get("bounding") or [])
+            no_new_privs = bool(process.get("noNewPrivileges"))
+        except (OSError, ValueError):
+            pass
+        return uid, gid, list(groups), home, caps, no_new_privs
 
     async def complete(self, inst: ExecInstance) -> None:
         """Collect the exit status (after the output has been read: wait() drains it)."""
