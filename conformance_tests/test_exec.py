@@ -226,6 +226,15 @@ def test_exec_console_size_and_tty(daemon: Daemon, running: str) -> None:
     assert resp.status == 200 and b"33 111" in resp.body
 
 
+def test_exec_console_size_from_create(daemon: Daemon, running: str) -> None:
+    if daemon.reference:
+        pytest.skip("ConsoleSize on exec create is API 1.42+")
+    eid = _exec_create(daemon, running, {"Cmd": ["stty", "size"], "Tty": True, "AttachStdout": True,
+                                         "ConsoleSize": [21, 77]})
+    resp = daemon.raw("POST", f"/exec/{eid}/start", body=json.dumps({"Tty": True}), headers=JSON)
+    assert resp.status == 200 and b"21 77" in resp.body
+
+
 def test_exec_detached_cli(daemon: Daemon, running: str) -> None:
     ok(daemon.cli("exec", "-d", running, "sh", "-c", "echo bg > /tmp/detached"))
     wait_until(lambda: daemon.cli("exec", running, "cat", "/tmp/detached").stdout == "bg\n", 20, "detached exec")

@@ -27,6 +27,16 @@ def _strlist(value: Any, field: str) -> list[str]:
     return value
 
 
+def _console_size(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise BadRequest(f"json: cannot unmarshal {_go_kind(value)} into Go struct field ExecOptions.ConsoleSize "
+                         "of type [2]uint")
+    return (value[0], value[1]) if value[0] or value[1] else None
+
+
 async def create(request: Request) -> Response:
     engine = request.app.state.engine
     body = await json_body(request) or {}
@@ -40,7 +50,7 @@ async def create(request: Request) -> Response:
         working_dir=body.get("WorkingDir") or "", tty=bool(body.get("Tty")),
         attach_stdin=bool(body.get("AttachStdin")), attach_stdout=bool(body.get("AttachStdout")),
         attach_stderr=bool(body.get("AttachStderr")), privileged=bool(body.get("Privileged")),
-        detach_keys=body.get("DetachKeys") or "",
+        detach_keys=body.get("DetachKeys") or "", console_size=_console_size(body.get("ConsoleSize")),
     )
     return docker_json({"Id": inst.id}, status=201)
 

@@ -28,6 +28,7 @@ class ExecInstance:
     open_stderr: bool
     privileged: bool
     detach_keys: str = ""
+    console_size: tuple[int, int] | None = None   # from create (API 1.42+); start's wins
     running: bool = False
     exit_code: int | None = None
     pid: int = 0
@@ -114,7 +115,7 @@ class ExecService:
 
     def create(self, ref: str, *, cmd: list[str], env: list[str], user: str, working_dir: str, tty: bool,
                attach_stdin: bool, attach_stdout: bool, attach_stderr: bool, privileged: bool,
-               detach_keys: str = "") -> ExecInstance:
+               detach_keys: str = "", console_size: tuple[int, int] | None = None) -> ExecInstance:
         c, _ = self._running_live(ref)
         if detach_keys:
             parse_detach_keys(detach_keys)
@@ -123,7 +124,7 @@ class ExecService:
             id=secrets.token_hex(32), container_id=c.id, args=list(cmd), env=list(env),
             user=user or c.config.user, working_dir=working_dir, tty=tty, open_stdin=attach_stdin,
             open_stdout=attach_stdout, open_stderr=attach_stderr, privileged=privileged, detach_keys=detach_keys,
-            started_at=c.state.started_at,
+            started_at=c.state.started_at, console_size=console_size,
         )
         self._execs[inst.id] = inst
         ids = c.annotations.setdefault("ExecIDs", [])
@@ -163,7 +164,7 @@ class ExecService:
             session = await live.handle.exec(
                 inst.id, args=inst.args, env=env, cwd=inst.working_dir or c.config.working_dir or "/",
                 uid=uid, gid=gid, additional_gids=list(groups), tty=inst.tty, open_stdin=inst.open_stdin,
-                console_size=console_size, privileged=inst.privileged,
+                console_size=console_size or inst.console_size, privileged=inst.privileged,
                 capabilities=caps, no_new_privileges=no_new_privs,
             )
         except Exception:
