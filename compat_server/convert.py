@@ -389,7 +389,8 @@ def status_text(c: Container, now: float | None = None) -> str:
 
 
 def encode_summary(c: Container, image_ref: str, size: tuple[int, int] | None) -> dict[str, Any]:
-    command = c.path + ((" " + " ".join(c.args)) if c.args else "")
+    # dockerd single-quotes the arguments that contain a space (not the path)
+    command = c.path + ((" " + " ".join(f"'{a}'" if " " in a else a for a in c.args)) if c.args else "")
     mode = (c.annotations.get("HostConfig") or {}).get("NetworkMode") or "bridge"
     out: dict[str, Any] = {
         "Id": c.id,

@@ -273,3 +273,17 @@ def test_inspect_pids_limit(daemon: Daemon, busybox: str, name: str) -> None:
     assert inspect(daemon, name)["HostConfig"]["PidsLimit"] == 50
     ok(daemon.cli("create", "--name", name + "-u", "--pids-limit", "-1", BUSYBOX, "true"))
     assert inspect(daemon, name + "-u")["HostConfig"]["PidsLimit"] is None
+
+
+def test_ps_cli_templates(daemon: Daemon, fleet: dict[str, str]) -> None:
+    rows = ok(daemon.cli("ps", "-a", "--no-trunc", "--filter", f"label=set={fleet['tag']}", "--format",
+                         "{{.Names}}|{{.Command}}|{{.Networks}}|{{.Mounts}}|{{.Ports}}|{{.State}}|{{.Image}}|"
+                         "{{.Label \"tier\"}}|{{.RunningFor}}"))
+    by_name = {line.split("|")[0]: line.split("|") for line in rows.splitlines()}
+    run = by_name[fleet["run_name"]]
+    assert run[1] == '"sh -c \'echo ready; while :; do sleep 0.05; done\'"'
+    assert run[2] == "bridge" and run[3] == "" and run[4] == ""
+    assert run[5] == "running" and run[6] == "busybox" and run[7] == "web"
+    assert run[8].endswith(" ago")
+    assert by_name[fleet["ex_name"]][5] == "exited" and by_name[fleet["new_name"]][5] == "created"
+    assert by_name[fleet["new_name"]][1] == '"true"'
