@@ -102,3 +102,32 @@ def test_bad_detach_keys(spec: str) -> None:
     with pytest.raises(EngineError) as info:
         make(detach_keys=spec)
     assert info.value.message == f"Invalid escape keys ({spec}) provided"
+
+
+def test_detach_sequence_is_held_back_and_ends_the_stream() -> None:
+    from compat_server.hijack import _ExecStreams
+
+    class Session:
+        def __init__(self) -> None:
+            self.data = b""
+
+        async def write(self, data: bytes) -> None:
+            self.data += data
+
+    async def go() -> tuple[bytes, bool]:
+        _, _, inst = make(tty=True, attach_stdin=True)          # default keys: ctrl-p,ctrl-q
+        s = Session()
+        streams = _ExecStreams(s, inst)
+        for chunk in (b"ab\x10", b"c", b"\x10", b"\x11", b"never"):
+            await streams.write(chunk)
+        return s.data, streams.detached.is_set()
+
+    data, detached = asyncio.run(go())
+    assert data == b"ab\x10c" and detached      # a lone ctrl-p passes; ctrl-p ctrl-q detaches, nothing after
+
+    async def no_tty() -> bytes:
+        _, _, inst = make(tty=False, attach_stdin=True)
+        s = Session()
+        await _ExecStreams(s, inst).write(b"\x10\x11x")
+        return s.data
+    assert asyncio.run(no_tty()) == b"\x10\x11x"   # only a tty exec watches for them
