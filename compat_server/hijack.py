@@ -118,6 +118,8 @@ class HijackHandlers:
         inst = execs.get(exec_id)
         size = body.get("ConsoleSize")
         console = (int(size[0]), int(size[1])) if isinstance(size, list) and len(size) == 2 else None
+        if not versions.at_least(version, "1.42"):
+            console = None   # ConsoleSize arrived in API 1.42; dockerd ignores it from older clients
         detach = bool(body.get("Detach"))
         if detach:
             await execs.start(exec_id, detach=True, console_size=console)

@@ -235,6 +235,15 @@ def test_exec_console_size_from_create(daemon: Daemon, running: str) -> None:
     assert resp.status == 200 and b"21 77" in resp.body
 
 
+def test_exec_console_size_ignored_before_api_1_42(daemon: Daemon, running: str) -> None:
+    body = json.dumps({"Cmd": ["stty", "size"], "Tty": True, "AttachStdout": True, "ConsoleSize": [21, 77]})
+    resp = daemon.raw("POST", f"/v1.41/containers/{running}/exec", body=body, headers=JSON)
+    assert resp.status == 201
+    out = daemon.raw("POST", f"/v1.41/exec/{resp.json()['Id']}/start",
+                     body=json.dumps({"Tty": True, "ConsoleSize": [21, 77]}), headers=JSON)
+    assert out.status == 200 and b"21 77" not in out.body
+
+
 def test_exec_detached_cli(daemon: Daemon, running: str) -> None:
     ok(daemon.cli("exec", "-d", running, "sh", "-c", "echo bg > /tmp/detached"))
     wait_until(lambda: daemon.cli("exec", running, "cat", "/tmp/detached").stdout == "bg\n", 20, "detached exec")

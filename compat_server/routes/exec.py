@@ -12,7 +12,8 @@ from engine.containers.exec import parse_detach_keys
 
 from ..convert import _go_kind
 from ..errors import BadRequest
-from ..responses import docker_json, json_body, qint
+from .. import versions
+from ..responses import api_version, docker_json, json_body, qint
 
 
 def _strlist(value: Any, field: str) -> list[str]:
@@ -50,7 +51,10 @@ async def create(request: Request) -> Response:
         working_dir=body.get("WorkingDir") or "", tty=bool(body.get("Tty")),
         attach_stdin=bool(body.get("AttachStdin")), attach_stdout=bool(body.get("AttachStdout")),
         attach_stderr=bool(body.get("AttachStderr")), privileged=bool(body.get("Privileged")),
-        detach_keys=body.get("DetachKeys") or "", console_size=_console_size(body.get("ConsoleSize")),
+        detach_keys=body.get("DetachKeys") or "",
+        # ConsoleSize arrived in API 1.42; dockerd ignores it from older clients
+        console_size=_console_size(body.get("ConsoleSize")) if versions.at_least(api_version(request), "1.42")
+        else None,
     )
     return docker_json({"Id": inst.id}, status=201)
 
