@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Conflict, EngineError, NotFound
-from ..types import PAUSED
+from ..types import PAUSED, RESTARTING
 from . import files
 
 
@@ -109,6 +109,8 @@ class ExecService:
         live = self.containers._live.get(c.id)
         if c.state.status == PAUSED:
             raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        if c.state.status == RESTARTING or c.state.restarting:
+            raise Conflict(f"Container {c.id} is restarting, wait until the container is running")
         if not c.state.running or live is None:
             raise Conflict(f"Container {c.id} is not running")
         return c, live

@@ -131,3 +131,11 @@ def test_detach_sequence_is_held_back_and_ends_the_stream() -> None:
         await _ExecStreams(s, inst).write(b"\x10\x11x")
         return s.data
     assert asyncio.run(no_tty()) == b"\x10\x11x"   # only a tty exec watches for them
+
+
+def test_exec_in_a_restarting_container() -> None:
+    fc = FakeContainers()
+    fc.c.state = ContainerState(status="restarting", restarting=True, started_at="2026-01-01T00:00:01Z")
+    with pytest.raises(Conflict, match=f"Container {fc.c.id} is restarting, wait until the container is running"):
+        ex.ExecService(fc).create("c", cmd=["true"], env=[], user="", working_dir="", tty=False,
+                                  attach_stdin=False, attach_stdout=False, attach_stderr=False, privileged=False)
