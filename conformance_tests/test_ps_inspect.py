@@ -287,3 +287,23 @@ def test_ps_cli_templates(daemon: Daemon, fleet: dict[str, str]) -> None:
     assert run[8].endswith(" ago")
     assert by_name[fleet["ex_name"]][5] == "exited" and by_name[fleet["new_name"]][5] == "created"
     assert by_name[fleet["new_name"]][1] == '"true"'
+
+
+def test_ps_filters_docker_py(client, fleet: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    mine = {"label": f"set={fleet['tag']}"}
+
+    def names(**kw) -> list[str]:  # type: ignore[no-untyped-def]
+        return [c.name for c in client.containers.list(**kw)]
+    assert names(all=True, filters={**mine, "status": "exited"}) == [fleet["ex_name"]]
+    assert names(all=True, filters={**mine, "exited": 3}) == [fleet["ex_name"]]
+    # docker-py sends before/since as bare query parameters, which dockerd ignores (only filters count)
+    everyone = [fleet["new_name"], fleet["ex_name"], fleet["run_name"]]
+    assert names(all=True, before=fleet["new_name"], filters=mine) == everyone
+    assert names(all=True, since=fleet["run_name"], filters=mine) == everyone
+    assert names(all=True, filters={**mine, "before": fleet["new_name"]}) == [fleet["ex_name"], fleet["run_name"]]
+    assert names(limit=1, filters=mine) == [fleet["new_name"]]
+    assert names(all=True, filters={**mine, "ancestor": "busybox", "name": fleet["run_name"]}) == [fleet["run_name"]]
+    import docker.errors
+    with pytest.raises(docker.errors.APIError) as info:
+        client.containers.list(filters={"status": "bogus"})
+    assert info.value.status_code == 400
