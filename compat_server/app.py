@@ -14,7 +14,12 @@ from engine.errors import EngineError
 
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
-from .routes import containers, exec as exec_routes, images, system
+from .routes import containers
+from .routes import exec as exec_routes
+from .routes import images
+from .routes import prune as prune_routes
+from .routes import resources as resource_routes
+from .routes import system
 
 
 class VersionMiddleware:
@@ -80,7 +85,16 @@ def _swarm_routes() -> list[Route]:
 
 
 def build_app(engine: Any) -> ASGIApp:
-    routes = [*system.routes, *containers.routes, *exec_routes.routes, *images.routes, *_swarm_routes()]
+    # One module per line: helpers add theirs without touching the others.
+    routes = [
+        *system.routes,
+        *prune_routes.routes,
+        *containers.routes,
+        *resource_routes.routes,
+        *exec_routes.routes,
+        *images.routes,
+        *_swarm_routes(),
+    ]
     app = Starlette(
         routes=routes,
         exception_handlers={

@@ -23,7 +23,7 @@ from engine.types import (
     RestartPolicy,
 )
 
-from . import versions
+from . import resources_codec, versions
 from .errors import BadRequest
 
 # Go type names for error messages.
@@ -133,14 +133,16 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
 
     health = None
     hc_raw = body.get("Healthcheck")
-    if isinstance(hc_raw, dict) and hc_raw.get("Test"):
+    if isinstance(hc_raw, dict) and any(hc_raw.get(k) for k in (
+            "Test", "Interval", "Timeout", "Retries", "StartPeriod", "StartInterval")):
         health = HealthConfig(
             test=tuple(hc_raw.get("Test") or ()),
             interval_ns=int(hc_raw.get("Interval") or 0),
             timeout_ns=int(hc_raw.get("Timeout") or 0),
             retries=int(hc_raw.get("Retries") or 0),
             start_period_ns=int(hc_raw.get("StartPeriod") or 0),
-            start_interval_ns=int(hc_raw.get("StartInterval") or 0),
+            # StartInterval came with API 1.44; older clients' values are ignored, like dockerd.
+            start_interval_ns=int(hc_raw.get("StartInterval") or 0) if versions.at_least(version, "1.44") else 0,
         )
     stop_timeout = body.get("StopTimeout")
     config = ContainerConfig(
@@ -225,6 +227,7 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         dns=tuple(hc_in.get("Dns") or ()),
         dns_search=tuple(hc_in.get("DnsSearch") or ()),
         dns_options=tuple(hc_in.get("DnsOptions") or ()),
+        resources=resources_codec.decode(hc_in),
     )
     annotations = {"HostConfig": full_hc, "NetworkingConfig": body.get("NetworkingConfig")}
     return config, host, annotations
@@ -295,7 +298,24 @@ def encode_state(c: Container) -> dict[str, Any]:
         "Error": s.error,
         "StartedAt": s.started_at,
         "FinishedAt": s.finished_at,
+        **({"Health": encode_health(s.health)} if s.health is not None else {}),
     }
+
+
+def encode_health(h: Any) -> dict[str, Any]:
+    return {
+        "Status": h.status,
+        "FailingStreak": h.failing_streak,
+        "Log": [{"Start": e.start, "End": e.end, "ExitCode": e.exit_code, "Output": e.output} for e in h.log],
+    }
+
+
+def health_suffix(c: Container) -> str:
+    """` (healthy)` / ` (health: starting)` / ` (unhealthy)` after "Up ..." in `docker ps`."""
+    h = c.state.health
+    if h is None:
+        return ""
+    return " (health: starting)" if h.status == "starting" else f" ({h.status})"
 
 
 def _network_entry(network_id: str = "") -> dict[str, Any]:
@@ -316,6 +336,9 @@ def _networks(c: Container) -> dict[str, Any]:
 
 def encode_inspect(c: Container, graph_driver: dict[str, Any], version: str, size: tuple[int, int] | None) -> dict[str, Any]:
     hc = copy.deepcopy(c.annotations.get("HostConfig") or default_host_config())
+    resources_codec.encode_into(hc, c.host_config.resources)
+    rp = c.host_config.restart_policy  # `docker update --restart` changes it after create
+    hc["RestartPolicy"] = {"Name": rp.name or "no", "MaximumRetryCount": rp.maximum_retry_count}
     out: dict[str, Any] = {
         "Id": c.id,
         "Created": c.created,
@@ -378,6 +401,8 @@ def status_text(c: Container, now: float | None = None) -> str:
         text = "Up " + timeutil.human_duration(now - started)
         if s.status == PAUSED:
             text += " (Paused)"
+        else:
+            text += health_suffix(c)
         return text
     if s.restarting:
         finished = timeutil.parse_ns(s.finished_at) / 1e9

@@ -32,7 +32,7 @@ def _facts(summary: dict[str, Any], c: Container) -> cfilters.Facts:
 def _health(c: Container) -> str:
     """starting/healthy/unhealthy while a healthcheck runs, else "none" (dockerd's Snapshot.Health)."""
     h = getattr(c.state, "health", None)
-    if h is None or c.config.healthcheck is None:
+    if h is None:
         return "none"
     status = h if isinstance(h, str) else getattr(h, "status", None) or getattr(h, "Status", None)
     return str(status) if status else "none"

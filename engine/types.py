@@ -78,6 +78,32 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class Resources:
+    """Cgroup limits and process rlimits (Docker's HostConfig resource fields).
+
+    Zero/None mean "not set", as in Docker's JSON.  ``ulimits`` holds
+    (name, soft, hard) with Docker's names ("nofile", "nproc", ...).
+    """
+
+    memory: int = 0
+    memory_swap: int = 0                 # memory+swap; -1 = unlimited swap
+    memory_reservation: int = 0
+    memory_swappiness: int | None = None
+    kernel_memory: int = 0               # accepted, deprecated, never applied
+    oom_kill_disable: bool = False
+    cpu_shares: int = 0
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    nano_cpus: int = 0
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    pids_limit: int | None = None        # None = unlimited
+    blkio_weight: int = 0
+    oom_score_adj: int = 0
+    ulimits: tuple[tuple[str, int, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class HostConfig:
     """How the container is run (Docker's ``HostConfig``), the parts the engine acts on."""
 
@@ -98,6 +124,26 @@ class HostConfig:
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
+    resources: Resources = Resources()
+
+
+@dataclass(frozen=True)
+class HealthLogEntry:
+    """One healthcheck probe: times are RFC 3339 strings, output at most 4096 bytes (+ "...")."""
+
+    start: str
+    end: str
+    exit_code: int
+    output: str
+
+
+@dataclass
+class Health:
+    """State.Health: "starting" / "healthy" / "unhealthy", the failing streak, the last 5 probes."""
+
+    status: str = "starting"
+    failing_streak: int = 0
+    log: list[HealthLogEntry] = field(default_factory=list)
 
 
 @dataclass
@@ -116,6 +162,8 @@ class ContainerState:
     # Set when the user stopped the container (matters for restart policies).
     has_been_manually_stopped: bool = False
     has_been_started: bool = False
+    # None when the container has no healthcheck (or it never ran).
+    health: Health | None = None
 
     @property
     def running(self) -> bool:
@@ -178,6 +226,9 @@ def container_from_jsonable(data: dict[str, Any]) -> Container:
     hc_data["console_size"] = tuple(hc_data.get("console_size") or (0, 0))
     for key in ("cap_add", "cap_drop", "security_opt", "extra_hosts", "dns", "dns_search", "dns_options"):
         hc_data[key] = tuple(hc_data.get(key) or ())
+    res = dict(hc_data.get("resources") or {})
+    res["ulimits"] = tuple(tuple(u) for u in res.get("ulimits") or ())
+    hc_data["resources"] = Resources(**res)
     known_hc = {f.name for f in dataclasses.fields(HostConfig)}
     known_cfg = {f.name for f in dataclasses.fields(ContainerConfig)}
     known_state = {f.name for f in dataclasses.fields(ContainerState)}
@@ -190,7 +241,7 @@ def container_from_jsonable(data: dict[str, Any]) -> Container:
         host_config=HostConfig(**{k: v for k, v in hc_data.items() if k in known_hc}),
         path=data["path"],
         args=tuple(data["args"]),
-        state=ContainerState(**{k: v for k, v in data["state"].items() if k in known_state}),
+        state=_state_from_jsonable(data["state"], known_state),
         restart_count=data.get("restart_count", 0),
         log_path=data.get("log_path", ""),
         hostname_path=data.get("hostname_path", ""),
@@ -200,3 +251,15 @@ def container_from_jsonable(data: dict[str, Any]) -> Container:
         platform=data.get("platform", "linux"),
         annotations=data.get("annotations", {}),
     )
+
+
+def _state_from_jsonable(data: dict[str, Any], known: set[str]) -> ContainerState:
+    fields = {k: v for k, v in data.items() if k in known}
+    health = fields.get("health")
+    if isinstance(health, dict):
+        fields["health"] = Health(
+            status=health.get("status", "starting"),
+            failing_streak=int(health.get("failing_streak", 0)),
+            log=[HealthLogEntry(**e) for e in health.get("log") or []],
+        )
+    return ContainerState(**fields)

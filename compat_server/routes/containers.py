@@ -101,6 +101,7 @@ async def kill(request: Request) -> Response:
 async def remove(request: Request) -> Response:
     engine = engine_of(request)
     if qbool(request, "link"):
+        engine.containers.get(request.path_params["id"])    # an unknown name is a 404 first
         raise InvalidParameter("Conflict, cannot remove the default link name of the container")
     await engine.containers.remove(request.path_params["id"], force=qbool(request, "force"), volumes=qbool(request, "v"))
     return no_content()

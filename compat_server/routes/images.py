@@ -110,7 +110,9 @@ async def create(request: Request) -> Response:
             image_id = await asyncio.to_thread(work, lambda m: None)
         finally:
             os.unlink(path)
-        engine.events.publish_action("image", "import", image_id, {"name": repo_tag or image_id})
+        if repo_tag:
+            await _image_event(engine, image_id, repo_tag, "tag")
+        await _image_event(engine, image_id, image_id, "import")
         return docker_json({"status": image_id})
     if q.get("fromImage"):
         raise NotImplementedYet(
@@ -128,13 +130,22 @@ async def load(request: Request) -> Response:
     def work(progress: Callable[[dict[str, Any]], None]) -> list[str]:
         try:
             with open(path, "rb") as f:
-                return engine.images.load(f, progress=progress, quiet=quiet)
+                loaded = engine.images.load(f, progress=progress, quiet=quiet)
         finally:
             os.unlink(path)
+        # dockerd: one "load" event per image, named by its ID (we are in a worker thread).
+        seen: list[str] = []
+        for name in loaded:
+            try:
+                image_id = engine.images.get(name).id
+            except Exception:  # noqa: BLE001
+                continue
+            if image_id not in seen:
+                seen.append(image_id)
+                _publish_image_event(engine, image_id, image_id, "load")
+        return loaded
 
     def finish(loaded: list[str]) -> list[dict[str, Any]]:
-        for name in loaded:
-            engine.events.publish_action("image", "load", name, {"name": name})
         return []
 
     # dockerd answers 200 and reports a bad archive inside the stream.
@@ -264,13 +275,17 @@ async def tag(request: Request) -> Response:
     if not repo:
         raise BadRequest("repository name must have at least one component")
     image_id, full = await asyncio.to_thread(engine.images.tag, request.path_params["name"], repo, tag_)
-    engine.events.publish_action("image", "tag", image_id, {"name": full})
+    await _image_event(engine, image_id, full, "tag")
     return Response(status_code=201)
 
 
 async def delete(request: Request) -> Response:
     engine = engine_of(request)
     name = request.path_params["name"]
+    try:
+        image_id = (await asyncio.to_thread(engine.images.get, name)).id
+    except Exception:  # noqa: BLE001 - remove() reports it in dockerd's words
+        image_id = ""
     result = await asyncio.to_thread(
         engine.images.remove,
         name,
@@ -279,8 +294,9 @@ async def delete(request: Request) -> Response:
         users=engine.containers.users_of_image,
     )
     for item in result:
+        # dockerd names both by the image ID, not by the removed reference.
         if "Untagged" in item:
-            engine.events.publish_action("image", "untag", item["Untagged"], {"name": item["Untagged"]})
+            _publish_image_event(engine, image_id or item["Untagged"], image_id or item["Untagged"], "untag")
         if "Deleted" in item:
             engine.events.publish_action("image", "delete", item["Deleted"], {"name": item["Deleted"]})
     return docker_json(result)
@@ -294,8 +310,9 @@ async def save(request: Request) -> Response:
         names = request.query_params.getlist("names")
     if not names:
         raise BadRequest("no images specified")
+    image_ids = []
     for n in names:
-        await asyncio.to_thread(engine.images.get, n)
+        image_ids.append((await asyncio.to_thread(engine.images.get, n)).id)
     fd, path = tempfile.mkstemp(prefix="save-", dir=str(engine.config.tmp_root))
     os.close(fd)
     try:
@@ -319,8 +336,8 @@ async def save(request: Request) -> Response:
         finally:
             os.unlink(path)
 
-    for n in names:
-        engine.events.publish_action("image", "save", n, {"name": n})
+    for image_id in dict.fromkeys(image_ids):
+        await _image_event(engine, image_id, image_id, "save")
     return StreamingResponse(body(), media_type="application/x-tar")
 
 
@@ -344,3 +361,19 @@ routes = [
     Route("/images/{name:path}", delete, methods=["DELETE"]),
 ]
 
+
+
+def _publish_image_event(engine: Any, image_id: str, name: str, action: str) -> None:
+    """dockerd's image events: the actor is the image ID, the image's labels are attributes
+    (while it exists), then `name`.  Blocking (image lookup): call off the event loop."""
+    attrs: dict[str, str] = {}
+    try:
+        attrs.update(engine.images.get(image_id).container_config.get("Labels") or {})
+    except Exception:  # noqa: BLE001 - gone already (delete): no labels
+        pass
+    attrs["name"] = name
+    engine.events.publish_action("image", action, image_id, attrs)
+
+
+async def _image_event(engine: Any, image_id: str, name: str, action: str) -> None:
+    await asyncio.to_thread(_publish_image_event, engine, image_id, name, action)

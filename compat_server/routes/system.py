@@ -200,10 +200,12 @@ def _local_time() -> str:
 
 def event_json(event: Any, version: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if not versions.at_least(version, "1.52") and event.type == "container":
+    # The deprecated top-level fields (gone in API 1.52) exist for container and image events.
+    if not versions.at_least(version, "1.52") and event.type in ("container", "image"):
         out["status"] = event.action
-        out["id"] = event.actor_id
-        if "image" in event.attributes:
+        if event.actor_id:          # omitted when empty (the prune events), like dockerd
+            out["id"] = event.actor_id
+        if event.type == "container" and "image" in event.attributes:
             out["from"] = event.attributes["image"]
     out.update({
         "Type": event.type,

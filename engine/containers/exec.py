@@ -131,7 +131,7 @@ class ExecService:
         self._execs[inst.id] = inst
         ids = c.annotations.setdefault("ExecIDs", [])
         ids.append(inst.id)
-        self.containers._emit(c, "exec_create: " + " ".join(cmd), execID=inst.id)
+        self.containers._emit(c, "exec_create: " + _event_command(cmd), execID=inst.id)
         return inst
 
     def check_startable(self, exec_id: str) -> None:
@@ -178,7 +178,7 @@ class ExecService:
             raise
         inst.pid = getattr(session, "pid", 0)
         inst.session = session
-        self.containers._emit(c, "exec_start: " + " ".join(inst.args), execID=inst.id)
+        self.containers._emit(c, "exec_start: " + _event_command(inst.args), execID=inst.id)
 
         if detach:
             asyncio.get_running_loop().create_task(self.complete(inst))
@@ -221,3 +221,8 @@ class ExecService:
         if inst.session is None or not inst.running:
             raise Conflict(f"Exec {exec_id} is not running")
         await inst.session.resize(height, width)
+
+
+def _event_command(cmd: list[str]) -> str:
+    """dockerd writes the entrypoint, a space, then the arguments: `true` gives "true "."""
+    return (cmd[0] if cmd else "") + " " + " ".join(cmd[1:])

@@ -36,6 +36,7 @@ from ..types import (
     EXITED,
     PAUSED,
     REMOVING,
+    RESTARTING,
     RUNNING,
     Container,
     ContainerConfig,
@@ -44,8 +45,10 @@ from ..types import (
     container_from_jsonable,
     to_jsonable,
 )
-from . import files
+from . import files, ops_resources, resources
 from .attach import ContainerAttach
+from . import health as health_checks
+from .restart import RestartManager, should_restart_on_boot
 from .signals import parse_signal
 from ..logs.options import parse_log_opts, validate_log_opts
 
@@ -107,6 +110,13 @@ class ContainerService:
         self._pending_attach: dict[str, list[ContainerAttach]] = {}
         self._exit_waiters: dict[str, list[asyncio.Future[Container]]] = {}
         self._remove_waiters: dict[str, list[asyncio.Future[Container]]] = {}
+        # Restart policies (restart.py): one manager per container, the pending back-offs, and
+        # the containers being restarted through the API (not auto-removed in between).
+        self._restart: dict[str, RestartManager] = {}
+        self._restart_tasks: dict[str, asyncio.Task[None]] = {}
+        self._manual_restart: set[str] = set()
+        # Set by the engine: healthcheck monitors (health.py), told about starts and exits.
+        self.health: Any = None
         db.migrate("containers", MIGRATIONS)
         for row in db.query_sync("SELECT data FROM containers"):
             c = container_from_jsonable(json.loads(row["data"]))
@@ -183,6 +193,7 @@ class ContainerService:
                 )
         if not config.image:
             raise InvalidParameter("config.Image must not be empty")
+        health_checks.validate(config.healthcheck)
         image = await asyncio.to_thread(self.images.get, config.image)
         config = self._merge_image_config(config, image)
         entrypoint = list(config.entrypoint or ())
@@ -191,6 +202,8 @@ class ContainerService:
         if not argv:
             raise InvalidParameter("No command specified")
         self._check_host_config(host_config)
+        limits, warnings = resources.validate(resources.normalize(host_config.resources), resources.HostLimits.probe())
+        host_config = replace(host_config, resources=limits)
 
         cid = self._new_id()
         validate_log_opts(host_config.log_config.config)
@@ -228,7 +241,7 @@ class ContainerService:
             await asyncio.to_thread(self._destroy_files, c)
             raise
         self._emit(c, "create")
-        return c, []
+        return c, warnings
 
     def _new_id(self) -> str:
         while True:
@@ -266,6 +279,7 @@ class ContainerService:
             exposed_ports=exposed,
             volumes=volumes,
             on_build=tuple(ic.get("OnBuild") or ()),
+            healthcheck=health_checks.merge_with_image(config.healthcheck, ic.get("Healthcheck")),
         )
 
     def _check_host_config(self, hc: HostConfig) -> None:
@@ -280,10 +294,12 @@ class ContainerService:
             raise InvalidParameter(f"invalid restart policy: unknown policy '{policy}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")
         if hc.auto_remove and policy not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
-        if hc.restart_policy.maximum_retry_count and policy != "on-failure":
-            raise InvalidParameter(f"invalid restart policy: maximum retry count can only be used with 'on-failure'")
-        if hc.restart_policy.maximum_retry_count < 0:
-            raise InvalidParameter("invalid restart policy: maximum retry count must be a positive integer")
+        retries = hc.restart_policy.maximum_retry_count
+        if retries and policy not in ("on-failure",):
+            raise InvalidParameter("invalid restart policy: maximum retry count can only be used with 'on-failure'"
+                                   + (" and cannot be negative" if retries < 0 else ""))
+        if retries < 0:
+            raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
 
     def _create_files(self, c: Container, image_id: str) -> None:
         cdir = self.config.containers_root / c.id
@@ -311,7 +327,61 @@ class ContainerService:
                 raise NotModified("Container already started")
             if c.state.removal_in_progress or c.state.status in (REMOVING, DEAD):
                 raise Conflict(f"container is marked for removal and cannot be started")
+            self._reset_restart_manager(c)
             await self._start_locked(c)
+
+    # --------------------------------------------------------- restart policy
+    def _restart_manager(self, c: Container) -> RestartManager:
+        rm = self._restart.get(c.id)
+        if rm is None:
+            rm = self._restart[c.id] = RestartManager(restart_count=c.restart_count)
+        return rm
+
+    def _reset_restart_manager(self, c: Container) -> None:
+        """A start through the API: a fresh manager, RestartCount back to 0 (dockerd does the same)."""
+        old = self._restart.pop(c.id, None)
+        if old is not None:
+            old.cancel()
+        c.restart_count = 0
+
+    def _kill_cancels_restart(self, c: Container, signum: int) -> bool:
+        """dockerd: a kill through the API stops restarts when it is SIGKILL, when the container
+        has no StopSignal, or when it is the container's StopSignal."""
+        if signum == int(_signal.SIGKILL) or not c.config.stop_signal:
+            return True
+        try:
+            return parse_signal(c.config.stop_signal) == signum
+        except EngineError:
+            return True
+
+    async def _settle_restart(self, cid: str) -> None:
+        """Wait for a pending back-off to finish (restarted, or stopped after a cancel)."""
+        task = self._restart_tasks.get(cid)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def _restart_after(self, c: Container, rm: RestartManager, delay: float) -> None:
+        manually_stopped = c.state.has_been_manually_stopped
+        try:
+            go = await rm.wait(delay)
+            if go and c.id in self._containers:
+                async with self._lock(c.id):
+                    if c.state.restarting and c.id in self._containers:
+                        try:
+                            await self._start_locked(c)
+                            c.state.has_been_manually_stopped = manually_stopped
+                        except Exception:  # noqa: BLE001 - recorded in State.Error by the start path
+                            log.info("restarting %s failed", c.id[:12], exc_info=True)
+            if c.state.restarting and c.id in self._containers:
+                c.state = replace(c.state, status=EXITED, restarting=False)
+                await self._save(c)
+                for fut in self._exit_waiters.pop(c.id, []):
+                    if not fut.done():
+                        fut.set_result(c)
+                await self._after_exit(c)
+        finally:
+            if self._restart_tasks.get(c.id) is asyncio.current_task():
+                self._restart_tasks.pop(c.id, None)
 
     async def _start_locked(self, c: Container) -> None:
         bundle = self.config.bundles_root / c.id
@@ -365,10 +435,13 @@ class ContainerService:
             finished_at=c.state.finished_at,
             exit_code=0,
             has_been_started=True,
+            health=c.state.health,
         )
         await self._save(c)
         self._emit(c, "start")
         live.monitor = asyncio.create_task(self._monitor(c.id, live))
+        if self.health is not None:
+            self.health.container_started(c)
 
     def _prepare_bundle_dirs(self, bundle: Path, rootfs: Path) -> None:
         bundle.mkdir(parents=True, exist_ok=True)
@@ -450,6 +523,9 @@ class ContainerService:
             no_new_privileges=any(o in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
                                   for o in c.host_config.security_opt),
             shm_size=c.host_config.shm_size or None,
+            resources=resources.to_oci(c.host_config.resources),
+            rlimits=resources.rlimits(c.host_config.resources),
+            oom_score_adj=c.host_config.resources.oom_score_adj,
         )
         return self._build_spec(inp)
 
@@ -483,16 +559,24 @@ class ContainerService:
         )
 
     async def _record_exit(
-        self, cid: str, live: _Live | None, code: int, finished_at: str, oom: bool, error: str
+        self, cid: str, live: _Live | None, code: int, finished_at: str, oom: bool, error: str,
+        *, apply_policy: bool = True,
     ) -> None:
+        """Record the end of a run; then the restart policy decides (a back-off and a restart)
+        or the container stays exited (and is auto-removed).  Without `apply_policy` (daemon
+        start) only the exit is recorded: restore() decides afterwards."""
         c = self._containers.get(cid)
         if c is None:
             return
+        if self.health is not None:
+            self.health.container_stopped(cid)
         if live is not None:
             try:
                 await live.handle.close()
             except Exception:  # noqa: BLE001
                 pass
+        run_seconds = max(0.0, time.time() - timeutil.parse_ns(c.state.started_at) / 1e9) \
+            if c.state.started_at != timeutil.ZERO_TIME else 0.0
         c.state = replace(
             c.state,
             status=EXITED,
@@ -505,15 +589,31 @@ class ContainerService:
             restarting=False,
         )
         await asyncio.to_thread(self._cleanup_run, c)
+        delay = None
+        rm = None
+        if apply_policy and not c.state.removal_in_progress:
+            rm = self._restart_manager(c)
+            # The policy as it is now: `docker update --restart` may have changed it.
+            delay = rm.next_delay(c.host_config.restart_policy, code, c.state.has_been_manually_stopped,
+                                  run_seconds)
+        if delay is not None:
+            c.restart_count += 1
+            c.state = replace(c.state, status=RESTARTING, restarting=True)
         await self._save(c)
         self._live.pop(cid, None)
         if live is not None:
             live.exited.set()
-        self._emit(c, "die", exitCode=str(code))
+        if oom:
+            self._emit(c, "oom")
+        self._emit(c, "die", exitCode=str(code), execDuration=str(int(run_seconds)))
         for fut in self._exit_waiters.pop(cid, []):
             if not fut.done():
                 fut.set_result(c)
-        await self._after_exit(c)
+        if delay is not None and rm is not None:
+            self._restart_tasks[cid] = asyncio.get_running_loop().create_task(
+                self._restart_after(c, rm, delay))
+        elif apply_policy and cid not in self._manual_restart:
+            await self._after_exit(c)
 
     def _cleanup_run(self, c: Container) -> None:
         bundle = self.config.bundles_root / c.id
@@ -523,7 +623,7 @@ class ContainerService:
             log.exception("unmounting rootfs of %s", c.id)
 
     async def _after_exit(self, c: Container) -> None:
-        if c.host_config.auto_remove and c.id in self._containers:
+        if c.host_config.auto_remove and c.id in self._containers and not c.state.removal_in_progress:
             try:
                 await self.remove(c.id, force=True, volumes=True)
             except NotFound:
@@ -541,10 +641,20 @@ class ContainerService:
         if timeout is None:
             timeout = c.config.stop_timeout if c.config.stop_timeout is not None else 10
         c.state.has_been_manually_stopped = True
+        if self._kill_cancels_restart(c, stop_sig):
+            self._restart_manager(c).cancel()
+        if c.state.restarting:
+            # In back-off: cancelling the restart is the whole stop.
+            await self._settle_restart(c.id)
+            live = self._live.get(c.id)
+            if not c.state.running or live is None:
+                self._emit(c, "stop")
+                return
         if live is None:
             raise NotModified("Container already stopped")
         try:
             await live.handle.kill(stop_sig)
+            self._emit(c, "kill", signal=str(stop_sig))    # dockerd's stop goes through kill
         except Exception:  # noqa: BLE001
             log.debug("stop signal to %s failed", c.id, exc_info=True)
         if timeout < 0:
@@ -555,6 +665,7 @@ class ContainerService:
             except asyncio.TimeoutError:
                 try:
                     await live.handle.kill(int(_signal.SIGKILL))
+                    self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
                 except Exception:  # noqa: BLE001
                     log.debug("SIGKILL to %s failed", c.id, exc_info=True)
                 await live.exited.wait()
@@ -563,65 +674,100 @@ class ContainerService:
     async def kill(self, ref: str, sig: str | None = None) -> None:
         c = self.get(ref)
         signum = parse_signal(sig) if sig else int(_signal.SIGKILL)
+        if not c.state.running:
+            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        if self._kill_cancels_restart(c, signum):
+            self._restart_manager(c).cancel()
+        c.state.has_been_manually_stopped = True
+        if c.state.restarting:
+            # Nothing to signal: the cancelled back-off leaves the container exited.
+            if signum == int(_signal.SIGKILL):
+                await self._settle_restart(c.id)
+            return
         live = self._live.get(c.id)
-        if not c.state.running or live is None:
+        if live is None:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         await live.handle.kill(signum)
         self._emit(c, "kill", signal=str(signum))
         if signum == int(_signal.SIGKILL):
-            c.state.has_been_manually_stopped = True
             await live.exited.wait()
 
     async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         c = self.get(ref)
         if c.state.running:
-            await self.stop(c.id, timeout, sig)
+            # A restart is not an exit the user wants acted on: no auto-remove in between.
+            self._manual_restart.add(c.id)
+            try:
+                await self.stop(c.id, timeout, sig)
+            finally:
+                self._manual_restart.discard(c.id)
         async with self._lock(c.id):
             if not c.state.running:
+                self._reset_restart_manager(c)
                 await self._start_locked(c)
         self._emit(c, "restart")
+
+    # ------------------------------------------- pause, update, stats (ops_resources)
+    async def pause(self, ref: str) -> None:
+        await ops_resources.pause(self, ref)
+
+    async def unpause(self, ref: str) -> None:
+        await ops_resources.unpause(self, ref)
+
+    async def update(self, ref: str, patch: dict[str, Any], restart_policy: Any = None,
+                     annotate: Any = None) -> list[str]:
+        return await ops_resources.update(self, ref, patch, restart_policy, annotate)
+
+    def stats(self, ref: str, *, stream: bool, one_shot: bool) -> Any:
+        return ops_resources.stats(self, ref, stream=stream, one_shot=one_shot)
 
     # ----------------------------------------------------------------- remove
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
         c = self.get(ref)
-        if c.state.running:
-            if not force:
-                raise Conflict(
-                    f"You cannot remove a running container {c.id}. "
-                    "Stop the container before attempting removal or force remove"
-                )
-            live = self._live.get(c.id)
-            if live is not None:
-                try:
-                    await live.handle.kill(int(_signal.SIGKILL))
-                except Exception:  # noqa: BLE001
-                    pass
-                await live.exited.wait()
-        async with self._lock(c.id):
-            if c.id not in self._containers:
-                raise no_such_container(ref)
-            if c.state.removal_in_progress:
-                raise Conflict(f"removal of container {c.id} is already in progress")
-            c.state.removal_in_progress = True
-            try:
+        # Like dockerd, the removal is claimed first: a second remove meanwhile gets a 409.
+        if c.state.removal_in_progress:
+            raise Conflict(f"removal of container {ref} is already in progress")
+        if c.state.running and not force:
+            raise Conflict(
+                f'cannot remove container "/{c.name}": container is running: '
+                "stop the container before removing or force remove"
+            )
+        c.state.removal_in_progress = True
+        try:
+            if c.state.running:
+                self._restart_manager(c).cancel()
+                if c.state.restarting:
+                    await self._settle_restart(c.id)
+                live = self._live.get(c.id)
+                if live is not None:
+                    try:
+                        await live.handle.kill(int(_signal.SIGKILL))
+                        self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
+                    except Exception:  # noqa: BLE001
+                        pass
+                    await live.exited.wait()
+            async with self._lock(c.id):
+                if c.id not in self._containers:
+                    raise no_such_container(ref)
                 await asyncio.to_thread(self._destroy_files, c)
                 await self.db.transaction(
                     lambda conn: conn.execute("DELETE FROM containers WHERE id = ?", (c.id,))
                 )
-            except BaseException:
-                c.state.removal_in_progress = False
-                raise
-            self._containers.pop(c.id, None)
-            if self._names.get(c.name) == c.id:
-                self._names.pop(c.name, None)
-            for att in self._pending_attach.pop(c.id, []):
-                att.end()
-            for fut in self._exit_waiters.pop(c.id, []):
-                if not fut.done():
-                    fut.set_result(c)
-            for fut in self._remove_waiters.pop(c.id, []):
-                if not fut.done():
-                    fut.set_result(c)
+        except BaseException:
+            c.state.removal_in_progress = False
+            raise
+        self._containers.pop(c.id, None)
+        self._restart.pop(c.id, None)
+        if self._names.get(c.name) == c.id:
+            self._names.pop(c.name, None)
+        for att in self._pending_attach.pop(c.id, []):
+            att.end()
+        for fut in self._exit_waiters.pop(c.id, []):
+            if not fut.done():
+                fut.set_result(c)
+        for fut in self._remove_waiters.pop(c.id, []):
+            if not fut.done():
+                fut.set_result(c)
         self._locks.pop(c.id, None)
         self._emit(c, "destroy")
 
@@ -742,6 +888,8 @@ class ContainerService:
                 live.handle = handle
                 self._live[c.id] = live
                 live.monitor = asyncio.create_task(self._monitor(c.id, live))
+                if self.health is not None:
+                    self.health.container_started(c, reset=False)
                 log.info("reconnected to running container %s", c.id[:12])
                 continue
             status = self.runtime.read_exit_status(bundle)
@@ -751,13 +899,51 @@ class ContainerService:
                 except Exception:  # noqa: BLE001
                     log.exception("cleaning up after the shim of %s", c.id)
                 await self._record_exit(c.id, None, 255, timeutil.now(), False,
-                                        "container's shim is gone and left no exit status")
+                                        "container's shim is gone and left no exit status",
+                                        apply_policy=False)
             else:
                 await self._record_exit(c.id, None, status.exit_code, status.finished_at,
-                                        status.oom_killed, status.error)
+                                        status.oom_killed, status.error, apply_policy=False)
+        await self._apply_policies_on_boot()
+
+    async def _apply_policies_on_boot(self) -> None:
+        """dockerd at start: stopped containers whose restart policy asks for it are started
+        (`always` even after a user stop; `unless-stopped` unless the user stopped it;
+        `on-failure` after a failure with retries left); other stopped `--rm` containers,
+        including ones that exited while the daemon was down, are removed."""
+        to_start: list[Container] = []
+        to_remove: list[Container] = []
+        for c in list(self._containers.values()):
+            if c.state.running:
+                continue
+            if should_restart_on_boot(c.host_config.restart_policy, c.state.exit_code,
+                                      c.state.has_been_manually_stopped, c.restart_count,
+                                      c.state.has_been_started):
+                to_start.append(c)
+            elif c.host_config.auto_remove:
+                to_remove.append(c)
+
+        async def boot_start(c: Container) -> None:
+            try:
+                await self.start(c.id)
+            except Exception:  # noqa: BLE001 - the error is in State.Error; carry on with the rest
+                log.warning("restarting %s at daemon start failed", c.id[:12], exc_info=True)
+
+        async def boot_remove(c: Container) -> None:
+            try:
+                await self.remove(c.id, force=True, volumes=True)
+            except Exception:  # noqa: BLE001
+                log.warning("auto-removing %s at daemon start failed", c.id[:12], exc_info=True)
+
+        await asyncio.gather(*(boot_start(c) for c in to_start), *(boot_remove(c) for c in to_remove))
 
     async def close(self) -> None:
         """Drop shim connections; containers keep running."""
+        if self.health is not None:
+            self.health.close()
+        for task in list(self._restart_tasks.values()):
+            task.cancel()   # the container stays "restarting" on disk; restore() settles it
+        self._restart_tasks.clear()
         for live in list(self._live.values()):
             if live.monitor is not None:
                 live.monitor.cancel()

@@ -49,7 +49,7 @@ def parse_mountinfo(text: str) -> tuple[dict[str, str], str | None]:
 
 
 def _write(path: str, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     try:
         os.write(fd, value.encode())
     finally:
@@ -179,9 +179,16 @@ class CgroupV1:
             limit = _int(mem.get("limit"))
             swap = _int(mem.get("swap"))
             if limit and limit > 0:
-                _write(os.path.join(md, "memory.limit_in_bytes"), str(limit))
-                if swap is not None and swap != 0 and os.path.exists(os.path.join(md, "memory.memsw.limit_in_bytes")):
-                    _write(os.path.join(md, "memory.memsw.limit_in_bytes"), str(swap))
+                memsw = os.path.join(md, "memory.memsw.limit_in_bytes")
+                ordered = [("memory.limit_in_bytes", limit)]
+                if swap is not None and swap != 0 and os.path.exists(memsw):
+                    # The kernel keeps memory <= memory+swap at every step: raising
+                    # both means memsw first, lowering both means memory first.
+                    cur = _read_int(memsw)
+                    pair = ("memory.memsw.limit_in_bytes", swap)
+                    ordered = [pair, *ordered] if (swap < 0 or (cur is not None and swap > cur)) else [*ordered, pair]
+                for name, value in ordered:
+                    _write(os.path.join(md, name), str(value))
             res = _int(mem.get("reservation"))
             if res and res > 0:
                 _write(os.path.join(md, "memory.soft_limit_in_bytes"), str(res))

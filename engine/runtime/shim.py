@@ -192,6 +192,7 @@ class Shim:
         self.execs: dict[int, Exec] = {}            # by host pid
         self.sync: socket.socket | None = None
         self.cgroup: cg.CgroupV1 | cg.CgroupV2 | None = None
+        self.frozen = False  # the freezer state we set (pause/resume)
         self.log: Any = None
         self.replay: list[tuple[int, bytes]] = []
         self.replay_size = 0
@@ -739,6 +740,14 @@ class Shim:
                 except (OSError, ValueError) as e:
                     self._fail(c, req, str(e))
                     return
+                if target == self.init_pid and self.frozen and self.cgroup is not None:
+                    # A frozen process cannot act on a signal: thaw it, as dockerd
+                    # does when it stops or kills a paused container.
+                    try:
+                        self.cgroup.freeze(False)
+                        self.frozen = False
+                    except OSError:
+                        pass
             self._reply(c, req)
         elif op == "resize":
             try:
@@ -795,9 +804,11 @@ class Shim:
         try:
             if op == "pause":
                 self.cgroup.freeze(True)
+                self.frozen = True
                 self._reply(c, req)
             elif op == "resume":
                 self.cgroup.freeze(False)
+                self.frozen = False
                 self._reply(c, req)
             elif op == "update":
                 self.cgroup.apply(req.get("resources") or {})

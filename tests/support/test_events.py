@@ -255,3 +255,21 @@ def test_filters_select_what_dockerd_selects() -> None:
         predicate = build_predicate(case["filters"])
         ours = [key(m) for m in everything if predicate(to_event(m))]
         assert ours == [key(m) for m in case["events"]], case["filters"]
+
+
+# ------------------------------------------------------------------- JSON encoding
+def test_event_json_legacy_fields_by_type_and_version() -> None:
+    from compat_server.routes.system import event_json
+    t = 1_700_000_000_123_456_789
+    c = event_json(ev(action="die", actor="cid", t=t, image="busybox", name="x", exitCode="0"), "1.41")
+    assert (c["status"], c["id"], c["from"]) == ("die", "cid", "busybox")
+    assert c["time"] == 1_700_000_000 and c["timeNano"] == t
+    img = event_json(ev("image", "tag", "sha256:abc", t=t, name="a:1"), "1.41")
+    assert (img["status"], img["id"]) == ("tag", "sha256:abc") and "from" not in img
+    prune = event_json(ev("container", "prune", "", t=t, reclaimed="0"), "1.41")
+    assert prune["status"] == "prune" and "id" not in prune and prune["Actor"]["ID"] == ""
+    net = event_json(ev("network", "create", "nid", t=t, name="n", type="bridge"), "1.41")
+    assert "status" not in net and "id" not in net
+    new = event_json(ev(action="die", actor="cid", t=t, image="busybox"), "1.52")
+    assert not {"status", "id", "from"} & set(new)
+    assert set(new) == {"Type", "Action", "Actor", "scope", "time", "timeNano"}

@@ -1,0 +1,85 @@
+"""Docker's HostConfig resource fields <-> engine ``Resources``.
+
+Create and update bodies carry the same field names; inspect shows the engine's
+values (after dockerd's adjustments and any ``docker update``) over the echoed
+HostConfig.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from engine.types import Resources
+
+from .errors import BadRequest
+
+# Docker field -> (Resources attribute, Go type for error messages)
+FIELDS: dict[str, tuple[str, str]] = {
+    "Memory": ("memory", "int64"),
+    "MemorySwap": ("memory_swap", "int64"),
+    "MemoryReservation": ("memory_reservation", "int64"),
+    "KernelMemory": ("kernel_memory", "int64"),
+    "CpuShares": ("cpu_shares", "int64"),
+    "CpuPeriod": ("cpu_period", "int64"),
+    "CpuQuota": ("cpu_quota", "int64"),
+    "NanoCpus": ("nano_cpus", "int64"),
+    "CpusetCpus": ("cpuset_cpus", "string"),
+    "CpusetMems": ("cpuset_mems", "string"),
+    "BlkioWeight": ("blkio_weight", "uint16"),
+    "PidsLimit": ("pids_limit", "int64"),
+}
+
+
+def _go_kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+def _typed(body: dict[str, Any], where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, (attr, gotype) in FIELDS.items():
+        if key not in body or body[key] is None:
+            continue
+        v = body[key]
+        ok = isinstance(v, str) if gotype == "string" else (isinstance(v, (int, float)) and not isinstance(v, bool))
+        if not ok or (gotype != "string" and float(v) != int(v)):
+            raise BadRequest(f"json: cannot unmarshal {_go_kind(v)} into Go struct field {where}.{key} of type {gotype}")
+        out[attr] = v if gotype == "string" else int(v)
+    return out
+
+
+def decode(hc: dict[str, Any], where: str = "CreateRequest.HostConfig") -> Resources:
+    vals = _typed(hc, where)
+    swappiness = hc.get("MemorySwappiness")
+    ulimits = []
+    for u in hc.get("Ulimits") or []:
+        if not isinstance(u, dict) or not u.get("Name"):
+            raise BadRequest("invalid ulimit: a ulimit needs a Name")
+        ulimits.append((str(u["Name"]), int(u.get("Soft") or 0), int(u.get("Hard") or 0)))
+    return Resources(
+        **vals,
+        memory_swappiness=int(swappiness) if isinstance(swappiness, int) and swappiness != -1 else None,
+        oom_kill_disable=bool(hc.get("OomKillDisable")),
+        oom_score_adj=int(hc.get("OomScoreAdj") or 0),
+        ulimits=tuple(ulimits),
+    )
+
+
+def decode_update(body: dict[str, Any]) -> dict[str, Any]:
+    """An update body -> the Resources attributes it sets (merge_update's input)."""
+    return _typed(body, "UpdateConfig")
+
+
+def encode_into(hc: dict[str, Any], r: Resources) -> None:
+    for key, (attr, _) in FIELDS.items():
+        hc[key] = getattr(r, attr)
+    hc["OomKillDisable"] = r.oom_kill_disable
+    hc["OomScoreAdj"] = r.oom_score_adj
+    hc["MemorySwappiness"] = r.memory_swappiness
+    hc["Ulimits"] = [{"Name": n, "Hard": h, "Soft": s} for n, s, h in r.ulimits]
