@@ -370,3 +370,12 @@ def test_exec_create_bad_bodies(daemon: Daemon, running: str, body: str, message
 def test_exec_unknown_container_is_404(daemon: Daemon) -> None:
     resp = daemon.raw("POST", "/containers/no-such-ctr/exec", body='{"Cmd": ["true"]}', headers=JSON)
     assert resp.status == 404 and resp.message == "No such container: no-such-ctr"
+
+
+def test_exec_output_of_a_fast_process_is_complete(daemon: Daemon, running: str, client) -> None:  # type: ignore[no-untyped-def]
+    """A process that writes a lot and exits at once: no byte lost, both streams, exit code kept."""
+    c = client.containers.get(running)
+    for _ in range(3):
+        result = c.exec_run(["sh", "-c", "head -c 300000 /dev/zero; echo tail >&2; exit 9"], demux=True)
+        assert result.exit_code == 9
+        assert len(result.output[0]) == 300000 and result.output[1] == b"tail\n"

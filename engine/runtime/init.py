@@ -450,8 +450,10 @@ class ExecConfig:
         stdio: tuple[int, int, int] | None = None,
         cgroup_procs: list[str] | None = None,
         seccomp: bytes = b"",
+        wait_for_go: bool = True,               # False: execve right after "ready"
     ) -> None:
         self.seccomp = seccomp
+        self.wait_for_go = wait_for_go
         self.process = process
         self.channel = channel
         self.init_pid = init_pid
@@ -529,9 +531,10 @@ def run_exec(cfg: ExecConfig, sys: S.Syscalls) -> None:
     except fs.ExecLookupError as e:
         raise InitError(e.message, e.exit_code) from None
     cfg.channel.send({"type": "ready"})
-    msg = cfg.channel.recv()
-    if not msg or msg.get("type") != "go":
-        raise _Abort()
+    if cfg.wait_for_go:
+        msg = cfg.channel.recv()
+        if not msg or msg.get("type") != "go":
+            raise _Abort()
     _exec_now(sys, exe, args, env)
 
 

@@ -857,6 +857,9 @@ class Shim:
                     process=process, channel=SocketChannel(child_sync), init_pid=self.init_pid, stdio=stdio,
                     cgroup_procs=self.cgroup.join_files() if self.cgroup else [],
                     seccomp=self.seccomp,
+                    # no "go" round trip: the pipes are ours already and the child is
+                    # reaped only after it is registered below (one wakeup less per exec)
+                    wait_for_go=False,
                 ))
             finally:
                 os._exit(128)
@@ -881,10 +884,6 @@ class Shim:
         self.execs[ex.pid] = ex
         self._watch(ex.io)
         self._reply(c, req, pid=ex.pid)
-        try:
-            parent_sync.send(json.dumps({"type": "go"}).encode())
-        except OSError:
-            pass
         parent_sync.close()
 
     def _preload_exec_code(self) -> None:
