@@ -13,7 +13,8 @@ message)::
     shim -> init   {"type": "go"}                              execve now
     init -> shim   {"type": "error", "message": str, "exit_code": int}
 
-After "go" the socket is close-on-exec: a successful execve shows up in the
+An exec (``run_exec`` with ``wait_for_go=False``) does not wait for "go": it
+execs right after "ready".  After "go" the socket is close-on-exec: a successful execve shows up in the
 shim as EOF.  Setup failures are reported with runc's wording so the engine
 can give the user dockerd's error text and exit code (127/126/128).
 """
