@@ -15,6 +15,7 @@ from engine.errors import EngineError
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
 from .routes import containers
+from .routes import container_extra
 from .routes import exec as exec_routes
 from .routes import images
 from .routes import prune as prune_routes
@@ -90,6 +91,7 @@ def build_app(engine: Any) -> ASGIApp:
         *system.routes,
         *prune_routes.routes,
         *containers.routes,
+        *container_extra.routes,
         *resource_routes.routes,
         *exec_routes.routes,
         *images.routes,

@@ -43,6 +43,12 @@ HOST_CONFIG_TYPES: dict[str, str] = {
     "Dns": _STRLIST, "DnsSearch": _STRLIST, "DnsOptions": _STRLIST, "ShmSize": _INT, "Memory": _INT,
     "RestartPolicy": _OBJ, "LogConfig": _OBJ, "Binds": _STRLIST, "Runtime": _STR, "ConsoleSize": "[2]uint",
 }
+# security and namespace options
+HOST_CONFIG_TYPES.update({
+    "IpcMode": _STR, "PidMode": _STR, "UTSMode": _STR, "UsernsMode": _STR, "GroupAdd": _STRLIST,
+    "DeviceCgroupRules": _STRLIST, "Sysctls": _MAP, "Init": _BOOL, "MaskedPaths": _STRLIST,
+    "ReadonlyPaths": _STRLIST,
+})
 
 
 def _go_kind(value: Any) -> str:
@@ -227,6 +233,18 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         dns=tuple(hc_in.get("Dns") or ()),
         dns_search=tuple(hc_in.get("DnsSearch") or ()),
         dns_options=tuple(hc_in.get("DnsOptions") or ()),
+        devices=tuple((str(d.get("PathOnHost") or ""), str(d.get("PathInContainer") or ""),
+                       str(d.get("CgroupPermissions") or "")) for d in hc_in.get("Devices") or () if isinstance(d, dict)),
+        device_cgroup_rules=tuple(hc_in.get("DeviceCgroupRules") or ()),
+        group_add=tuple(hc_in.get("GroupAdd") or ()),
+        ipc_mode=hc_in.get("IpcMode") or "",
+        pid_mode=hc_in.get("PidMode") or "",
+        uts_mode=hc_in.get("UTSMode") or "",
+        userns_mode=hc_in.get("UsernsMode") or "",
+        sysctls=dict(hc_in.get("Sysctls") or {}),
+        # the CLI sends [] for --security-opt systempaths=unconfined
+        masked_paths=tuple(hc_in["MaskedPaths"]) if isinstance(hc_in.get("MaskedPaths"), list) else None,
+        readonly_paths=tuple(hc_in["ReadonlyPaths"]) if isinstance(hc_in.get("ReadonlyPaths"), list) else None,
         resources=resources_codec.decode(hc_in),
     )
     annotations = {"HostConfig": full_hc, "NetworkingConfig": body.get("NetworkingConfig")}

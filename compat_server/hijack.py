@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.errors import EngineError, InvalidParameter
 
-from . import versions
+from . import versions, wsattach
 from .errors import error_body, message_for, status_for
 from .routes.containers import mux_frame
 
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 _ATTACH = re.compile(r"^(?:/v(?P<v>[0-9]+\.[0-9]+))?/containers/(?P<id>[^/]+)/attach$")
 _EXEC = re.compile(r"^(?:/v(?P<v>[0-9]+\.[0-9]+))?/exec/(?P<id>[^/]+)/start$")
+_ATTACH_WS = re.compile(r"^(?:/v(?P<v>[0-9]+\.[0-9]+))?/containers/(?P<id>[^/]+)/attach/ws$")
 
 RAW = "application/vnd.docker.raw-stream"
 MUX = "application/vnd.docker.multiplexed-stream"
@@ -57,6 +58,15 @@ class HijackHandlers:
             await conn.close()
 
     async def _dispatch(self, req: Any, conn: Any) -> None:
+        ws = _ATTACH_WS.match(req.path)
+        if ws is not None and req.method == "GET":
+            version = ws.group("v") or versions.DEFAULT_API_VERSION
+            problem = versions.check(version)
+            if problem:
+                await conn.send_response(400, [("Content-Type", "application/json")], error_body(problem))
+                return
+            await wsattach.serve(self.engine, req, conn, ws.group("id"), version)
+            return
         m = _ATTACH.match(req.path)
         kind = "attach"
         if m is None:

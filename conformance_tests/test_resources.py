@@ -193,3 +193,14 @@ def test_update_errors(daemon: Daemon, busybox: str, name: str) -> None:
     ok(daemon.cli("run", "-d", "--rm", "--name", name, BUSYBOX, "sleep", "1000"))
     err = _fail(daemon.cli("update", "--restart", "always", name))
     assert "Restart policy cannot be updated because AutoRemove is enabled for the container" in err
+
+
+def test_paused_container_survives_daemon_restart(daemon: Daemon, busybox: str, name: str) -> None:
+    daemon.require_private()
+    ok(daemon.cli("run", "-d", "--name", name, BUSYBOX, "sleep", "1000"))
+    ok(daemon.cli("pause", name))
+    daemon.restart(kill9=True)
+    state = inspect(daemon, name)["State"]
+    assert (state["Status"], state["Paused"]) == ("paused", True)
+    ok(daemon.cli("unpause", name))
+    assert ok(daemon.cli("exec", name, "echo", "thawed")) == "thawed\n"

@@ -110,6 +110,21 @@ def test_unknown_user_fails(daemon: Daemon, busybox: str) -> None:
     assert "unable to find user nosuchuser" in proc.stderr
 
 
+@pytest.mark.parametrize("rm", [[], ["--rm"]])
+def test_missing_command_reports_the_start_error_once(daemon: Daemon, busybox: str, rm: list[str]) -> None:
+    proc = daemon.cli("run", *rm, BUSYBOX, "nosuchcmd")
+    assert proc.returncode == 127
+    assert 'exec: "nosuchcmd": executable file not found in $PATH' in proc.stderr
+    # the wait ends without an error of its own (the CLI would log "Error waiting for container")
+    assert "Error waiting for container" not in proc.stderr, proc.stderr
+
+
+def test_wait_response_shape(daemon: Daemon, busybox: str, name: str) -> None:
+    assert daemon.cli("run", "--name", name, BUSYBOX, "sh", "-c", "exit 3").returncode == 3
+    resp = daemon.raw("POST", f"/containers/{name}/wait")
+    assert resp.status == 200 and resp.json() == {"Error": None, "StatusCode": 3}
+
+
 def test_hostname_defaults_to_short_id_and_env_has_path(daemon: Daemon, busybox: str, name: str) -> None:
     proc = daemon.cli("run", "--name", name, BUSYBOX, "sh", "-c", 'hostname; echo "$HOSTNAME"; echo "$PATH"; echo $$')
     lines = ok(proc).splitlines()
@@ -160,7 +175,6 @@ def test_container_sees_its_own_rootfs(daemon: Daemon, busybox: str) -> None:
     assert "/proc/self" in out and "tmp" in out
 
 
-@pytest.mark.pydockerd_missing("docker diff (issue 3)")
 def test_created_container_writes_are_isolated(daemon: Daemon, busybox: str, name: str) -> None:
     ok(daemon.cli("run", "--name", name, BUSYBOX, "sh", "-c", "echo data > /root/f"))
     out = ok(daemon.cli("run", "--rm", BUSYBOX, "sh", "-c", "ls /root"))

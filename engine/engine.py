@@ -26,6 +26,7 @@ from .oci.spec import SpecInput, build_spec
 from .oci.user import resolve_user
 from .runtime.client import ShimRuntime
 from .snapshots import make_snapshotter
+from .snapshots.mount import is_mounted
 from .state import Database
 from .system import HostFacts, daemon_id, host_facts
 from .types import Container
@@ -198,7 +199,8 @@ class _RootfsImages:
         self._snapshotter.mount_all(self._snapshotter.mounts(key), str(target))
 
     def unmount_rootfs(self, key: str, target: Path) -> None:
-        if os.path.ismount(target):
+        # By the mount table too: a bind mount (vfs) is invisible to os.path.ismount.
+        if os.path.ismount(target) or is_mounted(str(target)):
             self._snapshotter.unmount(str(target))
 
 

@@ -124,6 +124,17 @@ class HostConfig:
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
+    # Security and namespace options (engine/oci/hostopts.py turns them into the spec).
+    devices: tuple[tuple[str, str, str], ...] = ()   # (PathOnHost, PathInContainer, CgroupPermissions)
+    device_cgroup_rules: tuple[str, ...] = ()
+    group_add: tuple[str, ...] = ()
+    ipc_mode: str = ""
+    pid_mode: str = ""
+    uts_mode: str = ""
+    userns_mode: str = ""
+    sysctls: dict[str, str] = field(default_factory=dict)
+    masked_paths: tuple[str, ...] | None = None      # None = dockerd's defaults
+    readonly_paths: tuple[str, ...] | None = None
     resources: Resources = Resources()
 
 
@@ -226,6 +237,12 @@ def container_from_jsonable(data: dict[str, Any]) -> Container:
     hc_data["console_size"] = tuple(hc_data.get("console_size") or (0, 0))
     for key in ("cap_add", "cap_drop", "security_opt", "extra_hosts", "dns", "dns_search", "dns_options"):
         hc_data[key] = tuple(hc_data.get(key) or ())
+    hc_data["devices"] = tuple(tuple(d) for d in hc_data.get("devices") or ())
+    for key in ("device_cgroup_rules", "group_add"):
+        hc_data[key] = tuple(hc_data.get(key) or ())
+    for key in ("masked_paths", "readonly_paths"):
+        if hc_data.get(key) is not None:
+            hc_data[key] = tuple(hc_data[key])
     res = dict(hc_data.get("resources") or {})
     res["ulimits"] = tuple(tuple(u) for u in res.get("ulimits") or ())
     hc_data["resources"] = Resources(**res)

@@ -13,7 +13,8 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # Runtime needs of the engine: nothing beyond Python and the kernel today;
 # libseccomp2 and iptables are used as soon as seccomp and port publishing land.
-apt-get install -y -qq --no-install-recommends libseccomp2 iptables ca-certificates >/dev/null
+# tini: its static build is bind-mounted as /sbin/docker-init for `docker run --init`.
+apt-get install -y -qq --no-install-recommends libseccomp2 iptables ca-certificates tini >/dev/null
 
 python3 -m pip install --quiet .
 

@@ -17,6 +17,8 @@ from .inbox import Inbox
 from .stream import Stream
 
 HIJACK_PATH = re.compile(r"^(/v[0-9.]+)?/(containers/[^/]+/attach|exec/[^/]+/start)$")
+# GET routes that take over the connection: attach over a websocket.
+WEBSOCKET_PATH = re.compile(r"^(/v[0-9.]+)?/containers/[^/]+/attach/ws$")
 
 # How long start_upgrade/start_stream wait for the client to take the response
 # head before any stream byte goes out (docker-py loses stream bytes that reach
@@ -27,6 +29,8 @@ DRAIN_LIMIT_TCP = 0.05
 
 
 def is_hijack_route(method: str, path: str, pattern: re.Pattern[str] = HIJACK_PATH) -> bool:
+    if method == "GET" and WEBSOCKET_PATH.match(path) is not None:
+        return True
     return method == "POST" and pattern.match(path) is not None
 
 
@@ -85,6 +89,13 @@ class HijackConn:
         self._claim_response()
         headers = [("Content-Type", content_type), ("Connection", "Upgrade"), ("Upgrade", protocol)]
         await self._write_quietly(_head(101, "UPGRADED", headers))
+        await self._drain()
+
+    async def start_websocket(self, accept: str) -> None:
+        """The ``101 Switching Protocols`` head of a websocket handshake (RFC 6455)."""
+        self._claim_response()
+        headers = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)]
+        await self._write_quietly(_head(101, "Switching Protocols", headers))
         await self._drain()
 
     async def start_stream(self, content_type: str) -> None:

@@ -5,6 +5,7 @@ import asyncio
 import re
 import struct
 from typing import Any, AsyncIterator
+from urllib.parse import quote_plus
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -121,10 +122,10 @@ async def wait(request: Request) -> Response:
         except asyncio.CancelledError:
             engine.containers.cancel_wait(fut)
             raise
-        out: dict[str, Any] = {"StatusCode": c.state.exit_code}
-        if c.state.error:
-            out["Error"] = {"Message": c.state.error}
-        yield dumps(out)
+        # dockerd always sends Error (null unless the container holds a start
+        # error); a "removed" wait reports no error.
+        err = c.state.error if condition != "removed" else ""
+        yield dumps({"Error": {"Message": err} if err else None, "StatusCode": c.state.exit_code})
 
     return StreamingResponse(body(), media_type="application/json")
 
@@ -167,8 +168,10 @@ async def logs(request: Request) -> Response:
             if entry.stream == "stderr" and not stderr:
                 continue
             data = entry.data
-            if details and getattr(entry, "attrs", None):
-                data = (",".join(f"{k}={v}" for k, v in entry.attrs.items()) + " ").encode() + data
+            if details:
+                # dockerd: sorted key=QueryEscape(value) pairs and a space, even when there are none.
+                attrs = getattr(entry, "attrs", None) or {}
+                data = (",".join(f"{k}={quote_plus(v)}" for k, v in sorted(attrs.items())) + " ").encode() + data
             if timestamps:
                 data = _log_timestamp(entry.time_ns).encode() + b" " + data
             if tty:

@@ -11,7 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from engine import timeutil
-from engine.errors import EngineError, NotImplementedYet
+from engine.errors import EngineError, NotFound, NotImplementedYet
 
 from .. import versions
 from ..errors import BadRequest, message_for
@@ -262,9 +262,18 @@ async def history(request: Request) -> Response:
             "Comment": h.get("comment", ""),
         })
     out.reverse()
-    if out:
-        out[0]["Id"] = image.id
-        out[0]["Tags"] = list(image.repo_tags) or None
+    # Like dockerd: rows take the IDs (and tags) of the image and then its local
+    # parent chain (commits and builds record a parent), newest first.
+    hist_img: Any = image
+    for row in out:
+        row["Id"] = hist_img.id
+        row["Tags"] = list(hist_img.repo_tags) or None
+        if not hist_img.parent:
+            break
+        try:
+            hist_img = await asyncio.to_thread(engine.images.get, hist_img.parent)
+        except NotFound:
+            break
     return docker_json(out)
 
 

@@ -178,7 +178,8 @@ async def info(request: Request) -> Response:
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
-        "SecurityOptions": ["name=cgroupns"] if facts.cgroup_version == "2" else [],
+        # seccomp: the built-in default profile (engine/oci/seccomp.py), as newer dockerd names it
+        "SecurityOptions": ["name=seccomp,profile=builtin"] + (["name=cgroupns"] if facts.cgroup_version == "2" else []),
         "CDISpecDirs": [],
         "Warnings": engine.warnings(),
     }

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -155,7 +154,7 @@ class ExecService:
             if inst.working_dir and not inst.working_dir.startswith("/"):
                 raise EngineError("OCI runtime exec failed: exec failed: Cwd must be an absolute path: unknown")
             bundle = self.containers.config.bundles_root / c.id
-            uid, gid, groups, home, caps, no_new_privs = await asyncio.to_thread(self._prepare, bundle, inst.user)
+            uid, gid, groups, home, sec = await asyncio.to_thread(self._prepare, c, bundle, inst.user)
             env = [f"PATH={files.DEFAULT_PATH}", f"HOSTNAME={c.config.hostname}"]
             if inst.tty:
                 env.append("TERM=xterm")
@@ -163,11 +162,13 @@ class ExecService:
             env = files.merge_env(env, [e for e in inst.env if "=" in e])
             if not any(e.startswith("HOME=") for e in env):
                 env.append(f"HOME={home}")
+            # the container's capabilities, no_new_privs and --group-add apply to its execs too
             session = await live.handle.exec(
                 inst.id, args=inst.args, env=env, cwd=inst.working_dir or c.config.working_dir or "/",
-                uid=uid, gid=gid, additional_gids=list(groups), tty=inst.tty, open_stdin=inst.open_stdin,
-                console_size=console_size or inst.console_size, privileged=inst.privileged,
-                capabilities=caps, no_new_privileges=no_new_privs,
+                uid=uid, gid=gid, additional_gids=list(groups) + [g for g in sec["extra_gids"] if g not in groups],
+                tty=inst.tty, open_stdin=inst.open_stdin,
+                console_size=console_size or inst.console_size, privileged=inst.privileged or c.host_config.privileged,
+                capabilities=sec["capabilities"], no_new_privileges=sec["no_new_privileges"],
             )
         except Exception:
             inst.running = False
@@ -184,19 +185,10 @@ class ExecService:
             asyncio.get_running_loop().create_task(self.complete(inst))
         return session
 
-    def _prepare(self, bundle: Path, user: str) -> tuple[int, int, list[int], str, list[str] | None, bool]:
-        """User lookup in the rootfs, and the container's own capability set and
-        no-new-privileges flag (an exec gets what the container's process got, as with runc)."""
+    def _prepare(self, c: Any, bundle: Path, user: str) -> tuple[int, int, list[int], str, dict[str, Any]]:
+        """User lookup in the rootfs and the container's security options (one thread hop)."""
         uid, gid, groups, home = self.containers._resolve(bundle / "rootfs", user)
-        caps: list[str] | None = None
-        no_new_privs = False
-        try:
-            process = json.loads((bundle / "config.json").read_bytes()).get("process") or {}
-            caps = list((process.get("capabilities") or {}).get("bounding") or [])
-            no_new_privs = bool(process.get("noNewPrivileges"))
-        except (OSError, ValueError):
-            pass
-        return uid, gid, list(groups), home, caps, no_new_privs
+        return uid, gid, list(groups), home, _exec_security(c, bundle / "rootfs")
 
     async def complete(self, inst: ExecInstance) -> None:
         """Collect the exit status (after the output has been read: wait() drains it)."""
@@ -221,6 +213,24 @@ class ExecService:
         if inst.session is None or not inst.running:
             raise Conflict(f"Exec {exec_id} is not running")
         await inst.session.resize(height, width)
+
+
+def _exec_security(c: Any, rootfs: Path) -> dict[str, Any]:
+    from ..oci import hostopts
+
+    group_text = ""
+    if c.host_config.group_add:
+        try:
+            group_text = _read_group_file(rootfs)
+        except OSError:
+            pass
+    return hostopts.exec_options(c.host_config, group_text)
+
+
+def _read_group_file(rootfs: Path) -> str:
+    from .service import _read_in_root
+
+    return _read_in_root(rootfs, "etc/group")
 
 
 def _event_command(cmd: list[str]) -> str:

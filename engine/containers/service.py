@@ -51,6 +51,8 @@ from . import health as health_checks
 from .restart import RestartManager, should_restart_on_boot
 from .signals import parse_signal
 from ..logs.options import parse_log_opts, validate_log_opts
+from ..logs.tag import container_attrs
+from ..oci import hostopts
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,16 @@ class ContainerService:
             lock = self._locks[cid] = asyncio.Lock()
         return lock
 
+    # For top, commit and export (engine/containers/{top,commit,export}.py).
+    def runtime_handle(self, c: Container) -> Any:
+        """The running container's ShimHandle, or None."""
+        live = self._live.get(c.id)
+        return live.handle if live is not None else None
+
+    def lifecycle_lock(self, c: Container) -> asyncio.Lock:
+        """The lock start/stop/remove hold for this container."""
+        return self._lock(c.id)
+
     # ------------------------------------------------------------ persistence
     async def _save(self, c: Container) -> None:
         data = json.dumps(to_jsonable(c))
@@ -204,6 +216,7 @@ class ContainerService:
         self._check_host_config(host_config)
         limits, warnings = resources.validate(resources.normalize(host_config.resources), resources.HostLimits.probe())
         host_config = replace(host_config, resources=limits)
+        hostopts.check_create(host_config, bool(config.hostname), self._peer)
 
         cid = self._new_id()
         validate_log_opts(host_config.log_config.config)
@@ -314,6 +327,7 @@ class ContainerService:
             pass
         except Exception:  # noqa: BLE001 - keep removing what can be removed
             log.exception("removing rootfs of %s", c.id)
+        hostopts.release_shm(str(self.config.containers_root / c.id))
         shutil.rmtree(self.config.containers_root / c.id, ignore_errors=True)
         shutil.rmtree(self.config.bundles_root / c.id, ignore_errors=True)
 
@@ -397,6 +411,9 @@ class ContainerService:
                 files.write_atomic, bundle / "config.json", json.dumps(spec).encode()
             )
             log_opts = parse_log_opts(c.host_config.log_config.config)
+            log_attrs = container_attrs(c.host_config.log_config.config, c.config.labels, c.config.env,
+                                        container_id=c.id, name=c.name, image_id=c.image_id,
+                                        image_name=c.config.image)
             handle = await self.runtime.create(
                 c.id,
                 bundle,
@@ -407,6 +424,7 @@ class ContainerService:
                 console_size=c.host_config.console_size if any(c.host_config.console_size) else None,
                 log_max_size=log_opts.max_size,
                 log_max_files=log_opts.max_files,
+                log_attrs=log_attrs or None,
             )
         except EngineError as err:
             await self._failed_start(c, err, mounted, bundle)
@@ -465,9 +483,8 @@ class ContainerService:
                 log.exception("unmounting rootfs of %s", c.id)
         for att in self._pending_attach.pop(c.id, []):
             att.end()
-        for fut in self._exit_waiters.pop(c.id, []):
-            if not fut.done():
-                fut.set_result(c)
+        # "next-exit" waiters stay pending, as with dockerd: the container never
+        # ran, so it has not exited (`docker run` reports the start error itself).
         # We still hold this container's lock: auto-remove once start() has let go.
         asyncio.get_running_loop().create_task(self._after_exit(c))
 
@@ -502,13 +519,18 @@ class ContainerService:
             ("/etc/hostname", "bind", str(cdir / "hostname"), ("rbind", "rprivate")),
             ("/etc/hosts", "bind", str(cdir / "hosts"), ("rbind", "rprivate")),
         ]
+        try:
+            group_text = _read_in_root(rootfs, "etc/group") if c.host_config.group_add else ""
+        except OSError:
+            group_text = ""
+        sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text, str(cdir))
         inp = self._spec_input(
             container_id=c.id,
             hostname=cfg.hostname,
             domainname=cfg.domainname,
             rootfs=str(rootfs),
             readonly_rootfs=c.host_config.readonly_rootfs,
-            args=[c.path, *c.args],
+            args=sec.pop("args", [c.path, *c.args]),
             env=env,
             cwd=cfg.working_dir or "/",
             uid=uid,
@@ -520,14 +542,19 @@ class ContainerService:
             privileged=c.host_config.privileged,
             cap_add=tuple(c.host_config.cap_add),
             cap_drop=tuple(c.host_config.cap_drop),
-            no_new_privileges=any(o in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
-                                  for o in c.host_config.security_opt),
             shm_size=c.host_config.shm_size or None,
             resources=resources.to_oci(c.host_config.resources),
             rlimits=resources.rlimits(c.host_config.resources),
             oom_score_adj=c.host_config.resources.oom_score_adj,
+            **sec,
         )
         return self._build_spec(inp)
+
+    def _peer(self, ref: str) -> hostopts.Peer:
+        """A container named in --ipc/--pid container:<ref>."""
+        other = self.get(ref)
+        return hostopts.Peer(other.id, other.state.pid if other.state.running else 0, other.host_config.ipc_mode,
+                             str(self.config.containers_root / other.id))
 
     def _resolve(self, rootfs: Path, user: str) -> tuple[int, int, tuple[int, ...], str]:
         uid, gid, groups = self._resolve_user(rootfs, user)
@@ -621,6 +648,7 @@ class ContainerService:
             self.images.unmount_rootfs(c.id, bundle / "rootfs")
         except Exception:  # noqa: BLE001
             log.exception("unmounting rootfs of %s", c.id)
+        hostopts.release_shm(str(self.config.containers_root / c.id))
 
     async def _after_exit(self, c: Container) -> None:
         if c.host_config.auto_remove and c.id in self._containers and not c.state.removal_in_progress:

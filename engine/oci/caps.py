@@ -74,6 +74,29 @@ def normalize(name: str) -> str:
     return up if up.startswith("CAP_") else "CAP_" + up
 
 
+def tweak(base: list[str] | tuple[str, ...], cap_add: list[str] | tuple[str, ...],
+          cap_drop: list[str] | tuple[str, ...]) -> list[str]:
+    """dockerd's --cap-add/--cap-drop rules: "ALL" added = every capability but the
+    dropped ones; "ALL" dropped = only the added ones; otherwise drop, then add
+    (so `--cap-drop X --cap-add X` keeps X)."""
+    everything = sorted(CAPABILITIES, key=CAPABILITIES.__getitem__)
+    adds = [normalize(c) for c in cap_add]
+    drops = [normalize(c) for c in cap_drop]
+    if "CAP_ALL" in adds:
+        return [c for c in everything if c not in drops]
+    if "CAP_ALL" in drops:
+        out: list[str] = []
+        for c in adds:
+            if c not in out:
+                out.append(c)
+        return out
+    out = [c for c in (normalize(b) for b in base) if c not in drops]
+    for c in adds:
+        if c not in out:
+            out.append(c)
+    return out
+
+
 def to_mask(names: list[str] | tuple[str, ...] | None) -> int:
     """Capability names -> bit mask; unknown names are ignored (newer than this kernel table)."""
     mask = 0

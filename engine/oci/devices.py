@@ -42,6 +42,30 @@ def device_from_path(host_path: str, container_path: str = "", permissions: str 
     }
 
 
+def devices_from_path(host_path: str, container_path: str = "", permissions: str = "rwm") -> list[dict[str, Any]]:
+    """--device: one node, or every node under a directory (mapped below ``container_path``)."""
+    container_path = container_path or host_path
+    try:
+        resolved = os.path.realpath(host_path, strict=True)
+    except OSError:
+        resolved = host_path  # device_from_path reports the error in dockerd's words
+    if not os.path.isdir(resolved):
+        dev = device_from_path(resolved, container_path, permissions)
+        return [dev]
+    out: list[dict[str, Any]] = []
+    for dirpath, _dirnames, filenames in os.walk(resolved):
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                continue
+            try:
+                out.append(device_from_path(path, os.path.join(container_path, os.path.relpath(path, resolved)),
+                                            permissions))
+            except InvalidParameter:
+                continue  # not a device node: skipped, as with dockerd
+    return out
+
+
 def host_devices(root: str = "/dev") -> list[dict[str, Any]]:
     """Every device node under /dev (what --privileged exposes)."""
     out: list[dict[str, Any]] = []

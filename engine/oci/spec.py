@@ -9,14 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES, normalize
+from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES, tweak
 from engine.oci.seccomp import default_profile
 
 OCI_VERSION = "1.0.2-dev"
 
+# Newer Docker's list (20.10 lacks /proc/interrupts and /sys/devices/virtual/powercap).
 DEFAULT_MASKED_PATHS: tuple[str, ...] = (
     "/proc/asound",
     "/proc/acpi",
+    "/proc/interrupts",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",
@@ -25,6 +27,7 @@ DEFAULT_MASKED_PATHS: tuple[str, ...] = (
     "/proc/sched_debug",
     "/proc/scsi",
     "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 )
 
 DEFAULT_READONLY_PATHS: tuple[str, ...] = (
@@ -88,23 +91,21 @@ class SpecInput:
     oom_score_adj: int = 0
     seccomp: bool = True                          # False = --security-opt seccomp=unconfined
     seccomp_profile: dict[str, Any] | None = None  # a custom OCI linux.seccomp; None = our default
+    # security and namespace options (engine/oci/hostopts.py)
+    ns_overrides: tuple[tuple[str, str], ...] = ()  # (type, path to join); path "" = share the host's
+    shm_source: str | None = None                 # None = a private tmpfs; "" = no /dev/shm; else bind it
+    extra_sysctls: dict[str, str] = field(default_factory=dict)  # on top of the defaults
+    device_rules: tuple[dict[str, Any], ...] = ()  # extra cgroup device rules (--device-cgroup-rule)
+    extra_gids: tuple[int, ...] = ()              # --group-add
+    init_binary: str = ""                         # --init: host path of docker-init, mounted read-only
+    writable_cgroups: bool | None = None          # --security-opt writable-cgroups=...; None = privileged
 
 
 def _caps(inp: SpecInput) -> list[str]:
     if inp.privileged:
         return sorted(CAPABILITIES, key=CAPABILITIES.__getitem__)
     base = list(inp.capabilities) if inp.capabilities is not None else list(DEFAULT_CAPABILITIES)
-    base = [normalize(c) for c in base]
-    adds = [normalize(c) for c in inp.cap_add]
-    drops = [normalize(c) for c in inp.cap_drop]
-    if "CAP_ALL" in drops:
-        base = []
-    if "CAP_ALL" in adds:
-        base = sorted(CAPABILITIES, key=CAPABILITIES.__getitem__)
-    for c in adds:
-        if c != "CAP_ALL" and c not in base:
-            base.append(c)
-    return [c for c in base if c not in drops]
+    return tweak(base, inp.cap_add, inp.cap_drop)
 
 
 def _rlimit_name(name: str) -> str:
@@ -127,7 +128,8 @@ _DEFAULT_DEVICE_RULES: list[dict[str, Any]] = [
 def _standard_mounts(inp: SpecInput) -> list[dict[str, Any]]:
     shm = inp.shm_size if inp.shm_size else DEFAULT_SHM_SIZE
     sys_opts = ["nosuid", "noexec", "nodev"] + ([] if inp.privileged else ["ro"])
-    cg_opts = (["rw"] if inp.privileged else ["ro"]) + ["nosuid", "noexec", "nodev"]
+    cg_rw = inp.privileged if inp.writable_cgroups is None else inp.writable_cgroups
+    cg_opts = (["rw"] if cg_rw else ["ro"]) + ["nosuid", "noexec", "nodev"]
     return [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -137,9 +139,17 @@ def _standard_mounts(inp: SpecInput) -> list[dict[str, Any]]:
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_opts},
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": cg_opts},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]},
+        *_shm_mount(inp, shm),
     ]
+
+
+def _shm_mount(inp: SpecInput, size: int) -> list[dict[str, Any]]:
+    if inp.shm_source is None:
+        return [{"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                 "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={size}"]}]
+    if inp.shm_source == "":
+        return []  # --ipc none
+    return [{"destination": "/dev/shm", "type": "bind", "source": inp.shm_source, "options": ["rbind", "rprivate"]}]
 
 
 def build_spec(inp: SpecInput) -> dict[str, Any]:
@@ -153,8 +163,9 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
         capabilities["permitted"] = list(caps)
 
     user: dict[str, Any] = {"uid": inp.uid, "gid": inp.gid}
-    if inp.additional_gids:
-        user["additionalGids"] = list(inp.additional_gids)
+    gids = list(inp.additional_gids) + [g for g in inp.extra_gids if g not in inp.additional_gids]
+    if gids:
+        user["additionalGids"] = gids
 
     process: dict[str, Any] = {
         "user": user,
@@ -177,18 +188,24 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
     mounts = [m for m in _standard_mounts(inp) if m["destination"] not in extra_dests]
     for dest, typ, src, opts in inp.extra_mounts:
         mounts.append({"destination": dest, "type": typ, "source": src, "options": list(opts)})
+    if inp.init_binary:
+        mounts.append({"destination": "/sbin/docker-init", "type": "bind", "source": inp.init_binary,
+                       "options": ["bind", "ro"]})
 
     root: dict[str, Any] = {"path": inp.rootfs}
     if inp.readonly_rootfs:
         root["readonly"] = True
 
-    ns_types = {t for t, _ in inp.namespaces}
-    namespaces = [{"type": t, "path": p} if p else {"type": t} for t, p in inp.namespaces]
+    overrides = dict(inp.ns_overrides)
+    ns_list = [(t, overrides.get(t, p)) for t, p in inp.namespaces if overrides.get(t) != ""]
+    ns_types = {t for t, _ in ns_list}
+    namespaces = [{"type": t, "path": p} if p else {"type": t} for t, p in ns_list]
 
     if inp.sysctls is not None:
         sysctl = dict(inp.sysctls)
     else:
         sysctl = dict(DEFAULT_NET_SYSCTLS) if "network" in ns_types else {}
+    sysctl.update(inp.extra_sysctls)
 
     resources: dict[str, Any] = {
         "devices": [{"allow": True, "access": "rwm"}] if inp.privileged else [dict(d) for d in _DEFAULT_DEVICE_RULES],
@@ -200,6 +217,7 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
         for d in inp.devices:
             resources["devices"].append({"allow": True, "type": d.get("type", "c"), "major": d.get("major"),
                                          "minor": d.get("minor"), "access": d.get("access", "rwm")})
+        resources["devices"].extend(dict(r) for r in inp.device_rules)
     for key, value in (inp.resources or {}).items():
         if isinstance(value, dict) and isinstance(resources.get(key), dict):
             resources[key] = {**resources[key], **value}
@@ -231,7 +249,7 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
         "ociVersion": OCI_VERSION,
         "process": process,
         "root": root,
-        "hostname": inp.hostname,
+        "hostname": inp.hostname if overrides.get("uts") != "" else "",  # --uts=host: the host's name
     }
     if inp.domainname:
         spec["domainname"] = inp.domainname

@@ -439,6 +439,7 @@ class ShimRuntime:
         console_size: tuple[int, int] | None = None,
         log_max_size: int | None = None,
         log_max_files: int = 1,
+        log_attrs: dict[str, str] | None = None,
     ) -> ShimHandle:
         """Start the container's shim; returns when the init waits for ``start``.
 
@@ -455,6 +456,7 @@ class ShimRuntime:
             "console_size": list(console_size) if console_size else None,
             "log_max_size": log_max_size,
             "log_max_files": log_max_files,
+            "log_attrs": log_attrs,
         }
         report = await asyncio.to_thread(self._spawn, bundle, opts)
         if not report.get("ok"):

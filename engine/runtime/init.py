@@ -146,18 +146,20 @@ def run_init(cfg: InitConfig, sys: S.Syscalls) -> None:
     # 4. Sysctls resolve against the writer's namespaces, so the host's /proc works here;
     #    one outside the container's own namespaces would change the host: refuse it.
     for key, value in (linux.get("sysctl") or {}).items():
-        if not _sysctl_namespaced(key, namespaces):
-            raise InitError(f"sysctl {key!r} is not in a separate kernel namespace")
+        refused = _sysctl_refused(key, namespaces)
+        if refused:
+            raise InitError(refused)
         _step(f"setting sysctl {key}", sys.write_file, "/proc/sys/" + key.replace(".", "/"), value)
 
     # 5. Root file system, standard mounts, devices, then pivot_root.
     if "mount" in namespaces:
         _setup_rootfs(cfg, sys, rootfs, tty)
         _pivot_root(sys, rootfs)
-        for path in linux.get("maskedPaths") or []:
-            _mask_path(sys, path)
+        # runc's order: read-only paths, then masked ones
         for path in linux.get("readonlyPaths") or []:
             _readonly_path(sys, path)
+        for path in linux.get("maskedPaths") or []:
+            _mask_path(sys, path)
         if (spec.get("root") or {}).get("readonly"):
             _step("remounting rootfs read-only", sys.mount, None, "/", None,
                   S.MS_BIND | S.MS_REMOUNT | S.MS_RDONLY | sys.statvfs_flags("/"), None)
@@ -191,10 +193,12 @@ def run_init(cfg: InitConfig, sys: S.Syscalls) -> None:
     if not sys.exists(cwd):
         _step(f"creating working directory {cwd}", fs.mkdir_all, sys, cwd, 0o755)
 
-    # 10. Identity and capabilities.
-    if cfg.seccomp:
-        # before dropping CAP_SYS_ADMIN (needed without no_new_privs); the calls left
-        # (setgroups, setresuid, capset, prctl, chdir, execve) are never filtered
+    # 10. Identity and capabilities.  Seccomp like runc: without no_new_privs the filter
+    #     goes in while we still hold CAP_SYS_ADMIN (the calls left - setgroups, setresuid,
+    #     capset, prctl, chdir, the sync with the shim, execve - must then be allowed);
+    #     with it, right before execve, so a strict profile only has to allow execve.
+    late_seccomp = bool(process.get("noNewPrivileges"))
+    if cfg.seccomp and not late_seccomp:
         _step("installing the seccomp filter", sys.seccomp_filter, cfg.seccomp)
     user = process.get("user") or {}
     _switch_user(sys, int(user.get("uid", 0)), int(user.get("gid", 0)),
@@ -225,7 +229,7 @@ def run_init(cfg: InitConfig, sys: S.Syscalls) -> None:
     msg = cfg.channel.recv()
     if not msg or msg.get("type") != "go":
         raise _Abort()
-    _exec_now(sys, exe, args, env)
+    _exec_now(sys, exe, args, env, cfg.seccomp if late_seccomp else b"")
 
 
 class ExecFailed(Exception):
@@ -237,15 +241,19 @@ class ExecFailed(Exception):
         self.err = err
 
 
-def _sysctl_namespaced(key: str, namespaces: dict[str, str | None]) -> bool:
+def _sysctl_refused(key: str, namespaces: dict[str, str | None]) -> str:
+    """runc's reason for refusing a sysctl outside the container's own namespaces ("" = fine)."""
+    if key.startswith("fs.mqueue.") or key in _IPC_SYSCTLS:
+        return "" if "ipc" in namespaces else f'sysctl "{key}" is not allowed in the hosts ipc namespace'
     if key.startswith("net."):
-        return "network" in namespaces
-    if key in ("kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
-               "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni") or key.startswith("fs.mqueue."):
-        return "ipc" in namespaces
-    if key in ("kernel.hostname", "kernel.domainname"):
-        return "uts" in namespaces
-    return False
+        return "" if "network" in namespaces else f'sysctl "{key}" not allowed in host network namespace'
+    if key in ("kernel.hostname", "kernel.domainname") and "uts" in namespaces:
+        return ""
+    return f'sysctl "{key}" is not in a separate kernel namespace'
+
+
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
 
 
 class _Abort(Exception):
@@ -506,9 +514,8 @@ def run_exec(cfg: ExecConfig, sys: S.Syscalls) -> None:
         if num is not None:
             _step(f"setting rlimit {rl['type']}", sys.setrlimit, num, int(rl.get("soft", 0)), int(rl.get("hard", 0)))
     cwd = process.get("cwd") or "/"
-    if cfg.seccomp:
-        # before dropping CAP_SYS_ADMIN (needed without no_new_privs); the calls left
-        # (setgroups, setresuid, capset, prctl, chdir, execve) are never filtered
+    late_seccomp = bool(process.get("noNewPrivileges"))  # see run_init
+    if cfg.seccomp and not late_seccomp:
         _step("installing the seccomp filter", sys.seccomp_filter, cfg.seccomp)
     user = process.get("user") or {}
     _switch_user(sys, int(user.get("uid", 0)), int(user.get("gid", 0)),
@@ -536,14 +543,20 @@ def run_exec(cfg: ExecConfig, sys: S.Syscalls) -> None:
         msg = cfg.channel.recv()
         if not msg or msg.get("type") != "go":
             raise _Abort()
-    _exec_now(sys, exe, args, env)
+    _exec_now(sys, exe, args, env, cfg.seccomp if late_seccomp else b"")
 
 
-def _exec_now(sys: S.Syscalls, exe: str, args: list[str], env: list[str]) -> None:
+def _exec_now(sys: S.Syscalls, exe: str, args: list[str], env: list[str], seccomp: bytes = b"") -> None:
     os.umask(0o022)
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive execve
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    if seccomp:
+        # no_new_privs is set: the filter can go in last, only execve left to pass it
+        try:
+            sys.seccomp_filter(seccomp)
+        except OSError as e:
+            raise ExecFailed(exe, e) from None
     try:
         sys.execve(exe, args, env)
     except OSError as e:

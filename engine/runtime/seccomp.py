@@ -1,9 +1,11 @@
 """Compile an OCI ``linux.seccomp`` profile into a classic-BPF seccomp filter.
 
 No libseccomp: the subset Docker profiles use is small (per-syscall actions,
-argument comparisons) and compiles to a straight list of checks.  Only the
-native x86_64 ABI is filtered; other ABIs (i386 via int 0x80, x32) are refused
-with EPERM so they cannot be used to get around the list.
+argument comparisons) and compiles to a straight list of checks per ABI.  On
+x86_64 the native ABI and, when the profile lists SCMP_ARCH_X86, the i386 ABI
+(int 0x80, 32-bit programs) get their own section with their own numbers; any
+other ABI (x32, a foreign audit arch) is refused with EPERM so it cannot be
+used to get around the list.
 """
 from __future__ import annotations
 
@@ -13,14 +15,18 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-AUDIT_ARCH = {"x86_64": 0xC000003E}
-ARCH_NAMES = {"x86_64": "SCMP_ARCH_X86_64"}
+AUDIT_ARCH = {"x86_64": 0xC000003E, "i386": 0x40000003}
+ARCH_NAMES = {"x86_64": "SCMP_ARCH_X86_64", "i386": "SCMP_ARCH_X86"}
+# ABIs filtered alongside the native one: machine -> [(sub-ABI, its table loader name)]
+_SUB_ABIS = {"x86_64": ("i386",)}
 X32_BIT = 0x40000000
 
 # classic BPF
 LD_W_ABS = 0x20
 ALU_AND_K = 0x54
+JA = 0x05
 JEQ_K = 0x15
+JGT_K = 0x25
 JGE_K = 0x35
 RET_K = 0x06
 
@@ -35,6 +41,7 @@ RET_ALLOW = 0x7FFF0000
 OFF_NR = 0
 OFF_ARCH = 4
 OFF_ARGS = 16
+ENOSYS = 38
 
 
 class SeccompError(Exception):
@@ -65,76 +72,142 @@ def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> tuple[int, int, int, in
     return (code, jt, jf, k & 0xFFFFFFFF)
 
 
-def _arg_checks(args: list[dict[str, Any]]) -> list[list[tuple[int, int, int, int]]]:
-    """Each condition as a list of instructions whose jf=FAIL placeholder (255) means 'no match'."""
-    out = []
-    for a in args:
-        idx = int(a["index"])
-        if not 0 <= idx <= 5:
-            raise SeccompError(f"bad seccomp argument index {idx}")
-        value = int(a.get("value", 0))
-        two = int(a.get("valueTwo", 0))
-        op = a.get("op", "SCMP_CMP_EQ")
-        lo, hi = OFF_ARGS + 8 * idx, OFF_ARGS + 8 * idx + 4
-        if op == "SCMP_CMP_EQ":
-            checks = [(lo, None, value & 0xFFFFFFFF), (hi, None, value >> 32)]
-        elif op == "SCMP_CMP_MASKED_EQ":
-            checks = [(lo, value & 0xFFFFFFFF, two & 0xFFFFFFFF), (hi, value >> 32, two >> 32)]
+# An instruction before assembly: jumps name labels ("T"/"F" = the rule matched / did not).
+_Sym = tuple[int, int, "str | None", "str | None"]
+
+
+def _cmp64(off: int, op: str, value: int, two: int, n: int, prefix: str = "") -> list[_Sym]:
+    """Checks of one 64-bit argument (two 32-bit loads): jump to "F" unless it holds.
+    ``n`` makes the local labels unique."""
+    lo, hi = off, off + 4
+    vlo, vhi = value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF
+    ok = f"{prefix}_ok{n}"
+    if op == "SCMP_CMP_EQ":
+        return [(LD_W_ABS, hi, None, None), (JEQ_K, vhi, None, "F"),
+                (LD_W_ABS, lo, None, None), (JEQ_K, vlo, None, "F")]
+    if op == "SCMP_CMP_MASKED_EQ":
+        tlo, thi = two & 0xFFFFFFFF, (two >> 32) & 0xFFFFFFFF
+        return [(LD_W_ABS, hi, None, None), (ALU_AND_K, vhi, None, None), (JEQ_K, thi, None, "F"),
+                (LD_W_ABS, lo, None, None), (ALU_AND_K, vlo, None, None), (JEQ_K, tlo, None, "F")]
+    if op == "SCMP_CMP_NE":
+        return [(LD_W_ABS, hi, None, None), (JEQ_K, vhi, None, ok),
+                (LD_W_ABS, lo, None, None), (JEQ_K, vlo, "F", None), (_LABEL, 0, ok, None)]
+    # ordered comparisons: decide on the high word, look at the low word only when equal
+    if op in ("SCMP_CMP_GT", "SCMP_CMP_GE"):
+        last = JGT_K if op == "SCMP_CMP_GT" else JGE_K
+        return [(LD_W_ABS, hi, None, None), (JGT_K, vhi, ok, None), (JEQ_K, vhi, None, "F"),
+                (LD_W_ABS, lo, None, None), (last, vlo, None, "F"), (_LABEL, 0, ok, None)]
+    if op in ("SCMP_CMP_LT", "SCMP_CMP_LE"):
+        # a < v  <=>  not (a >= v);  a <= v  <=>  not (a > v)
+        last = JGE_K if op == "SCMP_CMP_LT" else JGT_K
+        return [(LD_W_ABS, hi, None, None), (JGE_K, vhi, None, ok), (JEQ_K, vhi, None, "F"),
+                (LD_W_ABS, lo, None, None), (last, vlo, "F", None), (_LABEL, 0, ok, None)]
+    raise SeccompError(f"unsupported seccomp comparison {op}")
+
+
+def _assemble(syms: list[_Sym]) -> list[tuple[int, int, int, int]]:
+    """Resolve labels (all jumps go forward) into relative offsets."""
+    where: dict[str, int] = {}
+    real: list[_Sym] = []
+    for code, k, jt, jf in syms:
+        if code == _LABEL:
+            where[str(jt)] = len(real)
         else:
-            raise SeccompError(f"unsupported seccomp comparison {op}")
-        seq = []
-        for off, mask, want in checks:
-            seq.append(_ins(LD_W_ABS, off))
-            if mask is not None:
-                seq.append(_ins(ALU_AND_K, mask))
-            seq.append((JEQ_K, 0, 255, want & 0xFFFFFFFF))  # jf patched to "next rule"
-        out.append(seq)
+            real.append((code, k, jt, jf))
+    out = []
+    for i, (code, k, jt, jf) in enumerate(real):
+        if code == JA:  # unconditional: the offset goes in k (32 bits)
+            off = where[str(jt)] - i - 1
+            if off < 0:
+                raise SeccompError("seccomp filter: backward jump")
+            out.append(_ins(code, off))
+            continue
+        t = where[jt] - i - 1 if jt is not None else 0
+        f = where[jf] - i - 1 if jf is not None else 0
+        if t < 0 or f < 0:
+            raise SeccompError("seccomp filter: backward jump")
+        out.append(_ins(code, k, t, f))
     return out
 
 
+_LABEL = -1  # pseudo-instruction marking a label
+
+
 def compile_filter(profile: dict[str, Any], table: dict[str, int], arch: str = "x86_64") -> bytes:
-    """-> packed ``struct sock_filter[]``."""
+    """-> packed ``struct sock_filter[]``.
+
+    Rules are checked in order; a rule applies when its syscall number matches
+    and all its argument conditions hold (several rules for one call: any).
+    Calls numbered above every call a table knows get ENOSYS, like runc, so
+    that new libc wrappers fall back instead of failing with EPERM."""
     if arch not in AUDIT_ARCH:
         raise SeccompError(f"seccomp filters are not supported on {arch}")
     archs = profile.get("architectures") or [ARCH_NAMES[arch]]
     if ARCH_NAMES[arch] not in archs:
         raise SeccompError(f"the seccomp profile does not cover {ARCH_NAMES[arch]}")
-    default = _ret(profile.get("defaultAction", "SCMP_ACT_ALLOW"), profile.get("defaultErrnoRet"))
-    prog: list[tuple[int, int, int, int]] = [
-        _ins(LD_W_ABS, OFF_ARCH),
-        _ins(JEQ_K, AUDIT_ARCH[arch], 1, 0),
-        _ins(RET_K, RET_ERRNO | 1),              # a foreign ABI
-        _ins(LD_W_ABS, OFF_NR),
-        _ins(JGE_K, X32_BIT, 0, 1),
-        _ins(RET_K, RET_ERRNO | 1),              # the x32 ABI
-    ]
-    for rule in profile.get("syscalls") or []:
-        action = _ret(rule.get("action", "SCMP_ACT_ERRNO"), rule.get("errnoRet"))
-        checks = _arg_checks(rule.get("args") or [])
-        for name in rule.get("names") or []:
-            nr = table.get(name)
-            if nr is None:
-                continue  # not on this architecture / kernel: nothing to filter
-            body: list[tuple[int, int, int, int]] = [ins for seq in checks for ins in seq]
-            body.append(_ins(RET_K, action))
-            body.append(_ins(LD_W_ABS, OFF_NR))  # the checks clobbered A: reload for the next rule
-            # patch "no match" jumps to the reload at the end of this block
-            end = len(body) - 1
-            patched = []
-            for i, (code, jt, jf, k) in enumerate(body):
-                if code == JEQ_K and jf == 255 and i < end - 1:
-                    jf = end - i - 1
-                patched.append(_ins(code, k, jt, jf))
-            prog.append(_ins(JEQ_K, nr, 0, len(patched)))
-            prog.extend(patched)
-    prog.append(_ins(RET_K, default))
+    sections: list[tuple[str, dict[str, int]]] = [(arch, table)]
+    for sub in _SUB_ABIS.get(arch, ()):
+        if ARCH_NAMES[sub] in archs:
+            sections.append((sub, table_for(sub)))
+    # dispatch on the audit arch; the sections are long, hence the unconditional jumps
+    syms: list[_Sym] = [(LD_W_ABS, OFF_ARCH, None, None)]
+    for name, _ in sections:
+        syms += [(JEQ_K, AUDIT_ARCH[name], None, f"not_{name}"), (JA, 0, f"abi_{name}", None),
+                 (_LABEL, 0, f"not_{name}", None)]
+    syms.append((RET_K, RET_ERRNO | 1, None, None))   # an ABI we do not filter: refused
+    for name, tab in sections:
+        syms.append((_LABEL, 0, f"abi_{name}", None))
+        syms += _section(profile, tab, x32_guard=(name == "x86_64"), prefix=name)
+    prog = _assemble(syms)
     if len(prog) > 4096:
         raise SeccompError("seccomp filter too long")
     return b"".join(struct.pack("HBBI", *ins) for ins in prog)
+
+
+def _section(profile: dict[str, Any], table: dict[str, int], x32_guard: bool, prefix: str) -> list[_Sym]:
+    """The checks of one ABI, starting with its syscall number not yet loaded."""
+    default = _ret(profile.get("defaultAction", "SCMP_ACT_ALLOW"), profile.get("defaultErrnoRet"))
+    syms: list[_Sym] = [(LD_W_ABS, OFF_NR, None, None)]
+    if x32_guard:
+        # x32 shares x86_64's audit arch and sets this bit in the number
+        syms += [(JGE_K, X32_BIT, None, f"{prefix}_not_x32"), (RET_K, RET_ERRNO | 1, None, None),
+                 (_LABEL, 0, f"{prefix}_not_x32", None)]
+    if default != RET_ALLOW and table:
+        syms += [(JGT_K, max(table.values()), None, f"{prefix}_known"), (RET_K, RET_ERRNO | ENOSYS, None, None),
+                 (_LABEL, 0, f"{prefix}_known", None)]
+    n = 0
+    for rule in profile.get("syscalls") or []:
+        action = _ret(rule.get("action", "SCMP_ACT_ERRNO"), rule.get("errnoRet"))
+        args = rule.get("args") or []
+        for name in rule.get("names") or []:
+            nr = table.get(name)
+            if nr is None:
+                continue  # not on this ABI: nothing to filter
+            n += 1
+            fail, nxt = f"{prefix}_F{n}", f"{prefix}_next{n}"
+            block: list[_Sym] = [(JEQ_K, nr, None, nxt)]
+            for a in args:
+                idx = int(a.get("index", 0))
+                if not 0 <= idx <= 5:
+                    raise SeccompError(f"bad seccomp argument index {idx}")
+                n += 1
+                block += _cmp64(OFF_ARGS + 8 * idx, a.get("op") or "SCMP_CMP_EQ", int(a.get("value", 0)),
+                                int(a.get("valueTwo", 0)), n, prefix)
+            block.append((RET_K, action, None, None))
+            if args:
+                # the conditions failed: reload the number (the checks replaced it) and go on
+                block += [(_LABEL, 0, "F", None), (LD_W_ABS, OFF_NR, None, None)]
+            block.append((_LABEL, 0, nxt, None))
+            syms += [(c, k, fail if jt == "F" else jt, fail if jf == "F" else jf) for c, k, jt, jf in block]
+    syms.append((RET_K, default, None, None))
+    return syms
 
 
 def table_for(arch: str) -> dict[str, int]:
     if arch == "x86_64":
         from engine.runtime.syscall_table_x86_64 import SYSCALLS
         return SYSCALLS
+    if arch == "i386":
+        from engine.runtime.syscall_table_i386 import SYSCALLS as I386
+        return I386
     raise SeccompError(f"seccomp filters are not supported on {arch}")

@@ -104,7 +104,8 @@ def write_atomic(path: str, data: bytes) -> None:
     os.rename(tmp, path)
 
 
-def _load_log_writer(path: str, max_size: int | None = None, max_files: int = 1) -> Any:
+def _load_log_writer(path: str, max_size: int | None = None, max_files: int = 1,
+                     attrs: dict[str, str] | None = None) -> Any:
     if not path:
         return None
     override = os.environ.get("PYDOCKERD_SHIM_LOG_WRITER", "")
@@ -113,7 +114,7 @@ def _load_log_writer(path: str, max_size: int | None = None, max_files: int = 1)
         mod = __import__(mod_name, fromlist=[cls_name])
         return getattr(mod, cls_name)(path)
     from engine.logs.jsonfile import JsonFileWriter  # type: ignore[import-not-found]
-    return JsonFileWriter(path, max_size=max_size, max_files=max_files)
+    return JsonFileWriter(path, max_size=max_size, max_files=max_files, attrs=attrs)
 
 
 class Client:
@@ -943,7 +944,8 @@ def main(argv: list[str] | None = None) -> None:
         os._exit(0)
     shim = Shim(opts)
     try:
-        shim.log = _load_log_writer(opts.get("log_path", ""), opts.get("log_max_size"), int(opts.get("log_max_files") or 1))
+        shim.log = _load_log_writer(opts.get("log_path", ""), opts.get("log_max_size"), int(opts.get("log_max_files") or 1),
+                                     opts.get("log_attrs"))
     except Exception as e:  # noqa: BLE001
         os.write(1, (json.dumps({"ok": False, "message": f"failed to open log file: {e}", "exit_code": 128}) + "\n").encode())
         os._exit(1)

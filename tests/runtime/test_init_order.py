@@ -123,7 +123,8 @@ def test_masked_and_readonly_paths_after_pivot(rootfs: Path) -> None:
     keys = _index(sysc.calls, lambda c: c[:3] == ("mount", "/dev/null", "/proc/keys"))
     ro_sys = _index(sysc.calls, lambda c: c[0] == "mount" and c[2] == "/proc/sys" and c[4] & S.MS_RDONLY)
     ro_root = _index(sysc.calls, lambda c: c[:3] == ("mount", None, "/") and c[4] & S.MS_RDONLY)
-    assert pivot < keys < ro_sys < ro_root
+    # runc's order: read-only paths, then masked ones, then the read-only root
+    assert pivot < ro_sys < keys < ro_root
 
 
 def test_mount_failure_is_reported_in_runc_words(rootfs: Path) -> None:

@@ -31,6 +31,10 @@ def bpf_run(prog: bytes, nr: int, args: tuple[int, ...] = (0,) * 6, arch: int = 
             pc += jt if a == k else jf
         elif code == sc.JGE_K:
             pc += jt if a >= k else jf
+        elif code == sc.JGT_K:
+            pc += jt if a > k else jf
+        elif code == sc.JA:
+            pc += k
         elif code == sc.RET_K:
             return k
         else:
@@ -46,13 +50,34 @@ def test_default_profile_compiled() -> None:
     assert bpf_run(prog, SYSCALLS["keyctl"]) == EPERM
     assert bpf_run(prog, SYSCALLS["unshare"]) == EPERM
     assert bpf_run(prog, SYSCALLS["mount"]) == EPERM
+    assert bpf_run(prog, SYSCALLS["io_uring_setup"]) == EPERM   # refused since Docker 25
+    assert bpf_run(prog, SYSCALLS["chroot"]) == sc.RET_ALLOW   # CAP_SYS_CHROOT is a default capability
     assert bpf_run(prog, SYSCALLS["clone3"]) == sc.RET_ERRNO | 38
+    # an allow-list: a call nobody named is refused, one newer than the table gets ENOSYS
+    assert bpf_run(prog, SYSCALLS["vhangup"]) == EPERM
+    assert bpf_run(prog, max(SYSCALLS.values()) + 1) == sc.RET_ERRNO | 38
+    # personality: the listed personas only; socket: all families but AF_ALG and AF_VSOCK
+    assert bpf_run(prog, SYSCALLS["personality"], (8, 0, 0, 0, 0, 0)) == sc.RET_ALLOW
+    assert bpf_run(prog, SYSCALLS["personality"], (1, 0, 0, 0, 0, 0)) == EPERM
+    for family, want in ((1, sc.RET_ALLOW), (2, sc.RET_ALLOW), (37, sc.RET_ALLOW), (38, EPERM), (39, sc.RET_ALLOW),
+                         (40, EPERM), (41, sc.RET_ALLOW), (1 << 32 | 38, sc.RET_ALLOW)):
+        assert bpf_run(prog, SYSCALLS["socket"], (family, 1, 0, 0, 0, 0)) == want, family
     # clone: threads and forks pass, namespace flags do not
     assert bpf_run(prog, SYSCALLS["clone"], (0x003D0F00, 0, 0, 0, 0, 0)) == sc.RET_ALLOW
     assert bpf_run(prog, SYSCALLS["clone"], (0x10000011, 0, 0, 0, 0, 0)) == EPERM
     assert bpf_run(prog, SYSCALLS["clone"], (0x40000000 | 17, 0, 0, 0, 0, 0)) == EPERM
-    # other ABIs cannot sidestep the list
-    assert bpf_run(prog, 1, arch=0x40000003) == EPERM
+    # the i386 ABI has the same list under its own numbers; x32 and others cannot sidestep it
+    i386 = sc.table_for("i386")
+    assert bpf_run(prog, i386["read"], arch=sc.AUDIT_ARCH["i386"]) == sc.RET_ALLOW
+    assert bpf_run(prog, i386["unshare"], arch=sc.AUDIT_ARCH["i386"]) == EPERM
+    assert bpf_run(prog, i386["socketcall"], arch=sc.AUDIT_ARCH["i386"]) == sc.RET_ALLOW
+    assert bpf_run(prog, i386["clone"], (0x10000011, 0, 0, 0, 0, 0), arch=sc.AUDIT_ARCH["i386"]) == EPERM
+    assert bpf_run(prog, max(i386.values()) + 1, arch=sc.AUDIT_ARCH["i386"]) == sc.RET_ERRNO | 38
+    assert bpf_run(prog, SYSCALLS["read"], arch=0xC00000B7) == EPERM   # aarch64
+    native_only = sc.compile_filter({**default_profile(list(DEFAULT_CAPABILITIES)),
+                                     "architectures": ["SCMP_ARCH_X86_64"]}, SYSCALLS)
+    assert bpf_run(native_only, i386["read"], arch=sc.AUDIT_ARCH["i386"]) == EPERM
+    assert bpf_run(native_only, SYSCALLS["read"]) == sc.RET_ALLOW
     assert bpf_run(prog, SYSCALLS["read"] | 0x40000000) == EPERM
 
 
@@ -61,6 +86,7 @@ def test_capabilities_lift_restrictions() -> None:
     assert bpf_run(prog, SYSCALLS["mount"]) == sc.RET_ALLOW
     assert bpf_run(prog, SYSCALLS["clone"], (0x10000011, 0, 0, 0, 0, 0)) == sc.RET_ALLOW
     assert bpf_run(prog, SYSCALLS["settimeofday"]) == sc.RET_ALLOW
+    assert bpf_run(prog, SYSCALLS["clone3"]) == sc.RET_ALLOW
     assert bpf_run(prog, SYSCALLS["keyctl"]) == EPERM
 
 
@@ -84,7 +110,37 @@ def test_allowlist_profile_and_masked_64bit_args() -> None:
     assert bpf_run(prog, SYSCALLS["ioctl"], (0, 0x13_0000_0001, 0, 0, 0, 0)) == EPERM
     with pytest.raises(sc.SeccompError):
         sc.compile_filter({"syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW",
-                                         "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_GT"}]}]}, SYSCALLS)
+                                         "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_BOGUS"}]}]}, SYSCALLS)
+
+
+@pytest.mark.parametrize("op,value,cases", [
+    ("SCMP_CMP_NE", 5, ((5, False), (4, True), (1 << 32 | 5, True))),
+    ("SCMP_CMP_LT", 1 << 32 | 10, ((10, True), (1 << 32 | 9, True), (1 << 32 | 10, False), (2 << 32, False))),
+    ("SCMP_CMP_LE", 1 << 32 | 10, ((1 << 32 | 10, True), (1 << 32 | 11, False), (0, True))),
+    ("SCMP_CMP_GT", 1 << 32 | 10, ((1 << 32 | 11, True), (1 << 32 | 10, False), (2 << 32, True), (99, False))),
+    ("SCMP_CMP_GE", 10, ((10, True), (9, False), (1 << 32, True))),
+])
+def test_64bit_comparisons(op: str, value: int, cases: tuple[tuple[int, bool], ...]) -> None:
+    profile = {"defaultAction": "SCMP_ACT_ERRNO",
+               "syscalls": [{"names": ["lseek"], "action": "SCMP_ACT_ALLOW",
+                             "args": [{"index": 1, "value": value, "op": op}]}]}
+    prog = sc.compile_filter(profile, SYSCALLS)
+    for arg, allowed in cases:
+        got = bpf_run(prog, SYSCALLS["lseek"], (0, arg, 0, 0, 0, 0))
+        assert (got == sc.RET_ALLOW) is allowed, (op, value, arg)
+
+
+def test_two_conditions_are_anded() -> None:
+    profile = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 13,
+               "syscalls": [{"names": ["lseek"], "action": "SCMP_ACT_ALLOW",
+                             "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_EQ"},
+                                      {"index": 2, "value": 1, "op": "SCMP_CMP_LE"}]},
+                            {"names": ["lseek"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22}]}
+    prog = sc.compile_filter(profile, SYSCALLS)
+    assert bpf_run(prog, SYSCALLS["lseek"], (3, 0, 1, 0, 0, 0)) == sc.RET_ALLOW
+    assert bpf_run(prog, SYSCALLS["lseek"], (3, 0, 2, 0, 0, 0)) == sc.RET_ERRNO | 22
+    assert bpf_run(prog, SYSCALLS["lseek"], (4, 0, 0, 0, 0, 0)) == sc.RET_ERRNO | 22
+    assert bpf_run(prog, SYSCALLS["read"]) == sc.RET_ERRNO | 13
 
 
 def _run_in(bench: Bench, script: str, **kw: object) -> str:

@@ -122,14 +122,20 @@ def test_devices_are_created_and_allowed() -> None:
         device_from_path("/etc/passwd")
 
 
+def _allowed(seccomp: dict) -> set[str]:
+    return {n for r in seccomp["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" and not r.get("args") for n in r["names"]}
+
+
 def test_seccomp_in_spec() -> None:
     s = build_spec(_inp())
-    assert s["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ALLOW"
-    denied = s["linux"]["seccomp"]["syscalls"][0]["names"]
-    assert "keyctl" in denied and "mount" in denied
+    sc = s["linux"]["seccomp"]
+    assert (sc["defaultAction"], sc["defaultErrnoRet"]) == ("SCMP_ACT_ERRNO", 1)
+    assert "read" in _allowed(sc) and "keyctl" not in _allowed(sc) and "mount" not in _allowed(sc)
+    assert not any("includes" in r or "excludes" in r for r in sc["syscalls"])  # resolved per container
     assert "seccomp" not in build_spec(_inp(seccomp=False))["linux"]
     assert "seccomp" not in build_spec(_inp(privileged=True))["linux"]
     custom = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": []}
     assert build_spec(_inp(seccomp_profile=custom))["linux"]["seccomp"] is custom
-    admin = build_spec(_inp(cap_add=("SYS_ADMIN",)))["linux"]["seccomp"]["syscalls"][0]["names"]
-    assert "mount" not in admin
+    admin = build_spec(_inp(cap_add=("SYS_ADMIN",)))["linux"]["seccomp"]
+    assert "mount" in _allowed(admin) and "clone3" in _allowed(admin)
+    assert not any(r["names"] == ["clone3"] and r["action"] == "SCMP_ACT_ERRNO" for r in admin["syscalls"])
