@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks: pydockerd against a reference dockerd, with the stock docker CLI.
 
-    python bench/run.py [--n 20] [--warmup 2] [--bench run,exec,ps] [--no-rss]
+    python bench/run.py [--n 20] [--warmup 2] [--bench run,exec,ps,list] [--no-rss]
 
 Targets:
 - pydockerd: DOCKER_HOST if set, else a private pydockerd started from this checkout
@@ -17,6 +17,7 @@ shim's RSS.  A table goes to stdout and JSON to bench/results/.
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import json
 import os
@@ -282,6 +283,7 @@ class Bench:
     setup: Callable[[Target], Any] | None
     step: Callable[[Target, Any], None]
     teardown: Callable[[Target, Any], None] | None = None
+    prepare: Callable[[Target, Any], None] | None = None   # before each step, not timed
 
 
 def _run_true(t: Target, _: Any) -> None:
@@ -304,12 +306,169 @@ def _ps(t: Target, _: Any) -> None:
     t.docker("ps", "-a", "-q")
 
 
+# --------------------------------------------------------------- save / load
+SAVE_LOAD_IMAGE = "bench-saveload:latest"
+SAVE_LOAD_LAYER_MB = (50, 30, 20)   # three layers of random content, about 100 MB
+
+
+def saveload_archive() -> Path:
+    """A docker-archive of a 3-layer ~100 MB image of random bytes (made once per run)."""
+    global _SAVELOAD_DIR
+    if _SAVELOAD_DIR is None:
+        _SAVELOAD_DIR = Path(tempfile.mkdtemp(prefix="bench-saveload-", dir="/var/tmp"))
+    path = _SAVELOAD_DIR / "image.tar"
+    if path.exists():
+        return path
+    import hashlib
+    layers: list[tuple[str, str]] = []   # (diff id, file in the archive)
+    with tarfile.open(path, "w") as out:
+        for i, mb in enumerate(SAVE_LOAD_LAYER_MB):
+            layer_path = _SAVELOAD_DIR / f"layer{i}.tar"
+            with tarfile.open(layer_path, "w") as layer:
+                for j in range(mb // 10):
+                    data = os.urandom(10 << 20)
+                    info = tarfile.TarInfo(f"layer{i}/blob{j}")
+                    info.size, info.mode, info.mtime = len(data), 0o644, 1_600_000_000
+                    layer.addfile(info, io.BytesIO(data))
+            h = hashlib.sha256()
+            with open(layer_path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            diff_id = "sha256:" + h.hexdigest()
+            out.add(str(layer_path), arcname=f"{diff_id[7:]}/layer.tar")
+            layer_path.unlink()
+            layers.append((diff_id, f"{diff_id[7:]}/layer.tar"))
+        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+        config = json.dumps({
+            "architecture": arch, "os": "linux", "created": "2020-01-01T00:00:00Z",
+            "config": {"Cmd": ["sh"]},
+            "history": [{"created": "2020-01-01T00:00:00Z", "created_by": f"layer {i}"} for i in range(len(layers))],
+            "rootfs": {"type": "layers", "diff_ids": [d for d, _ in layers]},
+        }, separators=(",", ":")).encode()
+        cfg_name = hashlib.sha256(config).hexdigest() + ".json"
+        for name, data in ((cfg_name, config),
+                           ("manifest.json", json.dumps([{"Config": cfg_name, "RepoTags": [SAVE_LOAD_IMAGE],
+                                                          "Layers": [f for _, f in layers]}]).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    return path
+
+
+_SAVELOAD_DIR: Path | None = None
+
+
+def _saveload_setup(t: Target) -> Path:
+    t.docker("rmi", "-f", SAVE_LOAD_IMAGE, check=False)
+    t.docker("load", "-q", "-i", str(saveload_archive()), timeout=600)
+    assert _SAVELOAD_DIR is not None
+    return _SAVELOAD_DIR / f"saved-{t.label}.tar"
+
+
+def _save(t: Target, out: Any) -> None:
+    t.docker("save", "-o", str(out), SAVE_LOAD_IMAGE, timeout=600)
+
+
+def _saveload_cleanup(t: Target, out: Any) -> None:
+    Path(out).unlink(missing_ok=True)
+
+
+def _load_prepare(t: Target, _: Any) -> None:
+    # the image and its layers go, so each load unpacks all three layers again
+    t.docker("rmi", "-f", SAVE_LOAD_IMAGE, check=False)
+
+
+def _load(t: Target, _: Any) -> None:
+    t.docker("load", "-i", str(saveload_archive()), timeout=600)
+
+# --- list: GET /containers/json throughput with many containers, concurrent raw clients
+LIST_CONTAINERS = 200
+LIST_CLIENTS = 8
+LIST_REQUESTS = 200          # per measured step, shared by the clients
+
+
+class _UnixHTTP(http.client.HTTPConnection):
+    """Keep-alive HTTP/1.1 over the daemon's unix socket (no CLI in the loop)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("docker", timeout=60)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self._path)
+
+
+def _api(conn: _UnixHTTP, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    conn.request(method, path, body=data, headers=headers)
+    resp = conn.getresponse()
+    return resp.status, resp.read()
+
+
+def _many_created(t: Target) -> list[str]:
+    conn = _UnixHTTP(socket_path(t.host))
+    ids = []
+    try:
+        for i in range(LIST_CONTAINERS):
+            status, body = _api(conn, "POST", "/containers/create",
+                                {"Image": IMAGE, "Cmd": ["true"], "Labels": {"bench": "list", "n": str(i)}})
+            if status != 201:
+                raise SystemExit(f"{t.label}: create failed: {status} {body[:200]!r}")
+            ids.append(json.loads(body)["Id"])
+    finally:
+        conn.close()
+    return ids
+
+
+def _remove_many(t: Target, ids: Any) -> None:
+    conn = _UnixHTTP(socket_path(t.host))
+    try:
+        for cid in ids:
+            _api(conn, "DELETE", f"/containers/{cid}?force=1")
+    finally:
+        conn.close()
+
+
+def _list_burst(t: Target, ids: Any) -> None:
+    """LIST_REQUESTS x `GET /containers/json?all=1` from LIST_CLIENTS concurrent connections."""
+    import threading
+
+    per_client = LIST_REQUESTS // LIST_CLIENTS
+    errors: list[str] = []
+
+    def client() -> None:
+        conn = _UnixHTTP(socket_path(t.host))
+        try:
+            for _ in range(per_client):
+                status, body = _api(conn, "GET", "/containers/json?all=1")
+                if status != 200 or body.count(b'"Id"') < len(ids):
+                    errors.append(f"{status}: {len(body)} bytes")
+        except OSError as e:
+            errors.append(str(e))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(LIST_CLIENTS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        raise SystemExit(f"{t.label}: list failed: {errors[:3]}")
+
+
 BENCHMARKS = {
     "run": Bench("run", "docker run --rm busybox true", None, _run_true),
     "exec": Bench("exec", "docker exec <running> true", _sleeper, _exec_true, _remove),
     "ps": Bench("ps", "docker ps -a -q", None, _ps),
-    # Later: list throughput with many containers, image pull from a local registry,
-    # build of a small Dockerfile, logs -f latency.  Add a Bench here and it is reported.
+    "save": Bench("save", "docker save -o x.tar <3-layer 100 MB image>", _saveload_setup, _save, _saveload_cleanup),
+    "load": Bench("load", "docker load -i <3-layer 100 MB image> (after rmi)", _saveload_setup, _load,
+                  _saveload_cleanup, prepare=_load_prepare),
+    "list": Bench("list", f"GET /containers/json x{LIST_REQUESTS} ({LIST_CLIENTS} clients, {LIST_CONTAINERS} ctrs)",
+                  _many_created, _list_burst, _remove_many),
+    # Later: build of a small Dockerfile, logs -f latency.  Add a Bench here and it is reported.
 }
 
 
@@ -323,11 +482,15 @@ def measure(targets: list[Target], b: Bench, n: int, warmup: int) -> dict[str, d
             states[t.label] = b.setup(t) if b.setup else None
         for _ in range(warmup):
             for t in targets:
+                if b.prepare:
+                    b.prepare(t, states[t.label])
                 b.step(t, states[t.label])
         for i in range(n):
             # Alternate who goes first: the second of a pair can pay for the first's
             # asynchronous cleanup (e.g. dockerd removing a --rm container).
             for t in (targets if i % 2 == 0 else targets[::-1]):
+                if b.prepare:
+                    b.prepare(t, states[t.label])
                 start = time.perf_counter()
                 b.step(t, states[t.label])
                 times[t.label].append(time.perf_counter() - start)
@@ -412,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{BENCHMARKS[name].what}: {args.n} runs on {', '.join(t.label for t in targets)} ...",
                   file=sys.stderr, flush=True)
             for label, stats in measure(targets, BENCHMARKS[name], args.n, args.warmup).items():
+                if name == "list":  # a throughput: requests per second at the median step
+                    stats["requests_per_s"] = round(LIST_REQUESTS / (stats["median_ms"] / 1000), 1)
                 results["targets"][label]["bench"][name] = stats
         if not args.no_rss:
             for t in targets:
@@ -437,6 +602,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for t in targets:
             t.close()
+        if _SAVELOAD_DIR is not None:
+            shutil.rmtree(_SAVELOAD_DIR, ignore_errors=True)
     return 0
 
 
@@ -462,6 +629,9 @@ def print_table(results: dict[str, Any], names: list[str]) -> None:
             row += (f"{mem['rss_kb'] / 1024:>9.1f} ({mem['pss_kb'] / 1024:.1f}) MiB" if "rss_kb" in mem
                     else f"{'n/a':>20}")
         print(row)
+    if "list" in names:
+        print(f"{'list requests/s':<34}" + "".join(
+            f"{tg[lab]['bench']['list'].get('requests_per_s', 0):>20.1f}" for lab in labels))
     if "run" in ratios and ratios["run"] is not None:
         verdict = "meets" if ratios["run"] <= GOAL_RATIO else "misses"
         print(f"\nrun ratio {ratios['run']:.2f} {verdict} the goal of <= {GOAL_RATIO}")

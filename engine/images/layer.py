@@ -97,10 +97,11 @@ def decompressed(raw: BinaryIO) -> BinaryIO:
 
 
 class _HashingReader:
-    def __init__(self, raw: BinaryIO, sink: Callable[[bytes], None] | None) -> None:
+    def __init__(self, raw: BinaryIO, sink: Callable[[bytes], None] | None, hashing: bool = True) -> None:
         self._raw = raw
         self._sink = sink
         self.hash = hashlib.sha256()
+        self._hashing = hashing
         self.count = 0
 
     def read(self, n: int = -1) -> bytes:
@@ -109,7 +110,8 @@ class _HashingReader:
         except (EOFError, OSError, lzma.LZMAError) as err:
             raise LayerError(f"unexpected EOF: {err}") from None
         if data:
-            self.hash.update(data)
+            if self._hashing:
+                self.hash.update(data)
             self.count += len(data)
             if self._sink is not None:
                 self._sink(data)
@@ -146,6 +148,7 @@ class _Applier:
         self.written: set[tuple[str, ...]] = set()
         self.dir_times: list[tuple[tuple[str, ...], int, int]] = []
         self.size = 0
+        self.src_fd: int | None = None   # the tar is this seekable file: copy contents in the kernel
 
     def close(self) -> None:
         os.close(self.root_fd)
@@ -247,7 +250,10 @@ class _Applier:
             self._remove(pfd, leaf)
         self.written.add(rel)
         mode = m.mode & 0o7777
-        xattrs = {k[len("SCHILY.xattr."):]: v for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")}
+        # trusted.overlay.* is overlayfs's own bookkeeping (opaque dirs, redirects): a layer must
+        # not be able to forge it; deletions come only from whiteout entries.
+        xattrs = {k[len("SCHILY.xattr."):]: v for k, v in m.pax_headers.items()
+                  if k.startswith("SCHILY.xattr.") and not k.startswith("SCHILY.xattr.trusted.overlay.")}
         mtime_ns = int(m.mtime * 1_000_000_000)
         atime_ns = _pax_time(m.pax_headers.get("atime"), mtime_ns)
 
@@ -255,15 +261,18 @@ class _Applier:
             fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                          dir_fd=pfd)
             try:
-                src = tar.extractfile(m)
-                assert src is not None
-                remaining = m.size
-                while remaining > 0:
-                    chunk = src.read(min(_CHUNK, remaining))
-                    if not chunk:
-                        raise LayerError(f"unexpected EOF in {m.name!r}")
-                    _write_all(fd, chunk)
-                    remaining -= len(chunk)
+                if self.src_fd is not None:
+                    _copy_range(self.src_fd, fd, m.offset_data, m.size, m.name)
+                else:
+                    src = tar.extractfile(m)
+                    assert src is not None
+                    remaining = m.size
+                    while remaining > 0:
+                        chunk = src.read(min(_CHUNK, remaining))
+                        if not chunk:
+                            raise LayerError(f"unexpected EOF in {m.name!r}")
+                        _write_all(fd, chunk)
+                        remaining -= len(chunk)
                 self.size += m.size
                 os.fchown(fd, m.uid, m.gid)
                 os.fchmod(fd, mode)
@@ -326,6 +335,28 @@ class _Applier:
                 os.close(fd)
 
 
+def _copy_range(src_fd: int, dst_fd: int, offset: int, size: int, name: str) -> None:
+    """Copy ``size`` bytes at ``offset`` of ``src_fd`` to ``dst_fd`` without user-space buffers."""
+    done = 0
+    while done < size:
+        try:
+            n = os.copy_file_range(src_fd, dst_fd, size - done, offset + done)
+        except OSError as err:
+            if err.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            n = _copy_range_fallback(src_fd, dst_fd, offset + done, size - done)
+        if n == 0:
+            raise LayerError(f"unexpected EOF in {name!r}")
+        done += n
+
+
+def _copy_range_fallback(src_fd: int, dst_fd: int, offset: int, size: int) -> int:
+    data = os.pread(src_fd, min(size, _CHUNK), offset)
+    if data:
+        _write_all(dst_fd, data)
+    return len(data)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -354,20 +385,48 @@ def _set_xattrs(target: int | str, xattrs: dict[str, str]) -> None:
                 raise
 
 
+def apply_file(src: BinaryIO, root: Path, mode: str, *, lowers: list[Path] | None = None,
+               progress: Callable[[int], None] | None = None) -> ApplyResult:
+    """Unpack an uncompressed layer tar held in a regular file whose digest the caller
+    already verified: headers are read with seeks, contents copied by the kernel."""
+    applier = _Applier(root, mode, lowers or [])
+    applier.src_fd = src.fileno()
+    size = os.fstat(src.fileno()).st_size
+    try:
+        try:
+            with tarfile.open(fileobj=src, mode="r:", errorlevel=2) as tar:  # type: ignore[call-overload]
+                for member in tar:
+                    applier.apply(tar, member)
+                    if progress is not None:
+                        progress(member.offset_data + member.size)
+        except tarfile.ReadError as err:
+            if not (str(err) == "empty file" and size == 0):
+                raise LayerError(go_tar_message(err)) from None
+        except tarfile.TarError as err:
+            raise LayerError(go_tar_message(err)) from None
+        if size % 512:
+            raise LayerError("unexpected EOF")
+        applier.finish()
+    finally:
+        applier.close()
+    return ApplyResult("", applier.size, size)
+
+
 def apply_layer(raw: BinaryIO, root: Path, mode: str, *, lowers: list[Path] | None = None,
-                sink: Callable[[bytes], None] | None = None) -> ApplyResult:
+                sink: Callable[[bytes], None] | None = None, hashing: bool = True) -> ApplyResult:
     """Unpack the tar stream ``raw`` (plain, gzip, bzip2 or xz) into ``root``.
 
     ``mode`` is the snapshotter's apply mode ("overlay" or "copy"); ``lowers``
     are the parent layers' directories, nearest first (overlay mode only).
-    ``sink`` receives the uncompressed tar bytes.  On error the caller must
+    ``sink`` receives the uncompressed tar bytes.  ``hashing=False`` skips the
+    diff ID (the caller verified the bytes already; ``diff_id`` is then "").  On error the caller must
     throw ``root`` away: it holds a partial layer (but nothing outside it).
     """
-    reader = _HashingReader(decompressed(raw), sink)
+    reader = _HashingReader(decompressed(raw), sink, hashing)
     applier = _Applier(root, mode, lowers or [])
     try:
         try:
-            with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=reader, mode="r|", errorlevel=2, bufsize=_CHUNK) as tar:  # type: ignore[call-overload]
                 for member in tar:
                     applier.apply(tar, member)
         except tarfile.ReadError as err:
@@ -383,7 +442,7 @@ def apply_layer(raw: BinaryIO, root: Path, mode: str, *, lowers: list[Path] | No
         applier.finish()
     finally:
         applier.close()
-    return ApplyResult("sha256:" + reader.hash.hexdigest(), applier.size, reader.count)
+    return ApplyResult("sha256:" + reader.hash.hexdigest() if hashing else "", applier.size, reader.count)
 
 
 def go_tar_message(err: BaseException) -> str:

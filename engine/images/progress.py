@@ -74,6 +74,13 @@ class ProgressReader:
                 self._last_time = now
             self._emit(progress_message(self._action, self._ident, self.current, self.total))
 
+    def advance_to(self, position: int) -> None:
+        """Report progress made without ``read`` (contents copied by the kernel)."""
+        self.current = min(position, self.total) if self.total > 0 else position
+        if self.current - self._last_update > self._every:
+            self._update(last=False)
+            self._last_update = self.current
+
     def finish(self) -> None:
         """Report the end if the reader was not read to EOF."""
         if not self._finished:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import platform as _platform
 import secrets
+import shutil
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -26,11 +27,11 @@ from typing import Any, BinaryIO, Callable, Iterable
 
 from .. import timeutil
 from ..content.store import ContentStore
-from ..errors import InvalidParameter, NotFound
+from ..errors import EngineError, InvalidParameter, NotFound
 from ..state.db import Database
 from . import reference as refs
 from .changes import apply_changes, empty_config
-from .layer import ApplyResult, apply_layer
+from .layer import ApplyResult, apply_file, apply_layer
 from .reference import Reference
 
 _MIGRATIONS = [
@@ -112,6 +113,16 @@ def chain_ids(diff_ids: Iterable[str]) -> list[str]:
     return out
 
 
+def _valid_parent(image: Image, parent: Image) -> bool:
+    """dockerd's rule: the parent's history and layers are a prefix of the child's."""
+    if not image.history and not parent.history:
+        return True  # history is optional
+    if len(parent.history) >= len(image.history) or len(parent.diff_ids) > len(image.diff_ids):
+        return False
+    return (list(parent.history) == list(image.history[:len(parent.history)])
+            and list(parent.diff_ids) == list(image.diff_ids[:len(parent.diff_ids)]))
+
+
 def host_platform() -> tuple[str, str, str]:
     """(os, architecture, variant) in Go's names."""
     machine = _platform.machine().lower()
@@ -141,6 +152,9 @@ class ImageStore:
 
     # ================================================================ recovery
     def _recover(self) -> None:
+        # Scratch directories of loads a crash interrupted (nothing runs yet at startup).
+        for leftover in self.tmp.glob("load-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
         layer_rows = {r["chain_id"] for r in self.db.query_sync("SELECT chain_id FROM image_layers")}
         # Half-unpacked layers of an interrupted import/load.
         for info in self.snapshotter.list():
@@ -163,7 +177,11 @@ class ImageStore:
     def _config(self, image_id: str) -> dict[str, Any]:
         cfg = self._configs.get(image_id)
         if cfg is None:
-            cfg = json.loads(self.content.read_bytes(image_id))
+            data = self.content.read_bytes(image_id)
+            # The image ID is the config's digest: check it before trusting the bytes.
+            if "sha256:" + hashlib.sha256(data).hexdigest() != image_id:
+                raise EngineError(f"image config {image_id} is corrupted in the store")
+            cfg = json.loads(data)
             self._configs[image_id] = cfg
         return cfg
 
@@ -262,23 +280,41 @@ class ImageStore:
             return []
         return [self.snapshotter.fs_dir(i.key) for i in self.snapshotter.parent_chain(parent)]
 
-    def register_layer(self, stream: BinaryIO, parent: str | None, expected_diff_id: str | None = None) -> Layer:
+    def register_layer(self, stream: BinaryIO, parent: str | None, expected_diff_id: str | None = None,
+                       *, verified_file: Path | None = None,
+                       progress: Callable[[int], None] | None = None) -> Layer:
         """Unpack a layer tar (any compression) on top of chain ``parent``.
 
         Stores the uncompressed tar under its diff ID and commits the snapshot
         under its chain ID.  With ``expected_diff_id`` a mismatch is an error.
+        ``verified_file``: ``stream`` is this uncompressed tar, open, whose sha256
+        the caller computed while writing it and found equal to
+        ``expected_diff_id``; it is unpacked without hashing again and moved
+        into the content store instead of copied.
         Anything half-made is removed on failure.
         """
         key = f"{_EXTRACT_PREFIX}{secrets.token_hex(8)}"
         self.snapshotter.prepare(key, parent)
-        writer = self.content.writer()
+        writer = self.content.writer() if verified_file is None else None
         try:
-            result: ApplyResult = apply_layer(stream, self.snapshotter.upper_dir(key), self.snapshotter.apply_mode,
-                                              lowers=self._lowers(parent), sink=writer.write)
+            if writer is None:
+                result: ApplyResult = apply_file(stream, self.snapshotter.upper_dir(key),
+                                                 self.snapshotter.apply_mode, lowers=self._lowers(parent),
+                                                 progress=progress)
+            else:
+                result = apply_layer(stream, self.snapshotter.upper_dir(key), self.snapshotter.apply_mode,
+                                     lowers=self._lowers(parent), sink=writer.write)
+            if writer is None:
+                assert expected_diff_id is not None
+                result = ApplyResult(expected_diff_id, result.size, result.tar_size)
             if expected_diff_id is not None and result.diff_id != expected_diff_id:
                 raise InvalidParameter(
                     f"invalid diffID for layer: expected {expected_diff_id!r}, got {result.diff_id!r}")
-            writer.commit(result.diff_id)
+            if writer is not None:
+                writer.commit(result.diff_id)
+            else:
+                assert verified_file is not None
+                self.content.adopt(verified_file, result.diff_id)
             chain = result.diff_id if parent is None else chain_ids([parent, result.diff_id])[-1]
             with self._lock:
                 if self.snapshotter.exists(chain):
@@ -293,7 +329,8 @@ class ImageStore:
                 self.db.transaction_sync(_insert)
                 return layer
         except BaseException:
-            writer.abort()
+            if writer is not None:
+                writer.abort()
             if self.snapshotter.exists(key):
                 self.snapshotter.remove(key)
             raise
@@ -309,6 +346,9 @@ class ImageStore:
         except ValueError as err:
             raise InvalidParameter(f"invalid image config: {err}") from None
         diff_ids = list((cfg.get("rootfs") or {}).get("diff_ids") or [])
+        history = cfg.get("history") or []
+        if sum(1 for h in history if isinstance(h, dict) and not h.get("empty_layer")) > len(diff_ids):
+            raise EngineError("too many non-empty layers in History section")  # dockerd's image store check
         chains = chain_ids(diff_ids)
         for c in chains:
             if not self._layer_exists(c):
@@ -323,16 +363,29 @@ class ImageStore:
             self.db.transaction_sync(_insert)
         return image_id
 
+    def set_parent(self, image_id: str, parent_id: str) -> None:
+        """Record ``parent_id`` as the parent of ``image_id`` (load of a saved build chain)."""
+        image, parent = self.get(image_id), self.get(parent_id)
+        if not _valid_parent(image, parent):
+            raise EngineError(f"image {parent.id} is not a valid parent for {image.id}")
+
+        def _set(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE images SET parent = ? WHERE id = ?", (parent.id, image.id))
+        with self._lock:
+            self.db.transaction_sync(_set)
+
     # ================================================================ tags
-    def _add_ref(self, ref: Reference, image_id: str) -> str | None:
-        """Point ``ref`` at ``image_id``; returns the image it pointed at before."""
+    def _add_ref(self, ref: Reference, image_id: str, touch: bool = True) -> str | None:
+        """Point ``ref`` at ``image_id``; returns the image it pointed at before.
+        ``touch`` records the tag time (tag and import do; dockerd's load does not)."""
         name = str(ref)
 
         def _set(conn: sqlite3.Connection) -> str | None:
             row = conn.execute("SELECT image_id FROM image_refs WHERE name = ?", (name,)).fetchone()
             conn.execute("INSERT INTO image_refs(name, image_id) VALUES(?, ?)"
                          " ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id", (name, image_id))
-            conn.execute("UPDATE images SET last_tag_time = ? WHERE id = ?", (timeutil.now(), image_id))
+            if touch:
+                conn.execute("UPDATE images SET last_tag_time = ? WHERE id = ?", (timeutil.now(), image_id))
             return row[0] if row else None
         with self._lock:
             return self.db.transaction_sync(_set)
@@ -367,6 +420,16 @@ class ImageStore:
             if not self.db.transaction_sync(_del):
                 raise NotFound(f"No such image: {ref.familiar()}")
         return ref.familiar()
+
+    def references_by_name(self, repository: str) -> list[tuple[str, Reference]]:
+        """(image ID, reference) for every tag and digest of a repository (full name)."""
+        rows = self.db.query_sync("SELECT name, image_id FROM image_refs ORDER BY name")
+        out = []
+        for r in rows:
+            ref = refs.parse(r["name"])
+            if ref.name == repository:
+                out.append((r["image_id"], ref))
+        return out
 
     def references(self, image_id: str) -> list[Reference]:
         rows = self.db.query_sync("SELECT name FROM image_refs WHERE image_id = ? ORDER BY name", (image_id,))
@@ -418,6 +481,11 @@ class ImageStore:
         """``docker load``; returns the loaded names (familiar tags, or IDs when untagged)."""
         from .archive import load_archive
         return load_archive(self, fileobj, progress or (lambda m: None), quiet)
+
+    def images_to_save(self, names: list[str]) -> list[str]:
+        """The image IDs ``save(names)`` writes (raises NotFound like it)."""
+        from .archive import select_images
+        return list(select_images(self, names))
 
     def save(self, names: list[str], fileobj: BinaryIO) -> None:
         """``docker save``: docker-archive with OCI layout files."""
@@ -501,6 +569,18 @@ class ImageStore:
         """``GET /images/json?filters=``: dangling, label, before, since, reference."""
         from .filters import build_predicate
         return build_predicate(self, flt)
+
+    def list_filtered(self, flt: dict[str, list[str]], *, all_: bool = False, shared_size: bool = False,
+                      containers: Callable[[str], int] | None = None) -> list[Any]:
+        """``GET /images/json``: filtered rows with the names each is listed under."""
+        from .filters import list_images
+        return list_images(self, flt, all_=all_, shared_size=shared_size, containers=containers)
+
+    def prune(self, flt: dict[str, list[str]], users: Callable[[str], list[tuple[str, bool]]]) -> Any:
+        """``POST /images/prune``; returns a PruneReport."""
+        from .prune import prune_images
+        with self._lock:
+            return prune_images(self, flt, users)
 
     # ================================================================ misc
     def layer_tar(self, diff_id: str) -> BinaryIO:

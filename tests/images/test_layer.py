@@ -9,6 +9,7 @@ import io
 import lzma
 import os
 import stat
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,20 @@ def test_same_layer_twice_is_stored_once(env: Env) -> None:
     assert a == b
     assert [i.key for i in env.snapshotter.list()] == [a.chain_id]
     assert env.content.read_bytes(a.diff_id) == data
+
+
+@pytest.mark.parametrize("mode", ["overlay", "copy"])
+def test_overlay_xattrs_in_a_layer_are_ignored(tmp: Path, mode: str) -> None:
+    need_root()
+    root = tmp / "root"
+    root.mkdir()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        info = tarfile.TarInfo("d")
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+        info.pax_headers = {"SCHILY.xattr.trusted.overlay.opaque": "y",
+                            "SCHILY.xattr.trusted.overlay.redirect": "/etc", "SCHILY.xattr.user.keep": "k"}
+        t.addfile(info)
+    apply_layer(io.BytesIO(buf.getvalue()), root, mode)
+    assert os.listxattr(root / "d") == ["user.keep"]

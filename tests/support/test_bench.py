@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,10 @@ def test_find_shim_by_container_id(tmp_path: Path) -> None:
     code = "import time; time.sleep(30)"
     proc = subprocess.Popen([sys.executable, "-c", code, bench.PYDOCKERD_SHIM_MARKER, cid])
     try:
+        # Until the child has exec'd, /proc/<pid>/cmdline is still the parent's (pytest's).
+        deadline = time.monotonic() + 10
+        while cid not in bench._cmdline(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         t = bench.Target("pydockerd", "unix:///nonexistent", "pydockerd", config_dir=tmp_path / "cli")
         assert bench.find_shim(t, cid) == proc.pid
     finally:
