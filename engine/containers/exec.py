@@ -107,7 +107,7 @@ class ExecService:
         c = self.containers.get(container_id)
         live = self.containers._live.get(c.id)
         if c.state.status == PAUSED:
-            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+            raise Conflict(f"Container {container_id} is paused, unpause the container before exec")
         if c.state.status == RESTARTING or c.state.restarting:
             raise Conflict(f"Container {c.id} is restarting, wait until the container is running")
         if not c.state.running or live is None:
