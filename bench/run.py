@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks: pydockerd against a reference dockerd, with the stock docker CLI.
 
-    python bench/run.py [--n 20] [--warmup 2] [--bench run,exec,ps] [--no-rss]
+    python bench/run.py [--n 20] [--warmup 2] [--bench run,exec,ps,list] [--no-rss]
 
 Targets:
 - pydockerd: DOCKER_HOST if set, else a private pydockerd started from this checkout
@@ -17,6 +17,7 @@ shim's RSS.  A table goes to stdout and JSON to bench/results/.
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import json
 import os
@@ -380,6 +381,83 @@ def _load_prepare(t: Target, _: Any) -> None:
 def _load(t: Target, _: Any) -> None:
     t.docker("load", "-i", str(saveload_archive()), timeout=600)
 
+# --- list: GET /containers/json throughput with many containers, concurrent raw clients
+LIST_CONTAINERS = 200
+LIST_CLIENTS = 8
+LIST_REQUESTS = 200          # per measured step, shared by the clients
+
+
+class _UnixHTTP(http.client.HTTPConnection):
+    """Keep-alive HTTP/1.1 over the daemon's unix socket (no CLI in the loop)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("docker", timeout=60)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self._path)
+
+
+def _api(conn: _UnixHTTP, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    conn.request(method, path, body=data, headers=headers)
+    resp = conn.getresponse()
+    return resp.status, resp.read()
+
+
+def _many_created(t: Target) -> list[str]:
+    conn = _UnixHTTP(socket_path(t.host))
+    ids = []
+    try:
+        for i in range(LIST_CONTAINERS):
+            status, body = _api(conn, "POST", "/containers/create",
+                                {"Image": IMAGE, "Cmd": ["true"], "Labels": {"bench": "list", "n": str(i)}})
+            if status != 201:
+                raise SystemExit(f"{t.label}: create failed: {status} {body[:200]!r}")
+            ids.append(json.loads(body)["Id"])
+    finally:
+        conn.close()
+    return ids
+
+
+def _remove_many(t: Target, ids: Any) -> None:
+    conn = _UnixHTTP(socket_path(t.host))
+    try:
+        for cid in ids:
+            _api(conn, "DELETE", f"/containers/{cid}?force=1")
+    finally:
+        conn.close()
+
+
+def _list_burst(t: Target, ids: Any) -> None:
+    """LIST_REQUESTS x `GET /containers/json?all=1` from LIST_CLIENTS concurrent connections."""
+    import threading
+
+    per_client = LIST_REQUESTS // LIST_CLIENTS
+    errors: list[str] = []
+
+    def client() -> None:
+        conn = _UnixHTTP(socket_path(t.host))
+        try:
+            for _ in range(per_client):
+                status, body = _api(conn, "GET", "/containers/json?all=1")
+                if status != 200 or body.count(b'"Id"') < len(ids):
+                    errors.append(f"{status}: {len(body)} bytes")
+        except OSError as e:
+            errors.append(str(e))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(LIST_CLIENTS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        raise SystemExit(f"{t.label}: list failed: {errors[:3]}")
+
 
 # --------------------------------------------------------------- pull
 # A 3-layer image of about 100 MB of random bytes, put into a local docker-registry once per run.
@@ -440,8 +518,9 @@ BENCHMARKS = {
                   _saveload_cleanup, prepare=_load_prepare),
     "pull": Bench("pull", "docker pull <3-layer 100 MB image> from a local registry (after rmi)", _pull_setup,
                   _pull, _remove_pulled, prepare=_remove_pulled),
-    # Later: list throughput with many containers, image pull from a local registry,
-    # build of a small Dockerfile, logs -f latency.  Add a Bench here and it is reported.
+    "list": Bench("list", f"GET /containers/json x{LIST_REQUESTS} ({LIST_CLIENTS} clients, {LIST_CONTAINERS} ctrs)",
+                  _many_created, _list_burst, _remove_many),
+    # Later: build of a small Dockerfile, logs -f latency.  Add a Bench here and it is reported.
 }
 
 
@@ -548,6 +627,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{BENCHMARKS[name].what}: {args.n} runs on {', '.join(t.label for t in targets)} ...",
                   file=sys.stderr, flush=True)
             for label, stats in measure(targets, BENCHMARKS[name], args.n, args.warmup).items():
+                if name == "list":  # a throughput: requests per second at the median step
+                    stats["requests_per_s"] = round(LIST_REQUESTS / (stats["median_ms"] / 1000), 1)
                 results["targets"][label]["bench"][name] = stats
         if not args.no_rss:
             for t in targets:
@@ -601,6 +682,9 @@ def print_table(results: dict[str, Any], names: list[str]) -> None:
             row += (f"{mem['rss_kb'] / 1024:>9.1f} ({mem['pss_kb'] / 1024:.1f}) MiB" if "rss_kb" in mem
                     else f"{'n/a':>20}")
         print(row)
+    if "list" in names:
+        print(f"{'list requests/s':<34}" + "".join(
+            f"{tg[lab]['bench']['list'].get('requests_per_s', 0):>20.1f}" for lab in labels))
     if "run" in ratios and ratios["run"] is not None:
         verdict = "meets" if ratios["run"] <= GOAL_RATIO else "misses"
         print(f"\nrun ratio {ratios['run']:.2f} {verdict} the goal of <= {GOAL_RATIO}")

@@ -190,6 +190,8 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
     for key in ("CgroupnsMode", "IpcMode"):
         if not full_hc.get(key):
             full_hc[key] = "private"
+    if isinstance(full_hc.get("PidsLimit"), (int, float)) and full_hc["PidsLimit"] <= 0:
+        full_hc["PidsLimit"] = None   # 0 and -1 mean unlimited: dockerd stores (and shows) null
     if full_hc.get("MemorySwappiness") == -1:
         full_hc["MemorySwappiness"] = None  # the CLI's "unset"; dockerd shows null
     if full_hc.get("NetworkMode") in ("", "default", None):
@@ -430,7 +432,8 @@ def status_text(c: Container, now: float | None = None) -> str:
 
 
 def encode_summary(c: Container, image_ref: str, size: tuple[int, int] | None) -> dict[str, Any]:
-    command = c.path + ((" " + " ".join(c.args)) if c.args else "")
+    # dockerd single-quotes the arguments that contain a space (not the path)
+    command = c.path + ((" " + " ".join(f"'{a}'" if " " in a else a for a in c.args)) if c.args else "")
     mode = (c.annotations.get("HostConfig") or {}).get("NetworkMode") or "bridge"
     out: dict[str, Any] = {
         "Id": c.id,

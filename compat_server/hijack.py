@@ -128,12 +128,15 @@ class HijackHandlers:
         inst = execs.get(exec_id)
         size = body.get("ConsoleSize")
         console = (int(size[0]), int(size[1])) if isinstance(size, list) and len(size) == 2 else None
+        if not versions.at_least(version, "1.42"):
+            console = None   # ConsoleSize arrived in API 1.42; dockerd ignores it from older clients
         detach = bool(body.get("Detach"))
         if detach:
             await execs.start(exec_id, detach=True, console_size=console)
             await conn.send_response(200, [("Content-Type", "application/json")], b"")
             return
-        execs.check_startable(exec_id)
+        # Like dockerd, "already running/has already run" and a stopped container are
+        # reported inside the stream once it is open (start() raises below).
         tty = bool(body.get("Tty", inst.tty)) or inst.tty
         content_type = RAW if tty or not versions.at_least(version, "1.42") else MUX
         if req.upgrade:
@@ -150,7 +153,13 @@ class HijackHandlers:
                 await conn.write(text if tty else mux_frame(1, text))
                 await conn.close_write()
                 return
-            await self._pump(conn, _ExecStreams(session, inst), tty)
+            streams = _ExecStreams(session, inst)
+            await self._pump(conn, streams, tty, stop=streams.detached)
+            if streams.detached.is_set():
+                # the client detached: the exec goes on; its exit is collected in the background
+                self.engine.containers._emit(self.engine.containers.get(inst.container_id), "exec_detach",
+                                             execID=inst.id)
+                return
             # The client reads ExitCode from exec inspect right after the stream ends.
             await execs.complete(inst)
             await conn.close_write()
@@ -159,7 +168,7 @@ class HijackHandlers:
                 asyncio.get_running_loop().create_task(execs.complete(inst))
             await conn.close()
 
-    async def _pump(self, conn: Any, att: Any, tty: bool) -> None:
+    async def _pump(self, conn: Any, att: Any, tty: bool, stop: asyncio.Event | None = None) -> None:
         async def stdin_pump() -> None:
             while True:
                 data = await conn.read()
@@ -179,15 +188,18 @@ class HijackHandlers:
         out_task = asyncio.ensure_future(stdout_pump())
         in_task = asyncio.ensure_future(stdin_pump())
         hangup = asyncio.ensure_future(conn.closed_by_peer.wait())
+        stopped = asyncio.ensure_future(stop.wait()) if stop is not None else None
         try:
-            done, _ = await asyncio.wait({out_task, hangup}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({out_task, hangup} | ({stopped} if stopped else set()),
+                                         return_when=asyncio.FIRST_COMPLETED)
             if out_task in done:
                 out_task.result()
         finally:
-            for task in (in_task, hangup, out_task):
+            tasks = [t for t in (in_task, hangup, out_task, stopped) if t is not None]
+            for task in tasks:
                 if not task.done():
                     task.cancel()
-            await asyncio.gather(in_task, hangup, out_task, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class BadRequestError(InvalidParameter):
@@ -200,6 +212,13 @@ class _ExecStreams:
     def __init__(self, session: Any, inst: Any) -> None:
         self.session = session
         self.inst = inst
+        self.detached = asyncio.Event()
+        # dockerd watches a tty exec's stdin for its detach keys (default ctrl-p,ctrl-q)
+        self._keys = b""
+        if inst.tty and inst.open_stdin:
+            from engine.containers.exec import parse_detach_keys
+            self._keys = parse_detach_keys(inst.detach_keys) if inst.detach_keys else b"\x10\x11"
+        self._held = b""      # a partial match of the keys, not passed on yet
 
     async def read(self) -> Any:
         while True:
@@ -211,8 +230,27 @@ class _ExecStreams:
                 return frame
 
     async def write(self, data: bytes) -> None:
-        if self.inst.open_stdin:
+        if not self.inst.open_stdin or self.detached.is_set():
+            return
+        if self._keys:
+            data = self._scan(data)
+        if data:
             await self.session.write(data)
+
+    def _scan(self, data: bytes) -> bytes:
+        """Pass ``data`` on except a (partial) detach sequence; a complete one detaches."""
+        out = bytearray()
+        for b in data:
+            self._held += bytes([b])
+            if self._keys.startswith(self._held):
+                if self._held == self._keys:
+                    self._held = b""
+                    self.detached.set()
+                    return bytes(out)
+                continue
+            out += self._held     # not the sequence after all: let the held bytes through
+            self._held = b""
+        return bytes(out)
 
     async def close_stdin(self) -> None:
         if self.inst.open_stdin:

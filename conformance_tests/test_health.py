@@ -184,3 +184,14 @@ def test_failures_in_start_period_do_not_count(daemon: Daemon, busybox: str, nam
     assert all(e["ExitCode"] == 1 for e in h["Log"])
     cfg = inspect(daemon, name)["Config"]["Healthcheck"]
     assert cfg["StartPeriod"] == 60 * 10**9
+
+
+def test_pause_stops_probes_and_unpause_resumes_them(daemon: Daemon, busybox: str, name: str) -> None:
+    ok(daemon.cli("run", "-d", "--name", name, "--health-cmd", "exit 0", *FAST, BUSYBOX, "sh", "-c", LOOP))
+    _wait_health(daemon, name, "healthy")
+    ok(daemon.cli("pause", name))
+    try:
+        assert _health(daemon, name)["Status"] == "unhealthy"     # dockerd: a stopped monitor
+    finally:
+        ok(daemon.cli("unpause", name))
+    _wait_health(daemon, name, "healthy")

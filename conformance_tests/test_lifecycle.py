@@ -272,13 +272,13 @@ def test_container_prune_filters_and_events(daemon: Daemon, busybox: str, name: 
     try:
         status, body = _prune(daemon, {"label": ["prune-t=1"], "label!": ["tier=web"], "until": ["-1h"]})
         assert status == 200
-        assert body == {"ContainersDeleted": [old], "SpaceReclaimed": body["SpaceReclaimed"]}
+        assert body == {"ContainersDeleted": [old], "SpaceReclaimed": body["SpaceReclaimed"]}, body
         assert isinstance(body["SpaceReclaimed"], int)
         since = f"{time.time():.3f}"
         status, body = _prune(daemon, {"label": ["prune-t"], "until": ["1h"]})   # all created less than 1h ago
-        assert status == 200 and body["ContainersDeleted"] is None
+        assert status == 200 and body["ContainersDeleted"] is None, body
         status, body = _prune(daemon, {"label": ["prune-t"]})
-        assert status == 200 and body["ContainersDeleted"] == [web]
+        assert status == 200 and body["ContainersDeleted"] == [web], body
         out = ok(daemon.cli("events", "--since", since, "--until", f"{time.time():.3f}", "--format", "{{json .}}"))
         # (other tests' late events may fall into the window: keep this test's own)
         events = [e for e in map(json.loads, out.splitlines()) if e["Actor"]["ID"] in ("", web)]

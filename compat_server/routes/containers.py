@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 from typing import Any, AsyncIterator
 from urllib.parse import quote_plus
@@ -11,10 +12,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from engine import timeutil
-from engine.containers import filters as cfilters
-from engine.errors import InvalidParameter
+from engine.errors import EngineError, InvalidParameter
 
-from .. import convert
+from .. import convert, listing
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, dumps, json_body, no_content, qbool, qfilters, qint
 
@@ -38,33 +38,27 @@ async def create(request: Request) -> Response:
 
 
 async def list_containers(request: Request) -> Response:
-    engine = engine_of(request)
-    svc = engine.containers
-    show_all = qbool(request, "all")
-    limit = qint(request, "limit", -1)
+    raw_limit = request.query_params.get("limit", "")
+    limit = -1
+    if raw_limit:
+        if not re.fullmatch(r"[+-]?[0-9]+", raw_limit):
+            raise EngineError(f'strconv.Atoi: parsing "{raw_limit}": invalid syntax')  # dockerd: a 500
+        limit = int(raw_limit)
     size = qbool(request, "size")
-    flt = qfilters(request)
-    predicate = cfilters.build(flt, svc.get, engine.image_matches)
-    out = []
-    for c in svc.list():
-        if not show_all and not c.state.running and limit in (None, -1, 0) and "status" not in flt \
-                and "exited" not in flt:
-            continue
-        if not predicate(c):
-            continue
-        out.append(c)
-        if limit is not None and limit > 0 and len(out) >= limit:
-            break
-    result = []
-    for c in out:
-        sizes = await engine.container_size(c) if size else None
-        result.append(convert.encode_summary(c, engine.image_display_name(c), sizes))
-    return docker_json(result)
+    summaries = await listing.list_containers(engine_of(request), show_all=qbool(request, "all"), limit=limit,
+                                              size=size, filters=qfilters(request))
+    if size:
+        return docker_json(summaries)
+    cache = getattr(request.app.state, "summary_json", None)
+    if cache is None:
+        cache = request.app.state.summary_json = listing.EncodedSummaries()
+    return Response(cache.encode(summaries), media_type="application/json")
 
 
 async def inspect(request: Request) -> Response:
     engine = engine_of(request)
     c = engine.containers.get(request.path_params["id"])
+    engine.execs.collect()  # ExecIDs: only execs that have not exited, of the current run
     sizes = await engine.container_size(c) if qbool(request, "size") else None
     return docker_json(convert.encode_inspect(c, engine.graph_driver(c), api_version(request), sizes))
 

@@ -1,24 +1,41 @@
 """Exec routes: create, inspect, resize (start is hijacked: compat_server.hijack)."""
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from engine.containers.exec import parse_detach_keys
+
+from ..convert import _go_kind
 from ..errors import BadRequest
-from ..responses import docker_json, json_body, qint
+from .. import versions
+from ..responses import api_version, docker_json, json_body, qint
 
 
 def _strlist(value: Any, field: str) -> list[str]:
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadRequest(f"json: cannot unmarshal {type(value).__name__} into Go struct field ExecOptions.{field} of type []string")
+    # Go's encoding/json words (dockerd 20.10 names the struct ExecConfig, newer ExecOptions)
+    if not isinstance(value, list):
+        raise BadRequest(f"json: cannot unmarshal {_go_kind(value)} into Go struct field ExecOptions.{field} of type []string")
+    for v in value:
+        if not isinstance(v, str):
+            raise BadRequest(f"json: cannot unmarshal {_go_kind(v)} into Go struct field ExecOptions.{field} of type string")
     return value
+
+
+def _console_size(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise BadRequest(f"json: cannot unmarshal {_go_kind(value)} into Go struct field ExecOptions.ConsoleSize "
+                         "of type [2]uint")
+    return (value[0], value[1]) if value[0] or value[1] else None
 
 
 async def create(request: Request) -> Response:
@@ -35,6 +52,9 @@ async def create(request: Request) -> Response:
         attach_stdin=bool(body.get("AttachStdin")), attach_stdout=bool(body.get("AttachStdout")),
         attach_stderr=bool(body.get("AttachStderr")), privileged=bool(body.get("Privileged")),
         detach_keys=body.get("DetachKeys") or "",
+        # ConsoleSize arrived in API 1.42; dockerd ignores it from older clients
+        console_size=_console_size(body.get("ConsoleSize")) if versions.at_least(api_version(request), "1.42")
+        else None,
     )
     return docker_json({"Id": inst.id}, status=201)
 
@@ -45,7 +65,8 @@ async def inspect(request: Request) -> Response:
     return docker_json({
         "CanRemove": False,
         "ContainerID": inst.container_id,
-        "DetachKeys": inst.detach_keys,
+        # dockerd keeps the parsed byte sequence: Go encodes []byte as base64
+        "DetachKeys": base64.b64encode(parse_detach_keys(inst.detach_keys)).decode() if inst.detach_keys else "",
         "ExitCode": inst.exit_code,
         "ID": inst.id,
         "OpenStderr": inst.open_stderr,

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import Conflict, NotFound
-from ..types import PAUSED
+from ..errors import Conflict, EngineError, NotFound
+from ..types import PAUSED, RESTARTING
 from . import files
 
 
@@ -26,11 +27,36 @@ class ExecInstance:
     open_stderr: bool
     privileged: bool
     detach_keys: str = ""
+    console_size: tuple[int, int] | None = None   # from create (API 1.42+); start's wins
     running: bool = False
     exit_code: int | None = None
     pid: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
     session: Any = None
+    started_at: str = ""            # the container's StartedAt when the exec was created
+    exited_at: float = 0.0          # monotonic time of the exit, for the collector
+
+
+# dockerd keeps an exited exec inspectable until its collector, which runs every
+# 5 minutes, has seen it twice: 5 to 10 minutes.  We drop it after 5.
+EXEC_KEEP_SECONDS = 300.0
+
+
+_CTRL = ["ctrl-@"] + [f"ctrl-{chr(c)}" for c in range(ord("a"), ord("z") + 1)] + \
+    ["ctrl-[", "ctrl-\\", "ctrl-]", "ctrl-^", "ctrl-_"]
+
+
+def parse_detach_keys(spec: str) -> bytes:
+    """`ctrl-p,ctrl-q` -> b"\\x10\\x11": comma-separated single characters or ctrl-<c>."""
+    out = bytearray()
+    for key in spec.split(","):
+        if len(key) == 1:
+            out.append(ord(key) & 0xFF)
+        elif key in _CTRL:
+            out.append(_CTRL.index(key))
+        else:
+            raise EngineError(f"Invalid escape keys ({spec}) provided")   # dockerd: a 500
+    return bytes(out)
 
 
 class ExecService:
@@ -40,16 +66,49 @@ class ExecService:
 
     def get(self, exec_id: str) -> ExecInstance:
         inst = self._execs.get(exec_id)
+        if inst is not None and not self._current(inst):
+            self._forget(inst)
+            inst = None
         if inst is None:
             raise NotFound(f"No such exec instance: {exec_id}")
         return inst
+
+    def _current(self, inst: ExecInstance) -> bool:
+        """An exec lives as long as the run of the container it was created in (dockerd
+        unregisters a container's execs when it stops), and exited ones a while longer."""
+        if inst.running:
+            return True
+        if inst.exited_at:
+            return time.monotonic() - inst.exited_at < EXEC_KEEP_SECONDS
+        c = self.containers._containers.get(inst.container_id)   # created, never started
+        return c is not None and c.state.running and c.state.started_at == inst.started_at
+
+    def _forget(self, inst: ExecInstance) -> None:
+        self._execs.pop(inst.id, None)
+        self._drop_from_container(inst)
+
+    def _drop_from_container(self, inst: ExecInstance) -> None:
+        c = self.containers._containers.get(inst.container_id)
+        ids = c.annotations.get("ExecIDs") if c is not None else None
+        if ids and inst.id in ids:
+            ids.remove(inst.id)
+
+    def collect(self) -> None:
+        """Drop execs that are over (see ``_current``) and any exec id a container still
+        lists that we no longer know (e.g. from before a daemon restart)."""
+        for inst in [i for i in self._execs.values() if not self._current(i)]:
+            self._forget(inst)
+        for c in self.containers._containers.values():
+            ids = c.annotations.get("ExecIDs")
+            if ids:
+                ids[:] = [i for i in ids if i in self._execs and self._execs[i].exit_code is None]
 
     def _running_live(self, container_id: str) -> tuple[Any, Any]:
         c = self.containers.get(container_id)
         live = self.containers._live.get(c.id)
         if c.state.status == PAUSED:
-            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
-        if c.state.restarting:
+            raise Conflict(f"Container {container_id} is paused, unpause the container before exec")
+        if c.state.status == RESTARTING or c.state.restarting:
             raise Conflict(f"Container {c.id} is restarting, wait until the container is running")
         if not c.state.running or live is None:
             raise Conflict(f"Container {c.id} is not running")
@@ -57,12 +116,16 @@ class ExecService:
 
     def create(self, ref: str, *, cmd: list[str], env: list[str], user: str, working_dir: str, tty: bool,
                attach_stdin: bool, attach_stdout: bool, attach_stderr: bool, privileged: bool,
-               detach_keys: str = "") -> ExecInstance:
+               detach_keys: str = "", console_size: tuple[int, int] | None = None) -> ExecInstance:
         c, _ = self._running_live(ref)
+        if detach_keys:
+            parse_detach_keys(detach_keys)
+        self.collect()
         inst = ExecInstance(
             id=secrets.token_hex(32), container_id=c.id, args=list(cmd), env=list(env),
             user=user or c.config.user, working_dir=working_dir, tty=tty, open_stdin=attach_stdin,
             open_stdout=attach_stdout, open_stderr=attach_stderr, privileged=privileged, detach_keys=detach_keys,
+            started_at=c.state.started_at, console_size=console_size,
         )
         self._execs[inst.id] = inst
         ids = c.annotations.setdefault("ExecIDs", [])
@@ -81,32 +144,37 @@ class ExecService:
         """Start the exec.  Detached: its exit is collected in the background.
         Attached: the caller reads the session's output, then awaits ``complete``."""
         inst = self.get(exec_id)
-        if inst.running or inst.exit_code is not None:
+        if inst.running:
+            raise Conflict(f"Error: Exec command {exec_id} is already running")
+        if inst.exit_code is not None:
             raise Conflict(f"Error: Exec command {exec_id} has already run")
         c, live = self._running_live(inst.container_id)
-        rootfs = self.containers.config.bundles_root / c.id / "rootfs"
-        uid, gid, groups, home = await asyncio.to_thread(self.containers._resolve, Path(rootfs), inst.user)
-        env = [f"PATH={files.DEFAULT_PATH}", f"HOSTNAME={c.config.hostname}"]
-        if inst.tty:
-            env.append("TERM=xterm")
-        env = files.merge_env(env, [e for e in c.config.env if "=" in e])
-        env = files.merge_env(env, [e for e in inst.env if "=" in e])
-        if not any(e.startswith("HOME=") for e in env):
-            env.append(f"HOME={home}")
         inst.running = True
         try:
+            if inst.working_dir and not inst.working_dir.startswith("/"):
+                raise EngineError("OCI runtime exec failed: exec failed: Cwd must be an absolute path: unknown")
+            bundle = self.containers.config.bundles_root / c.id
+            uid, gid, groups, home, sec = await asyncio.to_thread(self._prepare, c, bundle, inst.user)
+            env = [f"PATH={files.DEFAULT_PATH}", f"HOSTNAME={c.config.hostname}"]
+            if inst.tty:
+                env.append("TERM=xterm")
+            env = files.merge_env(env, [e for e in c.config.env if "=" in e])
+            env = files.merge_env(env, [e for e in inst.env if "=" in e])
+            if not any(e.startswith("HOME=") for e in env):
+                env.append(f"HOME={home}")
             # the container's capabilities, no_new_privs and --group-add apply to its execs too
-            sec = await asyncio.to_thread(_exec_security, c, Path(rootfs))
             session = await live.handle.exec(
                 inst.id, args=inst.args, env=env, cwd=inst.working_dir or c.config.working_dir or "/",
                 uid=uid, gid=gid, additional_gids=list(groups) + [g for g in sec["extra_gids"] if g not in groups],
                 tty=inst.tty, open_stdin=inst.open_stdin,
-                console_size=console_size, privileged=inst.privileged or c.host_config.privileged,
+                console_size=console_size or inst.console_size, privileged=inst.privileged or c.host_config.privileged,
                 capabilities=sec["capabilities"], no_new_privileges=sec["no_new_privileges"],
             )
-        except Exception as err:
+        except Exception:
             inst.running = False
-            inst.exit_code = getattr(err, "exit_code", 126)
+            inst.exit_code = 126   # dockerd: any exec that fails to start exits 126
+            inst.exited_at = time.monotonic()
+            self._drop_from_container(inst)
             inst.done.set()
             raise
         inst.pid = getattr(session, "pid", 0)
@@ -116,6 +184,11 @@ class ExecService:
         if detach:
             asyncio.get_running_loop().create_task(self.complete(inst))
         return session
+
+    def _prepare(self, c: Any, bundle: Path, user: str) -> tuple[int, int, list[int], str, dict[str, Any]]:
+        """User lookup in the rootfs and the container's security options (one thread hop)."""
+        uid, gid, groups, home = self.containers._resolve(bundle / "rootfs", user)
+        return uid, gid, list(groups), home, _exec_security(c, bundle / "rootfs")
 
     async def complete(self, inst: ExecInstance) -> None:
         """Collect the exit status (after the output has been read: wait() drains it)."""
@@ -127,6 +200,9 @@ class ExecService:
         except Exception:  # noqa: BLE001
             inst.exit_code = inst.exit_code if inst.exit_code is not None else 126
         inst.running = False
+        inst.exited_at = time.monotonic()
+        # like dockerd: the container lists only execs that have not exited
+        self._drop_from_container(inst)
         inst.done.set()
         cc = self.containers._containers.get(inst.container_id)
         if cc is not None:

@@ -39,6 +39,8 @@ async def pause(svc: "ContainerService", ref: str) -> None:
         except Exception as e:  # noqa: BLE001
             raise EngineError(f"Cannot pause container {c.id}: {e}") from e
         c.state = replace(c.state, status=PAUSED, paused=True)
+        if svc.health is not None:
+            svc.health.container_paused(c.id)     # no probes while frozen (dockerd: unhealthy)
         await svc._save(c)
     svc._emit(c, "pause")
 
@@ -56,6 +58,8 @@ async def unpause(svc: "ContainerService", ref: str) -> None:
         except Exception as e:  # noqa: BLE001
             raise EngineError(f"Cannot unpause container {c.id}: {e}") from e
         c.state = replace(c.state, status=RUNNING, paused=False)
+        if svc.health is not None:
+            svc.health.container_unpaused(c)      # probing resumes, status kept until the next probe
         await svc._save(c)
     svc._emit(c, "unpause")
 

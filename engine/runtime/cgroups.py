@@ -232,6 +232,14 @@ class CgroupV1:
     def procs_files(self) -> list[str]:
         return [os.path.join(d, "cgroup.procs") for d in self.dirs.values()]
 
+    def join_files(self) -> list[str]:
+        """Where a freshly forked, single-threaded process writes "0" to move itself in.
+
+        ``tasks`` moves only the writing thread, which lets the kernel skip the
+        global threadgroup lock that ``cgroup.procs`` takes: that lock waits for
+        an RCU grace period, 8-15 ms per join here, paid by every start and exec."""
+        return [os.path.join(d, "tasks") for d in self.dirs.values()]
+
     def bind_sources(self) -> list[tuple[str, str]]:
         """(host dir, name under /sys/fs/cgroup) for the container's read-only view."""
         out = []
@@ -415,6 +423,9 @@ class CgroupV2:
 
     def procs_files(self) -> list[str]:
         return [os.path.join(self.dir, "cgroup.procs")]
+
+    def join_files(self) -> list[str]:
+        return self.procs_files()   # v2: cgroup.threads is only for threaded subtrees
 
     def bind_sources(self) -> list[tuple[str, str]]:
         return []

@@ -13,7 +13,8 @@ message)::
     shim -> init   {"type": "go"}                              execve now
     init -> shim   {"type": "error", "message": str, "exit_code": int}
 
-After "go" the socket is close-on-exec: a successful execve shows up in the
+An exec (``run_exec`` with ``wait_for_go=False``) does not wait for "go": it
+execs right after "ready".  After "go" the socket is close-on-exec: a successful execve shows up in the
 shim as EOF.  Setup failures are reported with runc's wording so the engine
 can give the user dockerd's error text and exit code (127/126/128).
 """
@@ -458,8 +459,10 @@ class ExecConfig:
         stdio: tuple[int, int, int] | None = None,
         cgroup_procs: list[str] | None = None,
         seccomp: bytes = b"",
+        wait_for_go: bool = True,               # False: execve right after "ready"
     ) -> None:
         self.seccomp = seccomp
+        self.wait_for_go = wait_for_go
         self.process = process
         self.channel = channel
         self.init_pid = init_pid
@@ -536,9 +539,10 @@ def run_exec(cfg: ExecConfig, sys: S.Syscalls) -> None:
     except fs.ExecLookupError as e:
         raise InitError(e.message, e.exit_code) from None
     cfg.channel.send({"type": "ready"})
-    msg = cfg.channel.recv()
-    if not msg or msg.get("type") != "go":
-        raise _Abort()
+    if cfg.wait_for_go:
+        msg = cfg.channel.recv()
+        if not msg or msg.get("type") != "go":
+            raise _Abort()
     _exec_now(sys, exe, args, env, cfg.seccomp if late_seccomp else b"")
 
 

@@ -80,6 +80,7 @@ READ_CHUNK = 65536
 HIGH_WATER = 4 * 1024 * 1024     # pause container output while a client lags this much
 REPLAY_LIMIT = 64 * 1024         # recent output kept for attach(replay=True)
 DRAIN_TIMEOUT = 10.0             # seconds to flush slow clients after exit
+PRELOAD_DELAY = 0.3              # seconds after the start before the exec code is imported
 OUTPUT_GRACE = 2.0               # seconds to wait for pipe EOF after the init was reaped
 
 
@@ -199,6 +200,7 @@ class Shim:
         self.wake_r = -1
         self.error = ""
         self.seccomp = b""                          # compiled filter, for the init and every exec
+        self.preload_at: float | None = None        # when to import the exec code (idle after start)
 
     # ------------------------------------------------------------------ create
     def create(self) -> dict[str, Any]:
@@ -258,7 +260,7 @@ class Shim:
                     spec=spec,
                     channel=SocketChannel(child_sync),
                     stdio=stdio,
-                    cgroup_procs=self.cgroup.procs_files() if self.cgroup else [],
+                    cgroup_procs=self.cgroup.join_files() if self.cgroup else [],
                     cgroup_binds=self.cgroup.bind_sources() if self.cgroup else [],
                     cgroup_version=self.cgroup.version if self.cgroup else 1,
                     seccomp=self.seccomp,
@@ -411,6 +413,8 @@ class Shim:
                     if events & selectors.EVENT_WRITE and tag.sock.fileno() >= 0:
                         self._client_write(tag)
             now = time.monotonic()
+            if self.preload_at is not None and now >= self.preload_at:
+                self._preload_exec_code()
             for ex in list(self.execs.values()):
                 if ex.exit is not None and (not ex.io.outputs or now >= ex.reaped_at + OUTPUT_GRACE):
                     self._finish_exec(ex)
@@ -432,6 +436,8 @@ class Shim:
             deadlines.append(self.reaped_at + OUTPUT_GRACE)
         if self.exit_sent:
             deadlines.append(drain_deadline)
+        if self.preload_at is not None:
+            deadlines.append(self.preload_at)
         return max(0.0, min(deadlines) - now) if deadlines else None
 
     # -- child processes
@@ -722,6 +728,7 @@ class Shim:
             self.sync = None
             self.state = "running"
             self._reply(c, req)
+            self.preload_at = time.monotonic() + PRELOAD_DELAY
         elif op == "kill":
             target = c.exec.pid if c.exec is not None and c.exec.exit is None else None
             if c.exec is None and self.exit is None:
@@ -826,6 +833,7 @@ class Shim:
         process = req.get("process") or {}
         tty = bool(process.get("terminal"))
         open_stdin = bool(req.get("open_stdin"))
+        self._preload_exec_code()
         ex = Exec(str(req.get("exec_id", "")), c)
         stdio, child_fds = self._make_stdio(ex.io, tty, open_stdin)
         parent_sync, child_sync = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -848,8 +856,11 @@ class Shim:
                 from engine.runtime.init import ExecConfig, SocketChannel, exec_main
                 exec_main(ExecConfig(
                     process=process, channel=SocketChannel(child_sync), init_pid=self.init_pid, stdio=stdio,
-                    cgroup_procs=self.cgroup.procs_files() if self.cgroup else [],
+                    cgroup_procs=self.cgroup.join_files() if self.cgroup else [],
                     seccomp=self.seccomp,
+                    # no "go" round trip: the pipes are ours already and the child is
+                    # reaped only after it is registered below (one wakeup less per exec)
+                    wait_for_go=False,
                 ))
             finally:
                 os._exit(128)
@@ -874,11 +885,16 @@ class Shim:
         self.execs[ex.pid] = ex
         self._watch(ex.io)
         self._reply(c, req, pid=ex.pid)
-        try:
-            parent_sync.send(json.dumps({"type": "go"}).encode())
-        except OSError:
-            pass
         parent_sync.close()
+
+    def _preload_exec_code(self) -> None:
+        """Import the in-container exec code here, once, so that forked exec children
+        find it loaded instead of importing it on every exec (milliseconds each).
+        Done when the shim is idle after the start, not before: that would delay the start."""
+        self.preload_at = None
+        if "engine.runtime.init" not in sys.modules:
+            import engine.runtime.init  # noqa: F401
+            import engine.oci.caps  # noqa: F401
 
     def _finish_exec(self, ex: Exec) -> None:
         assert ex.exit is not None

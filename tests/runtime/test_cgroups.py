@@ -79,6 +79,9 @@ def test_v1_create_apply_destroy(tmp_path: Path) -> None:
     assert (tmp_path / "devices" / "pydockerd" / "abc" / "devices.deny").read_text() == "a"
     assert sorted(m.procs_files()) == sorted(str(tmp_path / n / "pydockerd" / "abc" / "cgroup.procs")
                                              for n in ("memory", "pids", "cpu,cpuacct", "cpuset", "devices"))
+    # a new process joins through `tasks`: same result for one thread, without the global lock
+    assert sorted(m.join_files()) == sorted(str(tmp_path / n / "pydockerd" / "abc" / "tasks")
+                                            for n in ("memory", "pids", "cpu,cpuacct", "cpuset", "devices"))
     assert (str(mem), "memory") in m.bind_sources()
     (mem / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
     assert m.oom_killed()
@@ -117,6 +120,7 @@ def test_v2_create_apply(tmp_path: Path) -> None:
     assert (d / "cpu.weight").read_text() == str(cg.shares_to_weight(1024))
     assert (d / "cpu.max").read_text() == "50000 100000"
     assert m.procs_files() == [str(d / "cgroup.procs")]
+    assert m.join_files() == [str(d / "cgroup.procs")]
     (d / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n")
     assert not m.oom_killed()
     for f in d.iterdir():

@@ -109,3 +109,22 @@ def test_exec_gets_the_container_seccomp_filter(bench: Bench) -> None:
         assert b"Seccomp:\t2" in out and b"denied" in out
         await _stop(h)
     run(go())
+
+
+def test_exec_joins_every_cgroup_of_the_container(bench: Bench) -> None:
+    """The exec joins through `tasks` on v1 (the fast path): it must end up in the
+    same cgroup as the init in every hierarchy, and so be killed/counted with it."""
+    async def go() -> None:
+        h = await _running(bench)
+        ex = await h.exec("e9", args=["sleep", "1000"], env=PATH)
+        with open(f"/proc/{h.pid}/cgroup") as f:
+            init_groups = sorted(f.read().splitlines())
+        with open(f"/proc/{ex.pid}/cgroup") as f:
+            exec_groups = sorted(f.read().splitlines())
+        assert exec_groups == init_groups
+        assert any(bench.cid in line for line in init_groups)
+        await ex.kill(signal.SIGKILL)
+        assert (await ex.wait()).exit_code == 137
+        await ex.close()
+        await _stop(h)
+    run(go())
