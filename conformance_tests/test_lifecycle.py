@@ -281,7 +281,8 @@ def test_container_prune_filters_and_events(daemon: Daemon, busybox: str, name: 
         assert status == 200 and body["ContainersDeleted"] == [web], body
         out = ok(daemon.cli("events", "--since", since, "--until", f"{time.time():.3f}", "--format", "{{json .}}"))
         # (other tests' late events may fall into the window: keep this test's own)
-        events = [e for e in map(json.loads, out.splitlines()) if e["Actor"]["ID"] in ("", web)]
+        events = [e for e in map(json.loads, out.splitlines())
+                  if e["Type"] == "container" and e["Actor"]["ID"] in ("", web)]
         assert [(e["Type"], e["Action"], e["Actor"]["ID"]) for e in events] == [
             ("container", "prune", ""), ("container", "destroy", web), ("container", "prune", "")]
         assert events[0]["Actor"]["Attributes"] == {"reclaimed": "0"}
