@@ -753,3 +753,32 @@ def test_token_registry_identity_token(daemon: Daemon, busybox: str, token_regis
         assert ("refresh:bob", [f"repository:{path}:pull"]) in token_registry.token_server.requests  # type: ignore[union-attr]
     finally:
         cleanup(daemon, f"{repo}:v1")
+
+
+def test_push_committed_multilayer_image_again_then_run_in_a_fresh_daemon(
+        daemon: Daemon, busybox: str, registry: Registry, second_daemon: Daemon, name: str) -> None:
+    """The issue's round trip: an image of three layers made with `docker commit`, pushed, pushed
+    again (every layer already there), pulled by a second fresh daemon and run there."""
+    ref = f"{registry.address}/conf/committed{uuid.uuid4().hex[:6]}:v1"
+    step1, step2 = f"{name}-s1", f"{name}-s2"
+    try:
+        ok(daemon.cli("run", "--name", step1, "busybox", "sh", "-c", "echo one > /one; rm /bin/ls"))
+        ok(daemon.cli("commit", step1, f"{name}:s1"))
+        ok(daemon.cli("run", "--name", step2, f"{name}:s1", "sh", "-c", "mkdir -p /data && echo two > /data/two"))
+        ok(daemon.cli("commit", "-c", 'CMD ["cat", "/one", "/data/two"]', step2, ref))
+        assert len(inspect(daemon, ref, "image")["RootFS"]["Layers"]) == 3
+        first = ok(daemon.cli("push", ref, timeout=120))
+        assert first.count("Pushed") >= 2, first
+        digest = re.search(r"v1: digest: (sha256:[0-9a-f]{64})", first).group(1)  # type: ignore[union-attr]
+        again = ok(daemon.cli("push", ref, timeout=120))
+        assert again.count("Layer already exists") == 3 and "Pushed" not in again, again
+        assert f"v1: digest: {digest}" in again
+        out = ok(second_daemon.cli("pull", ref, timeout=120))
+        assert f"Digest: {digest}" in out
+        assert ok(second_daemon.cli("run", "--rm", "--network", "none", ref, timeout=60)) == "one\ntwo\n"
+        gone = second_daemon.cli("run", "--rm", "--network", "none", ref, "ls", "/", timeout=60)
+        assert gone.returncode != 0, "the whiteout of /bin/ls travelled with the layer"
+    finally:
+        daemon.cli("rm", "-f", step1, step2)
+        cleanup(daemon, ref, f"{name}:s1")
+        cleanup(second_daemon, ref)
