@@ -23,6 +23,8 @@ from engine.types import (
     RestartPolicy,
 )
 
+from engine.errors import go_json_kind
+
 from . import resources_codec, versions
 from .errors import BadRequest
 
@@ -51,18 +53,7 @@ HOST_CONFIG_TYPES.update({
 })
 
 
-def _go_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null"
+_go_kind = go_json_kind
 
 
 def _check(value: Any, gotype: str, where: str) -> None:

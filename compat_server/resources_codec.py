@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.errors import go_json_kind
 from engine.types import Resources
 
 from .errors import BadRequest
@@ -29,18 +30,6 @@ FIELDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _go_kind(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
-
-
 def _typed(body: dict[str, Any], where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, (attr, gotype) in FIELDS.items():
@@ -49,7 +38,7 @@ def _typed(body: dict[str, Any], where: str) -> dict[str, Any]:
         v = body[key]
         ok = isinstance(v, str) if gotype == "string" else (isinstance(v, (int, float)) and not isinstance(v, bool))
         if not ok or (gotype != "string" and float(v) != int(v)):
-            raise BadRequest(f"json: cannot unmarshal {_go_kind(v)} into Go struct field {where}.{key} of type {gotype}")
+            raise BadRequest(f"json: cannot unmarshal {go_json_kind(v)} into Go struct field {where}.{key} of type {gotype}")
         out[attr] = v if gotype == "string" else int(v)
     return out
 

@@ -61,3 +61,18 @@ def no_such_container(name: str) -> NotFound:
 
 def no_such_image(name: str) -> NotFound:
     return NotFound(f"No such image: {name}")
+
+
+def go_json_kind(value: object) -> str:
+    """The JSON kind Go's decoder names in "cannot unmarshal <kind> into ..." errors."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"

@@ -18,6 +18,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import go_json_kind
+
 EPERM = 1
 ENOSYS = 38
 
@@ -178,21 +180,9 @@ def parse_profile(text: str) -> dict[str, Any]:
         raise ProfileError(f"Decoding seccomp profile failed: {_go_json_error(text, e)}") from None
     if not isinstance(doc, dict):
         raise ProfileError("Decoding seccomp profile failed: json: cannot unmarshal "
-                           f"{_json_kind(doc)} into Go value of type seccomp.Seccomp")
+                           f"{go_json_kind(doc)} into Go value of type seccomp.Seccomp")
     _check_types(doc)
     return doc
-
-
-def _json_kind(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
 
 
 def _go_json_error(text: str, e: ValueError) -> str:
@@ -230,7 +220,7 @@ def _check_types(doc: dict[str, Any]) -> None:
         if value is None:
             continue
         if not isinstance(value, typ) or isinstance(value, bool):
-            raise ProfileError(f"Decoding seccomp profile failed: json: cannot unmarshal {_json_kind(value)} "
+            raise ProfileError(f"Decoding seccomp profile failed: json: cannot unmarshal {go_json_kind(value)} "
                                f"into Go struct field Seccomp.{key} of type {gotype}")
 
 
