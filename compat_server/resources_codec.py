@@ -53,11 +53,32 @@ def decode(hc: dict[str, Any], where: str = "CreateRequest.HostConfig") -> Resou
         ulimits.append((str(u["Name"]), int(u.get("Soft") or 0), int(u.get("Hard") or 0)))
     return Resources(
         **vals,
+        **{attr: _device_values(hc, key, value_key, where) for key, (attr, value_key) in DEVICE_FIELDS.items()},
         memory_swappiness=int(swappiness) if isinstance(swappiness, int) and swappiness != -1 else None,
         oom_kill_disable=bool(hc.get("OomKillDisable")),
         oom_score_adj=int(hc.get("OomScoreAdj") or 0),
         ulimits=tuple(ulimits),
     )
+
+
+# Docker field -> (Resources attribute, the value's key in each entry)
+DEVICE_FIELDS: dict[str, tuple[str, str]] = {
+    "BlkioWeightDevice": ("blkio_weight_device", "Weight"),
+    "BlkioDeviceReadBps": ("device_read_bps", "Rate"),
+    "BlkioDeviceWriteBps": ("device_write_bps", "Rate"),
+    "BlkioDeviceReadIOps": ("device_read_iops", "Rate"),
+    "BlkioDeviceWriteIOps": ("device_write_iops", "Rate"),
+}
+
+
+def _device_values(hc: dict[str, Any], key: str, value_key: str, where: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for entry in hc.get(key) or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("Path"), str) \
+                or not isinstance(entry.get(value_key, 0), int) or isinstance(entry.get(value_key, 0), bool):
+            raise BadRequest(f"json: cannot unmarshal {go_json_kind(entry)} into Go struct field {where}.{key}")
+        out.append((entry["Path"], int(entry.get(value_key) or 0)))
+    return tuple(out)
 
 
 def decode_update(body: dict[str, Any]) -> dict[str, Any]:
@@ -72,3 +93,5 @@ def encode_into(hc: dict[str, Any], r: Resources) -> None:
     hc["OomScoreAdj"] = r.oom_score_adj
     hc["MemorySwappiness"] = r.memory_swappiness
     hc["Ulimits"] = [{"Name": n, "Hard": h, "Soft": s} for n, s, h in r.ulimits]
+    for key, (attr, value_key) in DEVICE_FIELDS.items():
+        hc[key] = [{"Path": p, value_key: v} for p, v in getattr(r, attr)]

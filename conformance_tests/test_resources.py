@@ -205,3 +205,32 @@ def test_paused_container_survives_daemon_restart(daemon: Daemon, busybox: str, 
     assert (state["Status"], state["Paused"]) == ("paused", True)
     ok(daemon.cli("unpause", name))
     assert ok(daemon.cli("exec", name, "echo", "thawed")) == "thawed\n"
+
+
+def _a_block_device() -> str:
+    import os
+    import stat as st
+
+    for name in sorted(os.listdir("/sys/block")):
+        path = f"/dev/{name}"
+        if os.path.exists(path) and st.S_ISBLK(os.stat(path).st_mode):
+            return path
+    raise AssertionError("this machine has no block device node in /dev")
+
+
+def test_block_io_throttles_per_device(daemon: Daemon, busybox: str, name: str) -> None:
+    import os
+
+    dev = _a_block_device()
+    rdev = os.stat(dev).st_rdev
+    devno = f"{os.major(rdev)}:{os.minor(rdev)}"
+    out = ok(daemon.cli("run", "--name", name, "--device-read-bps", f"{dev}:1mb", "--device-write-iops", f"{dev}:50",
+                        BUSYBOX, "cat", "/sys/fs/cgroup/blkio/blkio.throttle.read_bps_device",
+                        "/sys/fs/cgroup/blkio/blkio.throttle.write_iops_device"))
+    assert out.split("\n")[:2] == [f"{devno} 1048576", f"{devno} 50"]
+    hc = inspect(daemon, name)["HostConfig"]
+    assert hc["BlkioDeviceReadBps"] == [{"Path": dev, "Rate": 1048576}]
+    assert hc["BlkioDeviceWriteIOps"] == [{"Path": dev, "Rate": 50}]
+    proc = daemon.cli("run", "--rm", "--device-read-bps", "/dev/no-such-disk:1mb", BUSYBOX, "true")
+    assert proc.returncode != 0
+    assert "stat /dev/no-such-disk: no such file or directory" in proc.stderr

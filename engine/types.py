@@ -101,6 +101,12 @@ class Resources:
     blkio_weight: int = 0
     oom_score_adj: int = 0
     ulimits: tuple[tuple[str, int, int], ...] = ()
+    # (device path, value): --blkio-weight-device and --device-{read,write}-{bps,iops}
+    blkio_weight_device: tuple[tuple[str, int], ...] = ()
+    device_read_bps: tuple[tuple[str, int], ...] = ()
+    device_write_bps: tuple[tuple[str, int], ...] = ()
+    device_read_iops: tuple[tuple[str, int], ...] = ()
+    device_write_iops: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -245,6 +251,8 @@ def container_from_jsonable(data: dict[str, Any]) -> Container:
             hc_data[key] = tuple(hc_data[key])
     res = dict(hc_data.get("resources") or {})
     res["ulimits"] = tuple(tuple(u) for u in res.get("ulimits") or ())
+    for key in ("blkio_weight_device", "device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops"):
+        res[key] = tuple(tuple(d) for d in res.get(key) or ())
     hc_data["resources"] = Resources(**res)
     known_hc = {f.name for f in dataclasses.fields(HostConfig)}
     known_cfg = {f.name for f in dataclasses.fields(ContainerConfig)}

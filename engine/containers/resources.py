@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import Conflict, InvalidParameter
+from ..errors import Conflict, EngineError, InvalidParameter
 from ..types import Resources
 
 MIN_MEMORY = 6 * 1024 * 1024          # dockerd's linuxMinMemory
@@ -27,6 +27,7 @@ class HostLimits:
     mems: str                 # "0"
     swap_limit: bool          # memory.memsw.* present (v1) / memory.swap.max (v2)
     blkio_weight: bool
+    blkio_weight_device: bool = False
     cpu_cfs: bool = True
     cpu_shares: bool = True
 
@@ -45,15 +46,17 @@ class HostLimits:
             swap = os.path.exists(os.path.join(v1_mem, "memory.memsw.limit_in_bytes"))
             blkio = os.path.exists("/sys/fs/cgroup/blkio/blkio.weight") or os.path.exists(
                 "/sys/fs/cgroup/blkio/blkio.bfq.weight")
+            blkio_dev = os.path.exists("/sys/fs/cgroup/blkio/blkio.weight_device")
         else:
             swap = os.path.exists(v2)
-            blkio = "io" in read(v2, "").split()
+            blkio = blkio_dev = "io" in read(v2, "").split()
         return cls(
             ncpu=os.cpu_count() or 1,
             cpus=read("/sys/devices/system/cpu/online", "0"),
             mems=read("/sys/devices/system/node/online", "0"),
             swap_limit=swap,
             blkio_weight=blkio,
+            blkio_weight_device=blkio_dev,
         )
 
 
@@ -139,6 +142,15 @@ def validate(r: Resources, host: HostLimits, *, update: bool = False) -> tuple[R
             r = replace(r, blkio_weight=0)
         elif not 10 <= r.blkio_weight <= 1000:
             raise InvalidParameter("Range of blkio weight is from 10 to 1000")
+    if r.blkio_weight_device:
+        if not host.blkio_weight_device:
+            warnings.append("Your kernel does not support Block I/O weight_device or the cgroup is not mounted. "
+                            "Weight-device discarded.")
+            r = replace(r, blkio_weight_device=())
+        else:
+            for path, w in r.blkio_weight_device:
+                if not 10 <= w <= 1000:
+                    raise InvalidParameter(f"invalid weight for device: {path}:{w}")
     if not -1000 <= r.oom_score_adj <= 1000:
         raise InvalidParameter(f"Invalid value {r.oom_score_adj}, range for oom score adj is [-1000, 1000]")
     return r, warnings
@@ -176,6 +188,45 @@ def to_oci(r: Resources) -> dict[str, Any]:
         out["pids"] = {"limit": r.pids_limit}
     if r.blkio_weight > 0:
         out["blockIO"] = {"weight": r.blkio_weight}
+    return out
+
+
+# Resources attribute -> OCI linux.resources.blockIO key (rate devices)
+THROTTLES = {
+    "device_read_bps": "throttleReadBpsDevice",
+    "device_write_bps": "throttleWriteBpsDevice",
+    "device_read_iops": "throttleReadIOPSDevice",
+    "device_write_iops": "throttleWriteIOPSDevice",
+}
+
+
+def block_io_devices(r: Resources) -> dict[str, Any]:
+    """Per-device weights and throttles as OCI ``blockIO`` entries.  The paths are
+    resolved to device numbers when the container starts, as dockerd does: a path
+    that does not exist fails the start with stat's words."""
+    def devno(path: str) -> tuple[int, int]:
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise EngineError(f"stat {path}: {(e.strerror or str(e)).lower()}") from None
+        return os.major(st.st_rdev), os.minor(st.st_rdev)
+
+    out: dict[str, Any] = {}
+    if r.blkio_weight_device:
+        out["weightDevice"] = [dict(zip(("major", "minor"), devno(p)), weight=w) for p, w in r.blkio_weight_device]
+    for attr, key in THROTTLES.items():
+        entries = getattr(r, attr)
+        if entries:
+            out[key] = [dict(zip(("major", "minor"), devno(p)), rate=v) for p, v in entries]
+    return out
+
+
+def with_block_io(r: Resources) -> dict[str, Any]:
+    """``to_oci`` plus the per-device block I/O entries (start time only: it stats devices)."""
+    out = to_oci(r)
+    devices = block_io_devices(r)
+    if devices:
+        out["blockIO"] = {**out.get("blockIO", {}), **devices}
     return out
 
 

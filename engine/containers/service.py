@@ -543,7 +543,7 @@ class ContainerService:
             cap_add=tuple(c.host_config.cap_add),
             cap_drop=tuple(c.host_config.cap_drop),
             shm_size=c.host_config.shm_size or None,
-            resources=resources.to_oci(c.host_config.resources),
+            resources=resources.with_block_io(c.host_config.resources),
             rlimits=resources.rlimits(c.host_config.resources),
             oom_score_adj=c.host_config.resources.oom_score_adj,
             **sec,

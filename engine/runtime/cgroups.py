@@ -132,6 +132,22 @@ def _int(v: Any) -> int | None:
     return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+# OCI blockIO keys -> the v1 blkio file / the v2 io.max key
+_V1_BLKIO_FILES = {
+    "weightDevice": "blkio.weight_device",
+    "throttleReadBpsDevice": "blkio.throttle.read_bps_device",
+    "throttleWriteBpsDevice": "blkio.throttle.write_bps_device",
+    "throttleReadIOPSDevice": "blkio.throttle.read_iops_device",
+    "throttleWriteIOPSDevice": "blkio.throttle.write_iops_device",
+}
+_V2_IO_MAX_KEYS = {
+    "throttleReadBpsDevice": "rbps",
+    "throttleWriteBpsDevice": "wbps",
+    "throttleReadIOPSDevice": "riops",
+    "throttleWriteIOPSDevice": "wiops",
+}
+
+
 class CgroupV1:
     """One directory per mounted v1 hierarchy, at ``<mount>/<cgroups_path>``."""
 
@@ -220,9 +236,16 @@ class CgroupV1:
             if cpu.get("mems"):
                 _write(os.path.join(sd, "cpuset.mems"), str(cpu["mems"]))
         bd = self._dir("blkio")
-        weight = _int((r.get("blockIO") or {}).get("weight"))
+        bio = r.get("blockIO") or {}
+        weight = _int(bio.get("weight"))
         if bd and weight:
             _write(os.path.join(bd, "blkio.weight"), str(weight))
+        if bd:
+            # one "major:minor value" line per write; the kernel keeps a rule per device
+            for key, fname in _V1_BLKIO_FILES.items():
+                field = "weight" if key == "weightDevice" else "rate"
+                for dev in bio.get(key) or []:
+                    _write(os.path.join(bd, fname), f"{dev['major']}:{dev['minor']} {dev[field]}")
         dd = self._dir("devices")
         if dd and r.get("devices") is not None:
             for rule in device_rules(r.get("devices") or []):
@@ -415,10 +438,21 @@ class CgroupV2:
             _write(os.path.join(d, "cpuset.cpus"), str(cpu["cpus"]))
         if cpu.get("mems"):
             _write(os.path.join(d, "cpuset.mems"), str(cpu["mems"]))
-        weight = _int((r.get("blockIO") or {}).get("weight"))
+        bio = r.get("blockIO") or {}
+        weight = _int(bio.get("weight"))
+        weight_file = os.path.join(d, "io.bfq.weight") if os.path.exists(os.path.join(d, "io.bfq.weight")) \
+            else os.path.join(d, "io.weight")
         if weight:
-            _write(os.path.join(d, "io.bfq.weight") if os.path.exists(os.path.join(d, "io.bfq.weight"))
-                   else os.path.join(d, "io.weight"), str(weight))
+            _write(weight_file, str(weight))
+        for dev in bio.get("weightDevice") or []:
+            _write(weight_file, f"{dev['major']}:{dev['minor']} {dev['weight']}")
+        # io.max takes every limit of a device on one line
+        limits: dict[str, list[str]] = {}
+        for key, word in _V2_IO_MAX_KEYS.items():
+            for dev in bio.get(key) or []:
+                limits.setdefault(f"{dev['major']}:{dev['minor']}", []).append(f"{word}={dev['rate']}")
+        for devno, parts in limits.items():
+            _write(os.path.join(d, "io.max"), f"{devno} {' '.join(parts)}")
         # v2 device control needs eBPF programs: not implemented (documented gap).
 
     def procs_files(self) -> list[str]:

@@ -144,3 +144,46 @@ def test_cpuset_parser() -> None:
     assert res.parse_cpuset("") == set()
     with pytest.raises(ValueError):
         res.parse_cpuset("a")
+
+
+def test_block_io_devices_resolved_and_written(tmp_path: Path) -> None:
+    import os
+
+    st = os.stat("/dev/null")
+    r = Resources(device_read_bps=(("/dev/null", 1 << 20),), device_write_iops=(("/dev/null", 50),),
+                  blkio_weight_device=(("/dev/null", 300),))
+    bio = res.with_block_io(r)["blockIO"]
+    dev = {"major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev)}
+    assert bio == {"weightDevice": [{**dev, "weight": 300}], "throttleReadBpsDevice": [{**dev, "rate": 1 << 20}],
+                   "throttleWriteIOPSDevice": [{**dev, "rate": 50}]}
+    with pytest.raises(Exception) as e:
+        res.with_block_io(Resources(device_read_bps=(("/dev/no-such-device", 1),)))
+    assert str(e.value) == "stat /dev/no-such-device: no such file or directory"
+    # v1: one file per kind; v2: one io.max line per device with every limit
+    blk = tmp_path / "blkio"
+    (blk / "c").mkdir(parents=True)
+    for f in ("blkio.throttle.read_bps_device", "blkio.throttle.write_iops_device", "blkio.weight_device"):
+        (blk / "c" / f).write_text("")
+    cg.CgroupV1({"blkio": str(blk)}, "/c").apply({"blockIO": bio})
+    n = f"{dev['major']}:{dev['minor']}"
+    assert (blk / "c" / "blkio.throttle.read_bps_device").read_text() == f"{n} {1 << 20}"
+    assert (blk / "c" / "blkio.throttle.write_iops_device").read_text() == f"{n} 50"
+    assert (blk / "c" / "blkio.weight_device").read_text() == f"{n} 300"
+    v2 = tmp_path / "v2"
+    (v2 / "c").mkdir(parents=True)
+    for f in ("io.max", "io.weight"):
+        (v2 / "c" / f).write_text("")
+    cg.CgroupV2(str(v2), "/c").apply({"blockIO": bio})
+    assert (v2 / "c" / "io.max").read_text() == f"{n} rbps={1 << 20} wiops=50"
+    assert (v2 / "c" / "io.weight").read_text() == f"{n} 300"
+
+
+def test_weight_device_needs_the_controller_file() -> None:
+    host = res.HostLimits(ncpu=2, cpus="0-1", mems="0", swap_limit=True, blkio_weight=False, blkio_weight_device=False)
+    r, warnings = res.validate(Resources(blkio_weight_device=(("/dev/vda", 300),)), host)
+    assert r.blkio_weight_device == () and warnings == [
+        "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded."]
+    ok_host = res.HostLimits(ncpu=2, cpus="0-1", mems="0", swap_limit=True, blkio_weight=True, blkio_weight_device=True)
+    with pytest.raises(InvalidParameter) as e:
+        res.validate(Resources(blkio_weight_device=(("/dev/vda", 5),)), ok_host)
+    assert str(e.value) == "invalid weight for device: /dev/vda:5"
