@@ -110,6 +110,7 @@ class FakeProcess:
         self._task: asyncio.Task[None] | None = None
         self._signalled: asyncio.Queue[int] = asyncio.Queue()
         self.status: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
+        self.on_exit: list[Callable[[ExitStatus], None]] = []    # called as it ends, synchronously
 
     # --- what programs use
     def write(self, data: bytes | str, stream: int = STDOUT) -> None:
@@ -155,7 +156,10 @@ class FakeProcess:
     def finish(self, code: int, *, error: str = "") -> None:
         if self.status.done():
             return
-        self.status.set_result(ExitStatus(exit_code=code, finished_at=timeutil.now(), error=error))
+        status = ExitStatus(exit_code=code, finished_at=timeutil.now(), error=error)
+        self.status.set_result(status)
+        for hook in self.on_exit:
+            hook(status)
         for s in list(self._streams):
             s._deliver(None)
         self._streams.clear()
@@ -434,13 +438,13 @@ class FakeRuntime:
         fc = FakeContainer(container_id, bundle, proc, Path(log_path) if log_path else None)
         self.host[bundle] = fc
         self._lost.pop(bundle, None)
-        proc.status.add_done_callback(lambda fut: self._record_exit(fc, fut))
+        proc.on_exit.append(lambda status: self._record_exit(fc, status))
         return FakeHandle(self, fc)
 
     @staticmethod
-    def _record_exit(fc: FakeContainer, fut: asyncio.Future[ExitStatus]) -> None:
-        if not fut.cancelled() and fc.alive:
-            fc.exit_status = fut.result()
+    def _record_exit(fc: FakeContainer, status: ExitStatus) -> None:
+        if fc.alive:
+            fc.exit_status = status
             fc.alive = False        # the shim exits right after the container
 
     async def connect(self, container_id: str, bundle: Path) -> FakeHandle | None:

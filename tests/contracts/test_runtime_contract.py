@@ -7,7 +7,14 @@ import signal
 import pytest
 
 from engine.errors import Conflict, EngineError
-from engine.runtime.api import STDERR, STDOUT, ContainerHandle, ExecProcess, RuntimeExecutor, Stream
+from engine.runtime.api import (
+    STDERR,
+    STDOUT,
+    ContainerHandle,
+    ExecProcess,
+    RuntimeExecutor,
+    Stream,
+)
 from tests.contracts.conftest import RuntimeSubject, eventually, run
 
 
