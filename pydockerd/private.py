@@ -63,12 +63,12 @@ def _networks_in_use() -> list[ipaddress.IPv4Network]:
         for entry in data:
             if "dst" in entry and entry["dst"] not in ("default", ""):
                 try:
-                    nets.append(ipaddress.ip_network(entry["dst"], strict=False))  # type: ignore[arg-type]
+                    nets.append(ipaddress.IPv4Network(entry["dst"], strict=False))
                 except ValueError:
                     pass
             for a in entry.get("addr_info", ()):
                 try:
-                    nets.append(ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False))  # type: ignore[arg-type]
+                    nets.append(ipaddress.IPv4Network(f"{a['local']}/{a['prefixlen']}", strict=False))
                 except (KeyError, ValueError):
                     pass
     return nets
