@@ -12,10 +12,12 @@ container service being reshaped.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..config import Config
 from ..containers import names as container_names
+from ..containers.contributors import StartContributor
 from ..containers.exec import ExecService
 from ..containers.health import HealthMonitors
 from ..containers.service import ContainerService
@@ -30,7 +32,7 @@ from .runtime import FakeRuntime
 
 class FakeDaemon:
     def __init__(self, root: Path, runtime: FakeRuntime | None = None,
-                 images: FakeRootfsImages | None = None) -> None:
+                 images: FakeRootfsImages | None = None, contributors: Sequence[StartContributor] = ()) -> None:
         self.config = Config(data_root=root / "data", exec_root=root / "exec", cgroup_parent="pydockerd-fake",
                              storage_driver="vfs")
         for path in (self.config.data_root, self.config.exec_root, self.config.containers_root,
@@ -47,6 +49,8 @@ class FakeDaemon:
         )
         self.execs = ExecService(self.containers)
         self.containers.health = HealthMonitors(self.containers, self.execs)
+        for contrib in contributors:
+            self.containers.add_contributor(contrib)
 
     async def open(self) -> FakeDaemon:
         """What the daemon does at start: reconnect, settle, apply restart policies."""
