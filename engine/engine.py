@@ -25,7 +25,7 @@ from .registry.client import RegistryConfig
 from .registry.service import RegistryService
 from .logs.reader import read_logs
 from .oci.spec import SpecInput, build_spec
-from .oci.user import resolve_user
+from .containers.hostaccess import resolve_user
 from .runtime.client import ShimRuntime
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted

@@ -54,6 +54,7 @@ from .signals import parse_signal
 from ..logs.options import parse_log_opts, validate_log_opts
 from ..logs.tag import container_attrs
 from ..oci import hostopts
+from . import hostaccess
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +340,7 @@ class ContainerService:
             pass
         except Exception:  # noqa: BLE001 - keep removing what can be removed
             log.exception("removing rootfs of %s", c.id)
-        hostopts.release_shm(str(self.config.containers_root / c.id))
+        hostaccess.release_shm(str(self.config.containers_root / c.id))
         shutil.rmtree(self.config.containers_root / c.id, ignore_errors=True)
         shutil.rmtree(self.config.bundles_root / c.id, ignore_errors=True)
 
@@ -544,7 +545,11 @@ class ContainerService:
             group_text = _read_in_root(rootfs, "etc/group") if c.host_config.group_add else ""
         except OSError:
             group_text = ""
-        sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text, str(cdir))
+        sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text, str(cdir),
+                                    hostaccess.HOST)
+        shm_size = hostopts.shareable_shm_size(c.host_config)
+        if shm_size is not None:
+            hostaccess.mount_shareable_shm(str(cdir), shm_size)
         ns_paths = plan.namespace_overrides()
         if ns_paths:
             # --network etc. from a contributor; the security options' own joins (ipc/pid/uts) win
@@ -676,7 +681,7 @@ class ContainerService:
             self.images.unmount_rootfs(c.id, bundle / "rootfs")
         except Exception:  # noqa: BLE001
             log.exception("unmounting rootfs of %s", c.id)
-        hostopts.release_shm(str(self.config.containers_root / c.id))
+        hostaccess.release_shm(str(self.config.containers_root / c.id))
 
     async def _after_exit(self, c: Container) -> None:
         if c.host_config.auto_remove and c.id in self._containers and not c.state.removal_in_progress:

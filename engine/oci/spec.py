@@ -87,7 +87,7 @@ class SpecInput:
     sysctls: dict[str, str] | None = None         # None = dockerd's defaults for a private netns
     shm_size: int | None = None                   # bytes; None = 64 MiB
     resources: dict[str, Any] | None = None       # OCI linux.resources (memory/pids/cpu...); devices added
-    devices: tuple[dict[str, Any], ...] = ()      # OCI linux.devices (+ "access"), see engine.oci.devices
+    devices: tuple[dict[str, Any], ...] = ()      # OCI linux.devices (+ "access"), see engine.containers.devices
     oom_score_adj: int = 0
     seccomp: bool = True                          # False = --security-opt seccomp=unconfined
     seccomp_profile: dict[str, Any] | None = None  # a custom OCI linux.seccomp; None = our default

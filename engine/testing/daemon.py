@@ -24,7 +24,7 @@ from ..containers.service import ContainerService
 from ..engine import Events
 from ..events.bus import Event, EventBus
 from ..oci.spec import SpecInput, build_spec
-from ..oci.user import resolve_user
+from ..containers.hostaccess import resolve_user
 from ..state import Database
 from .rootfs import FakeRootfsImages
 from .runtime import FakeRuntime
