@@ -26,6 +26,7 @@ from .registry.service import RegistryService
 from .logs.reader import read_logs
 from .oci.spec import SpecInput, build_spec
 from .containers.hostaccess import resolve_user
+from .runtime.api import RuntimeExecutor
 from .runtime.client import ShimRuntime
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
@@ -61,7 +62,9 @@ class Events:
 
 
 class Engine:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, runtime: RuntimeExecutor | None = None) -> None:
+        """``runtime``: the container runtime (default: a shim per container); tests pass
+        ``engine.testing.runtime.FakeRuntime``."""
         self.config = config
         self.facts: HostFacts = host_facts()
         self.build_time = timeutil.format_ns(int(os.path.getmtime(__file__) * 1e9))
@@ -83,7 +86,8 @@ class Engine:
         self.events = Events(EventBus())
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
-        self.runtime = ShimRuntime(config.python, config.exec_root)
+        self.runtime: RuntimeExecutor = runtime if runtime is not None else ShimRuntime(config.python,
+                                                                                        config.exec_root)
         self.containers = ContainerService(
             config,
             self.db,
@@ -103,8 +107,8 @@ class Engine:
         self.container_pruner = ContainerPruner(self.containers, self.snapshotter.usage)
 
     @classmethod
-    async def open(cls, config: Config) -> "Engine":
-        engine = await asyncio.to_thread(cls, config)
+    async def open(cls, config: Config, *, runtime: RuntimeExecutor | None = None) -> "Engine":
+        engine = await asyncio.to_thread(lambda: cls(config, runtime=runtime))
         await engine.containers.restore()
         return engine
 
