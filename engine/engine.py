@@ -5,27 +5,28 @@ import asyncio
 import logging
 import os
 import shutil
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from . import timeutil
 from .config import Config
 from .containers import names as container_names
 from .containers.exec import ExecService
 from .containers.health import HealthMonitors
+from .containers.hostaccess import resolve_user
 from .containers.prune import ContainerPruner
 from .containers.service import ContainerService
 from .content.store import ContentStore
 from .errors import InvalidParameter, NotFound
-from .events.bus import Event, EventBus
 from .events import filters as event_filters
+from .events.bus import Event, EventBus
 from .images import reference
 from .images.store import ImageStore
-from .registry.client import RegistryConfig
-from .registry.service import RegistryService
 from .logs.reader import read_logs
 from .oci.spec import SpecInput, build_spec
-from .containers.hostaccess import resolve_user
+from .registry.client import RegistryConfig
+from .registry.service import RegistryService
 from .runtime.api import RuntimeExecutor
 from .runtime.client import ShimRuntime
 from .snapshots import make_snapshotter
@@ -107,7 +108,7 @@ class Engine:
         self.container_pruner = ContainerPruner(self.containers, self.snapshotter.usage)
 
     @classmethod
-    async def open(cls, config: Config, *, runtime: RuntimeExecutor | None = None) -> "Engine":
+    async def open(cls, config: Config, *, runtime: RuntimeExecutor | None = None) -> Engine:
         engine = await asyncio.to_thread(lambda: cls(config, runtime=runtime))
         await engine.containers.restore()
         return engine
