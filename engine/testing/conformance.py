@@ -10,11 +10,14 @@ from ..events.api import EventBusAPI, EventPublisher
 from ..events.bus import EventBus
 from ..images.api import ImageCatalog, RootfsImages
 from ..images.store import ImageStore
+from ..registry.api import RegistryAPI, RepositoryAPI
+from ..registry.distribution import HttpRegistry, HttpRepository
 from ..runtime.api import ContainerHandle, ExecProcess, RuntimeExecutor, Stream
 from ..runtime.client import AttachSession, ExecSession, ShimHandle, ShimRuntime
 from .content import FakeContentStore, FakeWriter
 from .events import RecordingEventBus
 from .images import FakeImageCatalog
+from .registry import FakeRegistry, FakeRepository
 from .rootfs import FakeRootfsImages
 from .runtime import FakeExec, FakeHandle, FakeRuntime, FakeStream
 
@@ -56,4 +59,12 @@ def catalogs(real: ImageStore, fake: FakeImageCatalog) -> tuple[ImageCatalog, Im
 
 
 def rootfs(real: _RootfsImages, fake: FakeRootfsImages) -> tuple[RootfsImages, RootfsImages]:
+    return real, fake
+
+
+def registries(real: HttpRegistry, fake: FakeRegistry) -> tuple[RegistryAPI, RegistryAPI]:
+    return real, fake
+
+
+def repositories(real: HttpRepository, fake: FakeRepository) -> tuple[RepositoryAPI, RepositoryAPI]:
     return real, fake
