@@ -117,7 +117,7 @@ def is_websocket_request(headers: dict[str, str]) -> bool:
 
 def _flag(query: dict[str, list[str]], name: str) -> bool:
     values = query.get(name)
-    return bool(values) and values[-1].strip().lower() not in ("", "0", "no", "false", "none")
+    return values is not None and bool(values) and values[-1].strip().lower() not in ("", "0", "no", "false", "none")
 
 
 async def serve(engine: Any, req: Any, conn: Any, ref: str, version: str) -> None:

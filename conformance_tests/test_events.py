@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
-import time
 
 from conformance_tests.harness import Daemon
 from conformance_tests.util import StreamReader, cli_popen, ok, stop_proc
@@ -118,8 +118,24 @@ def test_scripted_session_emits_dockerds_events(daemon: Daemon, busybox: str, na
 
 def test_healthcheck_probe_events(daemon: Daemon, busybox: str, name: str) -> None:
     since = f"{time.time() - 1:.3f}"
-    cid = ok(daemon.cli("run", "-d", "--name", name, "-l", "k=v", "--health-cmd", "exit 0", "--health-interval", "100ms",
-                        BUSYBOX, "sh", "-c", "while :; do sleep 0.05; done")).strip()
+    cid = ok(
+        daemon.cli(
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-l",
+            "k=v",
+            "--health-cmd",
+            "exit 0",
+            "--health-interval",
+            "100ms",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "while :; do sleep 0.05; done",
+        )
+    ).strip()
 
     def healthy() -> bool:
         return any(a == "health_status: healthy" for _, a, _ in _session_events(daemon, since, cid))
@@ -135,8 +151,21 @@ def test_healthcheck_probe_events(daemon: Daemon, busybox: str, name: str) -> No
     assert ("container", "exec_start: /bin/sh -c exit 0", frozenset(BASE | {"execID"})) in got
     assert ("container", "exec_die", frozenset(BASE | {"execID", "exitCode"})) in got
     assert ("container", "health_status: healthy", frozenset(BASE)) in got
-    filtered = ok(daemon.cli("events", "--since", since, "--until", f"{time.time():.3f}", "--filter", f"container={cid}",
-                             "--filter", "event=health_status", "--format", "{{.Action}}")).split("\n")
+    filtered = ok(
+        daemon.cli(
+            "events",
+            "--since",
+            since,
+            "--until",
+            f"{time.time():.3f}",
+            "--filter",
+            f"container={cid}",
+            "--filter",
+            "event=health_status",
+            "--format",
+            "{{.Action}}",
+        )
+    ).split("\n")
     assert [f for f in filtered if f] == ["health_status: healthy"]
 
 

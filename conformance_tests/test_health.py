@@ -166,7 +166,10 @@ def test_health_survives_daemon_restart(daemon: Daemon, busybox: str, name: str)
     def probed_again() -> bool:
         h = _health(daemon, name)
         last = h["Log"][-1]["End"] if h.get("Log") else ""
-        return h.get("Status") == "healthy" and last[:19] >= time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(restarted + 1))
+        return h.get("Status") == "healthy" and last[:19] >= time.strftime(
+            "%Y-%m-%dT%H:%M:%S", time.gmtime(restarted + 1)
+        )
+
     wait_until(probed_again, 20, "probes after the daemon restart")
 
 

@@ -5,8 +5,9 @@ import asyncio
 import logging
 import os
 import shutil
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from . import timeutil
 from .config import Config
@@ -17,15 +18,15 @@ from .containers.prune import ContainerPruner
 from .containers.service import ContainerService
 from .content.store import ContentStore
 from .errors import InvalidParameter, NotFound
-from .events.bus import Event, EventBus
 from .events import filters as event_filters
+from .events.bus import Event, EventBus
 from .images import reference
 from .images.store import ImageStore
-from .registry.client import RegistryConfig
-from .registry.service import RegistryService
 from .logs.reader import read_logs
 from .oci.spec import SpecInput, build_spec
 from .oci.user import resolve_user
+from .registry.client import RegistryConfig
+from .registry.service import RegistryService
 from .runtime.client import ShimRuntime
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
@@ -103,7 +104,7 @@ class Engine:
         self.container_pruner = ContainerPruner(self.containers, self.snapshotter.usage)
 
     @classmethod
-    async def open(cls, config: Config) -> "Engine":
+    async def open(cls, config: Config) -> Engine:
         engine = await asyncio.to_thread(cls, config)
         await engine.containers.restore()
         return engine

@@ -7,8 +7,17 @@ import struct
 import pytest
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from compat_server.wsattach import (OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, FrameDecoder, FrameError, accept_key,
-                                    encode_frame, is_websocket_request)
+from compat_server.wsattach import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_TEXT,
+    FrameDecoder,
+    FrameError,
+    accept_key,
+    encode_frame,
+    is_websocket_request,
+)
 
 
 def _client_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
