@@ -25,6 +25,7 @@ from .images.store import ImageStore
 from .logs.reader import read_logs
 from .oci.spec import SpecInput, build_spec
 from .oci.user import resolve_user
+from .plugins import DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH, Plugins
 from .registry.client import RegistryConfig
 from .registry.service import RegistryService
 from .runtime.client import ShimRuntime
@@ -85,6 +86,13 @@ class Engine:
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
         self.runtime = ShimRuntime(config.python, config.exec_root)
+        # What /info lists and what create accepts. A driver registers here when its code lands:
+        # networking adds "bridge"/"host", volumes add "local".
+        self.plugins = Plugins()
+        self.plugins.register_runtime(DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH)
+        self.plugins.register_log_driver("json-file")
+        # Every container gets a network namespace of its own with only loopback: `--network none`.
+        self.plugins.register_network_driver("null")
         self.containers = ContainerService(
             config,
             self.db,
@@ -96,6 +104,7 @@ class Engine:
             resolve_user=resolve_user,
             generate_name=container_names.generate_name,
             validate_name=container_names.validate_name,
+            check_runtime=self.plugins.check_runtime,
         )
 
         self.execs = ExecService(self.containers)

@@ -5,6 +5,7 @@ import asyncio
 import os
 import platform
 import resource
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -21,7 +22,9 @@ from .. import versions
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, dumps, qfilters
 
-GO_VERSION = "go1.24.4"   # clients only print it; we report the Go release our API level matches
+# No client reads these, they only print them (`docker version`): say what this daemon is built
+# with, in Go's "go1.24.4" form, not a Go release it never ran on.
+GO_VERSION = f"{sys.implementation.name}{platform.python_version()}"
 GIT_COMMIT = "pydockerd"
 
 
@@ -93,6 +96,7 @@ async def info(request: Request) -> Response:
     facts = engine.facts
     cfg = engine.config
     counts = engine.containers.counts()
+    plugins = engine.plugins.listing()
     images = await asyncio.to_thread(engine.images.list)
     insecure = ["127.0.0.0/8", "::1/128"]
     body: dict[str, Any] = {
@@ -105,10 +109,10 @@ async def info(request: Request) -> Response:
         "Driver": cfg.storage_driver,
         "DriverStatus": engine.driver_status(),
         "Plugins": {
-            "Volume": ["local"],
-            "Network": ["bridge", "host", "none", "null"],
+            "Volume": list(plugins.volume),
+            "Network": list(plugins.network),
             "Authorization": None,
-            "Log": ["json-file"],
+            "Log": list(plugins.log),
         },
         "MemoryLimit": facts.memory_limit,
         "SwapLimit": facts.swap_limit,
@@ -161,10 +165,7 @@ async def info(request: Request) -> Response:
         "Labels": list(cfg.labels),
         "ExperimentalBuild": False,
         "ServerVersion": versions.ENGINE_VERSION,
-        "Runtimes": {
-            "runc": {"path": "pydockerd-native"},
-            "io.containerd.runc.v2": {"path": "pydockerd-native"},
-        },
+        "Runtimes": {name: {"path": path} for name, path in engine.plugins.runtimes().items()},
         "DefaultRuntime": cfg.default_runtime,
         "Swarm": {
             "NodeID": "",

@@ -34,6 +34,7 @@ from ..errors import (
 from ..logs.options import parse_log_opts, validate_log_opts
 from ..logs.tag import container_attrs
 from ..oci import hostopts
+from ..plugins import stock_runtimes
 from ..state import Database
 from ..types import (
     DEAD,
@@ -96,6 +97,7 @@ class ContainerService:
         resolve_user: Callable[..., Any],
         generate_name: Callable[..., str],  # names.generate_name(taken, fallback=...)
         validate_name: Callable[[str], str],
+        check_runtime: Callable[[str], None] | None = None,  # the engine's Plugins.check_runtime
     ) -> None:
         self.config = config
         self.db = db
@@ -107,6 +109,7 @@ class ContainerService:
         self._resolve_user = resolve_user
         self._generate_name = generate_name
         self._validate_name = validate_name
+        self._check_runtime = check_runtime or stock_runtimes().check_runtime
         self._containers: dict[str, Container] = {}
         self._names: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -203,6 +206,7 @@ class ContainerService:
         annotations: dict[str, Any] | None = None,
     ) -> tuple[Container, builtins.list[str]]:
         """Create a container; returns it and the warnings dockerd would give."""
+        self._check_runtime(host_config.runtime)  # dockerd checks the settings before names and images
         if name:
             name = self._validate_name(name)
             if name in self._names:
