@@ -5,8 +5,9 @@ import asyncio
 import logging
 import os
 import shutil
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from . import timeutil
 from .config import Config
@@ -17,15 +18,16 @@ from .containers.prune import ContainerPruner
 from .containers.service import ContainerService
 from .content.store import ContentStore
 from .errors import InvalidParameter, NotFound
-from .events.bus import Event, EventBus
 from .events import filters as event_filters
+from .events.bus import Event, EventBus
 from .images import reference
 from .images.store import ImageStore
-from .registry.client import RegistryConfig
-from .registry.service import RegistryService
 from .logs.reader import read_logs
 from .oci.spec import SpecInput, build_spec
 from .oci.user import resolve_user
+from .plugins import DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH, Plugins
+from .registry.client import RegistryConfig
+from .registry.service import RegistryService
 from .runtime.client import ShimRuntime
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
@@ -84,6 +86,13 @@ class Engine:
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
         self.runtime = ShimRuntime(config.python, config.exec_root)
+        # What /info lists and what create accepts. A driver registers here when its code lands:
+        # networking adds "bridge"/"host", volumes add "local".
+        self.plugins = Plugins()
+        self.plugins.register_runtime(DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH)
+        self.plugins.register_log_driver("json-file")
+        # Every container gets a network namespace of its own with only loopback: `--network none`.
+        self.plugins.register_network_driver("null")
         self.containers = ContainerService(
             config,
             self.db,
@@ -95,6 +104,7 @@ class Engine:
             resolve_user=resolve_user,
             generate_name=container_names.generate_name,
             validate_name=container_names.validate_name,
+            check_runtime=self.plugins.check_runtime,
         )
 
         self.execs = ExecService(self.containers)
@@ -103,7 +113,7 @@ class Engine:
         self.container_pruner = ContainerPruner(self.containers, self.snapshotter.usage)
 
     @classmethod
-    async def open(cls, config: Config) -> "Engine":
+    async def open(cls, config: Config) -> Engine:
         engine = await asyncio.to_thread(cls, config)
         await engine.containers.restore()
         return engine

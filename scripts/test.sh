@@ -117,6 +117,12 @@ if "$PY" -c 'import pytest_timeout' 2>/dev/null; then
   timeout_args=(-p timeout --timeout "$TEST_TIMEOUT")
 fi
 
+# Lint and types first: a finding fails the run before any test starts (config in pyproject.toml).
+log "ruff check"
+"$PY" -m ruff check . || { echo "ruff found problems (see above)" >&2; exit 1; }
+log "mypy"
+"$PY" -m mypy || { echo "mypy found problems (see above)" >&2; exit 1; }
+
 log "pytest tests conformance_tests"
 status=0
 "$PY" -m pytest tests conformance_tests -q "${timeout_args[@]}" "$@" || status=$?

@@ -16,9 +16,10 @@ import copy
 import logging
 import os
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from .. import timeutil
 from ..errors import Conflict
@@ -170,7 +171,7 @@ class Committer:
                 await asyncio.shield(resume)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001  (the container may have gone meanwhile)
+            except Exception:  # the container may have gone meanwhile
                 log.exception("resuming %s after commit", c.id)
 
     async def commit(self, ref: str, ref_to_tag: Reference | None, opts: CommitOptions) -> str:
@@ -254,4 +255,5 @@ class Committer:
             del cfg["comment"]
         if parent_cfg.get("variant"):
             cfg["variant"] = parent_cfg["variant"]
-        return self.images.create_image(dumps_go(dict(sorted(cfg.items()))), parent=image.id)
+        image_id: str = self.images.create_image(dumps_go(dict(sorted(cfg.items()))), parent=image.id)
+        return image_id

@@ -8,6 +8,7 @@ per-container lock; different containers never wait for each other.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import os
@@ -15,9 +16,10 @@ import secrets
 import shutil
 import signal as _signal
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from .. import timeutil
 from ..config import Config
@@ -29,9 +31,12 @@ from ..errors import (
     NotModified,
     no_such_container,
 )
+from ..logs.options import parse_log_opts, validate_log_opts
+from ..logs.tag import container_attrs
+from ..oci import hostopts
+from ..plugins import stock_runtimes
 from ..state import Database
 from ..types import (
-    CREATED,
     DEAD,
     EXITED,
     PAUSED,
@@ -46,14 +51,11 @@ from ..types import (
     to_jsonable,
 )
 from . import files, ops_resources, resources
+from . import health as health_checks
 from .attach import ContainerAttach
 from .contributors import Contributors, StartContributor, StartPlan
-from . import health as health_checks
 from .restart import RestartManager, should_restart_on_boot
 from .signals import parse_signal
-from ..logs.options import parse_log_opts, validate_log_opts
-from ..logs.tag import container_attrs
-from ..oci import hostopts
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +95,9 @@ class ContainerService:
         build_spec: Callable[..., dict[str, Any]],
         spec_input: Callable[..., Any],
         resolve_user: Callable[..., Any],
-        generate_name: Callable[[Callable[[str], bool]], str],
+        generate_name: Callable[..., str],  # names.generate_name(taken, fallback=...)
         validate_name: Callable[[str], str],
+        check_runtime: Callable[[str], None] | None = None,  # the engine's Plugins.check_runtime
     ) -> None:
         self.config = config
         self.db = db
@@ -106,6 +109,7 @@ class ContainerService:
         self._resolve_user = resolve_user
         self._generate_name = generate_name
         self._validate_name = validate_name
+        self._check_runtime = check_runtime or stock_runtimes().check_runtime
         self._containers: dict[str, Container] = {}
         self._names: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -154,7 +158,7 @@ class ContainerService:
     def is_running(self, c: Container) -> bool:
         return c.state.running
 
-    def users_of_image(self, image_id: str) -> list[tuple[str, bool]]:
+    def users_of_image(self, image_id: str) -> builtins.list[tuple[str, bool]]:
         return [(c.id, c.state.running) for c in self._containers.values() if c.image_id == image_id]
 
     def _lock(self, cid: str) -> asyncio.Lock:
@@ -200,8 +204,9 @@ class ContainerService:
         *,
         name: str | None,
         annotations: dict[str, Any] | None = None,
-    ) -> tuple[Container, list[str]]:
+    ) -> tuple[Container, builtins.list[str]]:
         """Create a container; returns it and the warnings dockerd would give."""
+        self._check_runtime(host_config.runtime)  # dockerd checks the settings before names and images
         if name:
             name = self._validate_name(name)
             if name in self._names:
@@ -316,7 +321,10 @@ class ContainerService:
                     raise InvalidParameter(f'invalid {field_name}: unknown capability: "{normalize(cap)}"')
         policy = hc.restart_policy.name
         if policy not in ("", "no", "always", "unless-stopped", "on-failure"):
-            raise InvalidParameter(f"invalid restart policy: unknown policy '{policy}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")
+            raise InvalidParameter(
+                f"invalid restart policy: unknown policy '{policy}';"
+                " use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+            )
         if hc.auto_remove and policy not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
         retries = hc.restart_policy.maximum_retry_count
@@ -337,7 +345,7 @@ class ContainerService:
             self.images.remove_rootfs(c.id)
         except NotFound:
             pass
-        except Exception:  # noqa: BLE001 - keep removing what can be removed
+        except Exception:  # keep removing what can be removed
             log.exception("removing rootfs of %s", c.id)
         hostopts.release_shm(str(self.config.containers_root / c.id))
         shutil.rmtree(self.config.containers_root / c.id, ignore_errors=True)
@@ -352,7 +360,7 @@ class ContainerService:
             if c.state.running:
                 raise NotModified("Container already started")
             if c.state.removal_in_progress or c.state.status in (REMOVING, DEAD):
-                raise Conflict(f"container is marked for removal and cannot be started")
+                raise Conflict("container is marked for removal and cannot be started")
             self._reset_restart_manager(c)
             await self._start_locked(c)
 
@@ -396,7 +404,7 @@ class ContainerService:
                         try:
                             await self._start_locked(c)
                             c.state.has_been_manually_stopped = manually_stopped
-                        except Exception:  # noqa: BLE001 - recorded in State.Error by the start path
+                        except Exception:  # recorded in State.Error by the start path
                             log.info("restarting %s failed", c.id[:12], exc_info=True)
             if c.state.restarting and c.id in self._containers:
                 c.state = replace(c.state, status=EXITED, restarting=False)
@@ -444,7 +452,7 @@ class ContainerService:
         except EngineError as err:
             await self._failed_start(c, err, mounted, bundle)
             raise
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             log.exception("start of %s failed", c.id)
             wrapped = EngineError(str(err))
             await self._failed_start(c, wrapped, mounted, bundle)
@@ -457,7 +465,7 @@ class ContainerService:
             try:
                 session = await handle.attach(stdin=att.stdin, stdout=att.stdout, stderr=att.stderr)
                 await att.bind(session)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("binding attach of %s", c.id)
                 att.end()
         await handle.start()
@@ -495,7 +503,7 @@ class ContainerService:
         if mounted:
             try:
                 await asyncio.to_thread(self.images.unmount_rootfs, c.id, bundle / "rootfs")
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("unmounting rootfs of %s", c.id)
         for att in self._pending_attach.pop(c.id, []):
             att.end()
@@ -534,7 +542,7 @@ class ContainerService:
                 c.host_config.dns_options,
             )
         files.write_atomic(cdir / "resolv.conf", resolv.encode())
-        mounts = [
+        mounts: list[tuple[str, str, str, tuple[str, ...]]] = [
             ("/etc/resolv.conf", "bind", str(cdir / "resolv.conf"), ("rbind", "rprivate")),
             ("/etc/hostname", "bind", str(cdir / "hostname"), ("rbind", "rprivate")),
             ("/etc/hosts", "bind", str(cdir / "hosts"), ("rbind", "rprivate")),
@@ -602,7 +610,7 @@ class ContainerService:
             status = await live.handle.wait()
         except asyncio.CancelledError:
             raise
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             log.exception("lost the shim of %s", cid)
             status = self.runtime.read_exit_status(self.config.bundles_root / cid)
             if status is None:
@@ -674,7 +682,7 @@ class ContainerService:
         bundle = self.config.bundles_root / c.id
         try:
             self.images.unmount_rootfs(c.id, bundle / "rootfs")
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("unmounting rootfs of %s", c.id)
         hostopts.release_shm(str(self.config.containers_root / c.id))
 
@@ -684,7 +692,7 @@ class ContainerService:
                 await self.remove(c.id, force=True, volumes=True)
             except NotFound:
                 pass
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("auto-removing %s", c.id)
 
     # -------------------------------------------------------------- stop/kill
@@ -711,18 +719,18 @@ class ContainerService:
         try:
             await live.handle.kill(stop_sig)
             self._emit(c, "kill", signal=str(stop_sig))    # dockerd's stop goes through kill
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("stop signal to %s failed", c.id, exc_info=True)
         if timeout < 0:
             await live.exited.wait()
         else:
             try:
                 await asyncio.wait_for(live.exited.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 try:
                     await live.handle.kill(int(_signal.SIGKILL))
                     self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.debug("SIGKILL to %s failed", c.id, exc_info=True)
                 await live.exited.wait()
         self._emit(c, "stop")
@@ -771,7 +779,7 @@ class ContainerService:
         await ops_resources.unpause(self, ref)
 
     async def update(self, ref: str, patch: dict[str, Any], restart_policy: Any = None,
-                     annotate: Any = None) -> list[str]:
+                     annotate: Any = None) -> builtins.list[str]:
         return await ops_resources.update(self, ref, patch, restart_policy, annotate)
 
     def stats(self, ref: str, *, stream: bool, one_shot: bool) -> Any:
@@ -829,7 +837,7 @@ class ContainerService:
         self._emit(c, "destroy")
 
     # ------------------------------------------------------------------- wait
-    async def wait_future(self, ref: str, condition: str) -> "asyncio.Future[Container]":
+    async def wait_future(self, ref: str, condition: str) -> asyncio.Future[Container]:
         """Register a wait and return a future of the container at the awaited moment.
 
         Registration happens before this returns, so a client that waits and then
@@ -851,7 +859,7 @@ class ContainerService:
             raise InvalidParameter(f"invalid condition: \"{condition}\"")
         return fut
 
-    def cancel_wait(self, fut: "asyncio.Future[Container]") -> None:
+    def cancel_wait(self, fut: asyncio.Future[Container]) -> None:
         for table in (self._exit_waiters, self._remove_waiters):
             for lst in table.values():
                 if fut in lst:
@@ -938,7 +946,7 @@ class ContainerService:
             handle = None
             try:
                 handle = await self.runtime.connect(c.id, bundle)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("reconnecting to the shim of %s", c.id)
             if handle is not None:
                 live = _Live()
@@ -953,7 +961,7 @@ class ContainerService:
             if status is None:
                 try:
                     await self.runtime.cleanup(bundle)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("cleaning up after the shim of %s", c.id)
                 await self._record_exit(c.id, None, 255, timeutil.now(), False,
                                         "container's shim is gone and left no exit status",
@@ -986,13 +994,13 @@ class ContainerService:
         async def boot_start(c: Container) -> None:
             try:
                 await self.start(c.id)
-            except Exception:  # noqa: BLE001 - the error is in State.Error; carry on with the rest
+            except Exception:  # the error is in State.Error; carry on with the rest
                 log.warning("restarting %s at daemon start failed", c.id[:12], exc_info=True)
 
         async def boot_remove(c: Container) -> None:
             try:
                 await self.remove(c.id, force=True, volumes=True)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.warning("auto-removing %s at daemon start failed", c.id[:12], exc_info=True)
 
         await asyncio.gather(*(boot_start(c) for c in to_start), *(boot_remove(c) for c in to_remove))

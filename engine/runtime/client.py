@@ -133,7 +133,7 @@ class _Conn:
                 raise Unavailable("connection to the container's shim closed")
             kind, payload = fr
             if kind == P.CTRL:
-                msg = json.loads(payload)
+                msg: dict[str, Any] = json.loads(payload)
                 if msg.get("id") == rid:
                     if not msg.get("ok"):
                         raise EngineError(msg.get("error", f"shim {op} failed"))
@@ -491,7 +491,7 @@ class ShimRuntime:
         with proc.stdout:
             line = proc.stdout.readline()
             try:
-                report = json.loads(line) if line.strip() else None
+                report: dict[str, Any] | None = json.loads(line) if line.strip() else None
             except ValueError:
                 report = None
             if not report or not report.get("ok"):
