@@ -13,12 +13,12 @@ import json
 import logging
 import os
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError, InvalidParameter, Unavailable
 from engine.runtime import protocol as P
+from engine.runtime.api import ExitStatus
 from engine.runtime.shim import EXIT_FILE, SOCKET_NAME, STATE_FILE
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,6 @@ _BOOT = (
     "m=types.ModuleType('engine');m.__path__=[sys.argv[1]+'/engine'];sys.modules['engine']=m;"
     "from engine.runtime.shim import main;main(sys.argv[2:])"
 )
-
-
-@dataclass(frozen=True)
-class ExitStatus:
-    exit_code: int
-    finished_at: str
-    oom_killed: bool = False
-    error: str = ""
 
 
 class StartFailed(EngineError):
