@@ -19,6 +19,7 @@ from .routes import container_extra
 from .routes import distribution
 from .routes import exec as exec_routes
 from .routes import images
+from .routes import plugins
 from .routes import prune as prune_routes
 from .routes import resources as resource_routes
 from .routes import system
@@ -97,6 +98,7 @@ def build_app(engine: Any) -> ASGIApp:
         *exec_routes.routes,
         *images.routes,
         *distribution.routes,
+        *plugins.routes,
         *_swarm_routes(),
     ]
     app = Starlette(

@@ -4,7 +4,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -26,7 +27,7 @@ def sleeper(daemon: Daemon, busybox: str) -> Iterator[str]:
 
 
 def deep_requests(cid: str) -> dict[str, tuple[str, str, bytes | None, dict[str, str]]]:
-    body = lambda field: ('{"Image":"busybox","%s":%s}' % (field, DEEP)).encode()  # noqa: E731
+    body = lambda field: (f'{{"Image":"busybox","{field}":{DEEP}}}').encode()
     return {
         "create": ("POST", f"{V}/containers/create", body("Cmd"), {}),
         "create-labels": ("POST", f"{V}/containers/create", b'{"Image":"busybox","Labels":{"a":' + DEEP.encode() + b"}}", {}),

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from engine import gojson
 from compat_server import gotypes
+from engine import gojson
 
 
 def nested(depth: int, open_: str = "[", close: str = "]") -> str:
@@ -98,11 +98,11 @@ def test_syntax_errors_in_gos_words(doc: str, stream: bool, message: str | None)
     ({"HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": 5}]}}},
      "json: cannot unmarshal number into Go struct field PortBinding.HostConfig.PortBindings.HostPort of type string"),
     ({"NetworkingConfig": {"EndpointsConfig": {"a": {"IPAMConfig": {"IPv4Address": 5}}}}},
-     "json: cannot unmarshal number into Go struct field "
-     "EndpointIPAMConfig.NetworkingConfig.EndpointsConfig.IPAMConfig.IPv4Address of type string"),
+     ("json: cannot unmarshal number into Go struct field "
+     "EndpointIPAMConfig.NetworkingConfig.EndpointsConfig.IPAMConfig.IPv4Address of type string")),
     ({"HostConfig": {"Mounts": [{"TmpfsOptions": {"Mode": "x"}}]}},
-     "json: cannot unmarshal string into Go struct field TmpfsOptions.HostConfig.Mounts.TmpfsOptions.Mode "
-     "of type fs.FileMode"),
+     ("json: cannot unmarshal string into Go struct field TmpfsOptions.HostConfig.Mounts.TmpfsOptions.Mode "
+     "of type fs.FileMode")),
 ])
 def test_type_errors_name_the_innermost_struct_and_the_path(body: dict[str, Any], message: str) -> None:
     with pytest.raises(gojson.GoTypeError) as info:
