@@ -231,5 +231,6 @@ routes = [
     Route("/containers/{id}/logs", logs, methods=["GET"]),
     Route("/containers/{id}/rename", rename, methods=["POST"]),
     Route("/containers/{id}/resize", resize, methods=["POST"]),
-    Route("/containers/{id}", remove, methods=["DELETE"]),
+    # {id:path}: a link name (DELETE /containers/parent/alias?link=1) holds a slash
+    Route("/containers/{id:path}", remove, methods=["DELETE"]),
 ]
