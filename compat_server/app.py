@@ -14,14 +14,10 @@ from engine.errors import EngineError
 
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
-from .routes import containers
-from .routes import container_extra
-from .routes import distribution
+from .routes import container_extra, containers, distribution, images, plugins, system
 from .routes import exec as exec_routes
-from .routes import images
 from .routes import prune as prune_routes
 from .routes import resources as resource_routes
-from .routes import system
 
 
 class VersionMiddleware:
@@ -97,6 +93,7 @@ def build_app(engine: Any) -> ASGIApp:
         *exec_routes.routes,
         *images.routes,
         *distribution.routes,
+        *plugins.routes,
         *_swarm_routes(),
     ]
     app = Starlette(

@@ -101,7 +101,8 @@ def test_testcontainers_container_ports_logs_exec_env_volumes_and_compose(daemon
         services:
           web:
             image: busybox
-            command: ["sh", "-c", "mkdir -p /www && echo from-compose > /www/index.html && exec httpd -f -p 8080 -h /www"]
+            command: ["sh", "-c",
+                      "mkdir -p /www && echo from-compose > /www/index.html && exec httpd -f -p 8080 -h /www"]
             ports:
               - "127.0.0.1::8080"
         networks:

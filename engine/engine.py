@@ -25,6 +25,7 @@ from .images import reference
 from .images.store import ImageStore
 from .logs.reader import read_logs
 from .oci.spec import SpecInput, build_spec
+from .plugins import DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH, Plugins
 from .registry.client import RegistryConfig
 from .registry.service import RegistryService
 from .runtime.api import RuntimeExecutor
@@ -89,6 +90,13 @@ class Engine:
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
         self.runtime: RuntimeExecutor = runtime if runtime is not None else ShimRuntime(config.python,
                                                                                         config.exec_root)
+        # What /info lists and what create accepts. A driver registers here when its code lands:
+        # networking adds "bridge"/"host", volumes add "local".
+        self.plugins = Plugins()
+        self.plugins.register_runtime(DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH)
+        self.plugins.register_log_driver("json-file")
+        # Every container gets a network namespace of its own with only loopback: `--network none`.
+        self.plugins.register_network_driver("null")
         self.containers = ContainerService(
             config,
             self.db,
@@ -100,6 +108,7 @@ class Engine:
             resolve_user=resolve_user,
             generate_name=container_names.generate_name,
             validate_name=container_names.validate_name,
+            check_runtime=self.plugins.check_runtime,
         )
 
         self.execs = ExecService(self.containers)
@@ -205,11 +214,16 @@ class _RootfsImages:
         self._images.remove_rootfs(key)
 
     def mount_rootfs(self, key: str, target: Path) -> None:
+        # Never stack a mount on a mounted target (a crash mid-start can leave one).
+        self.unmount_rootfs(key, target)
         self._snapshotter.mount_all(self._snapshotter.mounts(key), str(target))
 
     def unmount_rootfs(self, key: str, target: Path) -> None:
         # By the mount table too: a bind mount (vfs) is invisible to os.path.ismount.
-        if os.path.ismount(target) or is_mounted(str(target)):
+        # Every mount stacked there goes (an older daemon could stack them).
+        for _ in range(64):
+            if not (os.path.ismount(target) or is_mounted(str(target))):
+                return
             self._snapshotter.unmount(str(target))
 
 

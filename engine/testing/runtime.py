@@ -63,7 +63,7 @@ class FakeStream:
         self._queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
         self._closed = False
 
-    def _deliver(self, item: tuple[int, bytes] | None) -> None:
+    def deliver(self, item: tuple[int, bytes] | None) -> None:
         if item is None or item[0] in self._kinds:
             self._queue.put_nowait(item)
 
@@ -105,7 +105,7 @@ class FakeProcess:
         self.paused = False
         self._program = program
         self._log_path = log_path
-        self._streams: list[FakeStream] = []
+        self.streams: list[FakeStream] = []
         self._stdin: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._signalled: asyncio.Queue[int] = asyncio.Queue()
@@ -117,8 +117,8 @@ class FakeProcess:
         raw = data.encode() if isinstance(data, str) else data
         if self.tty:
             stream = STDOUT
-        for s in list(self._streams):
-            s._deliver((stream, raw))
+        for s in list(self.streams):
+            s.deliver((stream, raw))
         if self._log_path is not None:
             entry = {"log": raw.decode(errors="replace"), "stream": "stdout" if stream == STDOUT else "stderr",
                      "time": timeutil.now()}
@@ -160,9 +160,9 @@ class FakeProcess:
         self.status.set_result(status)
         for hook in self.on_exit:
             hook(status)
-        for s in list(self._streams):
-            s._deliver(None)
-        self._streams.clear()
+        for s in list(self.streams):
+            s.deliver(None)
+        self.streams.clear()
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
 
@@ -170,9 +170,9 @@ class FakeProcess:
         """Gone with its shim: no status, streams end."""
         if self._task is not None:
             self._task.cancel()
-        for s in list(self._streams):
-            s._deliver(None)
-        self._streams.clear()
+        for s in list(self.streams):
+            s.deliver(None)
+        self.streams.clear()
 
     def signal(self, sig: int) -> None:
         sig = int(sig)
@@ -190,14 +190,14 @@ class FakeProcess:
     def attach(self, *, stdin: bool, stdout: bool, stderr: bool) -> FakeStream:
         stream = FakeStream(self, stdin=stdin, stdout=stdout, stderr=stderr)
         if self.status.done():
-            stream._deliver(None)
+            stream.deliver(None)
         else:
-            self._streams.append(stream)
+            self.streams.append(stream)
         return stream
 
     def forget(self, stream: FakeStream) -> None:
-        if stream in self._streams:
-            self._streams.remove(stream)
+        if stream in self.streams:
+            self.streams.remove(stream)
 
 
 # ------------------------------------------------------------------ the busybox subset
@@ -347,7 +347,7 @@ class FakeHandle:
         return [self.pid] + [e.pid for e in self._fc.execs if not e.status.done()]
 
     async def wait(self) -> ExitStatus:
-        lost: asyncio.Future[Any] = asyncio.ensure_future(self._runtime._lost_event(self._fc).wait())
+        lost: asyncio.Future[Any] = asyncio.ensure_future(self._runtime.lost_event(self._fc).wait())
         status: asyncio.Future[Any] = asyncio.ensure_future(asyncio.shield(self._fc.process.status))
         try:
             await asyncio.wait([lost, status], return_when=asyncio.FIRST_COMPLETED)
@@ -374,7 +374,7 @@ class FakeExec(FakeStream):
 
     def __init__(self, proc: FakeProcess, *, stdin: bool) -> None:
         super().__init__(proc, stdin=stdin, stdout=True, stderr=True)
-        proc._streams.append(self)
+        proc.streams.append(self)
         self.pid = proc.pid
 
     async def wait(self) -> ExitStatus:
@@ -404,7 +404,7 @@ class FakeRuntime:
     def program_for(self, args: list[str]) -> Program | None:
         return self.programs.get(args[0]) if args else None
 
-    def _lost_event(self, fc: FakeContainer) -> asyncio.Event:
+    def lost_event(self, fc: FakeContainer) -> asyncio.Event:
         ev = self._lost.get(fc.bundle)
         if ev is None:
             ev = self._lost[fc.bundle] = asyncio.Event()
@@ -481,4 +481,4 @@ class FakeRuntime:
         fc.alive = False
         fc.exit_status = None
         fc.process.vanish()
-        self._lost_event(fc).set()
+        self.lost_event(fc).set()

@@ -43,7 +43,7 @@ def test_ingest_and_read_back(store: ContentStoreAPI, shape: str) -> None:
     assert store.read_bytes(desc.digest) == data
     with store.open(desc.digest) as f:
         assert f.read() == data
-    assert [d for d in store.walk()] == [desc]
+    assert list(store.walk()) == [desc]
 
 
 def test_ingesting_the_same_bytes_twice_keeps_one_blob(store: ContentStoreAPI) -> None:

@@ -73,6 +73,9 @@ def test_create_start_wait_logs_list_remove(tmp_path: Path) -> None:
                 assert (await api.get(f"/containers/{cid}/json")).status_code == 404
             assert runtime.created == [cid, cid]
         finally:
+            # a failed assertion must not leave a rootfs mounted: remove what is left first
+            for c in engine.containers.list():
+                await engine.containers.remove(c.id, force=True)
             await engine.aclose()
     asyncio.run(asyncio.wait_for(go(), 30))
     with open("/proc/self/mountinfo") as f:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import InvalidParameter
 from engine.containers.hostaccess import resolve_user
+from engine.errors import InvalidParameter
 
 
 @pytest.fixture
