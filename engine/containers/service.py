@@ -642,6 +642,7 @@ class ContainerService:
             resources=resources.with_block_io(c.host_config.resources),
             rlimits=resources.rlimits(c.host_config.resources),
             oom_score_adj=c.host_config.resources.oom_score_adj,
+            extra_options=tuple(plan.spec_options),
             **sec,
         )
         return self._build_spec(inp)
