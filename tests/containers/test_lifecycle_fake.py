@@ -235,7 +235,9 @@ def test_on_failure_restarts_with_a_growing_back_off_up_to_the_limit(tmp_path: P
         starts: list[float] = []
         d.events.bus.publish = _spy(d.events.bus.publish, lambda e: e.action == "start" and starts.append(loop.time()))
         await d.containers.start(c.id)
-        await until(lambda: len(runtime.created) == 3 and c.state.status == EXITED and not c.state.restarting)
+        # the state changes before the "die" event is published: wait for the event
+        await until(lambda: d.actions(c.id).count("die") == 3 and not c.state.restarting)
+        assert len(runtime.created) == 3 and c.state.status == EXITED
         assert c.restart_count == 2 and c.state.exit_code == 1
         assert d.actions(c.id) == ["create", "start", "die", "start", "die", "start", "die"]
         # dockerd's back-off: 100 ms, then twice that (lower bounds only: never a speed test)
@@ -244,8 +246,8 @@ def test_on_failure_restarts_with_a_growing_back_off_up_to_the_limit(tmp_path: P
         # a start through the API begins a new sequence with RestartCount 0
         await d.containers.start(c.id)
         assert c.restart_count == 0
-        await until(lambda: len(runtime.created) == 6 and c.state.status == EXITED and not c.state.restarting)
-        assert c.restart_count == 2
+        await until(lambda: d.actions(c.id).count("die") == 6 and not c.state.restarting)
+        assert len(runtime.created) == 6 and c.restart_count == 2
         assert_no_leftovers(d, images)
         await d.close()
     run(go())
@@ -257,7 +259,10 @@ def test_stop_during_the_back_off_cancels_the_restart(tmp_path: Path, runtime: F
         d = FakeDaemon(tmp_path, runtime, images)
         c = await create(d, "sh", "-c", "exit 2", host=HostConfig(restart_policy=RestartPolicy("always")))
         await d.containers.start(c.id)
-        await until(lambda: c.state.restarting)
+        # In the back-off once "die" is out (the restart is scheduled in the same step).  A stop in
+        # the instant between the state turning "restarting" and that step returns before the
+        # state settles (see the report of the contracts branch); this test stays out of it.
+        await until(lambda: "die" in d.actions(c.id) and c.state.restarting)
         assert c.state.running                  # "restarting" counts as running, as in dockerd
         with pytest.raises(Conflict, match="restarting"):
             d.execs.create(c.id, cmd=["true"], env=[], user="", working_dir="", tty=False, attach_stdin=False,
@@ -432,10 +437,14 @@ def test_health_transitions(tmp_path: Path, images: FakeRootfsImages) -> None:
         assert c.state.health.failing_streak >= 2
         assert len(c.state.health.log) <= 5
         probe.exit_code = 0
-        await until(lambda: c.state.health is not None and c.state.health.status == "healthy")
-        health_events = [a for a in d.actions(c.id) if a.startswith("health_status")]
-        assert health_events[:3] == ["health_status: healthy", "health_status: unhealthy",
-                                     "health_status: healthy"]
+
+        def health_events() -> list[str]:
+            return [a for a in d.actions(c.id) if a.startswith("health_status")]
+
+        # the status changes before its event is published: wait for the events themselves
+        await until(lambda: len(health_events()) >= 3)
+        assert health_events()[:3] == ["health_status: healthy", "health_status: unhealthy",
+                                       "health_status: healthy"]
         # probes are execs that leave no trace in the container
         assert not c.annotations.get("ExecIDs")
         await d.containers.stop(c.id, timeout=0)
