@@ -22,6 +22,7 @@ from .routes import images
 from .routes import prune as prune_routes
 from .routes import resources as resource_routes
 from .routes import system
+from .routes import volumes as volume_routes
 
 
 class VersionMiddleware:
@@ -97,6 +98,7 @@ def build_app(engine: Any) -> ASGIApp:
         *exec_routes.routes,
         *images.routes,
         *distribution.routes,
+        *volume_routes.routes,
         *_swarm_routes(),
     ]
     app = Starlette(

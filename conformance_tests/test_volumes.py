@@ -9,8 +9,6 @@ import pytest
 from conformance_tests.harness import Daemon
 from conformance_tests.util import inspect, ok
 
-pytestmark = pytest.mark.pydockerd_missing("volumes")
-
 BUSYBOX = "busybox"
 
 
@@ -21,6 +19,7 @@ def volume(daemon: Daemon):
     daemon.raw("DELETE", f"/volumes/{vol}?force=1")
 
 
+@pytest.mark.pydockerd_missing("volume mounts")
 def test_volume_lifecycle(daemon: Daemon, busybox: str, volume: str, name: str) -> None:
     assert ok(daemon.cli("volume", "create", "--label", "k=v", volume)).strip() == volume
     info = json.loads(ok(daemon.cli("volume", "inspect", volume)))[0]
@@ -44,6 +43,7 @@ def test_volume_lifecycle(daemon: Daemon, busybox: str, volume: str, name: str) 
     assert volume not in ok(daemon.cli("volume", "ls", "-q")).split()
 
 
+@pytest.mark.pydockerd_missing("volume mounts")
 def test_run_creates_missing_named_volume(daemon: Daemon, busybox: str, volume: str) -> None:
     ok(daemon.cli("run", "--rm", "-v", f"{volume}:/data", BUSYBOX, "true"))
     assert volume in ok(daemon.cli("volume", "ls", "-q")).split(), "named volumes outlive --rm containers"

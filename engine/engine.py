@@ -32,6 +32,7 @@ from .snapshots.mount import is_mounted
 from .state import Database
 from .system import HostFacts, daemon_id, host_facts
 from .types import Container
+from .volumes.service import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class Engine:
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
         self.runtime = ShimRuntime(config.python, config.exec_root)
+        self.volumes = VolumeService.local(self.db, config.data_root / "volumes", self.events)
         self.containers = ContainerService(
             config,
             self.db,
