@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conformance_tests.harness import Daemon, wait_until
-from conformance_tests.util import inspect, ok, state
+from conformance_tests.util import until_now, inspect, ok, state
 
 BUSYBOX = "busybox"
 LOOP = "while :; do sleep 0.05; done"
@@ -39,7 +39,7 @@ def test_cmd_shell_healthy(daemon: Daemon, busybox: str, name: str) -> None:
     assert status.startswith("Up ") and status.endswith("(healthy)")
     assert name in ok(daemon.cli("ps", "--filter", "health=healthy", "--format", "{{.Names}}")).split()
     assert name not in ok(daemon.cli("ps", "--filter", "health=none", "--format", "{{.Names}}")).split()
-    out = ok(daemon.cli("events", "--since", since, "--until", f"{time.time():.3f}",
+    out = ok(daemon.cli("events", "--since", since, "--until", until_now(),
                         "--filter", f"container={cid}", "--filter", "event=health_status",
                         "--format", "{{json .}}"))
     actions = [json.loads(line)["Action"] for line in out.splitlines()]

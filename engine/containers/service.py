@@ -47,6 +47,7 @@ from ..types import (
 )
 from . import files, ops_resources, resources
 from .attach import ContainerAttach
+from .contributors import Contributors, StartContributor, StartPlan
 from . import health as health_checks
 from .restart import RestartManager, should_restart_on_boot
 from .signals import parse_signal
@@ -119,11 +120,17 @@ class ContainerService:
         self._manual_restart: set[str] = set()
         # Set by the engine: healthcheck monitors (health.py), told about starts and exits.
         self.health: Any = None
+        # Per-container resources outside the image and runtime (networks, volumes): contributors.py
+        self.contributors = Contributors()
         db.migrate("containers", MIGRATIONS)
         for row in db.query_sync("SELECT data FROM containers"):
             c = container_from_jsonable(json.loads(row["data"]))
             self._containers[c.id] = c
             self._names[c.name] = c.id
+
+    def add_contributor(self, contrib: StartContributor) -> None:
+        """Register a start contributor (see contributors.py); called by the composition root."""
+        self.contributors.add(contrib)
 
     # ------------------------------------------------------------------ lookup
     def get(self, ref: str) -> Container:
@@ -244,13 +251,18 @@ class ContainerService:
         )
         # Reserve the name first so concurrent creates cannot both take it.
         self._names[name] = cid
+        contributed = False
         try:
             await asyncio.to_thread(self._create_files, c, image.id)
+            await self.contributors.created(c)
+            contributed = True
             self._containers[cid] = c
             await self._save(c)
         except BaseException:
             self._names.pop(name, None)
             self._containers.pop(cid, None)
+            if contributed:
+                await self.contributors.removed(c, volumes=True)
             await asyncio.to_thread(self._destroy_files, c)
             raise
         self._emit(c, "create")
@@ -406,7 +418,10 @@ class ContainerService:
             await asyncio.to_thread(self._prepare_bundle_dirs, bundle, rootfs)
             await asyncio.to_thread(self.images.mount_rootfs, c.id, rootfs)
             mounted = True
-            spec = await asyncio.to_thread(self._make_spec, c, rootfs)
+            plan = StartPlan(container=c, bundle=bundle, rootfs=rootfs,
+                             container_dir=self.config.containers_root / c.id)
+            await self.contributors.prepare(plan)   # released again by _failed_start on an error
+            spec = await asyncio.to_thread(self._make_spec, c, rootfs, plan)
             await asyncio.to_thread(
                 files.write_atomic, bundle / "config.json", json.dumps(spec).encode()
             )
@@ -476,6 +491,7 @@ class ContainerService:
         code = getattr(err, "exit_code", None)
         c.state = replace(c.state, error=err.message, exit_code=code if code else 128, pid=0)
         await self._save(c)
+        await self.contributors.release(c)
         if mounted:
             try:
                 await asyncio.to_thread(self.images.unmount_rootfs, c.id, bundle / "rootfs")
@@ -488,45 +504,56 @@ class ContainerService:
         # We still hold this container's lock: auto-remove once start() has let go.
         asyncio.get_running_loop().create_task(self._after_exit(c))
 
-    def _make_spec(self, c: Container, rootfs: Path) -> dict[str, Any]:
+    def _make_spec(self, c: Container, rootfs: Path, plan: StartPlan) -> dict[str, Any]:
         cfg = c.config
+        hostname = plan.hostname if plan.hostname is not None else cfg.hostname
         uid, gid, groups, home = self._resolve(rootfs, cfg.user)
-        env = [f"PATH={files.DEFAULT_PATH}", f"HOSTNAME={cfg.hostname}"]
+        env = [f"PATH={files.DEFAULT_PATH}", f"HOSTNAME={hostname}"]
         if cfg.tty:
             env.append("TERM=xterm")
         # "NAME" without "=" (from `-e NAME` when the client has no NAME) stays in
         # Config.Env but never reaches the process, as with dockerd.
+        env = files.merge_env(env, plan.env)
         env = files.merge_env(env, [e for e in cfg.env if "=" in e])
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={home}")
-        cdir = self.config.containers_root / c.id
-        files.write_atomic(cdir / "hostname", (cfg.hostname + "\n").encode())
-        files.write_atomic(
-            cdir / "hosts",
-            files.hosts_content(cfg.hostname, cfg.domainname, None, c.host_config.extra_hosts).encode(),
-        )
-        files.write_atomic(
-            cdir / "resolv.conf",
-            files.resolv_conf_content(
+        cdir = plan.container_dir
+        files.write_atomic(cdir / "hostname", (hostname + "\n").encode())
+        hosts = files.hosts_content(hostname, cfg.domainname, None, c.host_config.extra_hosts)
+        for ip, names in plan.hosts_entries:
+            hosts += f"{ip}\t{names}\n"
+        for ip in plan.hosts_addresses:
+            hosts += f"{ip}\t" + (f"{hostname}.{cfg.domainname} {hostname}" if cfg.domainname else hostname) + "\n"
+        files.write_atomic(cdir / "hosts", hosts.encode())
+        resolv = plan.resolv_conf
+        if resolv is None:
+            resolv = files.resolv_conf_content(
                 Path("/etc/resolv.conf"),
                 c.host_config.dns,
                 c.host_config.dns_search,
                 c.host_config.dns_options,
-            ).encode(),
-        )
+            )
+        files.write_atomic(cdir / "resolv.conf", resolv.encode())
         mounts = [
             ("/etc/resolv.conf", "bind", str(cdir / "resolv.conf"), ("rbind", "rprivate")),
             ("/etc/hostname", "bind", str(cdir / "hostname"), ("rbind", "rprivate")),
             ("/etc/hosts", "bind", str(cdir / "hosts"), ("rbind", "rprivate")),
         ]
+        mounts.extend(plan.mounts)
         try:
             group_text = _read_in_root(rootfs, "etc/group") if c.host_config.group_add else ""
         except OSError:
             group_text = ""
         sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text, str(cdir))
+        ns_paths = plan.namespace_overrides()
+        if ns_paths:
+            # --network etc. from a contributor; the security options' own joins (ipc/pid/uts) win
+            sec["ns_overrides"] = tuple({**ns_paths, **dict(sec.get("ns_overrides", ()))}.items())
+        if plan.sysctls:
+            sec["extra_sysctls"] = {**plan.sysctls, **sec.get("extra_sysctls", {})}
         inp = self._spec_input(
             container_id=c.id,
-            hostname=cfg.hostname,
+            hostname=hostname,
             domainname=cfg.domainname,
             rootfs=str(rootfs),
             readonly_rootfs=c.host_config.readonly_rootfs,
@@ -616,6 +643,7 @@ class ContainerService:
             restarting=False,
         )
         await asyncio.to_thread(self._cleanup_run, c)
+        await self.contributors.release(c)
         delay = None
         rm = None
         if apply_policy and not c.state.removal_in_progress:
@@ -797,6 +825,7 @@ class ContainerService:
             if not fut.done():
                 fut.set_result(c)
         self._locks.pop(c.id, None)
+        await self.contributors.removed(c, volumes=volumes)
         self._emit(c, "destroy")
 
     # ------------------------------------------------------------------- wait
@@ -932,6 +961,9 @@ class ContainerService:
             else:
                 await self._record_exit(c.id, None, status.exit_code, status.finished_at,
                                         status.oom_killed, status.error, apply_policy=False)
+        # Networks, volumes...: re-established for live containers, settled for the others.
+        for c in list(self._containers.values()):
+            await self.contributors.restore(c, running=c.state.running and c.id in self._live)
         await self._apply_policies_on_boot()
 
     async def _apply_policies_on_boot(self) -> None:
