@@ -19,7 +19,6 @@ def volume(daemon: Daemon):
     daemon.raw("DELETE", f"/volumes/{vol}?force=1")
 
 
-@pytest.mark.pydockerd_missing("volume mounts")
 def test_volume_lifecycle(daemon: Daemon, busybox: str, volume: str, name: str) -> None:
     assert ok(daemon.cli("volume", "create", "--label", "k=v", volume)).strip() == volume
     info = json.loads(ok(daemon.cli("volume", "inspect", volume)))[0]
@@ -43,7 +42,6 @@ def test_volume_lifecycle(daemon: Daemon, busybox: str, volume: str, name: str) 
     assert volume not in ok(daemon.cli("volume", "ls", "-q")).split()
 
 
-@pytest.mark.pydockerd_missing("volume mounts")
 def test_run_creates_missing_named_volume(daemon: Daemon, busybox: str, volume: str) -> None:
     ok(daemon.cli("run", "--rm", "-v", f"{volume}:/data", BUSYBOX, "true"))
     assert volume in ok(daemon.cli("volume", "ls", "-q")).split(), "named volumes outlive --rm containers"

@@ -32,6 +32,7 @@ from .snapshots.mount import is_mounted
 from .state import Database
 from .system import HostFacts, daemon_id, host_facts
 from .types import Container
+from .volumes.contributor import VolumeMounts
 from .volumes.service import VolumeService
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,10 @@ class Engine:
             validate_name=container_names.validate_name,
         )
 
+        # Volumes, binds and tmpfs of containers (engine/volumes/contributor.py)
+        self.volume_mounts = VolumeMounts(self.volumes, self.containers.get)
+        self.containers.add_contributor(self.volume_mounts)
+
         self.execs = ExecService(self.containers)
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
         self.containers.health = HealthMonitors(self.containers, self.execs)
@@ -108,6 +113,8 @@ class Engine:
     async def open(cls, config: Config) -> "Engine":
         engine = await asyncio.to_thread(cls, config)
         await engine.containers.restore()
+        known = {c.id for c in engine.containers.list()}
+        await engine.volume_mounts.settle(known.__contains__)
         return engine
 
     async def aclose(self) -> None:
