@@ -148,7 +148,8 @@ class VolumeMounts(BaseContributor):
         for dest, options in c.host_config.tmpfs.items():
             data = tuple(o for o in options.split(",") if o)
             extra.append((posixpath.normpath(dest), "tmpfs", "tmpfs", ("noexec", "nosuid", "nodev", "rprivate", *data)))
-        # Parents before children, as dockerd sorts them (by the number of path elements).
+        # Parents before children, as dockerd sorts them (by the number of path elements);
+        # the service sorts them again among its own (/etc/hosts...).
         extra.sort(key=lambda m: len([p for p in m[0].split("/") if p]))
         plan.mounts.extend(extra)
         if changed:
