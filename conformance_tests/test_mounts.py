@@ -220,3 +220,27 @@ def test_docker_py_volumes(client, busybox: str, vol: str, daemon: Daemon) -> No
     out = client.containers.run(BUSYBOX, ["cat", "/v/f"], remove=True, volumes=[f"{vol}:/v"])
     assert out == b"py\n"
     assert os.listdir(src) == []
+
+
+def test_volumes_across_a_daemon_crash(daemon: Daemon, busybox: str, vol: str, name: str) -> None:
+    """kill -9 of the daemon: in-use rules hold, a running container keeps its volume (and the
+    device of a volume with options), which is unmounted once the container stops."""
+    daemon.require_private()
+    tvol = f"{vol}-t"
+    ok(daemon.cli("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", tvol))
+    ok(daemon.cli("create", "--name", f"{name}-idle", "-v", f"{vol}:/d", BUSYBOX, "true"))
+    ok(daemon.cli("run", "-d", "--name", name, "-v", f"{tvol}:/t", BUSYBOX, "sh", "-c",
+                  "echo alive > /t/f; sleep 300"))
+    try:
+        daemon.restart(kill9=True)
+        assert "volume is in use" in daemon.cli("volume", "rm", vol).stderr
+        assert ok(daemon.cli("exec", name, "cat", "/t/f")) == "alive\n"
+        if daemon.kind == "pydockerd":   # (dockerd's own mounts are not visible from here)
+            assert mounts_under(str(daemon.data_root / "volumes")) != [], "the running container's device stays"
+        ok(daemon.cli("rm", "-f", name, f"{name}-idle"))
+        assert mounts_under(str(daemon.data_root / "volumes")) == []
+        assert ok(daemon.cli("volume", "rm", vol)).split() == [vol]
+        if daemon.kind == "pydockerd":   # dockerd 20.10 loses the volume's mount count in a live restore
+            assert ok(daemon.cli("volume", "rm", tvol)).split() == [tvol]
+    finally:
+        daemon.raw("DELETE", f"/volumes/{tvol}?force=1")
