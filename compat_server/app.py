@@ -18,6 +18,7 @@ from .routes import container_extra, containers, distribution, images, plugins, 
 from .routes import exec as exec_routes
 from .routes import prune as prune_routes
 from .routes import resources as resource_routes
+from .routes import volumes as volume_routes
 
 
 class VersionMiddleware:
@@ -94,6 +95,7 @@ def build_app(engine: Any) -> ASGIApp:
         *images.routes,
         *distribution.routes,
         *plugins.routes,
+        *volume_routes.routes,
         *_swarm_routes(),
     ]
     app = Starlette(

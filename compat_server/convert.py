@@ -21,6 +21,7 @@ from engine.types import (
     HealthConfig,
     HostConfig,
     LogConfig,
+    MountSpec,
     RestartPolicy,
 )
 
@@ -182,9 +183,54 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         masked_paths=tuple(hc_in["MaskedPaths"]) if isinstance(hc_in.get("MaskedPaths"), list) else None,
         readonly_paths=tuple(hc_in["ReadonlyPaths"]) if isinstance(hc_in.get("ReadonlyPaths"), list) else None,
         resources=resources_codec.decode(hc_in),
+        # storage
+        binds=tuple(hc_in.get("Binds") or ()),
+        mounts=_decode_mounts(hc_in.get("Mounts")),
+        tmpfs=dict(hc_in.get("Tmpfs") or {}),
+        volumes_from=tuple(hc_in.get("VolumesFrom") or ()),
+        volume_driver=hc_in.get("VolumeDriver") or "",
     )
     annotations = {"HostConfig": full_hc, "NetworkingConfig": body.get("NetworkingConfig")}
     return config, host, annotations
+
+
+def _opt_map(value: Any) -> dict[str, str] | None:
+    return None if value is None else dict(value)
+
+
+def _decode_mounts(raw: Any) -> tuple[MountSpec, ...]:
+    """HostConfig.Mounts ([]mount.Mount); the kinds were checked with the whole body (gotypes.MOUNT)."""
+    if raw is None:
+        return ()
+    out = []
+    for m in raw:
+        if m is None:
+            out.append(MountSpec())
+            continue
+        bind = m.get("BindOptions")
+        vol = m.get("VolumeOptions")
+        tmp = m.get("TmpfsOptions")
+        driver = (vol or {}).get("DriverConfig") or {}
+        tmpfs_opts = (tmp or {}).get("Options") or []
+        out.append(MountSpec(
+            type=m.get("Type") or "", source=m.get("Source") or "", target=m.get("Target") or "",
+            read_only=bool(m.get("ReadOnly")), consistency=m.get("Consistency") or "",
+            has_bind_options=bind is not None,
+            bind_propagation=(bind or {}).get("Propagation") or "",
+            bind_non_recursive=bool((bind or {}).get("NonRecursive")),
+            bind_create_mountpoint=bool((bind or {}).get("CreateMountpoint")),
+            has_volume_options=vol is not None,
+            volume_nocopy=bool((vol or {}).get("NoCopy")),
+            volume_labels=_opt_map((vol or {}).get("Labels")),
+            volume_driver=driver.get("Name") or "",
+            volume_driver_options=dict(driver["Options"]) if driver.get("Options") is not None else None,
+            volume_subpath=(vol or {}).get("Subpath") or "",
+            has_tmpfs_options=tmp is not None,
+            tmpfs_size=int((tmp or {}).get("SizeBytes") or 0),
+            tmpfs_mode=int((tmp or {}).get("Mode") or 0),
+            tmpfs_options=tuple(tuple(o) for o in tmpfs_opts),
+        ))
+    return tuple(out)
 
 
 # ------------------------------------------------------------------ encoding
@@ -288,9 +334,24 @@ def _networks(c: Container) -> dict[str, Any]:
     return {mode: _network_entry()}
 
 
-def encode_inspect(
-    c: Container, graph_driver: dict[str, Any], version: str, size: tuple[int, int] | None
-) -> dict[str, Any]:
+def encode_mounts(mounts: Any) -> list[dict[str, Any]]:
+    """Mount points as dockerd's inspect and ps show them (volumes name their volume and driver)."""
+    out = []
+    for m in sorted(mounts or (), key=lambda m: m.destination):
+        entry: dict[str, Any] = {"Type": m.type}
+        if m.type == "volume":
+            entry["Name"] = m.name
+        entry["Source"] = m.source
+        entry["Destination"] = m.destination
+        if m.type == "volume":
+            entry["Driver"] = m.driver
+        entry.update({"Mode": m.mode, "RW": m.rw, "Propagation": m.propagation})
+        out.append(entry)
+    return out
+
+
+def encode_inspect(c: Container, graph_driver: dict[str, Any], version: str, size: tuple[int, int] | None,
+                   mounts: Any = ()) -> dict[str, Any]:
     hc = copy.deepcopy(c.annotations.get("HostConfig") or default_host_config())
     resources_codec.encode_into(hc, c.host_config.resources)
     rp = c.host_config.restart_policy  # `docker update --restart` changes it after create
@@ -319,7 +380,7 @@ def encode_inspect(
     }
     if size is not None:
         out["SizeRw"], out["SizeRootFs"] = size
-    out["Mounts"] = []
+    out["Mounts"] = encode_mounts(mounts)
     out["Config"] = encode_config(c)
     out["NetworkSettings"] = {
         "Bridge": "",
@@ -369,7 +430,7 @@ def status_text(c: Container, now: float | None = None) -> str:
     return f"Exited ({s.exit_code}) {timeutil.human_duration(now - finished)} ago"
 
 
-def encode_summary(c: Container, image_ref: str, size: tuple[int, int] | None) -> dict[str, Any]:
+def encode_summary(c: Container, image_ref: str, size: tuple[int, int] | None, mounts: Any = ()) -> dict[str, Any]:
     # dockerd single-quotes the arguments that contain a space (not the path)
     command = c.path + ((" " + " ".join(f"'{a}'" if " " in a else a for a in c.args)) if c.args else "")
     mode = (c.annotations.get("HostConfig") or {}).get("NetworkMode") or "bridge"
@@ -386,7 +447,7 @@ def encode_summary(c: Container, image_ref: str, size: tuple[int, int] | None) -
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": mode},
         "NetworkSettings": {"Networks": _networks(c)},
-        "Mounts": [],
+        "Mounts": encode_mounts(mounts),
     }
     if size is not None:
         out["SizeRw"], out["SizeRootFs"] = size
