@@ -19,6 +19,7 @@ from .routes import container_extra
 from .routes import distribution
 from .routes import exec as exec_routes
 from .routes import images
+from .routes import networks as network_routes
 from .routes import prune as prune_routes
 from .routes import resources as resource_routes
 from .routes import system
@@ -96,6 +97,7 @@ def build_app(engine: Any) -> ASGIApp:
         *resource_routes.routes,
         *exec_routes.routes,
         *images.routes,
+        *network_routes.routes,
         *distribution.routes,
         *_swarm_routes(),
     ]

@@ -5,8 +5,9 @@ import asyncio
 import logging
 import os
 import shutil
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from . import timeutil
 from .config import Config
@@ -17,15 +18,18 @@ from .containers.prune import ContainerPruner
 from .containers.service import ContainerService
 from .content.store import ContentStore
 from .errors import InvalidParameter, NotFound
-from .events.bus import Event, EventBus
 from .events import filters as event_filters
+from .events.bus import Event, EventBus
 from .images import reference
 from .images.store import ImageStore
-from .registry.client import RegistryConfig
-from .registry.service import RegistryService
 from .logs.reader import read_logs
+from .network.contributor import NetworkContributor
+from .network.firewall import Iptables, NoFirewall
+from .network.service import NetworkService
 from .oci.spec import SpecInput, build_spec
 from .oci.user import resolve_user
+from .registry.client import RegistryConfig
+from .registry.service import RegistryService
 from .runtime.client import ShimRuntime
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
@@ -97,19 +101,28 @@ class Engine:
             validate_name=container_names.validate_name,
         )
 
+        # --- networking
+        self.networks = NetworkService(
+            config, self.db, lambda action, nid, attrs: self.events.publish_action("network", action, nid, attrs),
+            Iptables(str(config.data_root)) if config.iptables else NoFirewall())
+        self.networks.open_sync()
+        self.containers.add_contributor(NetworkContributor(self.networks, self.containers.get,
+                                                           self.containers.is_running))
+
         self.execs = ExecService(self.containers)
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
         self.containers.health = HealthMonitors(self.containers, self.execs)
         self.container_pruner = ContainerPruner(self.containers, self.snapshotter.usage)
 
     @classmethod
-    async def open(cls, config: Config) -> "Engine":
+    async def open(cls, config: Config) -> Engine:
         engine = await asyncio.to_thread(cls, config)
         await engine.containers.restore()
         return engine
 
     async def aclose(self) -> None:
         await self.containers.close()
+        await self.networks.ports.close()
         await asyncio.to_thread(self.db.close)
 
     # ----------------------------------------------------------- for the API
