@@ -14,6 +14,7 @@ from engine.errors import EngineError
 
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
+from .routes import build as build_routes
 from .routes import containers
 from .routes import container_extra
 from .routes import distribution
@@ -97,6 +98,7 @@ def build_app(engine: Any) -> ASGIApp:
         *exec_routes.routes,
         *images.routes,
         *distribution.routes,
+        *build_routes.routes,
         *_swarm_routes(),
     ]
     app = Starlette(
