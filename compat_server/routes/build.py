@@ -41,7 +41,21 @@ def _json_query(request: Request, name: str, what: str) -> Any:
     try:
         return json.loads(raw)
     except json.JSONDecodeError as err:
-        raise BadRequest(f"error reading {what}: {go_json_error(raw.encode(), err)}") from None
+        raise BadRequest(f"error reading {what}: {_go_literal_error(raw) or go_json_error(raw.encode(), err)}") \
+            from None
+
+
+def _go_literal_error(raw: str) -> str:
+    """Go's words for a bad literal (``nope`` read as the start of ``null``)."""
+    text = raw.lstrip()
+    for literal in ("null", "true", "false"):
+        if text[:1] == literal[0]:
+            for i, ch in enumerate(literal):
+                if i >= len(text):
+                    return "unexpected end of JSON input"
+                if text[i] != ch:
+                    return f"invalid character '{text[i]}' in literal {literal} (expecting '{ch}')"
+    return ""
 
 
 def _options(request: Request) -> BuildOptions:

@@ -96,7 +96,7 @@ async def dispatch_run(b: Builder, st: StageState, inst: Instruction) -> None:
     if "mount" in inst.flags:
         raise StepError(_needs_buildkit("--mount"))
     cmd = _command(st, inst)
-    args = st.args.filtered(st.env())
+    args = sorted(st.args.filtered(st.env()), key=lambda kv: f"{kv[0]}={kv[1]}")
     probe_cmd = cmd
     if args:
         probe_cmd = [f"|{len(args)}"] + [f"{k}={v}" for k, v in args] + cmd

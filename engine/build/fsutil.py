@@ -91,7 +91,7 @@ def extract(tar: tarfile.TarFile, root: Path, dest: str = "/", *, keep_owner: bo
             uid: int = 0, gid: int = 0) -> None:
     """Unpack ``tar`` at ``dest`` inside ``root``; nothing lands outside ``root``."""
     dirs: list[tuple[Path, tarfile.TarInfo]] = []
-    for member in tar:
+    for member in _members(tar):
         rel = posixpath.normpath(member.name.lstrip("/")) if member.name.strip("/") else "."
         if rel == "." or rel == "":
             continue
@@ -139,6 +139,21 @@ def extract(tar: tarfile.TarFile, root: Path, dest: str = "/", *, keep_owner: bo
     for path, member in reversed(dirs):
         os.chmod(path, member.mode & 0o7777)
         os.utime(path, (member.mtime, member.mtime))
+
+
+def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The members; a stream that ends at a header boundary without the two zero blocks is
+    complete (Go's tar reader accepts it, and the CLI sends such streams for ``-f -``)."""
+    while True:
+        try:
+            member = tar.next()
+        except tarfile.ReadError as err:
+            if str(err) in ("unexpected end of data", "empty file"):
+                return
+            raise
+        if member is None:
+            return
+        yield member
 
 
 def is_archive(path: Path) -> bool:

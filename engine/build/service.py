@@ -52,7 +52,7 @@ class BuildService:
             context.mkdir()
             await asyncio.to_thread(self._unpack, context_tar, context)
             text = await asyncio.to_thread(self._dockerfile, context, opts)
-            parsed = parse(text, opts.dockerfile)
+            parsed = parse(text, opts.dockerfile or "Dockerfile")
             if opts.labels:
                 _append_labels(parsed, opts)
             prepared = PreparedBuild(opts, context, parsed, workdir)

@@ -167,6 +167,8 @@ class ShellLex:
         ch = sc.next()
         if ch == "}":
             return lookup(name) or ""
+        if not ch:
+            raise InvalidParameter("missing ':' in substitution")
         colon = False
         if ch == ":":
             colon = True
