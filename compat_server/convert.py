@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from engine import timeutil
+from engine.errors import go_json_kind
 from engine.types import (
     PAUSED,
     RUNNING,
@@ -22,8 +23,6 @@ from engine.types import (
     LogConfig,
     RestartPolicy,
 )
-
-from engine.errors import go_json_kind
 
 from . import resources_codec, versions
 from .errors import BadRequest
@@ -119,10 +118,17 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         raise BadRequest(f"json: cannot unmarshal {_go_kind(body)} into Go value of type container.CreateRequest")
     for key, gotype in CONFIG_TYPES.items():
         if key in body:
-            _check(body[key], gotype, f"CreateRequest.{key}" if versions.at_least(version, "1.44") else f"ContainerConfigWrapper.{key}")
+            _check(
+                body[key],
+                gotype,
+                f"CreateRequest.{key}" if versions.at_least(version, "1.44") else f"ContainerConfigWrapper.{key}",
+            )
     hc_in = body.get("HostConfig")
     if hc_in is not None and not isinstance(hc_in, dict):
-        raise BadRequest(f"json: cannot unmarshal {_go_kind(hc_in)} into Go struct field CreateRequest.HostConfig of type container.HostConfig")
+        raise BadRequest(
+            f"json: cannot unmarshal {_go_kind(hc_in)} into Go struct field CreateRequest.HostConfig"
+            " of type container.HostConfig"
+        )
     hc_in = hc_in or {}
     for key, gotype in HOST_CONFIG_TYPES.items():
         if key in hc_in:
@@ -224,8 +230,11 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         dns=tuple(hc_in.get("Dns") or ()),
         dns_search=tuple(hc_in.get("DnsSearch") or ()),
         dns_options=tuple(hc_in.get("DnsOptions") or ()),
-        devices=tuple((str(d.get("PathOnHost") or ""), str(d.get("PathInContainer") or ""),
-                       str(d.get("CgroupPermissions") or "")) for d in hc_in.get("Devices") or () if isinstance(d, dict)),
+        devices=tuple(
+            (str(d.get("PathOnHost") or ""), str(d.get("PathInContainer") or ""), str(d.get("CgroupPermissions") or ""))
+            for d in hc_in.get("Devices") or ()
+            if isinstance(d, dict)
+        ),
         device_cgroup_rules=tuple(hc_in.get("DeviceCgroupRules") or ()),
         group_add=tuple(hc_in.get("GroupAdd") or ()),
         ipc_mode=hc_in.get("IpcMode") or "",
@@ -343,7 +352,9 @@ def _networks(c: Container) -> dict[str, Any]:
     return {mode: _network_entry()}
 
 
-def encode_inspect(c: Container, graph_driver: dict[str, Any], version: str, size: tuple[int, int] | None) -> dict[str, Any]:
+def encode_inspect(
+    c: Container, graph_driver: dict[str, Any], version: str, size: tuple[int, int] | None
+) -> dict[str, Any]:
     hc = copy.deepcopy(c.annotations.get("HostConfig") or default_host_config())
     resources_codec.encode_into(hc, c.host_config.resources)
     rp = c.host_config.restart_policy  # `docker update --restart` changes it after create

@@ -45,7 +45,7 @@ def qint(request: Request, name: str, default: int | None = None) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise BadRequest(f"invalid value for {name}: {raw!r}: strconv.Atoi: parsing {raw!r}: invalid syntax")
+        raise BadRequest(f"invalid value for {name}: {raw!r}: strconv.Atoi: parsing {raw!r}: invalid syntax") from None
 
 
 def qfilters(request: Request) -> dict[str, list[str]]:
@@ -56,7 +56,7 @@ def qfilters(request: Request) -> dict[str, list[str]]:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as err:
-        raise BadRequest(f"invalid filter: {err.msg}")
+        raise BadRequest(f"invalid filter: {err.msg}") from err
     if not isinstance(data, dict):
         raise BadRequest("invalid filter: filters must be a JSON object")
     out: dict[str, list[str]] = {}
@@ -82,9 +82,9 @@ async def json_body(request: Request, *, allow_empty: bool = True) -> Any:
     try:
         return json.loads(body)
     except json.JSONDecodeError as err:
-        raise BadRequest(go_json_error(body, err))
+        raise BadRequest(go_json_error(body, err)) from err
     except UnicodeDecodeError:
-        raise BadRequest("invalid character in request body: not UTF-8")
+        raise BadRequest("invalid character in request body: not UTF-8") from None
 
 
 def go_json_error(body: bytes, err: json.JSONDecodeError) -> str:
@@ -113,4 +113,5 @@ def _char_at(body: bytes, pos: int) -> str:
 
 
 def api_version(request: Request) -> str:
-    return request.scope.get("api_version") or request.app.state.default_version
+    version: str = request.scope.get("api_version") or request.app.state.default_version
+    return version
