@@ -468,9 +468,10 @@ async def _do_copy(b: Builder, st: StageState, what: str, sources: list[_Source]
                 fsutil.copy_tree(s.path, root, full_dest, uid, gid, contents=True)
                 continue
             if decompress and fsutil.is_archive(s.path):
-                fsutil.mkdir_all(root, full_dest, uid, gid)
+                # Unpacked as if chrooted into the destination (dockerd's untar).
+                dest_dir = fsutil.mkdir_all(root, full_dest, uid, gid)
                 with open(s.path, "rb") as f, fsutil.open_archive(f) as tar:
-                    fsutil.extract(tar, root, full_dest)
+                    fsutil.extract(tar, dest_dir, "/")
                 continue
             name = posixpath.join(full_dest, s.name) if is_dir_target else full_dest
             fsutil.copy_tree(s.path, root, name, uid, gid, contents=False)

@@ -92,11 +92,10 @@ def extract(tar: tarfile.TarFile, root: Path, dest: str = "/", *, keep_owner: bo
     """Unpack ``tar`` at ``dest`` inside ``root``; nothing lands outside ``root``."""
     dirs: list[tuple[Path, tarfile.TarInfo]] = []
     for member in _members(tar):
-        rel = posixpath.normpath(member.name.lstrip("/")) if member.name.strip("/") else "."
-        if rel == "." or rel == "":
+        # As if chrooted into dest (dockerd's untar): "..", absolute names and links all stay in it.
+        rel = clean(member.name).lstrip("/")
+        if not rel:
             continue
-        if rel == ".." or rel.startswith("../"):
-            raise InvalidParameter(f"{member.name!r} is outside of {dest!r}")
         full = posixpath.join(clean(dest), rel)
         parent = mkdir_all(root, posixpath.dirname(full))
         target = parent / posixpath.basename(full)
@@ -120,7 +119,8 @@ def extract(tar: tarfile.TarFile, root: Path, dest: str = "/", *, keep_owner: bo
         elif member.issym():
             os.symlink(member.linkname, target)
         elif member.islnk():
-            source = resolve(root, posixpath.join(clean(dest), member.linkname.lstrip("/")), follow_last=False)
+            source = resolve(root, posixpath.join(clean(dest), clean(member.linkname).lstrip("/")),
+                             follow_last=False)
             if not source.is_file() or source.is_symlink():
                 raise InvalidParameter(f"invalid hardlink {member.name!r} -> {member.linkname!r}")
             os.link(source, target)
