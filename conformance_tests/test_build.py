@@ -640,3 +640,22 @@ def test_add_tar_through_escaping_symlink_writes_nothing_on_the_host(daemon: Dae
     else:
         assert "error" in last
         assert ok(daemon.cli("images", "-aq", "--no-trunc")).split() == images_before
+
+
+def test_cache_from_a_loaded_image(daemon: Daemon, busybox: str, tmp_path: Path, images_made: list[str]) -> None:
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nCOPY f /f\nRUN cat /f > /g\nENV DONE=1\n",
+                                           "f": "cached"})
+    first = docker_build(daemon, ctx, "-t", "cf-src")
+    assert first.returncode == 0, first.stderr
+    image_id = built_id(first.stdout)
+    archive = tmp_path / "cf.tar"
+    ok(daemon.cli("save", "-o", str(archive), "cf-src"))
+    ok(daemon.cli("rmi", "cf-src"))
+    ok(daemon.cli("load", "-i", str(archive)))
+    images_made.append("cf-src")
+    # Loaded images have no parent links: only --cache-from finds the steps, by their history.
+    proc = docker_build(daemon, ctx, "--cache-from", "cf-src", "-t", "cf-again")
+    images_made.append("cf-again")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count(" ---> Using cache") == 3, proc.stdout
+    assert built_id(proc.stdout) == image_id

@@ -58,6 +58,8 @@ class BuildBackend(Protocol):
     async def commit(self, key: str, parent: BuildImage | None, config: dict[str, Any],
                      history: dict[str, Any]) -> BuildImage: ...
     async def tag(self, image_id: str, name: str) -> str: ...
+    async def restore_cached(self, parent: BuildImage | None, target: BuildImage, index: int,
+                             config: dict[str, Any]) -> BuildImage: ...
 
 
 class EngineBackend:
@@ -191,7 +193,7 @@ class EngineBackend:
                 await asyncio.to_thread(self.snapshotter.unmount, str(target))
         finally:
             with contextlib.suppress(OSError):
-                target.rmdir()
+                await asyncio.to_thread(target.rmdir)
 
     def mount_container(self, cid: str) -> contextlib.AbstractAsyncContextManager[Path]:
         return self._mounted(cid)
@@ -257,6 +259,32 @@ class EngineBackend:
         image_id = self.images.create_image(dumps_go(dict(sorted(cfg.items()))),
                                             parent=parent.id if parent is not None else "")
         return self._wrap(self.images.get(image_id))
+
+
+    async def restore_cached(self, parent: BuildImage | None, target: BuildImage, index: int,
+                             config: dict[str, Any]) -> BuildImage:
+        """The intermediate image of ``target`` after history entry ``index`` (its layers exist)."""
+        def make() -> BuildImage:
+            hist = list(target.config.get("history") or [])
+            diffs = list((target.config.get("rootfs") or {}).get("diff_ids") or [])
+            base_hist = list(parent.config.get("history") or []) if parent is not None else []
+            base_diffs = list((parent.config.get("rootfs") or {}).get("diff_ids") or []) if parent else []
+            entry = hist[index]
+            if not entry.get("empty_layer"):
+                layer_index = sum(1 for h in hist[:index] if not h.get("empty_layer"))
+                base_diffs = base_diffs + [diffs[layer_index]]
+            cfg: dict[str, Any] = {
+                "architecture": target.config.get("architecture") or "",
+                "config": config,
+                "created": entry.get("created") or "",
+                "docker_version": target.config.get("docker_version") or "",
+                "history": base_hist + [entry],
+                "os": target.config.get("os") or "linux",
+                "rootfs": {"type": "layers", "diff_ids": base_diffs},
+            }
+            image_id = self.images.create_image(dumps_go(cfg), parent=parent.id if parent else "")
+            return self._wrap(self.images.get(image_id))
+        return await asyncio.to_thread(make)
 
 
 def _index_key(domain: str) -> str:

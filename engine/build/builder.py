@@ -98,7 +98,7 @@ class Builder:
         self.opts = opts
         self.parsed = parsed
         self.context = context
-        self._emit = emit
+        self.emit = emit
         self.fetch_url = fetch_url
         self.lex = ShellLex(parsed.escape)
         self.args = BuildArgs(opts.build_args)
@@ -110,11 +110,11 @@ class Builder:
     # ------------------------------------------------------------ output
     def out(self, text: str) -> None:
         if not self.opts.quiet:
-            self._emit({"stream": text})
+            self.emit({"stream": text})
 
     def raw_output(self, data: bytes) -> None:
         if not self.opts.quiet:
-            self._emit({"stream": data.decode("utf-8", "replace")})
+            self.emit({"stream": data.decode("utf-8", "replace")})
 
     # ------------------------------------------------------------ expand
     def expand(self, st: StageState, word: str, extra: list[str] | None = None) -> str:
@@ -208,31 +208,42 @@ class Builder:
             return _cache_key(cc) == want
 
         hit = await self.backend.cached_child(st.image_id, match)
-        if hit is None:
-            hit = await self._probe_cache_from(st, match)
+        if self.opts.cache_from:
+            # dockerd: with --cache-from, local cache counts only on the history of a source.
+            hit = await self._probe_cache_from(st, probe_cfg)
         if hit is None:
             self.cache_enabled = False   # a miss: no later step can hit either
             return False
         self.out(" ---> Using cache\n")
-        st.image = hit
-        st.config = _config_of(hit)
+        st.image = hit      # the run config stays the one the dispatchers built (as in dockerd)
         return True
 
-    async def _probe_cache_from(self, st: StageState, match: Callable[[dict[str, Any]], bool]) -> BuildImage | None:
-        """--cache-from: an image whose history has this step right after the current image."""
-        if not self.opts.cache_from:
-            return None
+    async def _probe_cache_from(self, st: StageState, probe_cfg: dict[str, Any]) -> BuildImage | None:
+        """--cache-from: an image (pulled or loaded, so without parent links) whose history is the
+        current image's plus this step (``created_by`` equal to the step's Cmd), as dockerd matches it."""
         if self._cache_from is None:
             self._cache_from = []
             for name in self.opts.cache_from:
                 img = await self.backend.get_image(name)
                 if img is not None:
-                    self._cache_from.extend(await self.backend.history_images(img.id))
-        for img in self._cache_from:
-            parent = img.config.get("parent") or ""
-            if match(img.config) and _parent_of(img, self._cache_from) == st.image_id:
-                return img
-            _ = parent
+                    self._cache_from.append(img)
+        parent_hist = list((st.image.config.get("history") or []) if st.image is not None else [])
+        parent_diffs = list(((st.image.config.get("rootfs") or {}).get("diff_ids") or [])
+                            if st.image is not None else [])
+        n = len(parent_hist)
+        created_by = " ".join(probe_cfg.get("Cmd") or [])
+        for target in self._cache_from:
+            hist = list(target.config.get("history") or [])
+            diffs = list((target.config.get("rootfs") or {}).get("diff_ids") or [])
+            if len(hist) <= n or hist[:n] != parent_hist or diffs[:len(parent_diffs)] != parent_diffs:
+                continue
+            if (hist[n].get("created_by") or "") != created_by:
+                continue
+            if n == len(hist) - 1:
+                return target
+            restored = await self.backend.restore_cached(st.image, target, n, probe_cfg)
+            self._cache_from = [target]   # stay on this image's history from here on
+            return restored
         return None
 
     # ------------------------------------------------------------ commits
@@ -404,14 +415,6 @@ def _cache_key(cfg: dict[str, Any]) -> tuple[Any, ...]:
             v = None
         out.append(v)
     return tuple(out)
-
-
-def _parent_of(img: BuildImage, chain: list[BuildImage]) -> str:
-    """In a --cache-from history chain (nearest first), the image right after ``img``."""
-    for i, candidate in enumerate(chain):
-        if candidate.id == img.id:
-            return chain[i + 1].id if i + 1 < len(chain) else ""
-    return ""
 
 
 _ = posixpath

@@ -61,7 +61,7 @@ async def dispatch_from(b: Builder, st: StageState, inst: Instruction) -> None:
         image = None if b.opts.pull else await b.backend.get_image(name)
         if image is None:
             try:
-                image = await b.backend.pull_image(name, platform, b.opts.registry_auth, b._emit)
+                image = await b.backend.pull_image(name, platform, b.opts.registry_auth, b.emit)
             except InvalidParameter as err:
                 raise StepError(err.message) from None
         st.image = image
@@ -361,7 +361,7 @@ async def _copy_from(b: Builder, st: StageState, inst: Instruction, from_: str, 
         image = await b.backend.get_image(name)
         if image is None:
             try:
-                image = await b.backend.pull_image(name, b.opts.platform, b.opts.registry_auth, b._emit)
+                image = await b.backend.pull_image(name, b.opts.platform, b.opts.registry_auth, b.emit)
             except Exception as err:  # noqa: BLE001
                 raise StepError(f"invalid from flag value {name}: {err}") from None
     if image is None:

@@ -6,9 +6,9 @@ import contextlib
 import hashlib
 import json
 import shutil
-import tempfile
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from engine.build.backend import BuildImage, Emit
 from engine.types import ContainerConfig, HostConfig
@@ -109,9 +109,11 @@ class FakeBackend:
         self.trees[img.id] = tree
         return img
 
+    async def restore_cached(self, parent: BuildImage | None, target: BuildImage, index: int,
+                             config: dict[str, Any]) -> BuildImage:
+        raise AssertionError("no --cache-from in these tests")
+
     async def tag(self, image_id: str, name: str) -> str:
         self.images[name] = self.images[image_id]
         return name.replace("docker.io/library/", "")
 
-
-_ = tempfile

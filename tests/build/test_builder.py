@@ -74,7 +74,7 @@ def test_build_args_in_cache_key_and_unused(tmp_path: Path, backend: FakeBackend
     image = asyncio.run(b.build())
     assert image.config["container_config"]["Cmd"] == ["|2", "A=1", "B=2", "/bin/sh", "-c", "echo $A $B"]
     assert b.args.unused() == ["X"]
-    cid = [c for c, (cfg, _) in backend.containers.items() if cfg.cmd and "echo $A" in cfg.cmd[-1]][0]
+    cid = next(c for c, (cfg, _) in backend.containers.items() if cfg.cmd and "echo $A" in cfg.cmd[-1])
     env = backend.containers[cid][0].env
     assert "A=1" in env and "B=2" in env and "HTTP_PROXY=p" in env
     assert "HTTP_PROXY" not in " ".join(image.config["container_config"]["Cmd"])
@@ -110,7 +110,7 @@ def test_onbuild_triggers(tmp_path: Path, backend: FakeBackend) -> None:
 
 
 def test_scratch_and_workdir(tmp_path: Path, backend: FakeBackend) -> None:
-    lines, image = run_build(tmp_path, backend, "FROM scratch\nWORKDIR /w\nCOPY f .\nCMD [\"/f\"]\n", {"f": "x"})
+    _lines, image = run_build(tmp_path, backend, "FROM scratch\nWORKDIR /w\nCOPY f .\nCMD [\"/f\"]\n", {"f": "x"})
     assert (backend.trees[image.id] / "w" / "f").read_text() == "x"
     assert image.config["config"]["WorkingDir"] == "/w" and image.config["config"]["Cmd"] == ["/f"]
 
