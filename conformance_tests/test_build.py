@@ -659,3 +659,30 @@ def test_cache_from_a_loaded_image(daemon: Daemon, busybox: str, tmp_path: Path,
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count(" ---> Using cache") == 3, proc.stdout
     assert built_id(proc.stdout) == image_id
+
+
+def test_client_gone_cancels_the_build(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    import time
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo started; sleep 120\n"})
+    before = container_ids(daemon)
+    env = daemon.cli_env()
+    env["DOCKER_BUILDKIT"] = "0"
+    out = tmp_path / "out"
+    with open(out, "w") as f:
+        proc = subprocess.Popen([DOCKER_CLI, "build", "--no-cache", str(ctx)], stdout=f, stderr=subprocess.STDOUT,
+                                env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while "started" not in out.read_text():
+            assert time.monotonic() < deadline, out.read_text()
+            assert proc.poll() is None, out.read_text()
+            time.sleep(0.1)
+        assert len(container_ids(daemon) - before) == 1
+    finally:
+        proc.kill()
+        proc.wait()
+    # dockerd kills and removes the step's container when the client goes away.
+    deadline = time.monotonic() + 60
+    while container_ids(daemon) != before:
+        assert time.monotonic() < deadline, "the build container outlived its client"
+        time.sleep(0.2)

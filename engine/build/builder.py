@@ -18,6 +18,7 @@ content hash of COPY sources, the build args RUN uses).
 """
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import posixpath
@@ -171,6 +172,10 @@ class Builder:
                     await dispatchers.dispatch(self, st, inst)
                     self.step_done(st)
                 last = st
+        except asyncio.CancelledError:
+            # The client went away: dockerd kills and removes the step's container.
+            await asyncio.shield(self._remove_quietly())
+            raise
         except BaseException:
             if self.opts.force_remove:
                 await self.remove_containers()
@@ -184,6 +189,14 @@ class Builder:
 
     def step_done(self, st: StageState) -> None:
         self.out(f" ---> {_short(st.image_id)}\n")
+
+    async def _remove_quietly(self) -> None:
+        while self.tmp_containers:
+            cid = self.tmp_containers.pop(0)
+            try:
+                await self.backend.remove_container(cid)
+            except Exception:  # the daemon log has it; nothing else can be done for a gone client
+                log.exception("removing build container %s", cid[:12])
 
     async def remove_containers(self) -> None:
         while self.tmp_containers:
@@ -304,7 +317,6 @@ class Builder:
         self.tmp_containers.append(cid)
         self.out(f" ---> Running in {cid[:12]}\n")
         if change is not None:
-            import asyncio
             async with self.backend.mount_container(cid) as root:
                 await asyncio.to_thread(change, root)
         cfg = self._image_config(st, probe_cfg, cid)
@@ -317,7 +329,6 @@ class Builder:
 
     async def commit_files(self, st: StageState, comment: str, apply: Callable[[Path], None]) -> None:
         """COPY/ADD: ``Cmd`` = shell + ["#(nop) <comment>"]; ``apply`` writes into the rootfs."""
-        import asyncio
         probe_cfg = self.step_config(st, st.shell() + [f"#(nop) {comment}"])
         if await self.probe(st, probe_cfg):
             return
