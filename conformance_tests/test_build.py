@@ -686,3 +686,27 @@ def test_client_gone_cancels_the_build(daemon: Daemon, busybox: str, tmp_path: P
     while container_ids(daemon) != before:
         assert time.monotonic() < deadline, "the build container outlived its client"
         time.sleep(0.2)
+
+
+def test_base_image_pulled_when_missing(daemon: Daemon, busybox: str, tmp_path: Path,
+                                        images_made: list[str]) -> None:
+    from conformance_tests.registry import start_registry
+    from conformance_tests.test_registry import seed_busybox_plus
+    reg = start_registry(daemon.root / f"registry-build-{tmp_path.name[-6:]}")
+    try:
+        s = seed_busybox_plus(daemon, reg, [{"marker": b"from the registry\n"}])
+        images_made.append(s.ref)
+        ctx = write_context(tmp_path, {"Dockerfile": f"FROM {s.ref}\nRUN cat /marker > /copied\n"})
+        proc = docker_build(daemon, ctx, "-t", "pulled-base")
+        images_made.append("pulled-base")
+        assert proc.returncode == 0, proc.stderr
+        assert f"Step 1/2 : FROM {s.ref}" in proc.stdout
+        assert "Pulling from" in proc.stdout or "Pulling fs layer" in proc.stdout, proc.stdout
+        assert ok(daemon.cli("run", "--rm", "pulled-base", "cat", "/copied")) == "from the registry\n"
+        assert inspect(daemon, s.ref, "image")["Id"] == s.image_id
+        # --pull asks the registry again even though the base is present now.
+        again = docker_build(daemon, ctx, "--pull")
+        assert again.returncode == 0, again.stderr
+        assert "Image is up to date" in again.stdout or "Pulling from" in again.stdout, again.stdout
+    finally:
+        reg.stop()
