@@ -710,3 +710,47 @@ def test_base_image_pulled_when_missing(daemon: Daemon, busybox: str, tmp_path: 
         assert "Image is up to date" in again.stdout or "Pulling from" in again.stdout, again.stdout
     finally:
         reg.stop()
+
+
+def test_remote_context_tarball_and_dockerfile(daemon: Daemon, busybox: str, images_made: list[str]) -> None:
+    import gzip
+    import urllib.parse
+    files = {"/ctx.tar.gz": gzip.compress(tar_of({"Dockerfile": b"FROM busybox\nCOPY hello /hello\n",
+                                                  "hello": b"from a remote tarball\n"})),
+             "/Dockerfile": b"FROM busybox\nRUN echo remote-dockerfile > /r\n"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = files.get(self.path)
+            if data is None:
+                self.send_response(404)
+                self.send_header("Content-Length", "9")
+                self.end_headers()
+                self.wfile.write(b"not found")
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for path, tag, check in (("/ctx.tar.gz", "remote-tar", "cat /hello"), ("/Dockerfile", "remote-df", "cat /r")):
+            q = urllib.parse.urlencode({"remote": base + path, "t": tag})
+            resp = daemon.raw("POST", f"/build?{q}", timeout=120)
+            images_made.append(tag)
+            assert resp.status == 200 and "error" not in stream(resp.body)[-1], resp.body
+            out = ok(daemon.cli("run", "--rm", tag, "sh", "-c", check))
+            assert out == ("from a remote tarball\n" if tag == "remote-tar" else "remote-dockerfile\n")
+        resp = daemon.raw("POST", "/build?" + urllib.parse.urlencode({"remote": base + "/missing"}), timeout=60)
+        assert resp.status == 404
+        assert resp.message == (f"error downloading remote context {base}/missing: failed to GET {base}/missing "
+                                "with status 404 Not Found: not found")
+    finally:
+        server.shutdown()
+        server.server_close()

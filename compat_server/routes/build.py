@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from engine.build.backend import decode_registry_config
 from engine.build.builder import BuildOptions, StepError
-from engine.errors import EngineError, InvalidParameter
+from engine.errors import EngineError, InvalidParameter, NotFound, NotImplementedYet
 from engine.images import reference
 from engine.types import HostConfig, Resources
 
@@ -149,12 +149,67 @@ async def _fetch_url(url: str, dest_dir: Path) -> tuple[Path, float | None]:
     return target, mtime
 
 
+async def _remote_context(url: str, tmp_dir: str, dockerfile_name: str) -> str:
+    """``remote``: a URL to a context tarball (any compression), or to a plain Dockerfile."""
+    import httpx
+    if not url.startswith(("http://", "https://")):
+        raise NotImplementedYet("only http(s) remote contexts are supported (no git)")
+    fd, path = tempfile.mkstemp(prefix="context-", dir=tmp_dir)
+    os.close(fd)
+    try:
+        async with httpx.AsyncClient(follow_redirects=True, timeout=120) as client, \
+                client.stream("GET", url) as resp:
+            if resp.status_code >= 400:
+                body = (await resp.aread()).decode("utf-8", "replace")
+                msg = (f"error downloading remote context {url}: failed to GET {url} with status "
+                       f"{resp.status_code} {resp.reason_phrase}: {body}")
+                raise NotFound(msg) if resp.status_code == 404 else EngineError(msg)
+            f = await asyncio.to_thread(open, path, "wb")
+            try:
+                async for chunk in resp.aiter_bytes():
+                    await asyncio.to_thread(f.write, chunk)
+            finally:
+                f.close()
+        if not await asyncio.to_thread(_looks_like_archive, path):
+            await asyncio.to_thread(_wrap_dockerfile, path, dockerfile_name)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+def _looks_like_archive(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(512)
+    return (head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00"
+            or (len(head) >= 262 and head[257:262] == b"ustar"))
+
+
+def _wrap_dockerfile(path: str, name: str) -> None:
+    """A downloaded Dockerfile becomes a context holding only it."""
+    import io
+    import tarfile
+    with open(path, "rb") as f:
+        data = f.read()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        ti = tarfile.TarInfo(name)
+        ti.size = len(data)
+        ti.mode = 0o600
+        t.addfile(ti, io.BytesIO(data))
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+
+
 async def build(request: Request) -> Response:
     engine = request.app.state.engine
     opts = _options(request)
-    if request.query_params.get("remote"):
-        raise BadRequest("building from a remote context is not supported by pydockerd yet")
-    path = await _spool(request, str(engine.config.tmp_root))
+    remote = request.query_params.get("remote") or ""
+    if remote:
+        await request.body()
+        path = await _remote_context(remote, str(engine.config.tmp_root), opts.dockerfile or "Dockerfile")
+    else:
+        path = await _spool(request, str(engine.config.tmp_root))
     try:
         prepared = await engine.builds.prepare(opts, Path(path))
     finally:
