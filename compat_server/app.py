@@ -15,10 +15,11 @@ from engine.errors import EngineError
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
 from .routes import build as build_routes
-from .routes import container_extra, containers, distribution, images, system
+from .routes import container_extra, containers, distribution, images, plugins, system
 from .routes import exec as exec_routes
 from .routes import prune as prune_routes
 from .routes import resources as resource_routes
+from .routes import volumes as volume_routes
 
 
 class VersionMiddleware:
@@ -94,6 +95,8 @@ def build_app(engine: Any) -> ASGIApp:
         *exec_routes.routes,
         *images.routes,
         *distribution.routes,
+        *plugins.routes,
+        *volume_routes.routes,
         *build_routes.routes,
         *_swarm_routes(),
     ]

@@ -91,7 +91,8 @@ async def list_containers(engine: Any, *, show_all: bool, limit: int, size: bool
     def summary(c: Container) -> dict[str, Any]:
         s = summaries.get(c.id)
         if s is None:
-            s = summaries[c.id] = convert.encode_summary(c, images.display_name(c), None)
+            s = summaries[c.id] = convert.encode_summary(c, images.display_name(c), None,
+                                                                  engine.volume_mounts.mounts_of(c))
         return s
 
     chosen = cfilters.select(plan, containers, show_all=show_all, limit=limit,

@@ -61,7 +61,8 @@ async def inspect(request: Request) -> Response:
     c = engine.containers.get(request.path_params["id"])
     engine.execs.collect()  # ExecIDs: only execs that have not exited, of the current run
     sizes = await engine.container_size(c) if qbool(request, "size") else None
-    return docker_json(convert.encode_inspect(c, engine.graph_driver(c), api_version(request), sizes))
+    return docker_json(convert.encode_inspect(c, engine.graph_driver(c), api_version(request), sizes,
+                                              engine.volume_mounts.mounts_of(c)))
 
 
 async def start(request: Request) -> Response:
@@ -231,5 +232,6 @@ routes = [
     Route("/containers/{id}/logs", logs, methods=["GET"]),
     Route("/containers/{id}/rename", rename, methods=["POST"]),
     Route("/containers/{id}/resize", resize, methods=["POST"]),
-    Route("/containers/{id}", remove, methods=["DELETE"]),
+    # {id:path}: a link name (DELETE /containers/parent/alias?link=1) holds a slash
+    Route("/containers/{id:path}", remove, methods=["DELETE"]),
 ]

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from engine.containers.exec import parse_detach_keys
 
-from .. import versions
+from .. import gotypes, versions
 from ..convert import _go_kind
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, json_body, qint
@@ -44,9 +44,7 @@ def _console_size(value: Any) -> tuple[int, int] | None:
 
 async def create(request: Request) -> Response:
     engine = request.app.state.engine
-    body = await json_body(request) or {}
-    if not isinstance(body, dict):
-        raise BadRequest("json: cannot unmarshal into Go value of type container.ExecOptions")
+    body = await json_body(request, go_type=gotypes.EXEC_OPTIONS) or {}
     cmd = _strlist(body.get("Cmd"), "Cmd")
     if not cmd:
         raise BadRequest("No exec command specified")

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from engine.types import RestartPolicy
 
-from .. import resources_codec
+from .. import gotypes, resources_codec
 from ..errors import BadRequest
 from ..responses import docker_json, dumps, json_body, no_content, qbool
 
@@ -30,11 +30,7 @@ async def unpause(request: Request) -> Response:
 
 
 async def update(request: Request) -> Response:
-    body = await json_body(request)
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise BadRequest("json: cannot unmarshal into Go value of type container.UpdateConfig")
+    body = await json_body(request, go_type=gotypes.UPDATE_CONFIG) or {}
     patch = resources_codec.decode_update(body)
     policy = None
     rp = body.get("RestartPolicy")
