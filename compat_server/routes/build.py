@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from engine import gojson
 from engine.build.backend import decode_registry_config
 from engine.build.builder import BuildOptions, StepError
 from engine.errors import EngineError, InvalidParameter, NotFound, NotImplementedYet
@@ -29,7 +30,7 @@ from engine.images import reference
 from engine.types import HostConfig, Resources
 
 from ..errors import BadRequest, message_for
-from ..responses import docker_json, dumps, go_json_error, qbool, qint
+from ..responses import docker_json, dumps, qbool, qint
 
 _END = object()
 
@@ -39,23 +40,9 @@ def _json_query(request: Request, name: str, what: str) -> Any:
     if not raw:
         return None
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise BadRequest(f"error reading {what}: {_go_literal_error(raw) or go_json_error(raw.encode(), err)}") \
-            from None
-
-
-def _go_literal_error(raw: str) -> str:
-    """Go's words for a bad literal (``nope`` read as the start of ``null``)."""
-    text = raw.lstrip()
-    for literal in ("null", "true", "false"):
-        if text[:1] == literal[0]:
-            for i, ch in enumerate(literal):
-                if i >= len(text):
-                    return "unexpected end of JSON input"
-                if text[i] != ch:
-                    return f"invalid character '{text[i]}' in literal {literal} (expecting '{ch}')"
-    return ""
+        return gojson.loads(raw)
+    except gojson.JSONSyntaxError as err:
+        raise BadRequest(f"error reading {what}: {err.message}") from None
 
 
 def _options(request: Request) -> BuildOptions:
