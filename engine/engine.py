@@ -11,6 +11,8 @@ from typing import Any
 
 from . import timeutil
 from .config import Config
+from .build.backend import EngineBackend as BuildEngineBackend
+from .build.service import BuildService
 from .containers import names as container_names
 from .containers.exec import ExecService
 from .containers.health import HealthMonitors
@@ -128,6 +130,10 @@ class Engine:
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
         self.containers.health = HealthMonitors(self.containers, self.execs)
         self.container_pruner = ContainerPruner(self.containers, self.snapshotter.usage)
+        # The classic builder: images and containers reached through its own narrow backend.
+        self.build_backend = BuildEngineBackend(self.images, self.snapshotter, self.containers, self.registry,
+                                                self.events, config.exec_root / "build")
+        self.builds = BuildService(self.build_backend, config.tmp_root)
 
     @classmethod
     async def open(cls, config: Config) -> Engine:
@@ -135,6 +141,7 @@ class Engine:
         await engine.containers.restore()
         known = {c.id for c in engine.containers.list()}
         await engine.volume_mounts.settle(known.__contains__)
+        await asyncio.to_thread(engine.build_backend.recover)
         return engine
 
     async def aclose(self) -> None:
