@@ -8,9 +8,10 @@ import re
 import subprocess
 import tarfile
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -392,7 +393,7 @@ def test_copy_rules(daemon: Daemon, busybox: str, tmp_path: Path, images_made: l
 def test_add_url_from_loopback_server(daemon: Daemon, busybox: str, tmp_path: Path,
                                       images_made: list[str]) -> None:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             data = b"remote content\n"
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
@@ -635,7 +636,7 @@ def test_add_tar_through_escaping_symlink_writes_nothing_on_the_host(daemon: Dae
     assert list(target.iterdir()) == []
     last = stream(resp.body)[-1]
     if "aux" in str(stream(resp.body)):
-        image = [m for m in stream(resp.body) if "aux" in m][0]["aux"]["ID"]
+        image = next(m for m in stream(resp.body) if "aux" in m)["aux"]["ID"]
         daemon.cli("rmi", image)
     else:
         assert "error" in last
