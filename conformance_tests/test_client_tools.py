@@ -15,8 +15,6 @@ import textwrap
 import uuid
 from pathlib import Path
 
-import pytest
-
 from conformance_tests.harness import REPO_ROOT, Daemon
 from pydockerd.private import free_subnet
 
@@ -40,7 +38,6 @@ def _run_user_suite(daemon: Daemon, project: Path, *extra_env: tuple[str, str]) 
                           check=False)
 
 
-@pytest.mark.pydockerd_missing("the builder (the service is built)")
 def test_pytest_docker_services_port_for_and_wait_until_responsive(daemon: Daemon, busybox: str,
                                                                    tmp_path: Path) -> None:
     project = tmp_path / "user-project"
