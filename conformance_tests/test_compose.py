@@ -4,14 +4,12 @@ service, a client that waits for both and talks to the web service by name, a na
 bind mount, a custom network beside the project's default one, env/env_file, command/entrypoint,
 restart and profiles.
 
-The project's networks get subnets unique to this run (compose would otherwise take them from the
-daemon's default pools, which other daemons on the machine may use too).
+The project's networks get subnets unique to this test run (netenv.compose_subnet), apart from the
+daemons' own pools.
 """
 from __future__ import annotations
 
-import ipaddress
 import json
-import os
 import subprocess
 import textwrap
 import urllib.request
@@ -22,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from conformance_tests import netenv
 from conformance_tests.harness import DOCKER_CLI, Daemon, wait_until
 from conformance_tests.util import ok
-from pydockerd.private import free_subnet
 
 # The client reaches the web service by its name through the embedded DNS server.
 NEEDS_DNS = pytest.mark.pydockerd_missing("embedded DNS on user networks (service names)")
@@ -122,24 +120,23 @@ class Project:
         return {k: sorted(v) for k, v in out.items()}
 
 
-def _write_project(root: Path, project: str) -> None:
+def _write_project(root: Path, project: str, slot: int) -> None:
+    """A project in `root`; its two networks take netenv.compose_subnet(slot) and (slot + 1)."""
     (root / "web").mkdir(parents=True)
     (root / "web" / "Dockerfile").write_text(WEB_DOCKERFILE)
     (root / "web" / "index.html").write_text("hello from compose\n")
     (root / "src").mkdir()
     (root / "src" / "hello.txt").write_text("bind-mounted source\n")
     (root / "web.env").write_text("FROM_ENV_FILE=yes\n")
-    seed = os.getpid() * 7 + uuid.uuid4().int % 97
-    first = free_subnet(seed, pool=ipaddress.IPv4Network("10.216.0.0/16"))
-    second = free_subnet(seed + 1, pool=ipaddress.IPv4Network("10.216.0.0/16"), avoid=(first,))
-    (root / "compose.yaml").write_text(COMPOSE_FILE.format(project=project, subnet_default=first, subnet_back=second))
+    (root / "compose.yaml").write_text(COMPOSE_FILE.format(project=project, subnet_default=netenv.compose_subnet(slot),
+                                                           subnet_back=netenv.compose_subnet(slot + 1)))
 
 
 @pytest.fixture(scope="module")
 def project(daemon: Daemon, busybox: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     name = f"cmp{uuid.uuid4().hex[:8]}"
     root = tmp_path_factory.mktemp("compose") / name
-    _write_project(root, name)
+    _write_project(root, name, 0)
     p = Project(daemon, name, root)
     try:
         p.ok("up", "-d", "--wait", timeout=300)
@@ -211,7 +208,7 @@ def test_second_up_recreates_only_what_changed(daemon: Daemon, busybox: str, tmp
     # its own project: the containers a test makes are removed after it (conftest), so the shared
     # project must not get new ones
     name = f"cmp{uuid.uuid4().hex[:8]}"
-    _write_project(tmp_path / name, name)
+    _write_project(tmp_path / name, name, 2)
     p = Project(daemon, name, tmp_path / name)
     try:
         p.ok("up", "-d", "--wait", timeout=300)
@@ -261,7 +258,7 @@ def test_down_removes_containers_networks_volumes_and_local_images(daemon: Daemo
                                                                    tmp_path: Path) -> None:
     name = f"cmp{uuid.uuid4().hex[:8]}"
     root = tmp_path / name
-    _write_project(root, name)
+    _write_project(root, name, 4)
     p = Project(daemon, name, root)
     try:
         p.ok("up", "-d", "--wait", timeout=300)
@@ -296,7 +293,7 @@ def test_a_failed_one_shot_dependency_stops_up_with_composes_error(daemon: Daemo
           default:
             ipam:
               config:
-                - subnet: "{free_subnet(os.getpid() * 11, pool=ipaddress.IPv4Network('10.216.0.0/16'))}"
+                - subnet: "{netenv.compose_subnet(6)}"
         """))
     p = Project(daemon, name, root)
     try:
