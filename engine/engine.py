@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from . import timeutil
+from .build.backend import EngineBackend as BuildEngineBackend
+from .build.service import BuildService
 from .config import Config
 from .containers import names as container_names
 from .containers.exec import ExecService
@@ -24,6 +26,9 @@ from .events.bus import Event, EventBus
 from .images import reference
 from .images.store import ImageStore
 from .logs.reader import read_logs
+from .network.contributor import NetworkContributor
+from .network.firewall import Iptables, NoFirewall
+from .network.service import NetworkService
 from .oci.spec import SpecInput, build_spec
 from .plugins import DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH, Plugins
 from .registry.client import RegistryConfig
@@ -35,6 +40,8 @@ from .snapshots.mount import is_mounted
 from .state import Database
 from .system import HostFacts, daemon_id, host_facts
 from .types import Container
+from .volumes.contributor import VolumeMounts
+from .volumes.service import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +97,14 @@ class Engine:
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
         self.runtime: RuntimeExecutor = runtime if runtime is not None else ShimRuntime(config.python,
                                                                                         config.exec_root)
-        # What /info lists and what create accepts. A driver registers here when its code lands:
-        # networking adds "bridge"/"host", volumes add "local".
+        # What /info lists and what create accepts: the drivers whose code runs here.
         self.plugins = Plugins()
         self.plugins.register_runtime(DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH)
         self.plugins.register_log_driver("json-file")
-        # Every container gets a network namespace of its own with only loopback: `--network none`.
-        self.plugins.register_network_driver("null")
+        for driver in ("bridge", "host", "null"):     # engine/network
+            self.plugins.register_network_driver(driver)
+        self.volumes = VolumeService.local(self.db, config.data_root / "volumes", self.events)
+        self.plugins.register_volume_driver("local")
         self.containers = ContainerService(
             config,
             self.db,
@@ -111,19 +119,38 @@ class Engine:
             check_runtime=self.plugins.check_runtime,
         )
 
+        # Volumes, binds and tmpfs of containers (engine/volumes/contributor.py)
+        self.volume_mounts = VolumeMounts(self.volumes, self.containers.get)
+        self.containers.add_contributor(self.volume_mounts)
+        # --- networking
+        self.networks = NetworkService(
+            config, self.db, lambda action, nid, attrs: self.events.publish_action("network", action, nid, attrs),
+            Iptables(str(config.data_root)) if config.iptables else NoFirewall())
+        self.networks.open_sync()
+        self.containers.add_contributor(NetworkContributor(self.networks, self.containers.get,
+                                                           self.containers.is_running))
+
         self.execs = ExecService(self.containers)
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
         self.containers.health = HealthMonitors(self.containers, self.execs)
         self.container_pruner = ContainerPruner(self.containers, self.snapshotter.usage)
+        # The classic builder: images and containers reached through its own narrow backend.
+        self.build_backend = BuildEngineBackend(self.images, self.snapshotter, self.containers, self.registry,
+                                                self.events, config.exec_root / "build")
+        self.builds = BuildService(self.build_backend, config.tmp_root)
 
     @classmethod
     async def open(cls, config: Config, *, runtime: RuntimeExecutor | None = None) -> Engine:
         engine = await asyncio.to_thread(lambda: cls(config, runtime=runtime))
         await engine.containers.restore()
+        known = {c.id for c in engine.containers.list()}
+        await engine.volume_mounts.settle(known.__contains__)
+        await asyncio.to_thread(engine.build_backend.recover)
         return engine
 
     async def aclose(self) -> None:
         await self.containers.close()
+        await self.networks.ports.close()
         await asyncio.to_thread(self.db.close)
 
     # ----------------------------------------------------------- for the API

@@ -7,6 +7,7 @@ import asyncio
 import io
 import os
 import struct
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from compat_server.app import build_app
 from engine.config import Config
 from engine.engine import Engine
+from engine.network.firewall import chain_prefix
 from engine.testing.runtime import FakeRuntime
 
 
@@ -41,8 +43,9 @@ def _frames(data: bytes) -> list[tuple[int, bytes]]:
 def test_create_start_wait_logs_list_remove(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.fail("needs root for the vfs snapshotter's bind mount")
+    # No default bridge and no iptables: this engine must not touch the host's networking.
     config = Config(data_root=tmp_path / "data", exec_root=tmp_path / "exec", storage_driver="vfs",
-                    cgroup_parent="pydockerd-fake")
+                    cgroup_parent="pydockerd-fake", bridge="none", iptables=False)
     runtime = FakeRuntime()
 
     async def go() -> None:
@@ -52,7 +55,8 @@ def test_create_start_wait_logs_list_remove(tmp_path: Path) -> None:
             transport = httpx.ASGITransport(app=build_app(engine))
             async with httpx.AsyncClient(transport=transport, base_url="http://docker/v1.50") as api:
                 r = await api.post("/containers/create", params={"name": "web"},
-                                   json={"Image": "app", "Cmd": ["sh", "-c", "echo hi; echo oops >&2; exit 2"]})
+                                   json={"Image": "app", "Cmd": ["sh", "-c", "echo hi; echo oops >&2; exit 2"],
+                                         "HostConfig": {"NetworkMode": "none"}})
                 assert r.status_code == 201, r.text
                 cid = r.json()["Id"]
                 assert (await api.post(f"/containers/{cid}/start")).status_code == 204
@@ -80,3 +84,7 @@ def test_create_start_wait_logs_list_remove(tmp_path: Path) -> None:
     asyncio.run(asyncio.wait_for(go(), 30))
     with open("/proc/self/mountinfo") as f:
         assert [ln.split()[4] for ln in f if ln.split()[4].startswith(str(tmp_path))] == []
+    prefix = chain_prefix(str(config.data_root))
+    for table in ("filter", "nat"):
+        rules = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout
+        assert prefix not in rules, f"this engine left iptables rules in {table}"
