@@ -40,19 +40,8 @@ async def update(request: Request) -> Response:
     rp = body.get("RestartPolicy")
     if isinstance(rp, dict) and rp.get("Name"):
         policy = RestartPolicy(name=str(rp["Name"]), maximum_retry_count=int(rp.get("MaximumRetryCount") or 0))
-        _check_policy(policy)
     warnings = await _engine(request).containers.update(request.path_params["id"], patch, policy)
     return docker_json({"Warnings": warnings or None})
-
-
-def _check_policy(p: RestartPolicy) -> None:
-    if p.name not in ("no", "always", "unless-stopped", "on-failure"):
-        raise BadRequest(f"invalid restart policy: unknown policy '{p.name}'; use one of 'no', 'always', "
-                         "'on-failure', or 'unless-stopped'")
-    if p.maximum_retry_count and p.name != "on-failure":
-        raise BadRequest("invalid restart policy: maximum retry count can only be used with 'on-failure'")
-    if p.maximum_retry_count < 0:
-        raise BadRequest("invalid restart policy: maximum retry count must be a positive integer")
 
 
 async def stats(request: Request) -> Response:

@@ -14,6 +14,7 @@ from .. import timeutil
 from ..errors import Conflict, EngineError, InvalidParameter
 from ..types import PAUSED, RUNNING, RestartPolicy
 from . import resources as res
+from .restart import validate_policy
 
 if TYPE_CHECKING:
     from .service import ContainerService
@@ -75,6 +76,8 @@ async def update(
     """``docker update``: new limits go to the live cgroup and the record;
     ``annotate(container, resources, policy)`` lets the HTTP layer keep its
     echo of HostConfig in step.  Returns dockerd's warnings."""
+    if restart_policy is not None:
+        validate_policy(restart_policy)  # before the lookup, as dockerd
     c = svc.get(ref)
     async with svc._lock(c.id):
         hc = c.host_config
