@@ -12,6 +12,8 @@ from typing import Any
 from . import timeutil
 from .config import Config
 from .containers import names as container_names
+from .containers.commit import Committer
+from .containers.contents import ContainerContents
 from .containers.exec import ExecService
 from .containers.health import HealthMonitors
 from .containers.prune import ContainerPruner
@@ -21,6 +23,7 @@ from .errors import InvalidParameter, NotFound
 from .events import filters as event_filters
 from .events.bus import Event, EventBus
 from .images import reference
+from .images.service import ImageService
 from .images.store import ImageStore
 from .logs.reader import read_logs
 from .oci.spec import SpecInput, build_spec
@@ -84,7 +87,7 @@ class Engine:
         self.images = ImageStore(self.db, self.content, self.snapshotter, config.tmp_root)
         self.events = Events(EventBus())
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
-            config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
+            config.insecure_registries, config.registry_mirrors, config.registry_certs_dir), self.events)
         self.runtime = ShimRuntime(config.python, config.exec_root)
         # What /info lists and what create accepts. A driver registers here when its code lands:
         # networking adds "bridge"/"host", volumes add "local".
@@ -111,6 +114,11 @@ class Engine:
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
         self.containers.health = HealthMonitors(self.containers, self.execs)
         self.container_pruner = ContainerPruner(self.containers, self.snapshotter.usage)
+        self.container_contents = ContainerContents(
+            self.containers, Committer(self.containers, self.images, self.snapshotter, self.events), self.events,
+            config.bundles_root)
+        self.image_service = ImageService(self.images, self.events, self.containers.users_of_image,
+                                          config.tmp_root, self.snapshotter.describe, config.storage_driver)
 
     @classmethod
     async def open(cls, config: Config) -> Engine:
