@@ -14,7 +14,7 @@ from engine.errors import EngineError
 
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
-from .routes import container_extra, containers, distribution, images, system
+from .routes import container_extra, containers, distribution, images, plugins, system
 from .routes import exec as exec_routes
 from .routes import prune as prune_routes
 from .routes import resources as resource_routes
@@ -93,6 +93,7 @@ def build_app(engine: Any) -> ASGIApp:
         *exec_routes.routes,
         *images.routes,
         *distribution.routes,
+        *plugins.routes,
         *_swarm_routes(),
     ]
     app = Starlette(

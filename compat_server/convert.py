@@ -11,7 +11,7 @@ import copy
 import time
 from typing import Any
 
-from engine import timeutil
+from engine import gojson, timeutil
 from engine.errors import go_json_kind
 from engine.types import (
     PAUSED,
@@ -24,58 +24,10 @@ from engine.types import (
     RestartPolicy,
 )
 
-from . import resources_codec, versions
+from . import gotypes, resources_codec, versions
 from .errors import BadRequest
 
-# Go type names for error messages.
-_STR, _BOOL, _INT, _STRLIST, _MAP, _OBJ = "string", "bool", "int", "[]string", "map[string]string", "struct"
-
-CONFIG_TYPES: dict[str, str] = {
-    "Hostname": _STR, "Domainname": _STR, "User": _STR, "AttachStdin": _BOOL, "AttachStdout": _BOOL,
-    "AttachStderr": _BOOL, "Tty": _BOOL, "OpenStdin": _BOOL, "StdinOnce": _BOOL, "Env": _STRLIST,
-    "Cmd": "strslice", "Entrypoint": "strslice", "Image": _STR, "WorkingDir": _STR, "Labels": _MAP,
-    "StopSignal": _STR, "StopTimeout": _INT, "NetworkDisabled": _BOOL, "MacAddress": _STR,
-    "ArgsEscaped": _BOOL, "OnBuild": _STRLIST, "Shell": _STRLIST, "ExposedPorts": _OBJ, "Volumes": _OBJ,
-    "Healthcheck": _OBJ,
-}
-HOST_CONFIG_TYPES: dict[str, str] = {
-    "AutoRemove": _BOOL, "Privileged": _BOOL, "ReadonlyRootfs": _BOOL, "NetworkMode": _STR,
-    "CapAdd": _STRLIST, "CapDrop": _STRLIST, "SecurityOpt": _STRLIST, "ExtraHosts": _STRLIST,
-    "Dns": _STRLIST, "DnsSearch": _STRLIST, "DnsOptions": _STRLIST, "ShmSize": _INT, "Memory": _INT,
-    "RestartPolicy": _OBJ, "LogConfig": _OBJ, "Binds": _STRLIST, "Runtime": _STR, "ConsoleSize": "[2]uint",
-}
-# security and namespace options
-HOST_CONFIG_TYPES.update({
-    "IpcMode": _STR, "PidMode": _STR, "UTSMode": _STR, "UsernsMode": _STR, "GroupAdd": _STRLIST,
-    "DeviceCgroupRules": _STRLIST, "Sysctls": _MAP, "Init": _BOOL, "MaskedPaths": _STRLIST,
-    "ReadonlyPaths": _STRLIST,
-})
-
-
 _go_kind = go_json_kind
-
-
-def _check(value: Any, gotype: str, where: str) -> None:
-    if value is None:
-        return
-    kind = _go_kind(value)
-    ok = {
-        _STR: kind == "string",
-        _BOOL: kind == "bool",
-        _INT: kind == "number" and float(value).is_integer(),
-        _STRLIST: kind == "array" and all(isinstance(v, str) for v in value),
-        "strslice": kind == "string" or (kind == "array" and all(isinstance(v, str) for v in value)),
-        _MAP: kind == "object" and all(isinstance(v, str) for v in value.values()),
-        _OBJ: kind == "object",
-        "[2]uint": kind == "array" and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value),
-    }[gotype]
-    if not ok:
-        shown = gotype if gotype != "strslice" else "[]string"
-        if (gotype in (_STRLIST, "strslice") and kind == "array") or (gotype == _MAP and kind == "object"):
-            inner = next((v for v in (value if isinstance(value, list) else value.values())
-                          if not isinstance(v, str)), None)
-            raise BadRequest(f"json: cannot unmarshal {_go_kind(inner)} into Go struct field {where} of type string")
-        raise BadRequest(f"json: cannot unmarshal {kind} into Go struct field {where} of type {shown}")
 
 
 def _strslice(value: Any) -> tuple[str, ...] | None:
@@ -114,25 +66,9 @@ def default_host_config() -> dict[str, Any]:
 def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig, dict[str, Any]]:
     if body is None:
         raise BadRequest("config cannot be empty in order to create a container")
-    if not isinstance(body, dict):
-        raise BadRequest(f"json: cannot unmarshal {_go_kind(body)} into Go value of type container.CreateRequest")
-    for key, gotype in CONFIG_TYPES.items():
-        if key in body:
-            _check(
-                body[key],
-                gotype,
-                f"CreateRequest.{key}" if versions.at_least(version, "1.44") else f"ContainerConfigWrapper.{key}",
-            )
-    hc_in = body.get("HostConfig")
-    if hc_in is not None and not isinstance(hc_in, dict):
-        raise BadRequest(
-            f"json: cannot unmarshal {_go_kind(hc_in)} into Go struct field CreateRequest.HostConfig"
-            " of type container.HostConfig"
-        )
-    hc_in = hc_in or {}
-    for key, gotype in HOST_CONFIG_TYPES.items():
-        if key in hc_in:
-            _check(hc_in[key], gotype, f"CreateRequest.HostConfig.{key}")
+    # every field's JSON kind and integer range, in Go's words (dockerd's decoder runs first)
+    gojson.check(body, gotypes.create_request(version))
+    hc_in = body.get("HostConfig") or {}
 
     health = None
     hc_raw = body.get("Healthcheck")

@@ -11,9 +11,11 @@ import logging
 import re
 from typing import Any
 
+from engine import gojson
 from engine.errors import EngineError, InvalidParameter
 
-from . import versions, wsattach
+from . import gotypes, versions, wsattach
+from .backends import HijackBackend
 from .errors import error_body, message_for, status_for
 from .routes.containers import mux_frame
 
@@ -35,7 +37,7 @@ def _flag(query: dict[str, list[str]], name: str) -> bool:
 
 
 class HijackHandlers:
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: HijackBackend) -> None:
         self.engine = engine
 
     async def handle(self, req: Any, conn: Any) -> None:
@@ -118,12 +120,9 @@ class HijackHandlers:
             await conn.close()
 
     async def _exec_start(self, req: Any, conn: Any, exec_id: str, version: str) -> None:
-        import json
-
-        try:
-            body = json.loads(req.body or b"{}") or {}
-        except ValueError as err:
-            raise BadRequestError(f"invalid JSON: {err}") from None
+        body = gojson.loads(req.body, stream=True) if req.body.strip() else {}
+        gojson.check(body, gotypes.EXEC_START)
+        body = body or {}
         execs = self.engine.execs
         inst = execs.get(exec_id)
         size = body.get("ConsoleSize")

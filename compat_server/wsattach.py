@@ -18,6 +18,7 @@ from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode, ParseFail
 from wsproto.utilities import generate_accept_token
 
 from . import versions
+from .backends import HijackBackend
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def _flag(query: dict[str, list[str]], name: str) -> bool:
     return values is not None and bool(values) and values[-1].strip().lower() not in ("", "0", "no", "false", "none")
 
 
-async def serve(engine: Any, req: Any, conn: Any, ref: str, version: str) -> None:
+async def serve(engine: HijackBackend, req: Any, conn: Any, ref: str, version: str) -> None:
     svc = engine.containers
     c = svc.get(ref)  # 404 as an ordinary response, before the handshake
     if not is_websocket_request(req.headers) or req.headers.get("sec-websocket-version", "").strip() != "13":

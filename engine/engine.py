@@ -181,6 +181,11 @@ class Engine:
             data = None
         return {"Data": data, "Name": self.config.storage_driver}
 
+    def container_rw_usage(self, container_id: str) -> int:
+        """Blocking: the bytes of a container's writable layer (`SizeRw`)."""
+        usage: int = self.snapshotter.usage(container_id)
+        return usage
+
     async def container_size(self, c: Container) -> tuple[int, int]:
         def sizes() -> tuple[int, int]:
             rw = self.snapshotter.usage(c.id)
@@ -218,11 +223,16 @@ class _RootfsImages:
         self._images.remove_rootfs(key)
 
     def mount_rootfs(self, key: str, target: Path) -> None:
+        # Never stack a mount on a mounted target (a crash mid-start can leave one).
+        self.unmount_rootfs(key, target)
         self._snapshotter.mount_all(self._snapshotter.mounts(key), str(target))
 
     def unmount_rootfs(self, key: str, target: Path) -> None:
         # By the mount table too: a bind mount (vfs) is invisible to os.path.ismount.
-        if os.path.ismount(target) or is_mounted(str(target)):
+        # Every mount stacked there goes (an older daemon could stack them).
+        for _ in range(64):
+            if not (os.path.ismount(target) or is_mounted(str(target))):
+                return
             self._snapshotter.unmount(str(target))
 
 

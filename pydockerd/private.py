@@ -74,15 +74,16 @@ def _networks_in_use() -> list[ipaddress.IPv4Network]:
     return nets
 
 
-def free_subnet(seed: int) -> ipaddress.IPv4Network:
-    """A /24 of BRIDGE_POOL that overlaps nothing on the host, starting the search at `seed`."""
-    used = _networks_in_use()
-    subnets: list[ipaddress.IPv4Network] = list(BRIDGE_POOL.subnets(new_prefix=24))
+def free_subnet(seed: int, pool: ipaddress.IPv4Network = BRIDGE_POOL,
+                avoid: tuple[ipaddress.IPv4Network, ...] = ()) -> ipaddress.IPv4Network:
+    """A /24 of `pool` that overlaps nothing on the host (nor `avoid`), starting the search at `seed`."""
+    used = _networks_in_use() + list(avoid)
+    subnets: list[ipaddress.IPv4Network] = list(pool.subnets(new_prefix=24))
     for i in range(len(subnets)):
         candidate = subnets[(seed + i) % len(subnets)]
         if not any(candidate.overlaps(u) for u in used):
             return candidate
-    raise RuntimeError(f"no free /24 left in {BRIDGE_POOL} for a private daemon's bridge")
+    raise RuntimeError(f"no free /24 left in {pool}")
 
 
 class PrivateDaemon:

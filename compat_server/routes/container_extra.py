@@ -8,10 +8,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from engine.containers.commit import CommitOptions
-from engine.errors import InvalidParameter
 
+from .. import gotypes
 from ..backends import ContainerContentsBackend
-from ..responses import docker_json, json_body, qbool
+from ..responses import api_version, docker_json, json_body, qbool
 
 
 def backend_of(request: Request) -> ContainerContentsBackend:
@@ -47,9 +47,7 @@ async def export(request: Request) -> Response:
 async def commit(request: Request) -> Response:
     q = request.query_params
     # dockerd's order: the body (Content-Type, JSON) first, then the reference, then the container.
-    body = await json_body(request)
-    if body is not None and not isinstance(body, dict):
-        raise InvalidParameter("json: cannot unmarshal into Go value of type container.Config")
+    body = await json_body(request, go_type=gotypes.create_request(api_version(request)))
     opts = CommitOptions(
         repo=q.get("repo") or "", tag=q.get("tag") or "", author=q.get("author") or "",
         comment=q.get("comment") or "",

@@ -5,7 +5,6 @@ import asyncio
 import re
 import struct
 from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import quote_plus
 
 from starlette.requests import Request
@@ -16,12 +15,14 @@ from engine import timeutil
 from engine.errors import EngineError, InvalidParameter
 
 from .. import convert, listing
+from ..backends import ContainersBackend
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, dumps, json_body, no_content, qbool, qfilters, qint
 
 
-def engine_of(request: Request) -> Any:
-    return request.app.state.engine
+def engine_of(request: Request) -> ContainersBackend:
+    backend: ContainersBackend = request.app.state.engine
+    return backend
 
 
 def mux_frame(stream: int, data: bytes) -> bytes:
@@ -231,5 +232,6 @@ routes = [
     Route("/containers/{id}/logs", logs, methods=["GET"]),
     Route("/containers/{id}/rename", rename, methods=["POST"]),
     Route("/containers/{id}/resize", resize, methods=["POST"]),
-    Route("/containers/{id}", remove, methods=["DELETE"]),
+    # {id:path}: a link name (DELETE /containers/parent/alias?link=1) holds a slash
+    Route("/containers/{id:path}", remove, methods=["DELETE"]),
 ]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -10,13 +9,15 @@ from starlette.routing import Route
 
 from engine.types import RestartPolicy
 
-from .. import resources_codec
+from .. import gotypes, resources_codec
+from ..backends import ResourcesBackend
 from ..errors import BadRequest
 from ..responses import docker_json, dumps, json_body, no_content, qbool
 
 
-def _engine(request: Request) -> Any:
-    return request.app.state.engine
+def _engine(request: Request) -> ResourcesBackend:
+    backend: ResourcesBackend = request.app.state.engine
+    return backend
 
 
 async def pause(request: Request) -> Response:
@@ -30,11 +31,7 @@ async def unpause(request: Request) -> Response:
 
 
 async def update(request: Request) -> Response:
-    body = await json_body(request)
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise BadRequest("json: cannot unmarshal into Go value of type container.UpdateConfig")
+    body = await json_body(request, go_type=gotypes.UPDATE_CONFIG) or {}
     patch = resources_codec.decode_update(body)
     policy = None
     rp = body.get("RestartPolicy")

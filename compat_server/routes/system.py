@@ -19,6 +19,7 @@ from engine import timeutil
 from engine.system import go_arch
 
 from .. import versions
+from ..backends import SystemBackend
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, dumps, qfilters
 
@@ -50,7 +51,7 @@ async def ping(request: Request) -> Response:
 
 
 async def version(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: SystemBackend = request.app.state.engine
     facts = engine.facts
     build_time = engine.build_time
     details = {
@@ -92,12 +93,12 @@ def _fd_count() -> int:
 
 
 async def info(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: SystemBackend = request.app.state.engine
     facts = engine.facts
     cfg = engine.config
     counts = engine.containers.counts()
     plugins = engine.plugins.listing()
-    images = await asyncio.to_thread(engine.images.list)
+    images = await asyncio.to_thread(engine.image_service.list)
     insecure = ["127.0.0.0/8", "::1/128"]
     body: dict[str, Any] = {
         "ID": engine.id,
@@ -224,7 +225,7 @@ def event_json(event: Any, version: str) -> dict[str, Any]:
 
 
 async def events(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: SystemBackend = request.app.state.engine
     version = api_version(request)
     try:
         since = request.query_params.get("since")

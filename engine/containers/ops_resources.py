@@ -11,7 +11,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .. import timeutil
-from ..errors import Conflict, EngineError, InvalidParameter
+from ..errors import Conflict, EngineError, InvalidParameter, Unavailable
+from ..runtime.client import NotRunning
 from ..types import PAUSED, RUNNING, RestartPolicy
 from . import resources as res
 from .restart import validate_policy
@@ -36,6 +37,8 @@ async def pause(svc: ContainerService, ref: str) -> None:
             raise _not_running(c)
         try:
             await live.handle.pause()
+        except (NotRunning, Unavailable):
+            raise _not_running(c) from None     # its process is exiting
         except EngineError:
             raise
         except Exception as e:
@@ -57,6 +60,8 @@ async def unpause(svc: ContainerService, ref: str) -> None:
             raise _not_running(c)
         try:
             await live.handle.resume()
+        except (NotRunning, Unavailable):
+            raise _not_running(c) from None
         except Exception as e:
             raise EngineError(f"Cannot unpause container {c.id}: {e}") from e
         c.state = replace(c.state, status=RUNNING, paused=False)
@@ -89,6 +94,8 @@ async def update(
         if live is not None and c.state.running and new_res != hc.resources:
             try:
                 await live.handle.update(res.update_oci(new_res))
+            except (NotRunning, Unavailable):
+                pass    # it exited meanwhile: the record alone is updated, as for a stopped container
             except Exception as e:
                 raise EngineError(f"Cannot update container {c.id}: {e}") from e
         new_hc = replace(hc, resources=new_res)

@@ -10,7 +10,6 @@ compressed layers, and verifies every layer against the config's diff IDs.
 from __future__ import annotations
 
 import io
-import json
 import os
 import secrets
 import shutil
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from .. import gojson
 from ..errors import EngineError, InvalidParameter, NotFound
 from . import reference as refs
 from .layer import LayerError, clean_parts
@@ -187,7 +187,7 @@ class _Archive:
     def json(self, rel: str) -> Any:
         data = self.read_bytes(rel)
         try:
-            return json.loads(data)
+            return gojson.loads(data)
         except ValueError as err:
             raise InvalidParameter(f"invalid archive: {rel}: {err}") from None
 
@@ -220,7 +220,7 @@ def _verified_blob(archive: _Archive, digest: str) -> Any:
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
         raise InvalidParameter(f"invalid archive: blob {digest} does not match its digest")
     try:
-        return json.loads(data)
+        return gojson.loads(data)
     except ValueError as err:
         raise InvalidParameter(f"invalid archive: blob {digest}: {err}") from None
 
@@ -310,7 +310,7 @@ def _load_one(store: ImageStore, archive: _Archive, entry: dict[str, Any], emit:
     from .store import chain_ids
     config_bytes = archive.read_bytes(str(entry.get("Config") or ""))
     try:
-        cfg = json.loads(config_bytes)
+        cfg = gojson.loads(config_bytes)
     except ValueError as err:
         raise InvalidParameter(f"invalid image config: {err}") from None
     if not isinstance(cfg, dict):

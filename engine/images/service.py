@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from .. import timeutil
-from ..errors import EngineError
+from ..errors import EngineError, InvalidParameter, NotFound
 from . import reference
 from .filters import Listed
 from .prune import PruneReport
@@ -79,6 +79,23 @@ class ImageService:
         rows: builtins.list[Listed] = self.store.list_filtered(
             flt, all_=all_, shared_size=shared_size, containers=counts if count_containers else None)
         return rows
+
+    def family(self, ref: str) -> set[str]:
+        """Blocking. The image ``ref`` names and every image built on it (dockerd's `ancestor`
+        filter); empty when ``ref`` names no image."""
+        try:
+            top = self.store.get(ref).id
+        except (NotFound, InvalidParameter):
+            return set()
+        found: set[str] = set()
+        todo = [top]
+        while todo:
+            image_id = todo.pop()
+            if image_id in found:
+                continue
+            found.add(image_id)
+            todo.extend(self.store.children(image_id))
+        return found
 
     def graph_driver(self, image: Image) -> dict[str, Any]:
         """`GraphDriver` of `docker image inspect`: the storage driver's view of the top layer."""

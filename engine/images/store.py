@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .. import timeutil
+from .. import gojson, timeutil
 from ..content.store import ContentStore
 from ..errors import EngineError, InvalidParameter, NotFound
 from ..state.db import Database
@@ -183,7 +183,7 @@ class ImageStore:
             # The image ID is the config's digest: check it before trusting the bytes.
             if "sha256:" + hashlib.sha256(data).hexdigest() != image_id:
                 raise EngineError(f"image config {image_id} is corrupted in the store")
-            cfg = json.loads(data)
+            cfg = gojson.loads(data)
             self._configs[image_id] = cfg
         return cfg
 
@@ -345,7 +345,7 @@ class ImageStore:
     def create_image(self, config_bytes: bytes, *, parent: str = "") -> str:
         """Register an image whose layers are already registered; returns its ID."""
         try:
-            cfg = json.loads(config_bytes)
+            cfg = gojson.loads(config_bytes)
         except ValueError as err:
             raise InvalidParameter(f"invalid image config: {err}") from None
         diff_ids = list((cfg.get("rootfs") or {}).get("diff_ids") or [])

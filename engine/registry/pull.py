@@ -9,12 +9,12 @@ the content store removes at start-up.
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
+from .. import gojson
 from ..errors import EngineError, InvalidParameter, NotFound
 from ..images import reference as refs
 from ..images.progress import ProgressReader
@@ -93,7 +93,7 @@ def fetch_manifest(cli: RegistryClient, repo: str, ref_or_digest: str, scopes: t
         raise EngineError(f"manifest verification failed for digest {ref_or_digest}")
     media = resp.headers.get("Content-Type", "").split(";")[0].strip()
     try:
-        doc = json.loads(body)
+        doc = gojson.loads(body)
     except ValueError:
         raise EngineError("failed to parse manifest: invalid JSON") from None
     media = doc.get("mediaType") or media
@@ -192,14 +192,14 @@ class Puller:
             except Exception as err:  # noqa: BLE001 - translate_pull_error gives every failure dockerd's words
                 raise translate_pull_error(err, ref) from None
             message(emit, target, f"Pulling from {ref.path}")
-            doc = json.loads(body)
+            doc = gojson.loads(body)
             if media in (C.MEDIA_DOCKER_LIST, C.MEDIA_OCI_INDEX):
                 # Like dockerd, a list without our platform is reported inside the stream.
                 entry = select_platform(doc.get("manifests") or [], want)
                 if entry is None:
                     raise NotFoundError(f"no matching manifest for {want} in the manifest list entries", 404, "")
                 body, media, _ = fetch_manifest(cli, repo, entry["digest"], scopes)
-                doc = json.loads(body)
+                doc = gojson.loads(body)
             image_id = self._pull_manifest(cli, ref, repo, scopes, doc, emit)
         return self._finish(ref, image_id, digest, emit)
 
@@ -213,7 +213,7 @@ class Puller:
             # dockerd: the image is already here, nothing to download.
             return config_digest
         config_bytes = self._fetch_small_blob(cli, repo, scopes, config_digest)
-        cfg = json.loads(config_bytes)
+        cfg = gojson.loads(config_bytes)
         diff_ids = list((cfg.get("rootfs") or {}).get("diff_ids") or [])
         if len(diff_ids) != len(layers):
             raise EngineError("layers from manifest don't match image configuration")

@@ -4,11 +4,11 @@ All methods block (network, disk); callers run them in threads.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .. import gojson
 from ..errors import EngineError, InvalidParameter
 from ..images import reference as refs
 from ..images.reference import Reference
@@ -134,7 +134,7 @@ class RegistryService:
                 body, media, digest = fetch_manifest(cli, ref.path, target, C.pull_scope(ref.path))
             except Exception as err:  # noqa: BLE001 - translate_pull_error gives every failure dockerd's words
                 raise translate_pull_error(err, ref) from None
-            doc = json.loads(body)
+            doc = gojson.loads(body)
             platforms: list[dict[str, Any]] = []
             if media in (C.MEDIA_DOCKER_LIST, C.MEDIA_OCI_INDEX):
                 for e in doc.get("manifests") or []:
@@ -143,7 +143,7 @@ class RegistryService:
             else:
                 cfg_digest = (doc.get("config") or {}).get("digest") or ""
                 data = b"".join(c for _, c in cli.iter_blob(ref.path, cfg_digest, C.pull_scope(ref.path)))
-                cfg = json.loads(data)
+                cfg = gojson.loads(data)
                 platforms.append(_platform_json({"architecture": cfg.get("architecture", ""),
                                                  "os": cfg.get("os", ""), "variant": cfg.get("variant", "")}))
         return {"Descriptor": {"mediaType": media, "digest": digest, "size": len(body)},
