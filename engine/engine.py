@@ -35,7 +35,7 @@ from .runtime.client import ShimRuntime
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
 from .state import Database
-from .system import HostFacts, daemon_id, host_facts
+from .system import HostFacts, daemon_id, host_facts, source_commit
 from .types import Container
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class Engine:
         self.config = config
         self.facts: HostFacts = host_facts()
         self.build_time = timeutil.format_ns(int(os.path.getmtime(__file__) * 1e9))
+        self.git_commit = source_commit(Path(__file__).resolve().parents[1])
         for path in (config.data_root, config.exec_root, config.containers_root, config.tmp_root,
                      config.bundles_root):
             path.mkdir(parents=True, exist_ok=True)

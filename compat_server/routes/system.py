@@ -26,7 +26,6 @@ from ..responses import api_version, docker_json, dumps, qfilters
 # No client reads these, they only print them (`docker version`): say what this daemon is built
 # with, in Go's "go1.24.4" form, not a Go release it never ran on.
 GO_VERSION = f"{sys.implementation.name}{platform.python_version()}"
-GIT_COMMIT = "pydockerd"
 
 
 def _ping_headers() -> dict[str, str]:
@@ -59,7 +58,7 @@ async def version(request: Request) -> Response:
         "Arch": go_arch(),
         "BuildTime": build_time,
         "Experimental": "false",
-        "GitCommit": GIT_COMMIT,
+        "GitCommit": engine.git_commit,
         "GoVersion": GO_VERSION,
         "KernelVersion": facts.kernel_version,
         "MinAPIVersion": versions.MIN_API_VERSION,
@@ -70,12 +69,12 @@ async def version(request: Request) -> Response:
         "Components": [
             {"Name": "Engine", "Version": versions.ENGINE_VERSION, "Details": details},
             {"Name": "pydockerd-runtime", "Version": versions.PYDOCKERD_VERSION,
-             "Details": {"GitCommit": GIT_COMMIT, "Python": platform.python_version()}},
+             "Details": {"GitCommit": engine.git_commit, "Python": platform.python_version()}},
         ],
         "Version": versions.ENGINE_VERSION,
         "ApiVersion": versions.MAX_API_VERSION,
         "MinAPIVersion": versions.MIN_API_VERSION,
-        "GitCommit": GIT_COMMIT,
+        "GitCommit": engine.git_commit,
         "GoVersion": GO_VERSION,
         "Os": "linux",
         "Arch": go_arch(),
