@@ -27,11 +27,14 @@ if TYPE_CHECKING:
     from engine.images.service import HistoryEntry, Reader
     from engine.images.store import Image
     from engine.logs.jsonfile import LogEntry
+    from engine.network.service import NetworkService
     from engine.plugins import Plugins
     from engine.registry.auth import AuthConfig
     from engine.registry.service import SearchResult
     from engine.system import HostFacts
     from engine.types import Container, ContainerConfig, HostConfig
+    from engine.volumes.model import MountPoint
+    from engine.volumes.service import VolumeService
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -82,6 +85,7 @@ class ContainerVerbs(Protocol):
     def get(self, ref: str) -> Container: ...
     def list(self) -> builtins.list[Container]: ...
     def counts(self) -> dict[str, int]: ...
+    def is_running(self, c: Container) -> bool: ...
     async def create(self, config: ContainerConfig, host_config: HostConfig, *, name: str | None,
                      annotations: dict[str, Any] | None = None) -> tuple[Container, builtins.list[str]]: ...
     async def start(self, ref: str) -> None: ...
@@ -125,6 +129,12 @@ class ImageLookups(Protocol):
     def family(self, ref: str) -> set[str]: ...
 
 
+class ContainerMounts(Protocol):
+    """engine.volumes.contributor.VolumeMounts: what inspect and list show as Mounts."""
+
+    def mounts_of(self, c: Container) -> list[MountPoint]: ...
+
+
 class LogReader(Protocol):
     def read_logs(self, c: Container, *, since_ns: int | None, until_ns: int | None, tail: int | None,
                   follow: bool, stopped: asyncio.Event | None) -> AsyncIterator[LogEntry]: ...
@@ -140,6 +150,10 @@ class ContainersBackend(LogReader, Protocol):
     def execs(self) -> ExecVerbs: ...
     @property
     def image_service(self) -> ImageLookups: ...
+    @property
+    def volume_mounts(self) -> ContainerMounts: ...
+    @property
+    def networks(self) -> NetworkService: ...
     async def container_size(self, c: Container) -> tuple[int, int]: ...
     def container_rw_usage(self, container_id: str) -> int: ...
     def graph_driver(self, c: Container) -> dict[str, Any]: ...
@@ -178,6 +192,23 @@ class HijackBackend(LogReader, Protocol):
     def containers(self) -> ContainerVerbs: ...
     @property
     def execs(self) -> ExecVerbs: ...
+
+
+# ---------------------------------------------------------------- networks, volumes
+class NetworksBackend(Protocol):
+    """routes/networks.py: the network service (and container lookups for connect/disconnect)."""
+
+    @property
+    def networks(self) -> NetworkService: ...
+    @property
+    def containers(self) -> ContainerVerbs: ...
+
+
+class VolumesBackend(Protocol):
+    """routes/volumes.py: the volume service."""
+
+    @property
+    def volumes(self) -> VolumeService: ...
 
 
 # ---------------------------------------------------------------- system
@@ -230,4 +261,6 @@ if TYPE_CHECKING:
         prune: PruneBackend = engine
         hijack: HijackBackend = engine
         system: SystemBackend = engine
-        del images, registry, contents, containers, resources, execs, prune, hijack, system
+        networks: NetworksBackend = engine
+        volumes: VolumesBackend = engine
+        del networks, volumes, images, registry, contents, containers, resources, execs, prune, hijack, system

@@ -14,7 +14,7 @@ from engine.containers import filters as cfilters
 from engine.errors import InvalidParameter, NotFound
 from engine.types import Container
 
-from . import convert
+from . import convert, netcodec, versions
 from .backends import ContainersBackend
 from .responses import dumps
 
@@ -70,7 +70,8 @@ class _Images:
 
 
 async def list_containers(engine: ContainersBackend, *, show_all: bool, limit: int, size: bool,
-                          filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+                          filters: dict[str, list[str]],
+                          version: str = versions.DEFAULT_API_VERSION) -> list[dict[str, Any]]:
     containers = engine.containers.list()       # newest first
     images = _Images(engine)
     plan = cfilters.parse(filters, containers, images.ancestors)
@@ -79,7 +80,9 @@ async def list_containers(engine: ContainersBackend, *, show_all: bool, limit: i
     def summary(c: Container) -> dict[str, Any]:
         s = summaries.get(c.id)
         if s is None:
-            s = summaries[c.id] = convert.encode_summary(c, images.display_name(c), None)
+            s = summaries[c.id] = convert.encode_summary(c, images.display_name(c), None,
+                                                                  engine.volume_mounts.mounts_of(c))
+            netcodec.fill_summary(s, c, engine.networks, version)
         return s
 
     chosen = cfilters.select(plan, containers, show_all=show_all, limit=limit,

@@ -26,6 +26,9 @@ from .images import reference
 from .images.service import ImageService
 from .images.store import ImageStore
 from .logs.reader import read_logs
+from .network.contributor import NetworkContributor
+from .network.firewall import Iptables, NoFirewall
+from .network.service import NetworkService
 from .oci.spec import SpecInput, build_spec
 from .oci.user import resolve_user
 from .plugins import DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH, Plugins
@@ -37,6 +40,8 @@ from .snapshots.mount import is_mounted
 from .state import Database
 from .system import HostFacts, daemon_id, host_facts, source_commit
 from .types import Container
+from .volumes.contributor import VolumeMounts
+from .volumes.service import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +95,14 @@ class Engine:
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir), self.events)
         self.runtime = ShimRuntime(config.python, config.exec_root)
-        # What /info lists and what create accepts. A driver registers here when its code lands:
-        # networking adds "bridge"/"host", volumes add "local".
+        # What /info lists and what create accepts: the drivers whose code runs here.
         self.plugins = Plugins()
         self.plugins.register_runtime(DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH)
         self.plugins.register_log_driver("json-file")
-        # Every container gets a network namespace of its own with only loopback: `--network none`.
-        self.plugins.register_network_driver("null")
+        for driver in ("bridge", "host", "null"):     # engine/network
+            self.plugins.register_network_driver(driver)
+        self.volumes = VolumeService.local(self.db, config.data_root / "volumes", self.events)
+        self.plugins.register_volume_driver("local")
         self.containers = ContainerService(
             config,
             self.db,
@@ -110,6 +116,17 @@ class Engine:
             validate_name=container_names.validate_name,
             check_runtime=self.plugins.check_runtime,
         )
+
+        # Volumes, binds and tmpfs of containers (engine/volumes/contributor.py)
+        self.volume_mounts = VolumeMounts(self.volumes, self.containers.get)
+        self.containers.add_contributor(self.volume_mounts)
+        # --- networking
+        self.networks = NetworkService(
+            config, self.db, lambda action, nid, attrs: self.events.publish_action("network", action, nid, attrs),
+            Iptables(str(config.data_root)) if config.iptables else NoFirewall())
+        self.networks.open_sync()
+        self.containers.add_contributor(NetworkContributor(self.networks, self.containers.get,
+                                                           self.containers.is_running))
 
         self.execs = ExecService(self.containers)
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
@@ -125,10 +142,13 @@ class Engine:
     async def open(cls, config: Config) -> Engine:
         engine = await asyncio.to_thread(cls, config)
         await engine.containers.restore()
+        known = {c.id for c in engine.containers.list()}
+        await engine.volume_mounts.settle(known.__contains__)
         return engine
 
     async def aclose(self) -> None:
         await self.containers.close()
+        await self.networks.ports.close()
         await asyncio.to_thread(self.db.close)
 
     # ----------------------------------------------------------- for the API

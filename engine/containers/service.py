@@ -597,6 +597,9 @@ class ContainerService:
             ("/etc/hosts", "bind", str(cdir / "hosts"), ("rbind", "rprivate")),
         ]
         mounts.extend(plan.mounts)
+        # Parents before children (dockerd sorts by the number of path elements): a volume on
+        # /etc must not hide the /etc/hosts bind made before it.
+        mounts.sort(key=lambda m: len([p for p in m[0].split("/") if p]))
         try:
             group_text = _read_in_root(rootfs, "etc/group") if c.host_config.group_add else ""
         except OSError:
