@@ -222,7 +222,7 @@ def search(config: RegistryConfig, term: str, limit: int) -> list[dict[str, Any]
                 cl.get(ping)
                 resp = cl.get(f"{scheme}://{index}/v1/search", params={"q": remote, "n": str(limit)})
         except httpx.HTTPError as err:
-            attempts.append(f"{scheme.upper()} attempt: {C._go_url_error('GET', ping, err, index)}")
+            attempts.append(f"{scheme.upper()} attempt: {C.go_url_error('GET', ping, err, index)}")
             continue
         if resp.status_code != 200:
             raise EngineError(f"Unexpected status code {resp.status_code}")
