@@ -42,7 +42,7 @@ def in_own_thread(fn: Callable[[Progress], T], progress: Progress) -> asyncio.Fu
         else:
             loop.call_soon_threadsafe(settle, result, None)
 
-    threading.Thread(target=target, name="pydockerd-image-load", daemon=True).start()
+    threading.Thread(target=target, name="pydockerd-progress-job", daemon=True).start()
     return fut
 
 
