@@ -17,6 +17,7 @@ from engine.errors import EngineError, InvalidParameter
 from . import gotypes, versions, wsattach
 from .backends import HijackBackend
 from .errors import error_body, message_for, status_for
+from .http.hijack import HijackConn, HijackRequest
 from .routes.containers import mux_frame
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class HijackHandlers:
     def __init__(self, engine: HijackBackend) -> None:
         self.engine = engine
 
-    async def handle(self, req: Any, conn: Any) -> None:
+    async def handle(self, req: HijackRequest, conn: HijackConn) -> None:
         try:
             await self._dispatch(req, conn)
         except EngineError as err:
@@ -49,7 +50,7 @@ class HijackHandlers:
             log.exception("hijacked request failed")
             await self._error(conn, err)
 
-    async def _error(self, conn: Any, err: BaseException) -> None:
+    async def _error(self, conn: HijackConn, err: BaseException) -> None:
         status = status_for(err)
         try:
             if status == 304:
@@ -59,7 +60,7 @@ class HijackHandlers:
         except Exception:  # noqa: BLE001 - the connection may already be streaming
             await conn.close()
 
-    async def _dispatch(self, req: Any, conn: Any) -> None:
+    async def _dispatch(self, req: HijackRequest, conn: HijackConn) -> None:
         ws = _ATTACH_WS.match(req.path)
         if ws is not None and req.method == "GET":
             version = ws.group("v") or versions.DEFAULT_API_VERSION
@@ -87,7 +88,7 @@ class HijackHandlers:
             return
         await self._attach(req, conn, m.group("id"), version)
 
-    async def _attach(self, req: Any, conn: Any, ref: str, version: str) -> None:
+    async def _attach(self, req: HijackRequest, conn: HijackConn, ref: str, version: str) -> None:
         q = req.query
         stream = _flag(q, "stream")
         logs = _flag(q, "logs")
@@ -119,7 +120,7 @@ class HijackHandlers:
                 await att.close()
             await conn.close()
 
-    async def _exec_start(self, req: Any, conn: Any, exec_id: str, version: str) -> None:
+    async def _exec_start(self, req: HijackRequest, conn: HijackConn, exec_id: str, version: str) -> None:
         body = gojson.loads(req.body, stream=True) if req.body.strip() else {}
         gojson.check(body, gotypes.EXEC_START)
         body = body or {}
@@ -166,7 +167,7 @@ class HijackHandlers:
                 asyncio.get_running_loop().create_task(execs.complete(inst))
             await conn.close()
 
-    async def _pump(self, conn: Any, att: Any, tty: bool, stop: asyncio.Event | None = None) -> None:
+    async def _pump(self, conn: HijackConn, att: Any, tty: bool, stop: asyncio.Event | None = None) -> None:
         async def stdin_pump() -> None:
             while True:
                 data = await conn.read()
