@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from engine import gojson
 from engine.errors import EngineError, InvalidParameter
@@ -167,7 +167,7 @@ class HijackHandlers:
                 asyncio.get_running_loop().create_task(execs.complete(inst))
             await conn.close()
 
-    async def _pump(self, conn: HijackConn, att: Any, tty: bool, stop: asyncio.Event | None = None) -> None:
+    async def _pump(self, conn: HijackConn, att: AttachStreams, tty: bool, stop: asyncio.Event | None = None) -> None:
         async def stdin_pump() -> None:
             while True:
                 data = await conn.read()
@@ -201,6 +201,14 @@ class HijackHandlers:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class AttachStreams(Protocol):
+    """What the pump moves bytes through: a container's attach, or an exec session."""
+
+    async def read(self) -> tuple[int, bytes] | None: ...
+    async def write(self, data: bytes) -> None: ...
+    async def close_stdin(self) -> None: ...
+
+
 class BadRequestError(InvalidParameter):
     pass
 
@@ -219,9 +227,9 @@ class _ExecStreams:
             self._keys = parse_detach_keys(inst.detach_keys) if inst.detach_keys else b"\x10\x11"
         self._held = b""      # a partial match of the keys, not passed on yet
 
-    async def read(self) -> Any:
+    async def read(self) -> tuple[int, bytes] | None:
         while True:
-            frame = await self.session.read()
+            frame: tuple[int, bytes] | None = await self.session.read()
             if frame is None:
                 return None
             stream, _ = frame
