@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 if TYPE_CHECKING:
+    from engine.build.service import BuildService
     from engine.config import Config
     from engine.containers.attach import ContainerAttach
     from engine.containers.commit import CommitOptions
@@ -211,6 +212,15 @@ class VolumesBackend(Protocol):
     def volumes(self) -> VolumeService: ...
 
 
+class BuildBackend(Protocol):
+    """routes/build.py: the builder, and the scratch directory its uploads are spooled to."""
+
+    @property
+    def builds(self) -> BuildService: ...
+    @property
+    def config(self) -> Config: ...
+
+
 # ---------------------------------------------------------------- system
 class EventsView(Protocol):
     def listener_count(self) -> int: ...
@@ -263,4 +273,5 @@ if TYPE_CHECKING:
         system: SystemBackend = engine
         networks: NetworksBackend = engine
         volumes: VolumesBackend = engine
-        del networks, volumes, images, registry, contents, containers, resources, execs, prune, hijack, system
+        build: BuildBackend = engine
+        del build, networks, volumes, images, registry, contents, containers, resources, execs, prune, hijack, system

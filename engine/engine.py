@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from . import timeutil
+from .build.backend import EngineBackend as BuildEngineBackend
+from .build.service import BuildService
 from .config import Config
 from .containers import names as container_names
 from .containers.commit import Committer
@@ -137,6 +139,10 @@ class Engine:
             config.bundles_root)
         self.image_service = ImageService(self.images, self.events, self.containers.users_of_image,
                                           config.tmp_root, self.snapshotter.describe, config.storage_driver)
+        # The classic builder: images and containers reached through its own narrow backend.
+        self.build_backend = BuildEngineBackend(self.images, self.snapshotter, self.containers, self.registry,
+                                                self.events, config.exec_root / "build")
+        self.builds = BuildService(self.build_backend, config.tmp_root)
 
     @classmethod
     async def open(cls, config: Config) -> Engine:
@@ -144,6 +150,7 @@ class Engine:
         await engine.containers.restore()
         known = {c.id for c in engine.containers.list()}
         await engine.volume_mounts.settle(known.__contains__)
+        await asyncio.to_thread(engine.build_backend.recover)
         return engine
 
     async def aclose(self) -> None:
