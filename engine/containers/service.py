@@ -32,10 +32,13 @@ from ..errors import (
     NotModified,
     no_such_container,
 )
+from ..events.api import EventPublisher
+from ..images.api import RootfsImages
 from ..logs.options import parse_log_opts, validate_log_opts
 from ..logs.tag import container_attrs
 from ..oci import hostopts
 from ..plugins import stock_runtimes
+from ..runtime.api import RuntimeExecutor
 from ..state import Database
 from ..types import (
     DEAD,
@@ -89,9 +92,9 @@ class ContainerService:
         self,
         config: Config,
         db: Database,
-        images: Any,
-        runtime: Any,
-        events: Any,
+        images: RootfsImages,
+        runtime: RuntimeExecutor,
+        events: EventPublisher,
         *,
         build_spec: Callable[..., dict[str, Any]],
         spec_input: Callable[..., Any],

@@ -142,6 +142,8 @@ class RuntimeExecutor(Protocol):
         """What a finished run recorded; None when it recorded nothing."""
         ...
 
-    async def cleanup(self, bundle: Path) -> None:
-        """Remove what a dead run left behind; leaves a live one alone.  Idempotent."""
+    async def cleanup(self, bundle: Path, cgroups_path: str | None = None) -> None:
+        """Remove what a dead run left behind; leaves a live one alone.  Idempotent.
+        ``cgroups_path`` (the spec's ``linux.cgroupsPath``) also finds the cgroups of a run
+        killed before it recorded them."""
         ...

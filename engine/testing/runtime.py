@@ -397,6 +397,7 @@ class FakeRuntime:
         self.programs: dict[str, Program] = {**BUSYBOX, **(programs or {})}
         self.host: dict[Path, FakeContainer] = {}
         self.created: list[str] = []            # container ids, one per create() call
+        self.cleaned: list[Path] = []           # bundles, one per cleanup() call
         self._lost: dict[Path, asyncio.Event] = {}
         # set to make the next create() fail with this error (a start that fails late)
         self.fail_next_create: EngineError | None = None
@@ -457,7 +458,8 @@ class FakeRuntime:
         fc = self.host.get(Path(bundle))
         return fc.exit_status if fc is not None else None
 
-    async def cleanup(self, bundle: Path) -> None:
+    async def cleanup(self, bundle: Path, cgroups_path: str | None = None) -> None:
+        self.cleaned.append(Path(bundle))
         fc = self.host.get(Path(bundle))
         if fc is not None and not fc.alive:
             fc.process.finish(255)      # nothing of the run survives its cleanup

@@ -394,6 +394,7 @@ def test_restore_with_a_live_a_dead_and_a_lost_shim(tmp_path: Path, runtime: Fak
         c_lost = d2.containers.get("lost")
         assert c_lost.state.status == EXITED and c_lost.state.exit_code == 255
         assert c_lost.state.error == "container's shim is gone and left no exit status"
+        assert d2.config.bundles_root / lost.id in runtime.cleaned     # what the lost shim left is removed
         assert _gone(d2, gone_rm.id)
         # the reconnected container is monitored again: its exit is recorded
         await d2.containers.kill("live")
