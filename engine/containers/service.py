@@ -793,6 +793,10 @@ class ContainerService:
                 except Exception:
                     log.debug("SIGKILL to %s failed", c.id, exc_info=True)
                 await live.exited.wait()
+        if c.state.restarting and self._restart_manager(c).canceled:
+            # The run ended into a back-off while we waited (its restart is cancelled): return
+            # once the container is exited, as from a stop during the back-off.
+            await self._settle_restart(c.id)
         self._emit(c, "stop")
 
     async def kill(self, ref: str, sig: str | None = None) -> None:
