@@ -116,7 +116,9 @@ class FakeProcess:
     def write(self, data: bytes | str, stream: int = STDOUT) -> None:
         raw = data.encode() if isinstance(data, str) else data
         if self.tty:
+            # a terminal has one output, and its line discipline turns "\n" into "\r\n"
             stream = STDOUT
+            raw = raw.replace(b"\n", b"\r\n")
         for s in list(self.streams):
             s.deliver((stream, raw))
         if self._log_path is not None:

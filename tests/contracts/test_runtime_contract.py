@@ -200,3 +200,15 @@ def test_output_goes_to_the_json_log(runtime_subject: RuntimeSubject) -> None:
     lines = [json.loads(x) for x in runtime_subject.log_path.read_text().splitlines() if x.strip()]
     assert sorted((x["stream"], x["log"]) for x in lines) == [("stderr", "err-log\n"), ("stdout", "to-log\n")]
     assert all(x["time"].endswith("Z") for x in lines)
+
+
+def test_a_tty_merges_the_streams_and_translates_newlines(runtime_subject: RuntimeSubject) -> None:
+    async def go() -> None:
+        h = await runtime_subject.create(["sh", "-c", "echo out; echo err >&2"], tty=True)
+        session = await h.attach(stdin=False, stdout=True, stderr=True)
+        await h.start()
+        assert await _collect(session) == (b"out\r\nerr\r\n", b"")
+        await session.close()
+        assert (await h.wait()).exit_code == 0
+        await h.close()
+    run(go())
