@@ -342,7 +342,16 @@ class FakeHandle:
 
     async def stats(self) -> dict[str, Any]:
         self._check()
-        return {"pids_stats": {"current": 1 + sum(1 for e in self._fc.execs if not e.status.done())}}
+        # the shim's names (cgroups.stats): a quiet container that uses no CPU and 1 MiB
+        limit = next((r["memory"]["limit"] for r in reversed(self._fc.resources)
+                      if isinstance(r.get("memory"), dict) and "limit" in r["memory"]), 2**63 - 1)
+        return {
+            "memory_stats": {"usage": 1 << 20, "limit": limit, "stats": {"cache": 0, "rss": 1 << 20}},
+            "cpu_stats": {"cpu_usage": {"total_usage": 0, "percpu_usage": [0], "usage_in_usermode": 0,
+                                        "usage_in_kernelmode": 0},
+                          "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}},
+            "pids_stats": {"current": 1 + sum(1 for e in self._fc.execs if not e.status.done())},
+        }
 
     async def pids(self) -> list[int]:
         self._check()

@@ -487,3 +487,30 @@ def test_stop_while_the_restarting_state_is_being_saved(tmp_path: Path, runtime:
             await until(lambda: not c.state.restarting)
             await d.close()
     run(go())
+
+
+def test_pause_unpause_update_and_stats(tmp_path: Path, runtime: FakeRuntime, images: FakeRootfsImages) -> None:
+    async def go() -> None:
+        d = FakeDaemon(tmp_path, runtime, images)
+        c = await create(d, "sleep", "1000")
+        with pytest.raises(Conflict, match=f"Container {c.id} is not running"):
+            await d.containers.pause(c.id)
+        await d.containers.start(c.id)
+        await d.containers.pause(c.id)
+        assert c.state.status == "paused" and c.state.running and runtime.container(c.id).process.paused
+        with pytest.raises(Conflict, match="is already paused"):
+            await d.containers.pause(c.id)
+        with pytest.raises(Conflict, match="paused"):
+            d.execs.create(c.id, cmd=["true"], env=[], user="", working_dir="", tty=False, attach_stdin=False,
+                           attach_stdout=True, attach_stderr=True, privileged=False)
+        await d.containers.unpause(c.id)
+        assert c.state.status == RUNNING and not runtime.container(c.id).process.paused
+        await d.containers.update(c.id, {"pids_limit": 64})
+        assert c.host_config.resources.pids_limit == 64
+        assert runtime.container(c.id).resources[-1]["pids"] == {"limit": 64}     # reached the live run
+        docs = [doc async for doc in d.containers.stats(c.id, stream=False, one_shot=True)]
+        assert len(docs) == 1 and docs[0]["id"] == c.id and docs[0]["pids_stats"] == {"current": 1}
+        assert d.actions(c.id)[-3:] == ["pause", "unpause", "update"]
+        await d.containers.kill(c.id)
+        await d.close()
+    run(go())

@@ -212,3 +212,21 @@ def test_a_tty_merges_the_streams_and_translates_newlines(runtime_subject: Runti
         assert (await h.wait()).exit_code == 0
         await h.close()
     run(go())
+
+
+def test_exec_with_stdin(runtime_subject: RuntimeSubject) -> None:
+    async def go() -> None:
+        h = await runtime_subject.create(["sleep", "1000"])
+        await h.start()
+        proc = await h.exec("cat", args=["cat"], env=["PATH=/bin"], open_stdin=True)
+        await proc.write(b"through stdin\n")
+        await proc.close_stdin()
+        assert await _collect(proc) == (b"through stdin\n", b"")
+        assert (await proc.wait()).exit_code == 0
+        await proc.close()
+        stats = await h.stats()
+        assert {"memory_stats", "cpu_stats", "pids_stats"} <= set(stats)
+        await h.kill(signal.SIGKILL)
+        await h.wait()
+        await h.close()
+    run(go())
