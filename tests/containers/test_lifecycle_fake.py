@@ -514,3 +514,23 @@ def test_pause_unpause_update_and_stats(tmp_path: Path, runtime: FakeRuntime, im
         await d.containers.kill(c.id)
         await d.close()
     run(go())
+
+
+def test_attach_before_start_gets_all_output_and_stdin(tmp_path: Path, runtime: FakeRuntime,
+                                                       images: FakeRootfsImages) -> None:
+    async def go() -> None:
+        d = FakeDaemon(tmp_path, runtime, images)
+        c = await create(d, "cat", open_stdin=True, stdin_once=True, attach_stdin=True)
+        att = await d.containers.attach(c.id, stdin=True, stdout=True, stderr=True)
+        await att.write(b"typed before the start\n")     # buffered until the container exists
+        await att.close_stdin()
+        await d.containers.start(c.id)
+        out = b""
+        while (frame := await att.read()) is not None:
+            out += frame[1]
+        assert out == b"typed before the start\n"
+        assert (await exited(d, c)).state.exit_code == 0
+        assert d.actions(c.id)[:3] == ["create", "attach", "start"]
+        await att.close()
+        await d.close()
+    run(go())
