@@ -230,3 +230,18 @@ def test_exec_with_stdin(runtime_subject: RuntimeSubject) -> None:
         await h.wait()
         await h.close()
     run(go())
+
+
+def test_a_lost_shim_leaves_no_status_and_cleanup_ends_its_container(runtime_subject: RuntimeSubject) -> None:
+    async def go() -> None:
+        h = await runtime_subject.create(["sleep", "1000"])
+        await h.start()
+        await h.close()                  # the daemon went away; then the shim is killed
+        runtime_subject.lose_shim()
+        runtime = runtime_subject.restarted_runtime()
+        assert await runtime.connect(runtime_subject.cid, runtime_subject.bundle) is None
+        assert runtime.read_exit_status(runtime_subject.bundle) is None
+        await runtime.cleanup(runtime_subject.bundle)     # the orphaned container goes with it
+        await runtime.cleanup(runtime_subject.bundle)
+    run(go())
+    # (shim subject) the fixture's leak check: no process, mount or cgroup of this container is left
