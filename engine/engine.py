@@ -158,6 +158,8 @@ class Engine:
         return engine
 
     async def aclose(self) -> None:
+        if not self.config.live_restore:
+            await self.containers.stop_all()    # --live-restore=false: dockerd's shutdown stops them
         await self.containers.close()
         await self.networks.ports.close()
         await asyncio.to_thread(self.db.close)
