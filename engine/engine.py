@@ -23,6 +23,7 @@ from .images import reference
 from .images.store import ImageStore
 from .registry.client import RegistryConfig
 from .registry.service import RegistryService
+from .logs import drivers as log_drivers
 from .logs.reader import read_logs
 from .oci.spec import SpecInput, build_spec
 from .oci.user import resolve_user
@@ -176,6 +177,7 @@ class Engine:
 
     def read_logs(self, c: Container, *, since_ns: int | None, until_ns: int | None, tail: int | None,
                   follow: bool, stopped: asyncio.Event | None) -> AsyncIterator[Any]:
+        log_drivers.check_readable(c.host_config.log_config.type, c.host_config.log_config.config)
         if stopped is None:
             stopped = asyncio.Event()
             stopped.set()

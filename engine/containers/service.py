@@ -50,7 +50,7 @@ from .attach import ContainerAttach
 from . import health as health_checks
 from .restart import RestartManager, should_restart_on_boot
 from .signals import parse_signal
-from ..logs.options import parse_log_opts, validate_log_opts
+from ..logs import drivers as log_drivers
 from ..logs.tag import container_attrs
 from ..oci import hostopts
 
@@ -219,7 +219,7 @@ class ContainerService:
         hostopts.check_create(host_config, bool(config.hostname), self._peer)
 
         cid = self._new_id()
-        validate_log_opts(host_config.log_config.config)
+        log_drivers.validate(host_config.log_config.type, host_config.log_config.config)
         if not name:
             name = self._generate_name(lambda n: n in self._names, fallback=cid[:12])
         hostname = config.hostname or cid[:12]
@@ -235,7 +235,7 @@ class ContainerService:
             path=argv[0],
             args=tuple(argv[1:]),
             state=ContainerState(),
-            log_path=str(cdir / f"{cid}-json.log"),
+            log_path=str(log_drivers.log_file(host_config.log_config.type, cdir, cid) or ""),
             hostname_path=str(cdir / "hostname"),
             hosts_path=str(cdir / "hosts"),
             resolv_conf_path=str(cdir / "resolv.conf"),
@@ -317,7 +317,9 @@ class ContainerService:
     def _create_files(self, c: Container, image_id: str) -> None:
         cdir = self.config.containers_root / c.id
         cdir.mkdir(parents=True, exist_ok=False)
-        Path(c.log_path).touch(mode=0o640)
+        if c.log_path:
+            Path(c.log_path).parent.mkdir(exist_ok=True)
+            Path(c.log_path).touch(mode=0o640)
         self.images.prepare_rootfs(c.id, image_id)
 
     def _destroy_files(self, c: Container) -> None:
@@ -410,20 +412,20 @@ class ContainerService:
             await asyncio.to_thread(
                 files.write_atomic, bundle / "config.json", json.dumps(spec).encode()
             )
-            log_opts = parse_log_opts(c.host_config.log_config.config)
+            log_sink = log_drivers.sink(c.host_config.log_config.type, c.host_config.log_config.config, c.log_path)
             log_attrs = container_attrs(c.host_config.log_config.config, c.config.labels, c.config.env,
                                         container_id=c.id, name=c.name, image_id=c.image_id,
                                         image_name=c.config.image)
             handle = await self.runtime.create(
                 c.id,
                 bundle,
-                log_path=Path(c.log_path),
+                log_path=log_sink.path,
                 tty=c.config.tty,
                 open_stdin=c.config.open_stdin,
                 stdin_once=c.config.stdin_once,
                 console_size=c.host_config.console_size if any(c.host_config.console_size) else None,
-                log_max_size=log_opts.max_size,
-                log_max_files=log_opts.max_files,
+                log_max_size=log_sink.max_size,
+                log_max_files=log_sink.max_files,
                 log_attrs=log_attrs or None,
             )
         except EngineError as err:
