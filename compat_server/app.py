@@ -14,15 +14,10 @@ from engine.errors import EngineError
 
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
-from .routes import containers
-from .routes import container_extra
-from .routes import distribution
+from .routes import container_extra, containers, distribution, images, plugins, system
 from .routes import exec as exec_routes
-from .routes import images
-from .routes import plugins
 from .routes import prune as prune_routes
 from .routes import resources as resource_routes
-from .routes import system
 
 
 class VersionMiddleware:

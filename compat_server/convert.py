@@ -165,8 +165,11 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         dns=tuple(hc_in.get("Dns") or ()),
         dns_search=tuple(hc_in.get("DnsSearch") or ()),
         dns_options=tuple(hc_in.get("DnsOptions") or ()),
-        devices=tuple((str(d.get("PathOnHost") or ""), str(d.get("PathInContainer") or ""),
-                       str(d.get("CgroupPermissions") or "")) for d in hc_in.get("Devices") or () if isinstance(d, dict)),
+        devices=tuple(
+            (str(d.get("PathOnHost") or ""), str(d.get("PathInContainer") or ""), str(d.get("CgroupPermissions") or ""))
+            for d in hc_in.get("Devices") or ()
+            if isinstance(d, dict)
+        ),
         device_cgroup_rules=tuple(hc_in.get("DeviceCgroupRules") or ()),
         group_add=tuple(hc_in.get("GroupAdd") or ()),
         ipc_mode=hc_in.get("IpcMode") or "",
@@ -284,7 +287,9 @@ def _networks(c: Container) -> dict[str, Any]:
     return {mode: _network_entry()}
 
 
-def encode_inspect(c: Container, graph_driver: dict[str, Any], version: str, size: tuple[int, int] | None) -> dict[str, Any]:
+def encode_inspect(
+    c: Container, graph_driver: dict[str, Any], version: str, size: tuple[int, int] | None
+) -> dict[str, Any]:
     hc = copy.deepcopy(c.annotations.get("HostConfig") or default_host_config())
     resources_codec.encode_into(hc, c.host_config.resources)
     rp = c.host_config.restart_policy  # `docker update --restart` changes it after create

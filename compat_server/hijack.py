@@ -44,7 +44,7 @@ class HijackHandlers:
             await self._dispatch(req, conn)
         except EngineError as err:
             await self._error(conn, err)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             log.exception("hijacked request failed")
             await self._error(conn, err)
 
@@ -155,8 +155,7 @@ class HijackHandlers:
             await self._pump(conn, streams, tty, stop=streams.detached)
             if streams.detached.is_set():
                 # the client detached: the exec goes on; its exit is collected in the background
-                self.engine.containers._emit(self.engine.containers.get(inst.container_id), "exec_detach",
-                                             execID=inst.id)
+                self.engine.execs.note_detached(inst)
                 return
             # The client reads ExitCode from exec inspect right after the stream ends.
             await execs.complete(inst)

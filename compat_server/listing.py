@@ -108,7 +108,7 @@ async def list_containers(engine: Any, *, show_all: bool, limit: int, size: bool
                 result.append((rw, rw + images.image_size(c.image_id)))
             return result
 
-        for s, (rw, rootfs) in zip(out, await asyncio.to_thread(sizes)):
+        for s, (rw, rootfs) in zip(out, await asyncio.to_thread(sizes), strict=True):
             s["SizeRw"], s["SizeRootFs"] = rw, rootfs
     return out
 

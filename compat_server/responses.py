@@ -47,7 +47,7 @@ def qint(request: Request, name: str, default: int | None = None) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise BadRequest(f"invalid value for {name}: {raw!r}: strconv.Atoi: parsing {raw!r}: invalid syntax")
+        raise BadRequest(f"invalid value for {name}: {raw!r}: strconv.Atoi: parsing {raw!r}: invalid syntax") from None
 
 
 _FILTERS = gojson.Map(gojson.Map(gojson.BOOL, "map[string]bool"), "map[string]map[string]bool")
@@ -98,4 +98,5 @@ async def json_body(request: Request, *, allow_empty: bool = True, go_type: gojs
 
 
 def api_version(request: Request) -> str:
-    return request.scope.get("api_version") or request.app.state.default_version
+    version: str = request.scope.get("api_version") or request.app.state.default_version
+    return version

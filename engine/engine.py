@@ -5,8 +5,9 @@ import asyncio
 import logging
 import os
 import shutil
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from . import timeutil
 from .config import Config
@@ -17,16 +18,17 @@ from .containers.prune import ContainerPruner
 from .containers.service import ContainerService
 from .content.store import ContentStore
 from .errors import InvalidParameter, NotFound
-from .events.bus import Event, EventBus
 from .events import filters as event_filters
+from .events.bus import Event, EventBus
 from .images import reference
 from .images.store import ImageStore
-from .registry.client import RegistryConfig
-from .registry.service import RegistryService
 from .logs import drivers as log_drivers
 from .logs.reader import read_logs
 from .oci.spec import SpecInput, build_spec
 from .oci.user import resolve_user
+from .plugins import DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH, Plugins
+from .registry.client import RegistryConfig
+from .registry.service import RegistryService
 from .runtime.client import ShimRuntime
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
@@ -85,6 +87,13 @@ class Engine:
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
         self.runtime = ShimRuntime(config.python, config.exec_root)
+        # What /info lists and what create accepts. A driver registers here when its code lands:
+        # networking adds "bridge"/"host", volumes add "local".
+        self.plugins = Plugins()
+        self.plugins.register_runtime(DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH)
+        self.plugins.register_log_driver("json-file")
+        # Every container gets a network namespace of its own with only loopback: `--network none`.
+        self.plugins.register_network_driver("null")
         self.containers = ContainerService(
             config,
             self.db,
@@ -96,6 +105,7 @@ class Engine:
             resolve_user=resolve_user,
             generate_name=container_names.generate_name,
             validate_name=container_names.validate_name,
+            check_runtime=self.plugins.check_runtime,
         )
 
         self.execs = ExecService(self.containers)
@@ -104,7 +114,7 @@ class Engine:
         self.container_pruner = ContainerPruner(self.containers, self.snapshotter.usage)
 
     @classmethod
-    async def open(cls, config: Config) -> "Engine":
+    async def open(cls, config: Config) -> Engine:
         engine = await asyncio.to_thread(cls, config)
         await engine.containers.restore()
         return engine
@@ -202,11 +212,16 @@ class _RootfsImages:
         self._images.remove_rootfs(key)
 
     def mount_rootfs(self, key: str, target: Path) -> None:
+        # Never stack a mount on a mounted target (a crash mid-start can leave one).
+        self.unmount_rootfs(key, target)
         self._snapshotter.mount_all(self._snapshotter.mounts(key), str(target))
 
     def unmount_rootfs(self, key: str, target: Path) -> None:
         # By the mount table too: a bind mount (vfs) is invisible to os.path.ismount.
-        if os.path.ismount(target) or is_mounted(str(target)):
+        # Every mount stacked there goes (an older daemon could stack them).
+        for _ in range(64):
+            if not (os.path.ismount(target) or is_mounted(str(target))):
+                return
             self._snapshotter.unmount(str(target))
 
 

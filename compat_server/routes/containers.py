@@ -4,7 +4,8 @@ from __future__ import annotations
 import asyncio
 import re
 import struct
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote_plus
 
 from starlette.requests import Request
@@ -78,7 +79,7 @@ def _timeout(request: Request) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise BadRequest(f'strconv.Atoi: parsing "{raw}": invalid syntax')
+        raise BadRequest(f'strconv.Atoi: parsing "{raw}": invalid syntax') from None
 
 
 async def stop(request: Request) -> Response:
@@ -104,7 +105,9 @@ async def remove(request: Request) -> Response:
     if qbool(request, "link"):
         engine.containers.get(request.path_params["id"])    # an unknown name is a 404 first
         raise InvalidParameter("Conflict, cannot remove the default link name of the container")
-    await engine.containers.remove(request.path_params["id"], force=qbool(request, "force"), volumes=qbool(request, "v"))
+    await engine.containers.remove(
+        request.path_params["id"], force=qbool(request, "force"), volumes=qbool(request, "v")
+    )
     return no_content()
 
 
@@ -155,7 +158,7 @@ async def logs(request: Request) -> Response:
         since_ns = timeutil.parse_timestamp_arg(since) if since and since != "0" else None
         until_ns = timeutil.parse_timestamp_arg(until) if until and until != "0" else None
     except ValueError as err:
-        raise BadRequest(f"invalid value for since/until: {err}")
+        raise BadRequest(f"invalid value for since/until: {err}") from err
     tty = c.config.tty
     stopped = engine.containers.logs_stopped_event(c)
     # before the head: a driver that keeps no logs is dockerd's 501, not an empty stream

@@ -21,10 +21,14 @@ def _strlist(value: Any, field: str) -> list[str]:
         return []
     # Go's encoding/json words (dockerd 20.10 names the struct ExecConfig, newer ExecOptions)
     if not isinstance(value, list):
-        raise BadRequest(f"json: cannot unmarshal {_go_kind(value)} into Go struct field ExecOptions.{field} of type []string")
+        raise BadRequest(
+            f"json: cannot unmarshal {_go_kind(value)} into Go struct field ExecOptions.{field} of type []string"
+        )
     for v in value:
         if not isinstance(v, str):
-            raise BadRequest(f"json: cannot unmarshal {_go_kind(v)} into Go struct field ExecOptions.{field} of type string")
+            raise BadRequest(
+                f"json: cannot unmarshal {_go_kind(v)} into Go struct field ExecOptions.{field} of type string"
+            )
     return value
 
 

@@ -27,7 +27,7 @@ _ORDER = ["Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "Atta
 
 
 def empty_config() -> dict[str, Any]:
-    return {k: v for k, v in _BASE_FIELDS}
+    return dict(_BASE_FIELDS)
 
 
 def ordered(config: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +250,7 @@ def apply_changes(config: dict[str, Any] | None, changes: list[str]) -> dict[str
             raise InvalidParameter(f"{word.lower()} is not a valid change command")
         parsed.append((word.lower(), rest.strip(), line))
     cmd_set = False
-    for instr, rest, line in parsed:
+    for instr, rest, _line in parsed:
         if instr == "cmd":
             cfg["Cmd"] = _json_or_shell(rest)
             cmd_set = True

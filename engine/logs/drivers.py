@@ -141,7 +141,8 @@ def _local_limits(opts: Mapping[str, str]) -> tuple[int, int]:
         try:
             size = options.parse_size(opts["max-size"])
         except ValueError as err:
-            raise InvalidParameter(f"{START_ERROR_PREFIX}invalid value for max-size: {opts['max-size']}: {err}") from None
+            raise InvalidParameter(
+                f"{START_ERROR_PREFIX}invalid value for max-size: {opts['max-size']}: {err}") from None
     if "max-file" in opts:
         raw = opts["max-file"]
         if not raw.lstrip("+-").isdigit():

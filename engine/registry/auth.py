@@ -60,7 +60,5 @@ def decode_body(body: bytes) -> AuthConfig:
     return from_json(doc)
 
 
-_AUTH_CONFIG = gojson.Struct("registry.AuthConfig", "AuthConfig", {
-    key: gojson.STRING for key in (
-        "username", "password", "auth", "email", "serveraddress", "identitytoken", "registrytoken")
-})
+_AUTH_CONFIG = gojson.Struct("registry.AuthConfig", "AuthConfig", dict.fromkeys(
+    ("username", "password", "auth", "email", "serveraddress", "identitytoken", "registrytoken"), gojson.STRING))

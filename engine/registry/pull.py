@@ -51,7 +51,7 @@ def parse_platform(text: str) -> Platform | None:
     if not all(parts):
         raise InvalidParameter(f'"{text}": unknown operating system or architecture: invalid argument')
     if len(parts) == 1:
-        os_, arch, var = host_platform()
+        _os, arch, var = host_platform()
         return Platform(parts[0], arch, var) if parts[0] == "linux" else Platform(parts[0], arch)
     arch = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}.get(parts[1], parts[1])
     return Platform(parts[0], arch, parts[2] if len(parts) == 3 else "")
@@ -147,7 +147,7 @@ class Puller:
     def _spool(self) -> IO[bytes]:
         # Small blobs stay in memory; bigger ones go to an already-unlinked file under the data
         # root's scratch dir, so that nothing is left behind whatever happens to the process.
-        return tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, dir=self.images.content.tmp,
+        return tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, dir=str(self.images.content.tmp),
                                              prefix=_INGEST_PREFIX)
 
     def _download(self, cli: RegistryClient, repo: str, scopes: tuple[str, ...], d: _Download,
@@ -189,7 +189,7 @@ class Puller:
         with RegistryClient(ref.domain, auth, self.config) as cli:
             try:
                 body, media, digest = fetch_manifest(cli, repo, target, scopes)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - translate_pull_error gives every failure dockerd's words
                 raise translate_pull_error(err, ref) from None
             message(emit, target, f"Pulling from {ref.path}")
             doc = gojson.loads(body)
@@ -237,14 +237,15 @@ class Puller:
                                             for d in todo}
         try:
             parent: str | None = None
-            for i, d in enumerate(downloads):
-                if d is None:
+            for i, entry in enumerate(downloads):
+                if entry is None:
                     parent = chains[i]
                     continue
+                d = entry
                 blob = futures[i].result()
                 try:
-                    reader = ProgressReader(blob, d.size, d.short, "Extracting", emit)  # type: ignore[arg-type]
-                    layer = store.register_layer(reader, parent, expected_diff_id=diff_ids[i])  # type: ignore[arg-type]
+                    reader = ProgressReader(blob, d.size, d.short, "Extracting", emit)  # type: ignore[arg-type]  # a spooled file is a binary reader
+                    layer = store.register_layer(reader, parent, expected_diff_id=diff_ids[i])  # type: ignore[arg-type]  # ProgressReader reads like BinaryIO
                     reader.finish()
                 finally:
                     blob.close()

@@ -59,7 +59,7 @@ class RegistryService:
         with self.client(ref.domain, auth) as cli:
             try:
                 resp = cli.check(cli.request("GET", f"/v2/{ref.path}/tags/list", C.pull_scope(ref.path)))
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - translate_pull_error gives every failure dockerd's words
                 raise translate_pull_error(err, ref) from None
             return sorted((resp.json() or {}).get("tags") or [])
 
@@ -89,7 +89,7 @@ class RegistryService:
         with self.client(ref.domain, auth) as cli:
             try:
                 body, media, digest = fetch_manifest(cli, ref.path, target, C.pull_scope(ref.path))
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - translate_pull_error gives every failure dockerd's words
                 raise translate_pull_error(err, ref) from None
             doc = gojson.loads(body)
             platforms: list[dict[str, Any]] = []
