@@ -958,6 +958,12 @@ class ContainerService:
         self._emit(c, "attach")
         return att
 
+    def note_detached(self, att: ContainerAttach) -> None:
+        """The client left an attach with its detach keys: dockerd records a `detach` event."""
+        c = self._containers.get(att.container_id)
+        if c is not None:
+            self._emit(c, "detach")
+
     def forget_attach(self, att: ContainerAttach) -> None:
         pending = self._pending_attach.get(att.container_id)
         if pending and att in pending:
