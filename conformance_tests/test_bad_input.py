@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -305,3 +306,98 @@ def test_filters_decode_errors(daemon: Daemon, filters: str, message: str) -> No
     resp = daemon.raw("GET", f"{V}/containers/json?filters={quote(filters)}")
     assert resp.status in (400, 500)
     assert resp.message == message
+
+
+# ---------------------------------------------------------------- values that fail at start (item 9)
+
+RUNC = "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: "
+
+
+def _create_and_start(daemon: Daemon, fields: dict[str, Any]) -> tuple[str, RawResponse]:
+    resp = daemon.raw("POST", f"{V}/containers/create", body=json.dumps({"Image": BUSYBOX, **fields}))
+    assert resp.status == 201, resp.message
+    cid = str(resp.json()["Id"])
+    return cid, daemon.raw("POST", f"{V}/containers/{cid}/start")
+
+
+def _state(daemon: Daemon, cid: str) -> tuple[str, int, str]:
+    s = daemon.raw("GET", f"{V}/containers/{cid}/json").json()["State"]
+    return s["Status"], s["ExitCode"], s["Error"]
+
+
+@pytest.mark.parametrize("fields, error", [
+    ({"Cmd": ["true"], "Env": ["A=a\x00b"]},
+     'error during container init: environment variable value can\'t contain null(\\x00): "A=a\\x00b"'),
+    ({"Cmd": ["true"], "Env": ["A\x00=b"]},
+     'error during container init: environment variable name can\'t contain null(\\x00): "A\\x00=b"'),
+    ({"Cmd": ["true"], "Hostname": "a\x00b"},
+     'error during container init: environment variable value can\'t contain null(\\x00): "HOSTNAME=a\\x00b"'),
+], ids=["env-value", "env-name", "hostname"])
+def test_nul_in_the_environment_fails_the_start(daemon: Daemon, busybox: str, fields: dict[str, Any],
+                                                error: str) -> None:
+    cid, resp = _create_and_start(daemon, fields)
+    try:
+        assert (resp.status, resp.message) == (500, f"{RUNC}{error}: unknown")
+        assert _state(daemon, cid) == ("created", 128, f"{RUNC}{error}: unknown")
+    finally:
+        daemon.raw("DELETE", f"/containers/{cid}?force=1")
+
+
+def test_nul_in_an_argument_fails_the_exec(daemon: Daemon, busybox: str) -> None:
+    """runc starts the process; its execve fails with EINVAL and says so on stderr."""
+    cid, resp = _create_and_start(daemon, {"Cmd": ["echo", "a\x00b"]})
+    try:
+        assert resp.status == 204
+        wait = daemon.raw("POST", f"{V}/containers/{cid}/wait", timeout=60).json()
+        assert wait["StatusCode"] == 1
+        assert _state(daemon, cid) == ("exited", 1, "")
+        logs = daemon.raw("GET", f"{V}/containers/{cid}/logs?stdout=1&stderr=1").body
+        assert logs == b"\x02\x00\x00\x00\x00\x00\x00\x21exec /bin/echo: invalid argument\n"
+    finally:
+        daemon.raw("DELETE", f"/containers/{cid}?force=1")
+
+
+def test_nul_in_the_entrypoint_is_not_found(daemon: Daemon, busybox: str) -> None:
+    cid, resp = _create_and_start(daemon, {"Entrypoint": ["ec\x00ho"], "Cmd": ["x"]})
+    try:
+        error = f'{RUNC}exec: "ec\\x00ho": executable file not found in $PATH: unknown'
+        assert (resp.status, resp.message) == (400, error)
+        assert _state(daemon, cid) == ("created", 127, error)
+    finally:
+        daemon.raw("DELETE", f"/containers/{cid}?force=1")
+
+
+def test_nul_in_the_working_dir_is_refused_at_create(daemon: Daemon, busybox: str) -> None:
+    before = set(daemon.list_container_ids())
+    resp = daemon.raw("POST", f"{V}/containers/create",
+                      body=json.dumps({"Image": BUSYBOX, "Cmd": ["true"], "WorkingDir": "/a\x00b"}))
+    assert resp.status >= 400
+    assert re.fullmatch(r"lstat /\S+/a\x00b: invalid argument", resp.message), resp.message
+    assert set(daemon.list_container_ids()) == before
+
+
+@pytest.mark.skipif(not os.path.exists("/sys/fs/cgroup/cpu/cpu.shares"), reason="needs cgroup v1's cpu.shares")
+@pytest.mark.parametrize("shares, bound", [(2 ** 63 - 1, "maximum allowed cpu-shares is 262144"),
+                                           (1, "minimum allowed cpu-shares is 2")])
+def test_cpu_shares_out_of_the_kernels_range_fail_the_start(daemon: Daemon, busybox: str, shares: int,
+                                                            bound: str) -> None:
+    cid, resp = _create_and_start(daemon, {"Cmd": ["true"], "HostConfig": {"CpuShares": shares}})
+    try:
+        error = (f"{RUNC}error during container init: error setting cgroup config for procHooks process: "
+                 f"the {bound}: unknown")
+        assert (resp.status, resp.message) == (500, error)
+        assert _state(daemon, cid) == ("created", 128, error)
+    finally:
+        daemon.raw("DELETE", f"/containers/{cid}?force=1")
+
+
+def test_missing_device_fails_the_start(daemon: Daemon, busybox: str) -> None:
+    cid, resp = _create_and_start(daemon, {"Cmd": ["true"], "HostConfig": {"Devices": [
+        {"PathOnHost": "/dev/no-such-device-x", "PathInContainer": "/dev/x", "CgroupPermissions": "rwm"}]}})
+    try:
+        error = 'error gathering device information while adding custom device "/dev/no-such-device-x": ' \
+                "no such file or directory"
+        assert (resp.status, resp.message) == (500, error)
+        assert _state(daemon, cid) == ("created", 128, error)
+    finally:
+        daemon.raw("DELETE", f"/containers/{cid}?force=1")

@@ -257,6 +257,10 @@ class ContainerService:
         hostopts.check_create(host_config, bool(config.hostname), self._peer)
 
         log_drivers.validate(host_config.log_config.type, host_config.log_config.config)
+        if "\x00" in config.working_dir:
+            # dockerd makes the working directory at create; the lstat of a path with a NUL fails
+            rootfs = self.config.bundles_root / cid / "rootfs"
+            raise EngineError(f"lstat {rootfs}{config.working_dir}: invalid argument")
         if not name:
             name = self._generate_name(lambda n: n in self._names, fallback=cid[:12])
             self._reserve_name(name, cid)
