@@ -6,13 +6,14 @@ import base64
 import json
 import os
 import re
+import socket
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from conformance_tests.harness import Daemon, RawResponse
+from conformance_tests.harness import Daemon, RawResponse, socket_path_of
 from conformance_tests.util import ok
 
 BUSYBOX = "busybox"
@@ -401,3 +402,38 @@ def test_missing_device_fails_the_start(daemon: Daemon, busybox: str) -> None:
         assert _state(daemon, cid) == ("created", 128, error)
     finally:
         daemon.raw("DELETE", f"/containers/{cid}?force=1")
+
+
+# ---------------------------------------------------------------- request framing (item 10)
+
+def _raw_exchange(daemon: Daemon, data: bytes) -> bytes:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(socket_path_of(daemon.host))
+    try:
+        s.sendall(data)
+        out = b""
+        while b"\r\n\r\n" not in out or not out.rstrip().endswith(b"}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
+BAD_CHUNK = (b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+
+
+def test_bad_chunk_size_gets_gos_words(daemon: Daemon) -> None:
+    out = _raw_exchange(daemon, BAD_CHUNK)
+    assert re.match(rb"HTTP/1.1 (400|500) ", out), out
+    assert out.endswith(b'"invalid byte in chunk length"}\n'), out
+    assert daemon.raw("GET", "/_ping").status == 200
+
+
+@pytest.mark.reference_differs("20.10 answers 500 for a body it cannot read; current Docker answers 400")
+def test_bad_chunk_size_is_400(daemon: Daemon) -> None:
+    assert _raw_exchange(daemon, BAD_CHUNK).startswith(b"HTTP/1.1 400 ")
