@@ -16,10 +16,13 @@ from engine.errors import EngineError
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
 from .http.connection import BODY_ERROR
+from .routes import build as build_routes
 from .routes import container_extra, containers, distribution, images, plugins, system
 from .routes import exec as exec_routes
+from .routes import networks as network_routes
 from .routes import prune as prune_routes
 from .routes import resources as resource_routes
+from .routes import volumes as volume_routes
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +108,11 @@ def build_app(engine: Any) -> ASGIApp:
         *resource_routes.routes,
         *exec_routes.routes,
         *images.routes,
+        *network_routes.routes,
         *distribution.routes,
         *plugins.routes,
+        *volume_routes.routes,
+        *build_routes.routes,
         *_swarm_routes(),
     ]
     app = Starlette(

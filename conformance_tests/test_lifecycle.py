@@ -201,7 +201,6 @@ def test_rm_running_needs_force(daemon: Daemon, busybox: str, name: str) -> None
     assert daemon.raw("GET", f"/containers/{cid}/json").status == 404
 
 
-@pytest.mark.pydockerd_missing("anonymous volumes")
 def test_rm_v_removes_anonymous_volume(daemon: Daemon, busybox: str, name: str) -> None:
     ok(daemon.cli("run", "--name", name, "-v", "/data", BUSYBOX, "sh", "-c", "echo x > /data/f"))
     mounts = inspect(daemon, name)["Mounts"]
