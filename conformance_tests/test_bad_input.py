@@ -437,3 +437,28 @@ def test_bad_chunk_size_gets_gos_words(daemon: Daemon) -> None:
 @pytest.mark.reference_differs("20.10 answers 500 for a body it cannot read; current Docker answers 400")
 def test_bad_chunk_size_is_400(daemon: Daemon) -> None:
     assert _raw_exchange(daemon, BAD_CHUNK).startswith(b"HTTP/1.1 400 ")
+
+
+@pytest.mark.parametrize("path, body, message", [
+    ("networks/create", {"Name": "x", "Internal": "y"},
+     r"json: cannot unmarshal string into Go struct field (Network)?CreateRequest\.Internal of type bool"),
+    ("networks/create", {"Name": 5},
+     r"json: cannot unmarshal number into Go struct field (Network)?CreateRequest\.Name of type string"),
+    ("networks/create", {"Name": "x", "IPAM": {"Config": [{"Subnet": 5}]}},
+     r"json: cannot unmarshal number into Go struct field IPAMConfig\.IPAM\.Config\.Subnet of type string"),
+    ("networks/create", {"Name": "x", "Options": {"a": 1}},
+     r"json: cannot unmarshal number into Go struct field (Network)?CreateRequest\.Options of type string"),
+    ("networks/create", [1], r"json: cannot unmarshal array into Go value of type (types\.NetworkCreateRequest|"
+                             r"network\.CreateRequest)"),
+    ("networks/bridge/connect", {"Container": 5},
+     r"json: cannot unmarshal number into Go struct field (NetworkConnect|ConnectOptions)\.Container of type string"),
+    ("networks/bridge/connect", {"Container": "x", "EndpointConfig": {"Aliases": 5}},
+     r"json: cannot unmarshal number into Go struct field EndpointSettings\.EndpointConfig\.Aliases "
+     r"of type \[\]string"),
+    ("networks/bridge/disconnect", {"Container": "x", "Force": "y"},
+     r"json: cannot unmarshal string into Go struct field (NetworkDisconnect|DisconnectOptions)\.Force of type bool"),
+], ids=lambda v: v.replace("/", "-") if isinstance(v, str) and not v.startswith("json") else None)
+def test_network_bodies_type_errors(daemon: Daemon, path: str, body: Any, message: str) -> None:
+    resp = daemon.raw("POST", f"{V}/{path}", body=json.dumps(body))
+    assert resp.status == 400
+    assert re.fullmatch(message, resp.message), resp.message
