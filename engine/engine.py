@@ -101,7 +101,8 @@ class Engine:
         # What /info lists and what create accepts: the drivers whose code runs here.
         self.plugins = Plugins()
         self.plugins.register_runtime(DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH)
-        self.plugins.register_log_driver("json-file")
+        for log_driver in log_drivers.LISTED:     # engine/logs/drivers ("none" is not listed, as in dockerd)
+            self.plugins.register_log_driver(log_driver)
         for driver in ("bridge", "host", "null"):     # engine/network
             self.plugins.register_network_driver(driver)
         self.volumes = VolumeService.local(self.db, config.data_root / "volumes", self.events)

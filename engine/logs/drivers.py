@@ -52,6 +52,9 @@ _UNKNOWN_OPT = {
 # drivers dockerd has that pydockerd does not
 _ELSEWHERE = ("fluentd", "gelf", "awslogs", "splunk", "gcplogs", "logentries", "etwlogs")
 
+# the drivers /info lists: the ones whose logs this daemon writes (dockerd's factory never lists "none")
+LISTED = ("json-file", "local")
+
 _LOCAL_DEFAULT_SIZE = 20 << 20
 _LOCAL_DEFAULT_FILES = 5
 _JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
