@@ -141,7 +141,7 @@ class HijackHandlers:
         detach = bool(body.get("Detach"))
         if detach:
             await execs.start(exec_id, detach=True, console_size=console)
-            await conn.send_response(200, [("Content-Type", "application/json")], b"")
+            await conn.send_response(200, [], b"")  # dockerd: an empty 200, no content type
             return
         # Like dockerd, "already running/has already run" and a stopped container are
         # reported inside the stream once it is open (start() raises below).
