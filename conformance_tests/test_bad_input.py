@@ -462,3 +462,28 @@ def test_network_bodies_type_errors(daemon: Daemon, path: str, body: Any, messag
     resp = daemon.raw("POST", f"{V}/{path}", body=json.dumps(body))
     assert resp.status == 400
     assert re.fullmatch(message, resp.message), resp.message
+
+
+def _context_tar() -> bytes:
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"FROM busybox\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("query, message", [
+    ('ulimits=[{"Name":"nofile","Soft":"a"}]',
+     "error reading ulimit settings: json: cannot unmarshal string into Go struct field Ulimit.Soft of type int64"),
+    ('buildargs={"a":1}', "error reading build args: json: cannot unmarshal number into Go value of type string"),
+    ('labels={"a":1}', "error reading labels: json: cannot unmarshal number into Go value of type string"),
+], ids=["ulimits", "buildargs", "labels"])
+def test_build_query_json_type_errors(daemon: Daemon, busybox: str, query: str, message: str) -> None:
+    name, _, value = query.partition("=")
+    resp = daemon.raw("POST", f"{V}/build?{name}={quote(value)}", body=_context_tar(),
+                      headers={"Content-Type": "application/x-tar"})
+    assert (resp.status, resp.message) == (400, message)
