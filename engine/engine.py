@@ -28,6 +28,7 @@ from .events.bus import Event, EventBus
 from .images import reference
 from .images.service import ImageService
 from .images.store import ImageStore
+from .logs import drivers as log_drivers
 from .logs.reader import read_logs
 from .network.contributor import NetworkContributor
 from .network.firewall import Iptables, NoFirewall
@@ -104,7 +105,8 @@ class Engine:
         # What /info lists and what create accepts: the drivers whose code runs here.
         self.plugins = Plugins()
         self.plugins.register_runtime(DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH)
-        self.plugins.register_log_driver("json-file")
+        for log_driver in log_drivers.LISTED:     # engine/logs/drivers ("none" is not listed, as in dockerd)
+            self.plugins.register_log_driver(log_driver)
         for driver in ("bridge", "host", "null"):     # engine/network
             self.plugins.register_network_driver(driver)
         self.volumes = VolumeService.local(self.db, config.data_root / "volumes", self.events)
@@ -233,6 +235,7 @@ class Engine:
 
     def read_logs(self, c: Container, *, since_ns: int | None, until_ns: int | None, tail: int | None,
                   follow: bool, stopped: asyncio.Event | None) -> AsyncIterator[Any]:
+        log_drivers.check_readable(c.host_config.log_config.type, c.host_config.log_config.config)
         if stopped is None:
             stopped = asyncio.Event()
             stopped.set()

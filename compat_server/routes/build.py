@@ -28,6 +28,7 @@ from engine.errors import EngineError, InvalidParameter, NotFound, NotImplemente
 from engine.images import reference
 from engine.types import HostConfig, Resources
 
+from .. import gotypes
 from ..backends import BuildBackend
 from ..errors import BadRequest, message_for
 from ..responses import docker_json, dumps, qbool, qint
@@ -35,13 +36,25 @@ from ..responses import docker_json, dumps, qbool, qint
 _END = object()
 
 
+# the Go types dockerd decodes the JSON query arguments into
+_QUERY_TYPES: dict[str, gojson.GoType] = {
+    "buildargs": gojson.Map(gojson.STRING, "map[string]*string"),
+    "labels": gojson.STRING_MAP,
+    "cachefrom": gojson.STRINGS,
+    "ulimits": gojson.Slice(gotypes.ULIMIT, "[]*units.Ulimit"),
+}
+
+
 def _json_query(request: Request, name: str, what: str) -> Any:
     raw = request.query_params.get(name)
     if not raw:
         return None
     try:
-        return gojson.loads(raw)
-    except gojson.JSONSyntaxError as err:
+        value = gojson.loads(raw)
+        if name in _QUERY_TYPES:
+            gojson.check(value, _QUERY_TYPES[name])
+        return value
+    except (gojson.JSONSyntaxError, gojson.GoTypeError) as err:
         raise BadRequest(f"error reading {what}: {err.message}") from None
 
 

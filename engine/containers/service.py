@@ -34,7 +34,7 @@ from ..errors import (
 )
 from ..events.api import EventPublisher
 from ..images.api import RootfsImages
-from ..logs.options import parse_log_opts, validate_log_opts
+from ..logs import drivers as log_drivers
 from ..logs.tag import container_attrs
 from ..oci import hostopts
 from ..plugins import stock_runtimes
@@ -259,7 +259,11 @@ class ContainerService:
         host_config = replace(host_config, resources=limits)
         hostopts.check_create(host_config, bool(config.hostname), self._peer)
 
-        validate_log_opts(host_config.log_config.config)
+        log_drivers.validate(host_config.log_config.type, host_config.log_config.config)
+        if "\x00" in config.working_dir:
+            # dockerd makes the working directory at create; the lstat of a path with a NUL fails
+            rootfs = self.config.bundles_root / cid / "rootfs"
+            raise EngineError(f"lstat {rootfs}{config.working_dir}: invalid argument")
         if not name:
             name = self._generate_name(lambda n: n in self._names, fallback=cid[:12])
             self._reserve_name(name, cid)
@@ -276,7 +280,7 @@ class ContainerService:
             path=argv[0],
             args=tuple(argv[1:]),
             state=ContainerState(),
-            log_path=str(cdir / f"{cid}-json.log"),
+            log_path=str(log_drivers.log_file(host_config.log_config.type, cdir, cid) or ""),
             hostname_path=str(cdir / "hostname"),
             hosts_path=str(cdir / "hosts"),
             resolv_conf_path=str(cdir / "resolv.conf"),
@@ -356,7 +360,9 @@ class ContainerService:
     def _create_files(self, c: Container, image_id: str) -> None:
         cdir = self.config.containers_root / c.id
         cdir.mkdir(parents=True, exist_ok=False)
-        Path(c.log_path).touch(mode=0o640)
+        if c.log_path:
+            Path(c.log_path).parent.mkdir(exist_ok=True)
+            Path(c.log_path).touch(mode=0o640)
         self.images.prepare_rootfs(c.id, image_id)
 
     def _destroy_files(self, c: Container) -> None:
@@ -460,20 +466,20 @@ class ContainerService:
             await asyncio.to_thread(
                 files.write_atomic, bundle / "config.json", json.dumps(spec).encode()
             )
-            log_opts = parse_log_opts(c.host_config.log_config.config)
+            log_sink = log_drivers.sink(c.host_config.log_config.type, c.host_config.log_config.config, c.log_path)
             log_attrs = container_attrs(c.host_config.log_config.config, c.config.labels, c.config.env,
                                         container_id=c.id, name=c.name, image_id=c.image_id,
                                         image_name=c.config.image)
             handle = await self.runtime.create(
                 c.id,
                 bundle,
-                log_path=Path(c.log_path),
+                log_path=log_sink.path,
                 tty=c.config.tty,
                 open_stdin=c.config.open_stdin,
                 stdin_once=c.config.stdin_once,
                 console_size=c.host_config.console_size if any(c.host_config.console_size) else None,
-                log_max_size=log_opts.max_size,
-                log_max_files=log_opts.max_files,
+                log_max_size=log_sink.max_size,
+                log_max_files=log_sink.max_files,
                 log_attrs=log_attrs or None,
             )
         except EngineError as err:
@@ -962,6 +968,12 @@ class ContainerService:
             self._pending_attach.setdefault(c.id, []).append(att)
         self._emit(c, "attach")
         return att
+
+    def note_detached(self, att: ContainerAttach) -> None:
+        """The client left an attach with its detach keys: dockerd records a `detach` event."""
+        c = self._containers.get(att.container_id)
+        if c is not None:
+            self._emit(c, "detach")
 
     def forget_attach(self, att: ContainerAttach) -> None:
         pending = self._pending_attach.get(att.container_id)

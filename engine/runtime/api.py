@@ -126,7 +126,7 @@ class ContainerHandle(Protocol):
 class RuntimeExecutor(Protocol):
     """Creates containers from bundles and finds them again after a daemon restart."""
 
-    async def create(self, container_id: str, bundle: Path, *, log_path: Path, tty: bool, open_stdin: bool,
+    async def create(self, container_id: str, bundle: Path, *, log_path: Path | None, tty: bool, open_stdin: bool,
                      stdin_once: bool, console_size: tuple[int, int] | None = None,
                      log_max_size: int | None = None, log_max_files: int = 1,
                      log_attrs: dict[str, str] | None = None) -> ContainerHandle:
