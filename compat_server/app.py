@@ -14,6 +14,7 @@ from engine.errors import EngineError
 
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
+from .routes import archive as archive_routes
 from .routes import containers
 from .routes import container_extra
 from .routes import distribution
@@ -92,6 +93,7 @@ def build_app(engine: Any) -> ASGIApp:
     routes = [
         *system.routes,
         *prune_routes.routes,
+        *archive_routes.routes,
         *containers.routes,
         *container_extra.routes,
         *resource_routes.routes,

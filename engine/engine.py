@@ -11,6 +11,7 @@ from typing import Any, AsyncIterator, Callable
 from . import timeutil
 from .config import Config
 from .containers import names as container_names
+from .containers.archive import ContainerArchive
 from .containers.exec import ExecService
 from .containers.health import HealthMonitors
 from .containers.prune import ContainerPruner
@@ -103,6 +104,9 @@ class Engine:
         # Volumes, binds and tmpfs of containers (engine/volumes/contributor.py)
         self.volume_mounts = VolumeMounts(self.volumes, self.containers.get)
         self.containers.add_contributor(self.volume_mounts)
+
+        self.archive = ContainerArchive(self.containers, self.volume_mounts.mounts_of, self.snapshotter.mounts,
+                                        config.python, config.bundles_root, self.events)
 
         self.execs = ExecService(self.containers)
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
