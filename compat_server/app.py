@@ -16,6 +16,7 @@ from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
 from .routes import archive as archive_routes
 from .routes import containers
+from .routes import disk_usage as disk_usage_routes
 from .routes import container_extra
 from .routes import distribution
 from .routes import exec as exec_routes
@@ -101,6 +102,7 @@ def build_app(engine: Any) -> ASGIApp:
         *images.routes,
         *distribution.routes,
         *volume_routes.routes,
+        *disk_usage_routes.routes,
         *_swarm_routes(),
     ]
     app = Starlette(

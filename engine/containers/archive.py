@@ -175,7 +175,7 @@ class ContainerArchive:
                     feeder.cancel()
                 try:
                     await feeder
-                except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                except (asyncio.CancelledError, Exception):
                     log.debug("feeding the archive to the helper ended early", exc_info=True)
                 await proc.wait()
         if "ok" not in head:
