@@ -8,15 +8,20 @@ an annotation and echoed back by inspect, so fields round-trip untouched.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from typing import Any
 
-from engine import timeutil
+from engine import gojson, timeutil
+from engine.errors import EngineError, go_json_kind
+from engine.network import contributor as net_contrib
+from engine.network import ports as net_ports
 from engine.types import (
     PAUSED,
     RUNNING,
     Container,
     ContainerConfig,
+    EndpointConfig,
     HealthConfig,
     HostConfig,
     LogConfig,
@@ -24,62 +29,10 @@ from engine.types import (
     RestartPolicy,
 )
 
-from engine.errors import go_json_kind
-
-from . import resources_codec, versions
+from . import gotypes, resources_codec, versions
 from .errors import BadRequest
 
-# Go type names for error messages.
-_STR, _BOOL, _INT, _STRLIST, _MAP, _OBJ = "string", "bool", "int", "[]string", "map[string]string", "struct"
-
-CONFIG_TYPES: dict[str, str] = {
-    "Hostname": _STR, "Domainname": _STR, "User": _STR, "AttachStdin": _BOOL, "AttachStdout": _BOOL,
-    "AttachStderr": _BOOL, "Tty": _BOOL, "OpenStdin": _BOOL, "StdinOnce": _BOOL, "Env": _STRLIST,
-    "Cmd": "strslice", "Entrypoint": "strslice", "Image": _STR, "WorkingDir": _STR, "Labels": _MAP,
-    "StopSignal": _STR, "StopTimeout": _INT, "NetworkDisabled": _BOOL, "MacAddress": _STR,
-    "ArgsEscaped": _BOOL, "OnBuild": _STRLIST, "Shell": _STRLIST, "ExposedPorts": _OBJ, "Volumes": _OBJ,
-    "Healthcheck": _OBJ,
-}
-HOST_CONFIG_TYPES: dict[str, str] = {
-    "AutoRemove": _BOOL, "Privileged": _BOOL, "ReadonlyRootfs": _BOOL, "NetworkMode": _STR,
-    "CapAdd": _STRLIST, "CapDrop": _STRLIST, "SecurityOpt": _STRLIST, "ExtraHosts": _STRLIST,
-    "Dns": _STRLIST, "DnsSearch": _STRLIST, "DnsOptions": _STRLIST, "ShmSize": _INT, "Memory": _INT,
-    "RestartPolicy": _OBJ, "LogConfig": _OBJ, "Binds": _STRLIST, "Runtime": _STR, "ConsoleSize": "[2]uint",
-}
-# storage (Mounts entries are checked by _decode_mounts)
-HOST_CONFIG_TYPES.update({"Tmpfs": _MAP, "VolumesFrom": _STRLIST, "VolumeDriver": _STR})
-# security and namespace options
-HOST_CONFIG_TYPES.update({
-    "IpcMode": _STR, "PidMode": _STR, "UTSMode": _STR, "UsernsMode": _STR, "GroupAdd": _STRLIST,
-    "DeviceCgroupRules": _STRLIST, "Sysctls": _MAP, "Init": _BOOL, "MaskedPaths": _STRLIST,
-    "ReadonlyPaths": _STRLIST,
-})
-
-
 _go_kind = go_json_kind
-
-
-def _check(value: Any, gotype: str, where: str) -> None:
-    if value is None:
-        return
-    kind = _go_kind(value)
-    ok = {
-        _STR: kind == "string",
-        _BOOL: kind == "bool",
-        _INT: kind == "number" and float(value).is_integer(),
-        _STRLIST: kind == "array" and all(isinstance(v, str) for v in value),
-        "strslice": kind == "string" or (kind == "array" and all(isinstance(v, str) for v in value)),
-        _MAP: kind == "object" and all(isinstance(v, str) for v in value.values()),
-        _OBJ: kind == "object",
-        "[2]uint": kind == "array" and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value),
-    }[gotype]
-    if not ok:
-        shown = gotype if gotype != "strslice" else "[]string"
-        if (gotype in (_STRLIST, "strslice") and kind == "array") or (gotype == _MAP and kind == "object"):
-            inner = next((v for v in (value if isinstance(value, list) else value.values())
-                          if not isinstance(v, str)), None)
-            raise BadRequest(f"json: cannot unmarshal {_go_kind(inner)} into Go struct field {where} of type string")
-        raise BadRequest(f"json: cannot unmarshal {kind} into Go struct field {where} of type {shown}")
 
 
 def _strslice(value: Any) -> tuple[str, ...] | None:
@@ -118,18 +71,9 @@ def default_host_config() -> dict[str, Any]:
 def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig, dict[str, Any]]:
     if body is None:
         raise BadRequest("config cannot be empty in order to create a container")
-    if not isinstance(body, dict):
-        raise BadRequest(f"json: cannot unmarshal {_go_kind(body)} into Go value of type container.CreateRequest")
-    for key, gotype in CONFIG_TYPES.items():
-        if key in body:
-            _check(body[key], gotype, f"CreateRequest.{key}" if versions.at_least(version, "1.44") else f"ContainerConfigWrapper.{key}")
-    hc_in = body.get("HostConfig")
-    if hc_in is not None and not isinstance(hc_in, dict):
-        raise BadRequest(f"json: cannot unmarshal {_go_kind(hc_in)} into Go struct field CreateRequest.HostConfig of type container.HostConfig")
-    hc_in = hc_in or {}
-    for key, gotype in HOST_CONFIG_TYPES.items():
-        if key in hc_in:
-            _check(hc_in[key], gotype, f"CreateRequest.HostConfig.{key}")
+    # every field's JSON kind and integer range, in Go's words (dockerd's decoder runs first)
+    gojson.check(body, gotypes.create_request(version))
+    hc_in = body.get("HostConfig") or {}
 
     health = None
     hc_raw = body.get("Healthcheck")
@@ -227,8 +171,11 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         dns=tuple(hc_in.get("Dns") or ()),
         dns_search=tuple(hc_in.get("DnsSearch") or ()),
         dns_options=tuple(hc_in.get("DnsOptions") or ()),
-        devices=tuple((str(d.get("PathOnHost") or ""), str(d.get("PathInContainer") or ""),
-                       str(d.get("CgroupPermissions") or "")) for d in hc_in.get("Devices") or () if isinstance(d, dict)),
+        devices=tuple(
+            (str(d.get("PathOnHost") or ""), str(d.get("PathInContainer") or ""), str(d.get("CgroupPermissions") or ""))
+            for d in hc_in.get("Devices") or ()
+            if isinstance(d, dict)
+        ),
         device_cgroup_rules=tuple(hc_in.get("DeviceCgroupRules") or ()),
         group_add=tuple(hc_in.get("GroupAdd") or ()),
         ipc_mode=hc_in.get("IpcMode") or "",
@@ -247,47 +194,29 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         volumes_from=tuple(hc_in.get("VolumesFrom") or ()),
         volume_driver=hc_in.get("VolumeDriver") or "",
     )
+    host = _decode_networking(body, hc_in, host, full_hc)
     annotations = {"HostConfig": full_hc, "NetworkingConfig": body.get("NetworkingConfig")}
     return config, host, annotations
 
 
+def _opt_map(value: Any) -> dict[str, str] | None:
+    return None if value is None else dict(value)
+
+
 def _decode_mounts(raw: Any) -> tuple[MountSpec, ...]:
-    """HostConfig.Mounts ([]mount.Mount) with Go's type errors."""
+    """HostConfig.Mounts ([]mount.Mount); the kinds were checked with the whole body (gotypes.MOUNT)."""
     if raw is None:
         return ()
-    where = "CreateRequest.HostConfig.Mounts"
-    if not isinstance(raw, list):
-        raise BadRequest(f"json: cannot unmarshal {_go_kind(raw)} into Go struct field {where} of type []mount.Mount")
     out = []
     for m in raw:
         if m is None:
             out.append(MountSpec())
             continue
-        if not isinstance(m, dict):
-            raise BadRequest(f"json: cannot unmarshal {_go_kind(m)} into Go struct field {where} of type mount.Mount")
-        for key, gotype in (("Type", _STR), ("Source", _STR), ("Target", _STR), ("ReadOnly", _BOOL),
-                            ("Consistency", _STR), ("BindOptions", _OBJ), ("VolumeOptions", _OBJ),
-                            ("TmpfsOptions", _OBJ)):
-            if key in m:
-                _check(m[key], gotype, f"{where}.{key}")
         bind = m.get("BindOptions")
         vol = m.get("VolumeOptions")
         tmp = m.get("TmpfsOptions")
-        for opts, keys in ((bind, (("Propagation", _STR), ("NonRecursive", _BOOL), ("CreateMountpoint", _BOOL))),
-                           (vol, (("NoCopy", _BOOL), ("Labels", _MAP), ("DriverConfig", _OBJ), ("Subpath", _STR))),
-                           (tmp, (("SizeBytes", _INT), ("Mode", _INT)))):
-            for key, gotype in keys:
-                if opts and key in opts:
-                    _check(opts[key], gotype, f"{where}.{key}")
         driver = (vol or {}).get("DriverConfig") or {}
-        if driver:
-            _check(driver.get("Name"), _STR, f"{where}.VolumeOptions.DriverConfig.Name")
-            _check(driver.get("Options"), _MAP, f"{where}.VolumeOptions.DriverConfig.Options")
         tmpfs_opts = (tmp or {}).get("Options") or []
-        if not isinstance(tmpfs_opts, list) or not all(
-                isinstance(o, list) and all(isinstance(x, str) for x in o) for o in tmpfs_opts):
-            raise BadRequest(f"json: cannot unmarshal {_go_kind(tmpfs_opts)} into Go struct field "
-                             f"{where}.TmpfsOptions.Options of type [][]string")
         out.append(MountSpec(
             type=m.get("Type") or "", source=m.get("Source") or "", target=m.get("Target") or "",
             read_only=bool(m.get("ReadOnly")), consistency=m.get("Consistency") or "",
@@ -297,7 +226,7 @@ def _decode_mounts(raw: Any) -> tuple[MountSpec, ...]:
             bind_create_mountpoint=bool((bind or {}).get("CreateMountpoint")),
             has_volume_options=vol is not None,
             volume_nocopy=bool((vol or {}).get("NoCopy")),
-            volume_labels=dict((vol or {}).get("Labels")) if (vol or {}).get("Labels") is not None else None,
+            volume_labels=_opt_map((vol or {}).get("Labels")),
             volume_driver=driver.get("Name") or "",
             volume_driver_options=dict(driver["Options"]) if driver.get("Options") is not None else None,
             volume_subpath=(vol or {}).get("Subpath") or "",
@@ -307,6 +236,50 @@ def _decode_mounts(raw: Any) -> tuple[MountSpec, ...]:
             tmpfs_options=tuple(tuple(o) for o in tmpfs_opts),
         ))
     return tuple(out)
+
+
+# --- networking: PortBindings, PublishAllPorts, Links, NetworkingConfig.EndpointsConfig
+def _decode_networking(body: dict[str, Any], hc_in: dict[str, Any], host: HostConfig,
+                       full_hc: dict[str, Any]) -> HostConfig:
+    raw_pb = hc_in.get("PortBindings") or {}
+    if not isinstance(raw_pb, dict):
+        raise BadRequest("json: cannot unmarshal PortBindings")
+    pairs: dict[str, list[tuple[str, str]]] = {}
+    for key, items in raw_pb.items():
+        pairs[key] = [(str((b or {}).get("HostIp") or ""), str((b or {}).get("HostPort") or ""))
+                      for b in (items or [])]
+    try:
+        net_ports.validate_port_bindings(pairs)
+    except EngineError as e:
+        raise BadRequest(e.message) from None
+    mode = host.network_mode
+    bindings: list[tuple[str, str, str]] = []
+    if mode != "host":
+        for key, items in pairs.items():
+            proto, port = net_ports.split_proto_port(key)
+            for ip, hp in items or [("", "")]:
+                bindings.append((f"{port}/{proto}", ip, hp))
+    endpoints: list[tuple[str, EndpointConfig]] = []
+    nc = body.get("NetworkingConfig") or {}
+    for name, ep in ((nc.get("EndpointsConfig") or {}) if isinstance(nc, dict) else {}).items():
+        ep = ep or {}
+        ipam_cfg = ep.get("IPAMConfig") or {}
+        endpoints.append((name, EndpointConfig(
+            aliases=tuple(ep.get("Aliases") or ()), links=tuple(ep.get("Links") or ()),
+            ipv4_address=str(ipam_cfg.get("IPv4Address") or ""), ipv6_address=str(ipam_cfg.get("IPv6Address") or ""),
+            link_local_ips=tuple(ipam_cfg.get("LinkLocalIPs") or ()), mac_address=str(ep.get("MacAddress") or ""),
+            driver_opts=dict(ep.get("DriverOpts") or {}), gw_priority=int(ep.get("GwPriority") or 0))))
+    host = dataclasses.replace(host, port_bindings=tuple(bindings),
+                               publish_all_ports=bool(hc_in.get("PublishAllPorts")) and mode != "host",
+                               links=tuple(hc_in.get("Links") or ()), endpoints=tuple(endpoints))
+    mac_given = bool(body.get("MacAddress")) or any(ep.mac_address for _, ep in endpoints)
+    try:
+        net_contrib.check_create(host, hostname_given=bool(body.get("Hostname")), mac_given=mac_given)
+    except EngineError as e:
+        raise BadRequest(e.message) from None
+    if mode == "host" and raw_pb:
+        full_hc["PortBindings"] = {}
+    return host
 
 
 # ------------------------------------------------------------------ encoding

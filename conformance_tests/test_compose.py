@@ -104,7 +104,8 @@ class Project:
 
     def ok(self, *args: str, timeout: float = 180) -> str:
         proc = self.compose(*args, timeout=timeout)
-        assert proc.returncode == 0, f"compose {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        assert proc.returncode == 0, \
+            f"compose {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
         return proc.stdout
 
     def containers(self, all_: bool = True) -> list[dict[str, object]]:
@@ -161,7 +162,8 @@ def test_up_wait_brings_the_project_up_in_dependency_order(project: Project) -> 
     assert by_service["seed"]["State"] == "exited" and by_service["seed"]["ExitCode"] == 0
     assert by_service["client"]["State"] == "running"
     publishers = by_service["web"]["Publishers"]
-    assert any(pub["TargetPort"] == 8080 and pub["URL"] == "127.0.0.1" and pub["PublishedPort"] > 0 for pub in publishers)
+    assert any(pub["TargetPort"] == 8080 and pub["URL"] == "127.0.0.1" and pub["PublishedPort"] > 0
+               for pub in publishers)
 
 
 def test_published_port_serves_the_built_image_to_the_host(project: Project) -> None:

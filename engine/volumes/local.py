@@ -176,7 +176,7 @@ def _mount_device(options: dict[str, str], path: str) -> None:
         if flags & mnt.MS_BIND:
             mnt.mount_one(mnt.Mount("bind", device, tuple(o for o in data.split(",") if o)), path)
         else:
-            mnt._mount(device, path, mtype or None, flags, ",".join(rest) or None)
+            mnt.mount_raw(device, path, mtype or None, flags, ",".join(rest) or None)
     except OSError as err:
         code = err.errno or errno.EINVAL
         raise EngineError(

@@ -63,9 +63,25 @@ def test_plugin_runs_a_session_on_a_private_daemon_and_leaves_nothing(tmp_path: 
     env = {**os.environ, "BUSYBOX_TAR": str(tar), "REPORT": str(report), "MAKE_IT_FAIL": "1" if fail else "0",
            "PYTHONPATH": str(REPO)}
     env.pop("DOCKER_HOST", None)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "pydockerd.pytest_plugin", "-p", "no:cacheprovider",
-                           str(tmp_path / "test_inner.py")], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=240, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "pydockerd.pytest_plugin",
+            "-p",
+            "no:cacheprovider",
+            str(tmp_path / "test_inner.py"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert proc.returncode == (1 if fail else 0), proc.stdout + proc.stderr
     assert ("1 failed, 1 passed" if fail else "2 passed") in proc.stdout
     seen = json.loads(report.read_text())

@@ -113,7 +113,8 @@ def test_tmpfs_volume_mounted_while_in_use(tmp_path: Path) -> None:
     try:
         path = run(svc.mount("t1", "c1", container="c1", destination="/d", rw=True, propagation=""))
         run(svc.mount("t1", "c2", container="c2", destination="/d", rw=True, propagation=""))
-        fstype = subprocess.run(["stat", "-f", "-c", "%T", path], check=False, capture_output=True, text=True).stdout.strip()
+        fstype = subprocess.run(["stat", "-f", "-c", "%T", path], check=False, capture_output=True,
+                                text=True).stdout.strip()
         assert fstype == "tmpfs"
         run(svc.unmount("t1", "c1", container="c1"))
         assert os.path.ismount(path), "still mounted for c2"
