@@ -103,6 +103,7 @@ def build_app(engine: Any) -> ASGIApp:
         *volume_routes.routes,
         *disk_usage_routes.routes,
         *_swarm_routes(),
+        *disk_usage_routes.fallback_routes,   # last: real routes win
     ]
     app = Starlette(
         routes=routes,

@@ -55,3 +55,37 @@ def test_system_df_type_parameter(daemon: Daemon, busybox: str) -> None:
     assert {"Images", "Containers"} <= set(df) and "Volumes" not in df and "BuildCache" not in df
     resp = daemon.raw("GET", "/v1.42/system/df?type=bogus")
     assert resp.status == 400 and resp.message == "unknown object type: bogus"
+
+
+def test_system_prune_with_volumes_and_filter(daemon: Daemon, busybox: str, name: str) -> None:
+    tag = uuid.uuid4().hex[:8]
+    ok(daemon.cli("create", "--name", name, "--label", f"t={tag}",
+                  "--mount", f"type=volume,target=/d,volume-label=t={tag}", BUSYBOX, "true"))
+    cid = json.loads(ok(daemon.cli("inspect", name)))[0]["Id"]
+    anon = json.loads(ok(daemon.cli("inspect", name)))[0]["Mounts"][0]["Name"]
+    keep = f"{name}-keep"
+    ok(daemon.cli("create", "--name", keep, BUSYBOX, "true"))   # no label: the filter spares it
+    try:
+        out = ok(daemon.cli("system", "prune", "-f", "--volumes", "--filter", f"label=t={tag}"))
+        assert "Deleted Containers:\n" + cid in out
+        assert "Deleted Volumes:\n" + anon in out
+        assert "Total reclaimed space:" in out
+        assert daemon.raw("GET", f"/containers/{keep}/json").status == 200
+        assert daemon.raw("GET", f"/volumes/{anon}").status == 404
+    finally:
+        daemon.cli("rm", "-f", keep)
+
+
+def test_volume_prune_takes_anonymous_only(daemon: Daemon, busybox: str, vol: str, name: str) -> None:
+    ok(daemon.cli("volume", "create", vol))
+    ok(daemon.cli("create", "--name", name, "-v", "/anon", BUSYBOX, "true"))
+    anon = json.loads(ok(daemon.cli("inspect", name)))[0]["Mounts"][0]["Name"]
+    ok(daemon.cli("rm", name))
+    # the CLI of a 1.42+ daemon prunes anonymous volumes only; -a takes named ones too
+    resp = daemon.raw("POST", "/volumes/prune")
+    assert resp.status == 200
+    if daemon.api_version >= "1.42":
+        assert anon in resp.json()["VolumesDeleted"] and vol not in resp.json()["VolumesDeleted"]
+        assert daemon.raw("GET", f"/volumes/{vol}").status == 200
+    else:   # dockerd 20.10 (API 1.41) prunes every unused volume
+        assert {anon, vol} <= set(resp.json()["VolumesDeleted"])

@@ -55,6 +55,17 @@ async def disk_usage(request: Request) -> Response:
     return docker_json(out)
 
 
+async def build_prune_empty(request: Request) -> Response:
+    """POST /build/prune while pydockerd has no builder: there is no cache to prune."""
+    return docker_json({"CachesDeleted": None, "SpaceReclaimed": 0})
+
+
 routes = [
     Route("/system/df", disk_usage, methods=["GET"]),
+]
+
+# Registered after every other module's routes: the builder's own /build/prune, once it
+# lands, is matched first and this one is never reached.
+fallback_routes = [
+    Route("/build/prune", build_prune_empty, methods=["POST"]),
 ]
