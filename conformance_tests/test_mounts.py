@@ -262,7 +262,7 @@ def test_volume_list_shape(daemon: Daemon, vol: str) -> None:
     ok(daemon.cli("volume", "create", vol))
     body = daemon.raw("GET", "/volumes").json()
     assert set(body) == {"Volumes", "Warnings"} and body["Warnings"] is None
-    assert [v for v in body["Volumes"] if v["Name"] == vol][0]["Scope"] == "local"
+    assert next(v for v in body["Volumes"] if v["Name"] == vol)["Scope"] == "local"
     resp = daemon.raw("GET", "/volumes?filters=" + '{"bogus":["x"]}')
     # newer Docker: "invalid filter 'bogus'" (dockerd 20.10 capitalises it)
     assert resp.status == 400 and resp.message.lower() == "invalid filter 'bogus'"

@@ -21,6 +21,8 @@ from ..types import Container
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
+# The directory holding the `engine` package: the helper is started from this checkout.
+_SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,8 @@ class ContainerArchive:
         return spec
 
     async def _spawn(self, spec: dict[str, Any], stdin: bool) -> asyncio.subprocess.Process:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env = {**os.environ, "PYTHONPATH": os.path.dirname(root)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_SOURCE_ROOT, os.environ.get("PYTHONPATH"))
+                                                           if p)}
         return await asyncio.create_subprocess_exec(
             self._python, "-m", "engine.containers.archive_helper", json.dumps(spec),
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
@@ -152,8 +154,18 @@ class ContainerArchive:
             async def feed() -> None:
                 assert proc.stdin is not None
                 try:
+                    pending: list[bytes] = []
+                    size = 0
                     async for chunk in body:
-                        proc.stdin.write(chunk)
+                        # fewer, bigger pipe writes: the request arrives in small pieces
+                        pending.append(chunk)
+                        size += len(chunk)
+                        if size >= _CHUNK:
+                            proc.stdin.write(b"".join(pending))
+                            pending, size = [], 0
+                            await proc.stdin.drain()
+                    if pending:
+                        proc.stdin.write(b"".join(pending))
                         await proc.stdin.drain()
                 except (BrokenPipeError, ConnectionResetError):
                     pass   # the helper stopped reading: its answer says why

@@ -33,6 +33,9 @@ _GO_DIR, _GO_SYMLINK, _GO_DEVICE, _GO_PIPE, _GO_SOCKET = 1 << 31, 1 << 27, 1 << 
 _GO_SETUID, _GO_SETGID, _GO_CHARDEV, _GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
 
 
+_BUF = 1 << 20   # tar stream and file copy buffers: big reads and writes on the pipes
+
+
 class Failure(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -184,7 +187,7 @@ def _write_tar(p: str, stat: dict[str, Any], out: IO[bytes]) -> None:
     arcname = "." if p.endswith("/.") or src == "/" else os.path.basename(src)
     if not is_dir:
         arcname = os.path.basename(src)
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_BUF) as tf:
         tf.add(src, arcname=arcname, recursive=True)
 
 
@@ -218,7 +221,7 @@ def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
         uid, gid, _ = resolve_user(Path("/"), spec.get("user") or "")
         owner = (uid, gid)
     allow_overwrite = not spec.get("no_overwrite_dir_non_dir")
-    with tarfile.open(fileobj=src, mode="r|*") as tf:
+    with tarfile.open(fileobj=src, mode="r|*", bufsize=_BUF, copybufsize=_BUF) as tf:
         for member in tf:
             name = member.name
             rel = os.path.normpath("/" + name).lstrip("/")
