@@ -273,3 +273,29 @@ def test_legacy_copy_endpoint_is_gone(daemon: Daemon, busybox: str, name: str) -
     resp = daemon.raw("POST", f"/containers/{name}/copy", json.dumps({"Resource": "/etc/passwd"}),
                       {"Content-Type": "application/json"})
     assert resp.status == 404, "removed from the API (it answered 404 from API 1.24 on)"
+
+
+def test_failed_start_releases_volume_mounts(daemon: Daemon, busybox: str, vol: str, name: str) -> None:
+    ok(daemon.cli("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", vol))
+    proc = daemon.cli("run", "--name", name, "-v", f"{vol}:/t", BUSYBOX, "/no/such/command")
+    assert proc.returncode != 0
+    if daemon.private:
+        assert mounts_under(str(daemon.data_root / "volumes")) == [], "the failed start let go of the device"
+    assert "volume is in use" in daemon.cli("volume", "rm", vol).stderr, "the container still references it"
+
+
+def test_image_volume_becomes_an_anonymous_volume_with_the_image_content(
+        daemon: Daemon, busybox: str, name: str) -> None:
+    image = f"volimg-{uuid.uuid4().hex[:6]}"
+    ok(daemon.cli("run", "--name", f"{name}-src", BUSYBOX, "sh", "-c", "mkdir /seed && echo seeded > /seed/f"))
+    try:
+        ok(daemon.cli("commit", "--change", 'VOLUME ["/seed"]', f"{name}-src", image))
+        out = ok(daemon.cli("run", "--name", name, image, "cat", "/seed/f"))
+        assert out == "seeded\n"
+        m = inspect(daemon, name)["Mounts"]
+        assert len(m) == 1 and m[0]["Type"] == "volume" and m[0]["Destination"] == "/seed" and m[0]["Mode"] == ""
+        ok(daemon.cli("rm", "-v", name))
+        assert m[0]["Name"] not in ok(daemon.cli("volume", "ls", "-q")).split()
+    finally:
+        daemon.cli("rm", "-f", "-v", name, f"{name}-src")
+        daemon.cli("rmi", "-f", image)

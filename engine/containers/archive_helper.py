@@ -221,7 +221,8 @@ def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
         uid, gid, _ = resolve_user(Path("/"), spec.get("user") or "")
         owner = (uid, gid)
     allow_overwrite = not spec.get("no_overwrite_dir_non_dir")
-    with tarfile.open(fileobj=src, mode="r|*", bufsize=_BUF, copybufsize=_BUF) as tf:
+    with tarfile.open(fileobj=src, mode="r|*", bufsize=_BUF) as tf:
+        tf.copybufsize = _BUF   # type: ignore[attr-defined]  # (TarFile's copy buffer, 16 KiB by default)
         for member in tf:
             name = member.name
             rel = os.path.normpath("/" + name).lstrip("/")
