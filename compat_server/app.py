@@ -15,6 +15,7 @@ from engine.errors import EngineError
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
 from .routes import archive as archive_routes
+from .routes import build as build_routes
 from .routes import container_extra, containers, distribution, images, plugins, system
 from .routes import disk_usage as disk_usage_routes
 from .routes import exec as exec_routes
@@ -102,8 +103,8 @@ def build_app(engine: Any) -> ASGIApp:
         *plugins.routes,
         *volume_routes.routes,
         *disk_usage_routes.routes,
+        *build_routes.routes,
         *_swarm_routes(),
-        *disk_usage_routes.fallback_routes,   # last: real routes win
     ]
     app = Starlette(
         routes=routes,

@@ -51,21 +51,11 @@ async def disk_usage(request: Request) -> Response:
             vols.append(encode_volume(vol, (size, len(engine.volumes.refs(vol.name)))))
         out["Volumes"] = vols
     if "build-cache" in wanted:
-        out["BuildCache"] = []   # no build cache until the builder lands
+        out["BuildCache"] = []   # the classic builder keeps no cache of its own (its cache is images)
     return docker_json(out)
-
-
-async def build_prune_empty(request: Request) -> Response:
-    """POST /build/prune while pydockerd has no builder: there is no cache to prune."""
-    return docker_json({"CachesDeleted": None, "SpaceReclaimed": 0})
 
 
 routes = [
     Route("/system/df", disk_usage, methods=["GET"]),
 ]
 
-# Registered after every other module's routes: the builder's own /build/prune, once it
-# lands, is matched first and this one is never reached.
-fallback_routes = [
-    Route("/build/prune", build_prune_empty, methods=["POST"]),
-]
