@@ -162,6 +162,7 @@ class Engine:
             await self.containers.stop_all()    # --live-restore=false: dockerd's shutdown stops them
         await self.containers.close()
         await self.networks.ports.close()
+        await asyncio.to_thread(self.archive.close)   # the docker cp fork server
         await asyncio.to_thread(self.db.close)
 
     # ----------------------------------------------------------- for the API

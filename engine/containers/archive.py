@@ -12,6 +12,8 @@ import asyncio
 import json
 import logging
 import os
+import socket
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +45,7 @@ class ContainerArchive:
         self._rootfs_mounts = rootfs_mounts
         self._python = python
         self._bundles = bundles_root
+        self._forks = _ForkServer(python)
 
     def _emit(self, c: Container, action: str) -> None:
         attrs = {"image": c.config.image, "name": c.name, **c.config.labels}
@@ -61,13 +64,11 @@ class ContainerArchive:
                               for m in self._rootfs_mounts(c.id)]
         return spec
 
-    async def _spawn(self, spec: dict[str, Any], stdin: bool) -> asyncio.subprocess.Process:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_SOURCE_ROOT, os.environ.get("PYTHONPATH"))
-                                                           if p)}
-        return await asyncio.create_subprocess_exec(
-            self._python, "-m", "engine.containers.archive_helper", json.dumps(spec),
-            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    async def _spawn(self, spec: dict[str, Any], stdin: bool) -> _Run:
+        return await self._forks.run(spec, stdin)
+
+    def close(self) -> None:
+        self._forks.close()
 
     @staticmethod
     def _raise(head: dict[str, Any], c_ref: str, path: str) -> None:
@@ -78,13 +79,12 @@ class ContainerArchive:
             raise InvalidParameter(message)
         raise SystemError_(message or "docker cp failed")
 
-    async def _head(self, proc: asyncio.subprocess.Process) -> dict[str, Any]:
+    async def _head(self, proc: _Run) -> dict[str, Any]:
         assert proc.stdout is not None
         line = await proc.stdout.readline()
         if not line:
-            err = (await proc.stderr.read()).decode(errors="replace").strip() if proc.stderr else ""
             await proc.wait()
-            raise EngineError(f"docker cp helper failed: {err.splitlines()[-1] if err else 'no output'}")
+            raise EngineError("docker cp helper failed without an answer (see the daemon's log)")
         head: dict[str, Any] = json.loads(line)
         return head
 
@@ -195,16 +195,100 @@ class ContainerArchive:
         self._emit(c, "extract-to-dir")
 
 
-def _reap(proc: asyncio.subprocess.Process) -> None:
-    """Kill the helper if it still runs and collect it in the background (never awaited here)."""
-    if proc.returncode is None:
+def _reap(proc: _Run) -> None:
+    """Let go of the helper's pipes: a helper still at work gets EOF or EPIPE and ends."""
+    proc.close()
+
+
+class _Run:
+    """One helper operation: the pipes to a child of the fork server."""
+
+    def __init__(self, stdout: asyncio.StreamReader, transport: asyncio.BaseTransport,
+                 stdin: asyncio.StreamWriter | None) -> None:
+        self.stdout = stdout
+        self.stdin = stdin
+        self._transport = transport
+        self.returncode: int | None = None
+
+    async def wait(self) -> int:
+        self.close()
+        return 0
+
+    def close(self) -> None:
+        if self.returncode is None:
+            self.returncode = 0
+            self._transport.close()
+            if self.stdin is not None:
+                self.stdin.close()
+
+
+class _ForkServer:
+    """A fresh interpreter (archive_helper --serve) that forks a child per operation; started on
+    first use and again if it died.  It ends by itself when the daemon closes its socket."""
+
+    def __init__(self, python: str) -> None:
+        self._python = python
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+
+    def _start(self) -> socket.socket:
+        if self._proc is not None and self._proc.poll() is None and self._sock is not None:
+            return self._sock
+        self.close()
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_SOURCE_ROOT, os.environ.get("PYTHONPATH"))
+                                                           if p)}
         try:
-            proc.kill()
-        except ProcessLookupError:
-            pass
-        task = asyncio.get_running_loop().create_task(proc.wait())
-        _REAPING.add(task)
-        task.add_done_callback(_REAPING.discard)
+            self._proc = subprocess.Popen(
+                [self._python, "-m", "engine.containers.archive_helper", "--serve", str(child.fileno())],
+                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
+        finally:
+            child.close()
+        self._sock = parent
+        return parent
 
+    async def run(self, spec: dict[str, Any], stdin: bool) -> _Run:
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        try:
+            message = json.dumps(spec).encode()
+            for attempt in (1, 2):
+                try:
+                    socket.send_fds(self._start(), [message], [in_r, out_w])
+                    break
+                except OSError:
+                    self.close()    # the server died: start a new one, once
+                    if attempt == 2:
+                        raise
+        except BaseException:
+            for fd in (in_w, out_r):
+                os.close(fd)
+            raise
+        finally:
+            os.close(in_r)
+            os.close(out_w)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=4 * _CHUNK, loop=loop)
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
+                                                    os.fdopen(out_r, "rb", buffering=0))
+        writer = None
+        if stdin:
+            wt, wp = await loop.connect_write_pipe(lambda: asyncio.streams.FlowControlMixin(loop=loop),
+                                                   os.fdopen(in_w, "wb", buffering=0))
+            writer = asyncio.StreamWriter(wt, wp, None, loop)
+        else:
+            os.close(in_w)
+        return _Run(reader, transport, writer)
 
-_REAPING: set[asyncio.Task[int]] = set()
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                try:
+                    self._proc.wait(timeout=2)   # EOF on its socket ends it
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+            self._proc = None

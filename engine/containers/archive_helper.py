@@ -265,9 +265,8 @@ def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
             tf.extract(member, path=dest, numeric_owner=True, set_attrs=True)
 
 
-def main() -> None:
-    spec = json.loads(sys.argv[1])
-    out = sys.stdout.buffer
+def run(spec: dict[str, Any], src: IO[bytes], out: IO[bytes]) -> int:
+    """One operation; returns the exit status."""
     try:
         try:
             if spec.get("pid"):
@@ -281,16 +280,65 @@ def main() -> None:
         elif spec["op"] == "get":
             do_get(spec["path"], out)
         else:
-            do_put(spec["path"], sys.stdin.buffer, spec)
+            do_put(spec["path"], src, spec)
             out.write(b'{"ok": true}\n')
     except _Streaming as err:
         sys.stderr.write(f"archive stream ended early: {err}\n")
-        sys.exit(1)
+        return 1
     except Failure as f:
         out.write(json.dumps({"error": f.kind, "message": f.message}).encode() + b"\n")
     except (OSError, tarfile.TarError) as err:
         out.write(json.dumps({"error": "system", "message": str(err)}).encode() + b"\n")
     out.flush()
+    return 0
+
+
+def serve(sock_fd: int) -> None:
+    """The fork server: a fresh interpreter that forks one child per operation, so a `docker cp`
+    does not pay for an interpreter start.  Each request on the SOCK_SEQPACKET socket is the spec
+    (JSON) with two descriptors: the child's stdin and stdout.  EOF on the socket (the daemon went
+    away) ends the server."""
+    import signal
+    import socket
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # children are reaped by the kernel
+    sock = socket.socket(fileno=sock_fd)
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
+        except InterruptedError:
+            continue
+        except OSError:
+            return
+        if not msg:
+            return
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                sock.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                with os.fdopen(fds[0], "rb", buffering=_BUF) as src, os.fdopen(fds[1], "wb", buffering=0) as raw:
+                    out = __import__("io").BufferedWriter(raw, buffer_size=_BUF)
+                    code = run(json.loads(msg), src, out)
+                    out.flush()
+            except BaseException:   # noqa: BLE001 - the child never returns into the server loop
+                code = 1
+            finally:
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+
+
+def main() -> None:
+    if sys.argv[1] == "--serve":
+        serve(int(sys.argv[2]))
+        return
+    sys.exit(run(json.loads(sys.argv[1]), sys.stdin.buffer, sys.stdout.buffer))
 
 
 if __name__ == "__main__":
