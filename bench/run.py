@@ -538,6 +538,65 @@ def _pull(t: Target, ref: Any) -> None:
     t.docker("pull", "-q", str(ref), timeout=600)
 
 
+# ------------------------------------------------------------ volumes and docker cp
+CP_MB = 100
+BENCH_VOLUME = "bench-vol"
+_CP_DIR: Path | None = None
+
+
+def cp_tree() -> Path:
+    """A directory of ~100 MB of random files (ten of 10 MB), made once per run."""
+    global _CP_DIR
+    if _CP_DIR is None:
+        _CP_DIR = Path(tempfile.mkdtemp(prefix="bench-cp-", dir="/var/tmp"))
+        tree = _CP_DIR / "tree"
+        tree.mkdir()
+        for i in range(CP_MB // 10):
+            (tree / f"blob{i}").write_bytes(os.urandom(10 << 20))
+    return _CP_DIR / "tree"
+
+
+def _volume_setup(t: Target) -> str:
+    t.docker("volume", "create", BENCH_VOLUME)
+    return BENCH_VOLUME
+
+
+def _volume_run(t: Target, vol: Any) -> None:
+    t.docker("run", "--rm", "-v", f"{vol}:/data", IMAGE, "true")
+
+
+def _volume_cleanup(t: Target, vol: Any) -> None:
+    t.docker("volume", "rm", "-f", str(vol), check=False)
+
+
+def _cp_in(t: Target, cid: Any) -> None:
+    t.docker("cp", str(cp_tree()), f"{cid}:/tmp/tree", timeout=600)
+
+
+def _cp_out_setup(t: Target) -> str:
+    cid = _sleeper(t)
+    t.docker("cp", str(cp_tree()), f"{cid}:/tmp/tree", timeout=600)
+    return cid
+
+
+def _cp_out_dest(t: Target) -> Path:
+    assert _CP_DIR is not None
+    return _CP_DIR / f"out-{t.label}"
+
+
+def _cp_out_prepare(t: Target, cid: Any) -> None:
+    shutil.rmtree(_cp_out_dest(t), ignore_errors=True)
+
+
+def _cp_out(t: Target, cid: Any) -> None:
+    t.docker("cp", f"{cid}:/tmp/tree", str(_cp_out_dest(t)), timeout=600)
+
+
+def _cp_out_cleanup(t: Target, cid: Any) -> None:
+    _cp_out_prepare(t, cid)
+    _remove(t, cid)
+
+
 BENCHMARKS = {
     "run": Bench("run", "docker run --rm busybox true", None, _run_true),
     "exec": Bench("exec", "docker exec <running> true", _sleeper, _exec_true, _remove),
@@ -549,6 +608,11 @@ BENCHMARKS = {
                   _pull, _remove_pulled, prepare=_remove_pulled),
     "list": Bench("list", f"GET /containers/json x{LIST_REQUESTS} ({LIST_CLIENTS} clients, {LIST_CONTAINERS} ctrs)",
                   _many_created, _list_burst, _remove_many),
+    "volrun": Bench("volrun", f"docker run --rm -v {BENCH_VOLUME}:/data busybox true", _volume_setup, _volume_run,
+                    _volume_cleanup),
+    "cpin": Bench("cpin", f"docker cp <{CP_MB} MB dir> <running>:/tmp/tree", _sleeper, _cp_in, _remove),
+    "cpout": Bench("cpout", f"docker cp <running>:/tmp/tree <{CP_MB} MB dir>", _cp_out_setup, _cp_out,
+                   _cp_out_cleanup, prepare=_cp_out_prepare),
     # Later: build of a small Dockerfile, logs -f latency.  Add a Bench here and it is reported.
 }
 
@@ -685,6 +749,8 @@ def main(argv: list[str] | None = None) -> int:
             t.close()
         if _SAVELOAD_DIR is not None:
             shutil.rmtree(_SAVELOAD_DIR, ignore_errors=True)
+        if _CP_DIR is not None:
+            shutil.rmtree(_CP_DIR, ignore_errors=True)
         stop_pull_registry()
     return 0
 

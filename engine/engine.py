@@ -14,6 +14,7 @@ from .build.backend import EngineBackend as BuildEngineBackend
 from .build.service import BuildService
 from .config import Config
 from .containers import names as container_names
+from .containers.archive import ContainerArchive
 from .containers.commit import Committer
 from .containers.contents import ContainerContents
 from .containers.exec import ExecService
@@ -136,6 +137,9 @@ class Engine:
         self.containers.add_contributor(NetworkContributor(self.networks, self.containers.get,
                                                            self.containers.is_running))
 
+        self.archive = ContainerArchive(self.containers, self.volume_mounts.mounts_of, self.snapshotter.mounts,
+                                        config.python, config.bundles_root, self.events)
+
         self.execs = ExecService(self.containers)
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
         self.containers.health = HealthMonitors(self.containers, self.execs)
@@ -164,6 +168,7 @@ class Engine:
             await self.containers.stop_all()    # --live-restore=false: dockerd's shutdown stops them
         await self.containers.close()
         await self.networks.ports.close()
+        await asyncio.to_thread(self.archive.close)   # the docker cp fork server
         await asyncio.to_thread(self.db.close)
 
     # ----------------------------------------------------------- for the API

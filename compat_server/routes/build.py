@@ -268,7 +268,9 @@ async def prune(request: Request) -> Response:
     from ..responses import qfilters
     flt = qfilters(request)
     for key in flt:
-        if key not in ("until", "id", "parent", "type", "description", "inuse", "shared", "private"):
+        # dockerd accepts "label" (and the old "unused-for") too, e.g. from `docker system prune --filter`
+        if key not in ("until", "unused-for", "label", "id", "parent", "type", "description", "inuse", "shared",
+                       "private"):
             raise BadRequest(f"Invalid filter '{key}'")
     # The classic builder keeps no cache of its own: its cache is the images (pruned by image prune).
     return docker_json({"CachesDeleted": None, "SpaceReclaimed": 0})
