@@ -106,8 +106,9 @@ class Engine:
             config, self.db, lambda action, nid, attrs: self.events.publish_action("network", action, nid, attrs),
             Iptables(str(config.data_root)) if config.iptables else NoFirewall())
         self.networks.open_sync()
-        self.containers.add_contributor(NetworkContributor(self.networks, self.containers.get,
-                                                           self.containers.is_running))
+        self.network_contributor = NetworkContributor(self.networks, self.containers.get,
+                                                      self.containers.is_running)
+        self.containers.add_contributor(self.network_contributor)
 
         self.execs = ExecService(self.containers)
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
@@ -123,6 +124,7 @@ class Engine:
     async def aclose(self) -> None:
         await self.containers.close()
         await self.networks.ports.close()
+        await self.network_contributor.dns.close()
         await asyncio.to_thread(self.db.close)
 
     # ----------------------------------------------------------- for the API

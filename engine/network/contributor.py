@@ -15,8 +15,9 @@ from pathlib import Path
 
 from ..containers import files
 from ..containers.contributors import BaseContributor, StartPlan
-from ..errors import Conflict, InvalidParameter
+from ..errors import Conflict, InvalidParameter, NotFound
 from ..types import Container, HostConfig
+from .dns import EmbeddedDNS, Peer
 from .ports import split_proto_port
 from .service import NetworkService
 
@@ -53,6 +54,44 @@ class NetworkContributor(BaseContributor):
         self.svc = svc
         self._lookup = lookup
         self._is_running = is_running
+        self.dns = EmbeddedDNS(self._peers, self._upstreams)
+        svc.dns = self.dns
+
+    # ------------------------------------------------------------ embedded DNS
+    def _name(self, cid: str) -> str:
+        try:
+            return self._lookup(cid).name
+        except NotFound:
+            return ""
+
+    def _peers(self, cid: str) -> list[Peer]:
+        """Who the container can resolve: everyone live on the user networks it is live on."""
+        out: list[Peer] = []
+        for att in self.svc.attachments(cid):
+            n = att.network
+            if n.predefined or att.endpoint is None:
+                continue
+            for other, settings, ep in self.svc.containers_on(n.id):
+                if ep is None:
+                    continue
+                name = self._name(other)
+                names = tuple(x.lower() for x in (name, other[:12], *settings.aliases) if x)
+                out.append(Peer(names=names, ptr_name=f"{name}.{n.name}",
+                                ipv4=ep.ipv4.split("/")[0], ipv6=ep.ipv6.split("/")[0]))
+        return out
+
+    def _dns_settings(self, c: Container) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        hc, cfg = c.host_config, self.svc.config
+        return (hc.dns or cfg.dns, hc.dns_search or cfg.dns_search, hc.dns_options or cfg.dns_options)
+
+    def _upstreams(self, cid: str) -> list[tuple[str, int]]:
+        try:
+            c = self._lookup(cid)
+        except NotFound:
+            return []
+        dns, _, _ = self._dns_settings(c)
+        servers = list(dns) or host_nameservers(HOST_RESOLV)
+        return [(s, 53) for s in servers]
 
     async def created(self, c: Container) -> None:
         mode = self.svc.resolve_mode(c)
@@ -75,12 +114,19 @@ class NetworkContributor(BaseContributor):
             self._join_container(plan, mode.partition(":")[2])
             return
         endpoints = await asyncio.to_thread(self.svc.setup_sandbox, c, c.name)
-        plan.namespace_paths["network"] = str(self.svc.ns_path(c))
+        path = self.svc.ns_path(c)
+        plan.namespace_paths["network"] = str(path)
         for ep in endpoints:
             for addr in (ep.ipv4, ep.ipv6):
                 if addr:
                     plan.hosts_addresses.append(addr.split("/")[0])
         await self._publish(c, endpoints[0] if endpoints else None)
+        dns, search, options = self._dns_settings(c)
+        if any(not a.network.predefined for a in self.svc.attachments(c.id)):
+            await self.dns.serve(c.id, path)
+            plan.resolv_conf = resolv_for_user_network(HOST_RESOLV, dns, search, options)
+        elif (dns, search, options) != (c.host_config.dns, c.host_config.dns_search, c.host_config.dns_options):
+            plan.resolv_conf = files.resolv_conf_content(HOST_RESOLV, dns, search, options)
 
     def _join_container(self, plan: StartPlan, ref: str) -> None:
         other = self._lookup(ref)
@@ -128,6 +174,7 @@ class NetworkContributor(BaseContributor):
         await asyncio.to_thread(self.svc.store.set_ports, c.id, made)
 
     async def release(self, c: Container) -> None:
+        await self.dns.stop(c.id)
         await self.svc.ports.unpublish(c.id)
         await asyncio.to_thread(self.svc.store.set_ports, c.id, [])
         await asyncio.to_thread(self.svc.teardown_sandbox, c)
@@ -139,6 +186,13 @@ class NetworkContributor(BaseContributor):
         if not running:
             await self.release(c)
             return
+        path = self.svc.ns_path(c)
+        if path.exists() and any(not a.network.predefined and a.endpoint is not None
+                                 for a in self.svc.attachments(c.id)):
+            try:
+                await self.dns.serve(c.id, path)
+            except OSError as e:
+                log.warning("embedded DNS of %s: %s", c.id[:12], e)
         bindings = self.svc.published(c.id)
         if not bindings:
             return
@@ -147,6 +201,15 @@ class NetworkContributor(BaseContributor):
             return
         ep = atts[0].endpoint
         await self.svc.ports.restore(c.id, atts[0].network.bridge_name, ep.ipv4.split("/")[0], bindings)
+
+
+HOST_RESOLV = Path("/etc/resolv.conf")
+
+
+def host_nameservers(path: Path) -> list[str]:
+    """The host's nameservers a container can reach (loopback ones cannot be)."""
+    text = files.resolv_conf_content(path)
+    return [line.split()[1] for line in text.splitlines() if line.startswith("nameserver ")]
 
 
 def resolv_for_user_network(host_resolv: Path, dns: tuple[str, ...], search: tuple[str, ...],

@@ -66,6 +66,7 @@ class NetworkService:
         self._networks: dict[str, Network] = {n.id: n for n in self.store.load_networks()}
         self._lock = asyncio.Lock()
         self.netns_root = config.exec_root / "netns"
+        self.dns: Any = None    # the embedded DNS server (contributor.py sets it)
         self.pools: list[ipam.AddressPool] = [p for p in config.default_address_pools
                                             if isinstance(p, ipam.AddressPool)] or list(ipam.DEFAULT_POOLS)
 
@@ -398,6 +399,8 @@ class NetworkService:
                 att = Attachment(n, s, None, seq)
                 try:
                     await asyncio.to_thread(self._join, c, self.ns_path(c), att, _next_ifname(atts), first=False)
+                    if not n.predefined and self.dns is not None:
+                        await self.dns.serve(c.id, self.ns_path(c))
                 except BaseException:
                     await asyncio.to_thread(self._leave, c, n.id)
                     self.store.delete_attachment(c.id, n.id)
