@@ -494,7 +494,8 @@ class Daemon:
         leftovers = [f"veth {v} on {b}" for b in sorted(bridges) for v in netenv.ports_of(b)]
         netns_dir = self.exec_root / "netns"
         if netns_dir.is_dir():
-            leftovers += [f"netns {p}" for p in netns_dir.iterdir()]
+            # dockerd keeps "default" (the host's own namespace) there
+            leftovers += [f"netns {p}" for p in netns_dir.iterdir() if p.name != "default"]
         return leftovers
 
     def _remove_kept_networking(self, bridges: set[str]) -> list[str]:

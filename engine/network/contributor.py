@@ -114,6 +114,8 @@ class NetworkContributor(BaseContributor):
             self._join_container(plan, mode.partition(":")[2])
             return
         endpoints = await asyncio.to_thread(self.svc.setup_sandbox, c, c.name)
+        for ep in endpoints:
+            self.svc.publish_container_event("connect", self.svc.get(ep.network_id), c.id)
         path = self.svc.ns_path(c)
         plan.namespace_paths["network"] = str(path)
         for ep in endpoints:
@@ -177,7 +179,10 @@ class NetworkContributor(BaseContributor):
         await self.dns.stop(c.id)
         await self.svc.ports.unpublish(c.id)
         await asyncio.to_thread(self.svc.store.set_ports, c.id, [])
+        live = [a.network for a in self.svc.attachments(c.id) if a.endpoint is not None]
         await asyncio.to_thread(self.svc.teardown_sandbox, c)
+        for n in live:
+            self.svc.publish_container_event("disconnect", n, c.id)
 
     async def removed(self, c: Container, *, volumes: bool) -> None:
         await asyncio.to_thread(self.svc.forget, c)

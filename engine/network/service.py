@@ -281,7 +281,10 @@ class NetworkService:
         mode = self.resolve_mode(c)
         if mode in ("host", "none") or mode.startswith("container:"):
             return
-        primary = self.get(mode)
+        try:
+            primary = self.get(mode)
+        except NotFound:
+            return      # like dockerd: refused when the container starts ("network X not found")
         settings_by_net: dict[str, EndpointSettings] = {}
         for ref, s in c.host_config.endpoints:
             # the CLI names the mode it was given ("default" included) as the endpoint's key
@@ -314,6 +317,10 @@ class NetworkService:
     # ---------------------------------------------------- running containers
     def setup_sandbox(self, c: Container, name: str) -> list[Endpoint]:
         """Blocking: the netns and one endpoint per attached network (in attach order)."""
+        mode = self.resolve_mode(c)
+        self.get(mode)               # network X not found (removed since, or never there)
+        if not self.attachments(c.id):
+            self.record_create(c)
         path = self.ns_path(c)
         netns.remove(path)           # a stale one of a run that was never settled
         netns.create(path)

@@ -8,7 +8,12 @@ import pytest
 
 from engine.errors import EngineError, InvalidParameter
 from engine.network.firewall import PortRule, RecordingFirewall
-from engine.network.ports import PortPublisher, parse_port_range, split_proto_port, validate_port_bindings
+from engine.network.ports import (
+    PortPublisher,
+    parse_port_range,
+    split_proto_port,
+    validate_port_bindings,
+)
 
 
 def test_split_and_ranges() -> None:
