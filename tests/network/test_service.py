@@ -114,7 +114,10 @@ def test_sandbox_setup_and_teardown_are_mirrors(svc: NetworkService) -> None:
 
 
 def test_unknown_network_and_ip_on_default_bridge(svc: NetworkService) -> None:
+    c = _container("d" * 64, "nosuch")
+    svc.record_create(c)                # accepted at create, as by dockerd ...
     with pytest.raises(NotFound, match="network nosuch not found"):
-        svc.record_create(_container("d" * 64, "nosuch"))
+        svc.setup_sandbox(c, c.name)    # ... and refused at start, before anything is made
+    assert not svc.ns_path(c).exists()
     with pytest.raises(InvalidParameter, match="user specified IP address is supported on user defined networks"):
         svc.record_create(_container("e" * 64, "bridge", (("bridge", EndpointConfig(ipv4_address="10.0.0.5")),)))
