@@ -31,8 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-H", "--host", action="append", dest="hosts", default=None,
                    help="Daemon socket(s) to connect to (unix:///path, tcp://addr:port)")
     p.add_argument("--data-root", default=None, help="Root directory of persistent state (default /var/lib/pydockerd)")
-    p.add_argument("--exec-root", default=None, help="Root directory for execution state files (default /run/pydockerd)")
-    p.add_argument("-p", "--pidfile", default=None, help="Path to use for daemon PID file (default /var/run/pydockerd.pid)")
+    p.add_argument(
+        "--exec-root", default=None, help="Root directory for execution state files (default /run/pydockerd)"
+    )
+    p.add_argument(
+        "-p", "--pidfile", default=None, help="Path to use for daemon PID file (default /var/run/pydockerd.pid)"
+    )
     p.add_argument("-l", "--log-level", default=None, choices=["debug", "info", "warn", "error", "fatal"])
     p.add_argument("-D", "--debug", action="store_true", default=None)
     p.add_argument("-G", "--group", default=None, help="Group for the unix socket (default docker)")
@@ -93,12 +97,14 @@ def load_config_file(path: str, explicit: bool) -> dict[str, Any]:
         text = Path(path).read_text()
     except FileNotFoundError:
         if explicit:
-            raise DaemonError(f"unable to configure the Docker daemon with file {path}: open {path}: no such file or directory")
+            raise DaemonError(
+                f"unable to configure the Docker daemon with file {path}: open {path}: no such file or directory"
+            ) from None
         return {}
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise DaemonError(f"unable to configure the Docker daemon with file {path}: {err}")
+        raise DaemonError(f"unable to configure the Docker daemon with file {path}: {err}") from err
     if not isinstance(data, dict):
         raise DaemonError(f"unable to configure the Docker daemon with file {path}: not a JSON object")
     unknown = sorted(set(data) - set(CONFIG_KEYS))
@@ -208,9 +214,9 @@ async def run(args: argparse.Namespace) -> int:
     from .hijack import HijackHandlers
     from .http import Server, TLSOptions
 
-    data_root = Path(args.data_root).absolute()
-    exec_root = Path(args.exec_root).absolute()
-    pidfile = Path(args.pidfile).absolute()
+    data_root = Path(args.data_root).absolute()  # noqa: ASYNC240 - start-up, nothing is served yet
+    exec_root = Path(args.exec_root).absolute()  # noqa: ASYNC240 - start-up, nothing is served yet
+    pidfile = Path(args.pidfile).absolute()  # noqa: ASYNC240 - start-up, nothing is served yet
     check_pidfile(pidfile)
 
     tls = None
@@ -282,7 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     except DaemonError as err:
         print(f"pydockerd: {err}", file=sys.stderr)
         return 1
-    level = logging.DEBUG if args.debug else getattr(logging, args.log_level.upper().replace("WARN", "WARNING").replace("FATAL", "CRITICAL"))
+    level = (
+        logging.DEBUG
+        if args.debug
+        else getattr(logging, args.log_level.upper().replace("WARN", "WARNING").replace("FATAL", "CRITICAL"))
+    )
     logging.basicConfig(level=level, format="time=\"%(asctime)s\" level=%(levelname)s msg=\"%(message)s\"")
     try:
         return asyncio.run(run(args))
@@ -292,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as err:
+    except Exception as err:  # listener errors etc. carry clear messages
         name = type(err).__name__
         if name in ("ListenerError",):
             print(f"pydockerd: {err}", file=sys.stderr)

@@ -84,7 +84,7 @@ def filter_networks(nets: list[Network], svc: NetworkService, flt: dict[str, lis
             kind = "builtin" if n.predefined else "custom"
             if kind not in flt["type"]:
                 continue
-        if flt.get("label") and not all(_label_match(n.labels, e) for e in flt["label"]):
+        if flt.get("label") and not all(label_match(n.labels, e) for e in flt["label"]):
             continue
         if flt.get("dangling"):
             want = flt["dangling"][-1].lower() in ("true", "1")
@@ -102,7 +102,7 @@ def _match(pattern: str, value: str) -> bool:
         return False
 
 
-def _label_match(labels: dict[str, str], expr: str) -> bool:
+def label_match(labels: dict[str, str], expr: str) -> bool:
     key, sep, value = expr.partition("=")
     if key not in labels:
         return False

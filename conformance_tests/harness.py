@@ -20,9 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from conformance_tests import netenv
 
@@ -105,7 +106,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interva
         try:
             if predicate():
                 return
-        except Exception:
+        except Exception:  # noqa: BLE001 - the condition is not met yet; poll again
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
@@ -317,7 +318,7 @@ class Daemon:
         finally:
             log.close()
         try:
-            wait_until(lambda: self._proc is not None and self._proc.poll() is None and ping(self.host)
+            wait_until(lambda: (self._proc is not None and self._proc.poll() is None and ping(self.host))
                        or self._exited_early(), READY_TIMEOUT, f"{self.kind} to answer /_ping")
         except TimeoutError as exc:
             raise RuntimeError(f"{exc}\n--- {self.kind} log ---\n{self.log_tail()}") from None
@@ -406,7 +407,7 @@ class Daemon:
         if self._client is not None:
             try:
                 self._client.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - best-effort close in teardown
                 pass
             self._client = None
 

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-
-import pytest
 import time
 
+import pytest
+
 from conformance_tests.harness import Daemon
-from conformance_tests.util import since_now, until_now, StreamReader, cli_popen, ok, stop_proc
+from conformance_tests.util import StreamReader, cli_popen, ok, since_now, stop_proc, until_now
 
 BUSYBOX = "busybox"
 
@@ -118,8 +118,24 @@ def test_scripted_session_emits_dockerds_events(daemon: Daemon, busybox: str, na
 
 def test_healthcheck_probe_events(daemon: Daemon, busybox: str, name: str) -> None:
     since = f"{time.time() - 1:.3f}"
-    cid = ok(daemon.cli("run", "-d", "--name", name, "-l", "k=v", "--health-cmd", "exit 0", "--health-interval", "100ms",
-                        BUSYBOX, "sh", "-c", "while :; do sleep 0.05; done")).strip()
+    cid = ok(
+        daemon.cli(
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-l",
+            "k=v",
+            "--health-cmd",
+            "exit 0",
+            "--health-interval",
+            "100ms",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "while :; do sleep 0.05; done",
+        )
+    ).strip()
 
     def healthy() -> bool:
         return any(a == "health_status: healthy" for _, a, _ in _session_events(daemon, since, cid))

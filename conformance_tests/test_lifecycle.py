@@ -10,9 +10,17 @@ import threading
 import pytest
 
 from conformance_tests.harness import Daemon, UnixHTTPConnection, socket_path_of
-from conformance_tests.util import since_now, until_now
 from conformance_tests.util import (
-    StreamReader, cli_popen, inspect, ok, state, stop_proc, wait_for_log, wait_for_status,
+    StreamReader,
+    cli_popen,
+    inspect,
+    ok,
+    since_now,
+    state,
+    stop_proc,
+    until_now,
+    wait_for_log,
+    wait_for_status,
 )
 
 BUSYBOX = "busybox"
@@ -193,7 +201,6 @@ def test_rm_running_needs_force(daemon: Daemon, busybox: str, name: str) -> None
     assert daemon.raw("GET", f"/containers/{cid}/json").status == 404
 
 
-@pytest.mark.pydockerd_missing("anonymous volumes")
 def test_rm_v_removes_anonymous_volume(daemon: Daemon, busybox: str, name: str) -> None:
     ok(daemon.cli("run", "--name", name, "-v", "/data", BUSYBOX, "sh", "-c", "echo x > /data/f"))
     mounts = inspect(daemon, name)["Mounts"]
@@ -267,7 +274,9 @@ def _prune(daemon: Daemon, flt: dict | None = None) -> tuple[int, dict]:
 def test_container_prune_filters_and_events(daemon: Daemon, busybox: str, name: str) -> None:
     keep_running = run_d(daemon, name + "-run", "echo ready; " + LOOP, "-l", "prune-t=1")
     old = ok(daemon.cli("create", "--name", name + "-old", "-l", "prune-t=1", "-l", "tier=db", BUSYBOX, "true")).strip()
-    web = ok(daemon.cli("create", "--name", name + "-web", "-l", "prune-t=1", "-l", "tier=web", BUSYBOX, "true")).strip()
+    web = ok(
+        daemon.cli("create", "--name", name + "-web", "-l", "prune-t=1", "-l", "tier=web", BUSYBOX, "true")
+    ).strip()
     other = ok(daemon.cli("create", "--name", name + "-other", BUSYBOX, "true")).strip()
     try:
         status, body = _prune(daemon, {"label": ["prune-t=1"], "label!": ["tier=web"], "until": ["-1h"]})

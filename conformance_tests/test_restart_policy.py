@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conformance_tests.harness import Daemon, wait_until
-from conformance_tests.util import since_now, until_now, inspect, ok, state, wait_for_log
+from conformance_tests.util import inspect, ok, since_now, state, until_now, wait_for_log
 
 BUSYBOX = "busybox"
 LOOP = "while :; do sleep 0.05; done"
@@ -68,7 +68,7 @@ def test_always_restarts_after_success_and_shows_restarting(daemon: Daemon, busy
     assert st["Restarting"] is True and st["Running"] is True and st["Pid"] == 0 and st["ExitCode"] == 3
     assert seen["RestartCount"] >= 1
     ps = ok(daemon.cli("ps", "-a", "--filter", f"name={name}", "--format", "{{.Status}}"))
-    assert ps.startswith("Restarting (3)") or ps.startswith("Up ")
+    assert ps.startswith(("Restarting (3)", "Up "))
     # docker stop during the back-off: no more restarts, exited with the last code.
     ok(daemon.cli("stop", name))
     info = inspect(daemon, name)
@@ -169,9 +169,39 @@ def _pid_gone(pid: int) -> bool:
 def test_policies_applied_when_daemon_starts(daemon: Daemon, busybox: str, name: str) -> None:
     daemon.require_private()
     names = {p: f"{name}-{p}" for p in ("always", "unless", "onfail", "no", "rm")}
-    ok(daemon.cli("run", "-d", "--restart", "always", "--name", names["always"], BUSYBOX, "sh", "-c", "echo ready; " + LOOP))
-    ok(daemon.cli("run", "-d", "--restart", "unless-stopped", "--name", names["unless"], BUSYBOX, "sh", "-c", "echo ready; " + LOOP))
-    ok(daemon.cli("run", "-d", "--restart", "on-failure", "--name", names["onfail"], BUSYBOX, "sh", "-c", "echo ready; " + LOOP))
+    ok(
+        daemon.cli(
+            "run", "-d", "--restart", "always", "--name", names["always"], BUSYBOX, "sh", "-c", "echo ready; " + LOOP
+        )
+    )
+    ok(
+        daemon.cli(
+            "run",
+            "-d",
+            "--restart",
+            "unless-stopped",
+            "--name",
+            names["unless"],
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo ready; " + LOOP,
+        )
+    )
+    ok(
+        daemon.cli(
+            "run",
+            "-d",
+            "--restart",
+            "on-failure",
+            "--name",
+            names["onfail"],
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo ready; " + LOOP,
+        )
+    )
     ok(daemon.cli("run", "-d", "--name", names["no"], BUSYBOX, "sh", "-c", "echo ready; " + LOOP))
     ok(daemon.cli("run", "-d", "--rm", "--name", names["rm"], BUSYBOX, "sh", "-c", "echo ready; " + LOOP))
     for n in names.values():

@@ -105,7 +105,9 @@ def container_ids(daemon: Daemon) -> set[str]:
 
 
 def image_rows(daemon: Daemon) -> set[str]:
-    return set(ok(daemon.cli("images", "-a", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}")).splitlines())
+    return set(
+        ok(daemon.cli("images", "-a", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}")).splitlines()
+    )
 
 
 def _now_arg() -> str:

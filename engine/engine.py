@@ -28,6 +28,7 @@ from .network.firewall import Iptables, NoFirewall
 from .network.service import NetworkService
 from .oci.spec import SpecInput, build_spec
 from .oci.user import resolve_user
+from .plugins import DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH, Plugins
 from .registry.client import RegistryConfig
 from .registry.service import RegistryService
 from .runtime.client import ShimRuntime
@@ -36,6 +37,8 @@ from .snapshots.mount import is_mounted
 from .state import Database
 from .system import HostFacts, daemon_id, host_facts
 from .types import Container
+from .volumes.contributor import VolumeMounts
+from .volumes.service import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,14 @@ class Engine:
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
         self.runtime = ShimRuntime(config.python, config.exec_root)
+        # What /info lists and what create accepts: the drivers whose code runs here.
+        self.plugins = Plugins()
+        self.plugins.register_runtime(DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH)
+        self.plugins.register_log_driver("json-file")
+        for driver in ("bridge", "host", "null"):     # engine/network
+            self.plugins.register_network_driver(driver)
+        self.volumes = VolumeService.local(self.db, config.data_root / "volumes", self.events)
+        self.plugins.register_volume_driver("local")
         self.containers = ContainerService(
             config,
             self.db,
@@ -99,8 +110,12 @@ class Engine:
             resolve_user=resolve_user,
             generate_name=container_names.generate_name,
             validate_name=container_names.validate_name,
+            check_runtime=self.plugins.check_runtime,
         )
 
+        # Volumes, binds and tmpfs of containers (engine/volumes/contributor.py)
+        self.volume_mounts = VolumeMounts(self.volumes, self.containers.get)
+        self.containers.add_contributor(self.volume_mounts)
         # --- networking
         self.networks = NetworkService(
             config, self.db, lambda action, nid, attrs: self.events.publish_action("network", action, nid, attrs),
@@ -119,6 +134,8 @@ class Engine:
     async def open(cls, config: Config) -> Engine:
         engine = await asyncio.to_thread(cls, config)
         await engine.containers.restore()
+        known = {c.id for c in engine.containers.list()}
+        await engine.volume_mounts.settle(known.__contains__)
         return engine
 
     async def aclose(self) -> None:
@@ -215,11 +232,16 @@ class _RootfsImages:
         self._images.remove_rootfs(key)
 
     def mount_rootfs(self, key: str, target: Path) -> None:
+        # Never stack a mount on a mounted target (a crash mid-start can leave one).
+        self.unmount_rootfs(key, target)
         self._snapshotter.mount_all(self._snapshotter.mounts(key), str(target))
 
     def unmount_rootfs(self, key: str, target: Path) -> None:
         # By the mount table too: a bind mount (vfs) is invisible to os.path.ismount.
-        if os.path.ismount(target) or is_mounted(str(target)):
+        # Every mount stacked there goes (an older daemon could stack them).
+        for _ in range(64):
+            if not (os.path.ismount(target) or is_mounted(str(target))):
+                return
             self._snapshotter.unmount(str(target))
 
 

@@ -128,9 +128,9 @@ async def prune(request: Request) -> Response:
             continue
         if until_ns is not None and timeutil.parse_ns(n.created) > until_ns:
             continue
-        if not all(netcodec._label_match(n.labels, e) for e in flt.get("label", [])):
+        if not all(netcodec.label_match(n.labels, e) for e in flt.get("label", [])):
             continue
-        if any(netcodec._label_match(n.labels, e) for e in flt.get("label!", [])):
+        if any(netcodec.label_match(n.labels, e) for e in flt.get("label!", [])):
             continue
         await svc.remove(n.id)
         deleted.append(n.name)

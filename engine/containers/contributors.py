@@ -13,9 +13,10 @@ container's files and OCI spec from the :class:`StartPlan` they fill in.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from ..types import Container
 
@@ -116,7 +117,7 @@ class Contributors:
             for contrib in reversed(done):
                 try:
                     await contrib.removed(c, volumes=True)
-                except Exception:  # noqa: BLE001 - the create error is what the client sees
+                except Exception:
                     log.exception("undoing %s of %s after a failed create", contrib.name, c.id[:12])
             raise
 
@@ -133,19 +134,19 @@ class Contributors:
         for contrib in reversed(self._items):
             try:
                 await contrib.release(c)
-            except Exception:  # noqa: BLE001 - release the rest; the next settle retries
+            except Exception:
                 log.exception("releasing %s of %s", contrib.name, c.id[:12])
 
     async def removed(self, c: Container, *, volumes: bool) -> None:
         for contrib in reversed(self._items):
             try:
                 await contrib.removed(c, volumes=volumes)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("removing %s of %s", contrib.name, c.id[:12])
 
     async def restore(self, c: Container, *, running: bool) -> None:
         for contrib in self._items:
             try:
                 await contrib.restore(c, running=running)
-            except Exception:  # noqa: BLE001 - one container's leftovers never block the daemon
+            except Exception:
                 log.exception("restoring %s of %s", contrib.name, c.id[:12])

@@ -179,7 +179,8 @@ class NetworkService:
 
     # --------------------------------------------------------------- create
     async def create(self, name: str, driver: str = "bridge", *, internal: bool = False, attachable: bool = False,
-                     enable_ipv6: bool = False, ipam_driver: str = "default", ipam_configs: Iterable[dict[str, Any]] = (),
+                     enable_ipv6: bool = False, ipam_driver: str = "default",
+                     ipam_configs: Iterable[dict[str, Any]] = (),
                      ipam_options: dict[str, str] | None = None, options: dict[str, str] | None = None,
                      labels: dict[str, str] | None = None) -> Network:
         driver = driver or "bridge"
