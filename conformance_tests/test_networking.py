@@ -394,3 +394,51 @@ def test_dns_forwards_to_the_upstream(daemon: Daemon, busybox: str, name: str, n
             assert f"# ExtServers: [{gateway}]" in resolv   # newer Docker notes the real servers
     finally:
         upstream.close()
+
+
+# ------------------------------------------------------------------- invalid port specs
+@pytest.mark.parametrize("bindings, bad", [
+    ({"abc/tcp": [{"HostPort": "80"}]}, "abc"),
+    ({"70000/tcp": [{"HostPort": "80"}]}, "70000"),
+    ({"80-81/tcp": [{"HostPort": "80"}]}, "80-81"),
+    ({"80/tcp": [{"HostPort": "90-80"}]}, "90-80"),
+    ({"80/tcp": [{"HostPort": "abc"}]}, "abc"),
+    ({"80/tcp": [{"HostPort": "-5"}]}, "-5"),
+])
+def test_invalid_port_bindings_are_refused_at_create(daemon: Daemon, busybox: str,
+                                                      bindings: dict[str, Any], bad: str) -> None:
+    body = json.dumps({"Image": BUSYBOX, "HostConfig": {"PortBindings": bindings}})
+    r = daemon.raw("POST", "/containers/create", body=body, headers={"Content-Type": "application/json"})
+    assert (r.status, r.message) == (400, f'invalid port specification: "{bad}"')
+
+
+def test_invalid_publish_flag(daemon: Daemon, busybox: str) -> None:
+    proc = daemon.cli("create", "-p", "80:abc", BUSYBOX)
+    assert proc.returncode != 0 and "abc" in proc.stderr
+
+
+# ------------------------------------------------------------------ across a daemon kill
+def test_published_port_and_dns_survive_a_daemon_kill(daemon: Daemon, busybox: str, name: str,
+                                                       nets: Networks) -> None:
+    daemon.require_private()
+    nets.create(name + "-net")
+    port = free_port()
+    run_d(daemon, name, "--network", name + "-net", "-p", f"{port}:3000", BUSYBOX,
+          "sh", "-c", WWW + "exec httpd -f -p 3000 -h /www")
+    run_d(daemon, name + "-b", "--network", name + "-net", BUSYBOX, "sleep", "300")
+    assert wait_http(port).startswith("hello-")
+    daemon.restart(kill9=True)
+    assert wait_http(port).startswith("hello-")
+    assert wait_http(port, host_address()).startswith("hello-")
+    ip = inspect(daemon, name)["NetworkSettings"]["Networks"][name + "-net"]["IPAddress"]
+    assert ip in ok(daemon.cli("exec", name + "-b", "nslookup", name))
+    ok(daemon.cli("rm", "-f", name))
+
+    def closed() -> bool:
+        try:
+            http_get(port, timeout=1)
+            return False
+        except OSError:
+            return True
+
+    wait_until(closed, 20, f"port {port} to close after rm -f")

@@ -56,7 +56,7 @@ def validate_port_bindings(bindings: dict[str, list[tuple[str, str]]]) -> None:
     for key, items in bindings.items():
         _, port = split_proto_port(key)
         try:
-            parse_port_range(port)
+            _uint16(port)       # a single port: a range is no key (nat.ParsePort)
         except ValueError:
             raise InvalidParameter(f'invalid port specification: "{port}"') from None
         for _, host_port in items:

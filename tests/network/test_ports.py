@@ -28,7 +28,7 @@ def test_split_and_ranges() -> None:
 @pytest.mark.parametrize("bindings, text", [
     ({"abc/tcp": [("", "80")]}, 'invalid port specification: "abc"'),
     ({"70000/tcp": [("", "80")]}, 'invalid port specification: "70000"'),
-    ({"80-81/tcp": [("", "80")]}, None),
+    ({"80-81/tcp": [("", "80")]}, 'invalid port specification: "80-81"'),
     ({"80/tcp": [("", "90-80")]}, 'invalid port specification: "90-80"'),
     ({"80/tcp": [("", "abc")]}, 'invalid port specification: "abc"'),
     ({"80/tcp": [("", "")]}, None),
