@@ -442,3 +442,25 @@ def test_published_port_and_dns_survive_a_daemon_kill(daemon: Daemon, busybox: s
             return True
 
     wait_until(closed, 20, f"port {port} to close after rm -f")
+
+
+# -------------------------------------------------------------------------- links
+def test_legacy_links_on_the_default_bridge(daemon: Daemon, busybox: str, name: str) -> None:
+    src = run_d(daemon, name + "-src", "-e", "FOO=bar", "--expose", "80", "--expose", "53/udp", BUSYBOX, "sleep", "300")
+    ip = inspect(daemon, name + "-src")["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    out = ok(daemon.cli("run", "--rm", "--name", name, "--link", f"{name}-src:db", BUSYBOX,
+                        "sh", "-c", "env | grep ^DB_ | sort; cat /etc/hosts"))
+    assert f"DB_NAME=/{name}/db" in out.splitlines()
+    assert f"DB_PORT=udp://{ip}:53" in out.splitlines()
+    for line in (f"DB_PORT_80_TCP=tcp://{ip}:80", f"DB_PORT_80_TCP_ADDR={ip}", "DB_PORT_80_TCP_PORT=80",
+                 "DB_PORT_80_TCP_PROTO=tcp", f"DB_PORT_53_UDP=udp://{ip}:53", "DB_ENV_FOO=bar"):
+        assert line in out.splitlines()
+    assert not [line for line in out.splitlines() if line.startswith(("DB_ENV_HOME=", "DB_ENV_PATH="))]
+    assert f"{ip}\tdb {src[:12]} {name}-src" in out.splitlines()
+    ok(daemon.cli("stop", "-t", "0", name + "-src"))
+    proc = daemon.cli("run", "--rm", "--name", name + "-2", "--link", f"{name}-src:db", BUSYBOX, "true")
+    assert proc.returncode == 125
+    assert f"Cannot link to a non running container: /{name}-src AS /{name}-2/db" in proc.stderr
+    proc = daemon.cli("run", "--rm", "--link", "no-such-ctr-x:db", BUSYBOX, "true")
+    assert proc.returncode == 125
+    assert "could not get container for no-such-ctr-x" in proc.stderr

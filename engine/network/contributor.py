@@ -78,6 +78,15 @@ class NetworkContributor(BaseContributor):
                 names = tuple(x.lower() for x in (name, other[:12], *settings.aliases) if x)
                 out.append(Peer(names=names, ptr_name=f"{name}.{n.name}",
                                 ipv4=ep.ipv4.split("/")[0], ipv6=ep.ipv6.split("/")[0]))
+        try:
+            links = self._lookup(cid).host_config.links
+        except NotFound:
+            links = ()
+        for link in links:        # on user networks a link is a name only the linker resolves
+            target, alias = _split_link(link)
+            for p in list(out):
+                if target.lower() in p.names:
+                    out.append(Peer(names=(alias.lower(),), ptr_name=p.ptr_name, ipv4=p.ipv4, ipv6=p.ipv6))
         return out
 
     def _dns_settings(self, c: Container) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
@@ -94,6 +103,12 @@ class NetworkContributor(BaseContributor):
         return [(s, 53) for s in servers]
 
     async def created(self, c: Container) -> None:
+        for link in c.host_config.links:
+            target = _split_link(link)[0]
+            try:
+                self._lookup(target)
+            except NotFound as e:
+                raise InvalidParameter(f"could not get container for {target}: {e.message}") from None
         mode = self.svc.resolve_mode(c)
         if mode.startswith("container:"):
             self._lookup(mode.partition(":")[2])       # No such container: <ref>
@@ -123,12 +138,29 @@ class NetworkContributor(BaseContributor):
                 if addr:
                     plan.hosts_addresses.append(addr.split("/")[0])
         await self._publish(c, endpoints[0] if endpoints else None)
+        if mode == "bridge":
+            self._legacy_links(plan)
         dns, search, options = self._dns_settings(c)
         if any(not a.network.predefined for a in self.svc.attachments(c.id)):
             await self.dns.serve(c.id, path)
             plan.resolv_conf = resolv_for_user_network(HOST_RESOLV, dns, search, options)
         elif (dns, search, options) != (c.host_config.dns, c.host_config.dns_search, c.host_config.dns_options):
             plan.resolv_conf = files.resolv_conf_content(HOST_RESOLV, dns, search, options)
+
+    def _legacy_links(self, plan: StartPlan) -> None:
+        """--link on the default bridge: a hosts entry and the ALIAS_* variables, like dockerd."""
+        c = plan.container
+        for link in c.host_config.links:
+            target, alias = _split_link(link)
+            other = self._lookup(target)
+            ip = ""
+            for att in self.svc.attachments(other.id):
+                if att.network.is_default_bridge and att.endpoint is not None and self._is_running(other):
+                    ip = att.endpoint.ipv4.split("/")[0]
+            if not ip:
+                raise InvalidParameter(f"Cannot link to a non running container: /{other.name} AS /{c.name}/{alias}")
+            plan.hosts_entries.append((ip, f"{alias} {other.id[:12]} {other.name}"))
+            plan.env.extend(link_env(alias, c.name, ip, other.config.exposed_ports, other.config.env))
 
     def _join_container(self, plan: StartPlan, ref: str) -> None:
         other = self._lookup(ref)
@@ -209,6 +241,36 @@ class NetworkContributor(BaseContributor):
 
 
 HOST_RESOLV = Path("/etc/resolv.conf")
+
+
+def _split_link(link: str) -> tuple[str, str]:
+    name, _, alias = link.partition(":")
+    name = name.lstrip("/")
+    alias = alias.rsplit("/", 1)[-1] if alias else name
+    return name, alias
+
+
+def _port_key(spec: str) -> tuple[int, str]:
+    port, _, proto = spec.partition("/")
+    return (int(port) if port.isdigit() else 0, proto or "tcp")
+
+
+def link_env(alias: str, own_name: str, ip: str, exposed: tuple[str, ...], env: tuple[str, ...]) -> list[str]:
+    """The variables dockerd gives a container for each legacy link."""
+    prefix = alias.upper().replace("-", "_")
+    out = [f"{prefix}_NAME=/{own_name}/{alias}"]
+    ports = sorted((_port_key(p) for p in exposed), key=lambda x: (x[0], x[1]))
+    if ports:
+        port, proto = ports[0]
+        out.append(f"{prefix}_PORT={proto}://{ip}:{port}")
+    for port, proto in ports:
+        key = f"{prefix}_PORT_{port}_{proto.upper()}"
+        out += [f"{key}={proto}://{ip}:{port}", f"{key}_ADDR={ip}", f"{key}_PORT={port}", f"{key}_PROTO={proto}"]
+    for entry in env:
+        var, sep, value = entry.partition("=")
+        if sep and var not in ("HOME", "HOSTNAME", "PATH"):
+            out.append(f"{prefix}_ENV_{var}={value}")
+    return out
 
 
 def host_nameservers(path: Path) -> list[str]:
