@@ -6,6 +6,7 @@ and the namespaces the tests create; the DNS upstream is a resolver the test sta
 """
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import json
 import socket
@@ -464,3 +465,20 @@ def test_legacy_links_on_the_default_bridge(daemon: Daemon, busybox: str, name: 
     proc = daemon.cli("run", "--rm", "--link", "no-such-ctr-x:db", BUSYBOX, "true")
     assert proc.returncode == 125
     assert "could not get container for no-such-ctr-x" in proc.stderr
+
+
+# --------------------------------------------------------------------------- IPv6
+def test_ipv6_network_addresses_reachable_between_containers(daemon: Daemon, busybox: str, name: str,
+                                                             nets: Networks) -> None:
+    v6 = netenv.subnet6(next(_SUBNETS) % 16)
+    nets.create(name, "--ipv6", "--subnet", v6)
+    run_d(daemon, name + "-a", "--network", name, BUSYBOX, "sleep", "300")
+    ep = inspect(daemon, name + "-a")["NetworkSettings"]["Networks"][name]
+    assert ipaddress.ip_address(ep["GlobalIPv6Address"]) in ipaddress.ip_network(v6)
+    assert ep["GlobalIPv6PrefixLen"] == 64
+    assert ep["IPAddress"]     # and an IPv4 address from the pool
+    out = ok(daemon.cli("run", "--rm", "--network", name, BUSYBOX, "ping", "-6", "-c1", "-W3",
+                        ep["GlobalIPv6Address"]))
+    assert "1 packets received" in out
+    cfg = inspect(daemon, name, "network")["IPAM"]["Config"]
+    assert ipaddress.ip_network(v6) in [ipaddress.ip_network(c["Subnet"]) for c in cfg]
