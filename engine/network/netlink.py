@@ -144,6 +144,12 @@ def attach(ns_path: Path, a: Attachment) -> None:
                 inner.route("add", dst=dst, gateway=gw, family=10 if ip.version == 6 else 2)
 
 
+def set_sysctl(key: str, value: str) -> None:
+    """A host sysctl under /proc/sys ("net/ipv4/conf/br0/route_localnet")."""
+    with open(f"/proc/sys/{key}", "w") as f:
+        f.write(value)
+
+
 def _no_dad(ns_path: Path, ifname: str) -> None:
     """No duplicate address detection on the interface: its addresses are ours alone, and a
     container's first packets must not wait for DAD (dockerd turns it off too)."""

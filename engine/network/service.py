@@ -136,6 +136,9 @@ class NetworkService:
     def _bring_up(self, n: Network) -> None:
         gateways = [f"{c.gateway}/{ipam.parse_subnet(c.subnet).prefixlen}" for c in n.ipam if c.gateway]
         netlink.ensure_bridge(n.bridge_name, gateways, n.mtu)
+        if self.config.iptables and not n.internal:
+            # DNAT of host-originated traffic to 127.0.0.1 (see firewall.py)
+            netlink.set_sysctl(f"net/ipv4/conf/{n.bridge_name}/route_localnet", "1")
         self.firewall.add_network(self._rules(n))
 
     def _tear_down(self, n: Network) -> None:
