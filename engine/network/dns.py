@@ -174,7 +174,11 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]  # a datagram transport here
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.server.spawn(self._reply(data, addr))
+        local = answer(data, self.server.peers(self.cid))
+        if local is None:
+            self.server.spawn(self._reply(data, addr))     # forwarded: off the receive path
+        elif local and self.transport is not None:
+            self.transport.sendto(local, addr)
 
     async def _reply(self, data: bytes, addr: Any) -> None:
         out = await self.server.resolve(self.cid, data, tcp=False)
@@ -188,6 +192,9 @@ class EmbeddedDNS:
         self._upstreams = upstreams
         self._served: dict[str, list[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    def peers(self, cid: str) -> list[Peer]:
+        return self._peers(cid)
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -140,8 +140,8 @@ class PortPublisher:
                     raise EngineError(f"failed to bind port {ips[0]}:{port}/{proto}: {e.strerror}") from None
                 last_err = EngineError(
                     f"driver failed programming external connectivity on endpoint {endpoint_name}: "
-                    f"failed to bind port {ips[0]}:{port}/{proto}: Error starting userland proxy: "
-                    f"listen {proto}4 {ips[0]}:{port}: bind: address already in use")
+                    f"Error starting userland proxy: listen {proto}{6 if ':' in ips[0] else 4} "
+                    f"{ips[0]}:{port}: bind: address already in use")
                 continue
             for ip in ips:
                 self._allocated[(proto, ip, port)] = cid

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,10 @@ def test_sandbox_setup_and_teardown_are_mirrors(svc: NetworkService) -> None:
     for c in (c1, c2):
         svc.teardown_sandbox(c)
         svc.teardown_sandbox(c)      # idempotent
+    # the kernel destroys the unmounted namespaces, and their veths, in the background
+    deadline = time.monotonic() + 10
+    while _veths_on(n.bridge_name) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert _veths_on(n.bridge_name) == []
     assert not any(svc.netns_root.iterdir())
     assert svc.store.addresses(n.id) == set()
