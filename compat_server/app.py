@@ -14,6 +14,7 @@ from engine.errors import EngineError
 
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
+from .routes import build as build_routes
 from .routes import container_extra, containers, distribution, images, plugins, system
 from .routes import exec as exec_routes
 from .routes import networks as network_routes
@@ -98,6 +99,7 @@ def build_app(engine: Any) -> ASGIApp:
         *distribution.routes,
         *plugins.routes,
         *volume_routes.routes,
+        *build_routes.routes,
         *_swarm_routes(),
     ]
     app = Starlette(

@@ -444,7 +444,7 @@ class Daemon:
             shutil.rmtree(self.root, ignore_errors=True)  # only our scratch files; the daemon is not ours
             return
         ids = set(self.seen_container_ids)
-        bridges = {netenv.default_bridge(self.kind)}
+        bridges = self._own_default_bridge()
         try:
             self._remove_containers_via_api(ids, budget=TEARDOWN_API_BUDGET)
             bridges |= self._network_bridges()
@@ -462,6 +462,16 @@ class Daemon:
                         self._reap_leftovers(ids)
                     finally:
                         self.network_leftovers += self._remove_kept_networking(bridges)
+
+    def _own_default_bridge(self) -> set[str]:
+        """The default bridge this daemon was started with (none with `--bridge none`): a second
+        daemon of the same kind must never take the session daemon's bridge down with it."""
+        argv = self._argv
+        for flag in ("--bridge", "-b"):
+            if flag in argv[:-1]:
+                name = argv[argv.index(flag) + 1]
+                return set() if name == "none" else {name}
+        return set()
 
     def _network_bridges(self) -> set[str]:
         """Bridge names of the daemon's bridge networks (recorded before it stops)."""

@@ -34,6 +34,13 @@ def subnet(i: int) -> str:
     return f"10.215.{SLOT}.{i * 16}/28"
 
 
+def compose_subnet(i: int) -> str:
+    """The i-th subnet (0..15) for networks a compose file or a tool's session declares: /28s out of
+    10.217.x.0/24, apart from the daemons' pools and the other tests' subnets."""
+    assert 0 <= i < 16
+    return f"10.217.{SLOT}.{i * 16}/28"
+
+
 def host_in(sub: str, n: int) -> str:
     base, _, _ = sub.partition("/")
     a, b, c, d = (int(x) for x in base.split("."))
