@@ -482,3 +482,23 @@ def test_ipv6_network_addresses_reachable_between_containers(daemon: Daemon, bus
     assert "1 packets received" in out
     cfg = inspect(daemon, name, "network")["IPAM"]["Config"]
     assert ipaddress.ip_network(v6) in [ipaddress.ip_network(c["Subnet"]) for c in cfg]
+
+
+def test_static_ip_needs_a_user_subnet(daemon: Daemon, busybox: str, name: str, nets: Networks) -> None:
+    nets.create(name, subnet=False)
+    proc = daemon.cli("run", "--rm", "--network", name, "--ip", "10.214.0.200", BUSYBOX, "true")
+    assert proc.returncode == 125
+    assert ("user specified IP address is supported only when connecting to networks with user configured "
+            "subnets") in proc.stderr
+
+
+def test_exhausted_default_pool(daemon: Daemon, busybox: str, name: str, nets: Networks) -> None:
+    """The test daemons' pool has 16 networks (netenv.default_address_pool): create until it runs out."""
+    for i in range(17):
+        proc = daemon.cli("network", "create", f"{name}-{i}")
+        if proc.returncode != 0:
+            break
+        nets.names.append(f"{name}-{i}")
+    assert proc.returncode != 0 and len(nets.names) <= 16
+    assert ("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to "
+            "the network") in proc.stderr

@@ -187,6 +187,7 @@ class NetworkService:
                      ipam_options: dict[str, str] | None = None, options: dict[str, str] | None = None,
                      labels: dict[str, str] | None = None) -> Network:
         driver = driver or "bridge"
+        ipam_configs = list(ipam_configs)
         if not name:
             raise InvalidParameter(f"invalid name: {name}")
         async with self._lock:
@@ -205,7 +206,8 @@ class NetworkService:
                 raise NotFound(f"plugin \"{driver}\" not found")
             if ipam_driver not in ("", "default"):
                 raise NotFound(f"plugin \"{ipam_driver}\" not found")
-            configs = self._ipam_configs(list(ipam_configs), enable_ipv6)
+            configs = self._ipam_configs(ipam_configs, enable_ipv6)
+            auto = not any(":" not in (item.get("Subnet") or ":") for item in ipam_configs)
             nid = _new_id()
             opts = dict(options or {})
             opts.setdefault(BRIDGE_OPT, "br-" + nid[:12])
@@ -216,7 +218,7 @@ class NetworkService:
             n = Network(id=nid, name=name, driver=driver, created=timeutil.now(), internal=internal,
                         attachable=attachable, enable_ipv6=enable_ipv6, ipam_driver="default",
                         ipam_options=dict(ipam_options or {}), ipam=tuple(configs), options=opts,
-                        labels=dict(labels or {}))
+                        labels=dict(labels or {}), auto_subnet=auto)
             try:
                 await asyncio.to_thread(self._bring_up, n)
             except BaseException:
@@ -306,6 +308,9 @@ class NetworkService:
         if s.aliases and (n.is_default_bridge or n.predefined):
             raise InvalidParameter("network-scoped alias is supported only for containers in user defined "
                                    "networks")
+        if s.ipv4_address and n.auto_subnet:
+            raise InvalidParameter("user specified IP address is supported only when connecting to networks with "
+                                   "user configured subnets")
         if s.ipv4_address:
             cfg = next((c for c in n.ipam if ":" not in c.subnet), None)
             ip = ipam.parse_ip(s.ipv4_address)
