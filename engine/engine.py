@@ -134,8 +134,9 @@ class Engine:
             config, self.db, lambda action, nid, attrs: self.events.publish_action("network", action, nid, attrs),
             Iptables(str(config.data_root)) if config.iptables else NoFirewall())
         self.networks.open_sync()
-        self.containers.add_contributor(NetworkContributor(self.networks, self.containers.get,
-                                                           self.containers.is_running))
+        self.network_contributor = NetworkContributor(self.networks, self.containers.get,
+                                                      self.containers.is_running)
+        self.containers.add_contributor(self.network_contributor)
 
         self.archive = ContainerArchive(self.containers, self.volume_mounts.mounts_of, self.snapshotter.mounts,
                                         config.python, config.bundles_root, self.events)
@@ -169,6 +170,7 @@ class Engine:
         await self.containers.close()
         await self.networks.ports.close()
         await asyncio.to_thread(self.archive.close)   # the docker cp fork server
+        await self.network_contributor.dns.close()
         await asyncio.to_thread(self.db.close)
 
     # ----------------------------------------------------------- for the API
