@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -216,6 +215,17 @@ async def build(request: Request) -> Response:
             queue.put_nowait(_END)
 
     task = loop.create_task(run())
+
+    async def watch_client() -> None:
+        # dockerd cancels the build's context when the client goes: so do we, even mid-RUN.
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                task.cancel()
+                return
+
+    watcher = loop.create_task(watch_client())
+    task.add_done_callback(lambda _: watcher.cancel())
 
     async def body() -> AsyncIterator[bytes]:
         held: list[bytes] = []

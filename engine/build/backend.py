@@ -161,8 +161,16 @@ class EngineBackend:
         att = await self.containers.attach(cid, stdin=False, stdout=True, stderr=True)
         exited = await self.containers.wait_future(cid, WAIT_NEXT_EXIT)
         try:
+            starting = asyncio.ensure_future(self.containers.start(cid))
             try:
-                await self.containers.start(cid)
+                # A cancelled build must not cut a start in half: let it finish, then stop.
+                await asyncio.shield(starting)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await starting
+                self.containers.forget_attach(att)
+                self.containers.cancel_wait(exited)
+                raise
             except BaseException:
                 self.containers.forget_attach(att)
                 self.containers.cancel_wait(exited)

@@ -19,6 +19,7 @@ content hash of COPY sources, the build args RUN uses).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import posixpath
@@ -313,8 +314,7 @@ class Builder:
                 cfg = self._image_config(st, probe_cfg, "")
                 st.image = await self.backend.commit(key, None, cfg, self._history(cfg, probe_cfg["Cmd"]))
             return
-        cid = await self.backend.create_container(self._container_config(st, probe_cfg), self._host_config())
-        self.tmp_containers.append(cid)
+        cid = await self._create(self._container_config(st, probe_cfg))
         self.out(f" ---> Running in {cid[:12]}\n")
         if change is not None:
             async with self.backend.mount_container(cid) as root:
@@ -348,9 +348,7 @@ class Builder:
         run_cfg = dict(probe_cfg)
         run_cfg["Cmd"] = cmd
         run_cfg["Env"] = env
-        cid = await self.backend.create_container(
-            self._container_config(st, run_cfg, entrypoint_override=True), self._host_config())
-        self.tmp_containers.append(cid)
+        cid = await self._create(self._container_config(st, run_cfg, entrypoint_override=True))
         self.out(f" ---> Running in {cid[:12]}\n")
         code = await self.backend.run_container(cid, self.raw_output)
         if code != 0:
@@ -359,6 +357,18 @@ class Builder:
         st.image = await self.backend.commit(cid, st.image, cfg, self._history(cfg, probe_cmd))
         if self.opts.remove or self.opts.force_remove:
             await self.remove_containers()
+
+    async def _create(self, config: ContainerConfig) -> str:
+        """Create a step container and record it for removal, even if the build is cancelled meanwhile."""
+        creating = asyncio.ensure_future(self.backend.create_container(config, self._host_config()))
+        try:
+            cid = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                self.tmp_containers.append(await creating)
+            raise
+        self.tmp_containers.append(cid)
+        return cid
 
     def _container_config(self, st: StageState, cfg: dict[str, Any], *,
                           entrypoint_override: bool = False) -> ContainerConfig:
