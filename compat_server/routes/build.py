@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
+import queue
 import tempfile
 from collections.abc import AsyncIterator
 from email.utils import parsedate_to_datetime
@@ -99,17 +101,61 @@ def _options(request: Request) -> BuildOptions:
     )
 
 
-async def _spool(request: Request, tmp_dir: str) -> str:
-    fd, path = tempfile.mkstemp(prefix="context-", dir=tmp_dir)
+class _BodyPipe(io.RawIOBase):
+    """The request body as a blocking file for the unpacking thread, fed chunk by chunk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=256)
+        self._buf = memoryview(b"")
+        self._eof = False
+        self.abandoned = False   # the reader stopped: the feeder drops what comes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf and not self._eof:
+            item = self.chunks.get()
+            if item is None:
+                self._eof = True
+            else:
+                self._buf = memoryview(item)
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def close(self) -> None:
+        self.abandoned = True
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.chunks.get_nowait()
+        super().close()
+
+
+async def _pump(request: Request, pipe: _BodyPipe) -> None:
+    def put_blocking(item: bytes | None) -> None:
+        while not pipe.abandoned:
+            try:
+                pipe.chunks.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue   # the reader may have given up meanwhile: look again
+
+    async def put(item: bytes | None) -> None:
+        try:
+            pipe.chunks.put_nowait(item)
+        except queue.Full:
+            await asyncio.to_thread(put_blocking, item)   # the unpacking thread is behind
+
     try:
-        with os.fdopen(fd, "wb") as f:
-            async for chunk in request.stream():
-                if chunk:
-                    await asyncio.to_thread(f.write, chunk)
-    except BaseException:
-        os.unlink(path)
-        raise
-    return path
+        async for chunk in request.stream():
+            if chunk and not pipe.abandoned:
+                await put(chunk)
+    finally:
+        if not pipe.abandoned:
+            await put(None)
 
 
 async def _fetch_url(url: str, dest_dir: Path) -> tuple[Path, float | None]:
@@ -194,12 +240,20 @@ async def build(request: Request) -> Response:
     if remote:
         await request.body()
         path = await _remote_context(remote, str(engine.config.tmp_root), opts.dockerfile or "Dockerfile")
+        try:
+            with open(path, "rb") as f:  # noqa: ASYNC230 - opening is instant; reading happens in a thread
+                prepared = await engine.builds.prepare(opts, f)
+        finally:
+            os.unlink(path)
     else:
-        path = await _spool(request, str(engine.config.tmp_root))
-    try:
-        prepared = await engine.builds.prepare(opts, Path(path))
-    finally:
-        os.unlink(path)
+        # The context is unpacked while it arrives (no spool file in between).
+        pipe = _BodyPipe()
+        pump = asyncio.ensure_future(_pump(request, pipe))
+        try:
+            prepared = await engine.builds.prepare(opts, pipe)
+        finally:
+            pipe.close()
+            await pump
 
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()

@@ -314,6 +314,7 @@ class Builder:
                 cfg = self._image_config(st, probe_cfg, "")
                 st.image = await self.backend.commit(key, None, cfg, self._history(cfg, probe_cfg["Cmd"]))
             return
+        _fill_healthcheck_from_image(st)
         cid = await self._create(self._container_config(st, probe_cfg))
         self.out(f" ---> Running in {cid[:12]}\n")
         if change is not None:
@@ -414,6 +415,19 @@ def _config_of(image: BuildImage) -> dict[str, Any]:
     cfg = empty_config()
     cfg.update(copy.deepcopy(image.run_config))
     return ordered(cfg)
+
+
+def _fill_healthcheck_from_image(st: StageState) -> None:
+    """dockerd's create merges the image's healthcheck timings into the step's config in place, and
+    the classic builder shares that struct with its run config: zero timings of the stage's
+    HEALTHCHECK are filled from the current image's (visible after ``HEALTHCHECK NONE``)."""
+    hc = st.config.get("Healthcheck")
+    base = st.image.run_config.get("Healthcheck") if st.image is not None else None
+    if not isinstance(hc, dict) or not hc.get("Test") or not isinstance(base, dict):
+        return
+    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
+        if not hc.get(key) and base.get(key):
+            hc[key] = base[key]
 
 
 def _image_has_healthcheck(st: StageState) -> bool:

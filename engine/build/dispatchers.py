@@ -125,6 +125,11 @@ async def dispatch_entrypoint(b: Builder, st: StageState, inst: Instruction) -> 
     await b.commit_meta(st, f"ENTRYPOINT {_go_quote_list(ep)}")
 
 
+def _go_list(items: list[str]) -> str:
+    """Go's %v of a []string: [a b]."""
+    return "[" + " ".join(items) + "]"
+
+
 def _go_quote_list(items: list[str]) -> str:
     """Go's %q of a []string: ["a" "b"] (as the classic builder writes CMD/ENTRYPOINT comments)."""
     return "[" + " ".join(json.dumps(i, ensure_ascii=False) for i in items) + "]"
@@ -198,7 +203,7 @@ async def dispatch_volume(b: Builder, st: StageState, inst: Instruction) -> None
             raise StepError("VOLUME specified can not be an empty string")
         vols[v] = {}
     st.config["Volumes"] = vols
-    await b.commit_meta(st, f"VOLUME {_go_quote_list(words)}")
+    await b.commit_meta(st, f"VOLUME {_go_list(words)}")
 
 
 async def dispatch_user(b: Builder, st: StageState, inst: Instruction) -> None:
@@ -238,7 +243,7 @@ def _valid_signal(s: str) -> bool:
 
 async def dispatch_shell(b: Builder, st: StageState, inst: Instruction) -> None:
     st.config["Shell"] = list(inst.args)
-    await b.commit_meta(st, f"SHELL {_go_quote_list(list(inst.args))}")
+    await b.commit_meta(st, f"SHELL {_go_list(list(inst.args))}")
 
 
 async def dispatch_onbuild(b: Builder, st: StageState, inst: Instruction) -> None:
@@ -278,23 +283,43 @@ async def dispatch_healthcheck(b: Builder, st: StageState, inst: Instruction) ->
 
 
 def _hc_comment(hc: dict[str, Any]) -> str:
-    """Go's %q-free %v of a HealthConfig: &{["CMD-SHELL" "x"] "5s" ...} — we keep the test and flags."""
+    """Go's %q of a *HealthConfig, as the classic builder writes it into history:
+    &{["CMD-SHELL" "x"] "5s" "3s" "0s" '\x02'}."""
     parts = [_go_quote_list(hc["Test"])]
-    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
-        parts.append(_go_duration(int(hc.get(key) or 0)))
-    parts.append(str(int(hc.get("Retries") or 0)))
+    for key in ("Interval", "Timeout", "StartPeriod"):
+        parts.append(f'"{_go_duration(int(hc.get(key) or 0))}"')
+    parts.append(_go_quote_rune(int(hc.get("Retries") or 0)))
     return "&{" + " ".join(parts) + "}"
 
 
+def _go_quote_rune(n: int) -> str:
+    """Go's %q of an int: a quoted character literal."""
+    special = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 39: "\\'",
+               92: "\\\\"}
+    if n in special:
+        return f"'{special[n]}'"
+    if 32 <= n < 127 or (n > 160 and chr(n).isprintable()):
+        return f"'{chr(n)}'"
+    if n < 256:
+        return f"'\\x{n:02x}'"
+    return f"'\\u{n:04x}'" if n < 0x10000 else f"'\\U{n:08x}'"
+
+
 def _go_duration(ns: int) -> str:
+    """Go's time.Duration String(): 1h2m3s, 1.5s, 300ms, 0s."""
     if ns == 0:
         return "0s"
-    s = ns / 1e9
-    if s >= 60:
-        m, sec = divmod(int(s), 60)
-        h, m = divmod(m, 60)
-        return (f"{h}h" if h else "") + f"{m}m{sec}s"
-    return f"{s:g}s"
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size:
+                return f"{ns / size:g}{unit}"
+    h, rem = divmod(ns, 3_600_000_000_000)
+    m, rem = divmod(rem, 60_000_000_000)
+    sec = rem / 1e9
+    out = f"{h}h" if h else ""
+    if h or m:
+        out += f"{m}m"
+    return out + f"{sec:g}s"
 
 
 async def dispatch_arg(b: Builder, st: StageState, inst: Instruction) -> None:

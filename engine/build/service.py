@@ -45,35 +45,35 @@ class BuildService:
         self.tmp_root = tmp_root
 
     # ------------------------------------------------------------ prepare
-    async def prepare(self, opts: BuildOptions, context_tar: Path) -> PreparedBuild:
+    async def prepare(self, opts: BuildOptions, context: BinaryIO) -> PreparedBuild:
+        """``context``: the tar stream (read in a worker thread, so it may be a pipe fed by the client)."""
         workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="build-", dir=self.tmp_root))
         try:
-            context = workdir / "context"
-            context.mkdir()
-            await asyncio.to_thread(self._unpack, context_tar, context)
-            text = await asyncio.to_thread(self._dockerfile, context, opts)
+            root = workdir / "context"
+            root.mkdir()
+            await asyncio.to_thread(self._unpack, context, root)
+            text = await asyncio.to_thread(self._dockerfile, root, opts)
             parsed = parse(text, opts.dockerfile or "Dockerfile")
             if opts.labels:
                 _append_labels(parsed, opts)
-            prepared = PreparedBuild(opts, context, parsed, workdir)
-            Builder(self.backend, opts, parsed, context, lambda m: None).check_target()
+            prepared = PreparedBuild(opts, root, parsed, workdir)
+            Builder(self.backend, opts, parsed, root, lambda m: None).check_target()
             return prepared
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
 
     @staticmethod
-    def _unpack(context_tar: Path, dest: Path) -> None:
-        with open(context_tar, "rb") as f:
-            head = f.read(1)
-            if not head:
-                return  # an empty body: an empty context
-            f.seek(0)
-            try:
-                with fsutil.open_archive(f) as tar:
-                    fsutil.extract(tar, dest, "/", keep_owner=True)
-            except (tarfile.TarError, EOFError):
-                raise EngineError("unexpected EOF") from None
+    def _unpack(context: BinaryIO, dest: Path) -> None:
+        try:
+            with fsutil.open_archive(context) as tar:
+                fsutil.extract(tar, dest, "/", keep_owner=True)
+        except tarfile.ReadError as err:
+            if str(err) == "empty file":
+                return  # no body: an empty context
+            raise EngineError("unexpected EOF") from None
+        except (tarfile.TarError, EOFError):
+            raise EngineError("unexpected EOF") from None
 
     @staticmethod
     def _dockerfile(context: Path, opts: BuildOptions) -> str:
