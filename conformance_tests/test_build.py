@@ -755,3 +755,61 @@ def test_remote_context_tarball_and_dockerfile(daemon: Daemon, busybox: str, ima
     finally:
         server.shutdown()
         server.server_close()
+
+
+HISTORY_DOCKERFILE = """\
+FROM busybox
+HEALTHCHECK --interval=5s --timeout=3s --retries=2 CMD cat /etc/hostname
+HEALTHCHECK NONE
+SHELL ["/bin/sh", "-ec"]
+VOLUME /data /other
+VOLUME ["/j"]
+ENTRYPOINT ["/bin/echo", "x"]
+ENTRYPOINT echo shell
+CMD echo a b
+USER 1000:1000
+STOPSIGNAL SIGUSR1
+ONBUILD RUN echo x
+LABEL "a b"=c d="e f"
+ENV X=1 Y="z"
+EXPOSE 80/udp 90
+MAINTAINER me
+ARG A=1 B
+"""
+
+# What dockerd 20.10's classic builder writes (newest first).
+HISTORY_CREATED_BY = [
+    "/bin/sh -ec #(nop)  ARG A=1 B",
+    "/bin/sh -ec #(nop)  MAINTAINER me",
+    "/bin/sh -ec #(nop)  EXPOSE 80/udp 90",
+    "/bin/sh -ec #(nop)  ENV X=1 Y=z",
+    "/bin/sh -ec #(nop)  LABEL a b=c d=e f",
+    "/bin/sh -ec #(nop)  ONBUILD RUN echo x",
+    "/bin/sh -ec #(nop)  STOPSIGNAL SIGUSR1",
+    "/bin/sh -ec #(nop)  USER 1000:1000",
+    '/bin/sh -ec #(nop)  CMD ["/bin/sh" "-ec" "echo a b"]',
+    '/bin/sh -ec #(nop)  ENTRYPOINT ["/bin/sh" "-ec" "echo shell"]',
+    '/bin/sh -ec #(nop)  ENTRYPOINT ["/bin/echo" "x"]',
+    "/bin/sh -ec #(nop)  VOLUME [/j]",
+    "/bin/sh -ec #(nop)  VOLUME [/data /other]",
+    "/bin/sh -ec #(nop)  SHELL [/bin/sh -ec]",
+    "/bin/sh -c #(nop)  HEALTHCHECK &{[\"NONE\"] \"0s\" \"0s\" \"0s\" '\\x00'}",
+    "/bin/sh -c #(nop)  HEALTHCHECK &{[\"CMD-SHELL\" \"cat /etc/hostname\"] \"5s\" \"3s\" \"0s\" '\\x02'}",
+]
+
+
+def test_history_and_config_of_every_metadata_instruction(daemon: Daemon, busybox: str, tmp_path: Path,
+                                                          images_made: list[str]) -> None:
+    ctx = write_context(tmp_path, {"Dockerfile": HISTORY_DOCKERFILE})
+    proc = docker_build(daemon, ctx, "-t", "history-build")
+    images_made.append("history-build")
+    assert proc.returncode == 0, proc.stderr
+    history = ok(daemon.cli("history", "--no-trunc", "--format", "{{.CreatedBy}}", "history-build")).splitlines()
+    assert history[:len(HISTORY_CREATED_BY)] == HISTORY_CREATED_BY
+    cfg = inspect(daemon, "history-build", "image")["Config"]
+    assert cfg["Entrypoint"] == ["/bin/sh", "-ec", "echo shell"] and cfg["Cmd"] == ["/bin/sh", "-ec", "echo a b"]
+    assert cfg["Volumes"] == {"/data": {}, "/j": {}, "/other": {}}
+    assert cfg["Labels"] == {"a b": "c", "d": "e f"} and cfg["OnBuild"] == ["RUN echo x"]
+    # HEALTHCHECK NONE keeps the earlier timings (dockerd's create fills them into the shared config).
+    assert cfg["Healthcheck"] == {"Test": ["NONE"], "Interval": 5_000_000_000, "Timeout": 3_000_000_000,
+                                  "Retries": 2}
