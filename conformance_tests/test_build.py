@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conformance_tests.harness import DOCKER_CLI, Daemon
+from conformance_tests.harness import DOCKER_CLI, Daemon, mounts_under
 from conformance_tests.util import container_ids, inspect, ok
 
 BUSYBOX = "busybox"
@@ -500,6 +500,10 @@ def test_bad_step_reported_in_the_stream(daemon: Daemon, busybox: str, dockerfil
     assert msgs[-1] == {"errorDetail": {"message": message}, "error": message}
     assert container_ids(daemon) == before
     assert ok(daemon.cli("images", "-aq", "--no-trunc")).split() == images_before
+    if daemon.kind == "pydockerd":
+        # No step's scratch mount or snapshot is left behind.
+        assert mounts_under(str(daemon.root)) == []
+        assert not list((daemon.exec_root / "build").iterdir())
 
 
 def test_unknown_base_image(daemon: Daemon, busybox: str) -> None:
