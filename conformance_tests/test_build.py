@@ -817,3 +817,16 @@ def test_history_and_config_of_every_metadata_instruction(daemon: Daemon, busybo
     # HEALTHCHECK NONE keeps the earlier timings (dockerd's create fills them into the shared config).
     assert cfg["Healthcheck"] == {"Test": ["NONE"], "Interval": 5_000_000_000, "Timeout": 3_000_000_000,
                                   "Retries": 2}
+
+
+def test_one_aux_message_per_stage(daemon: Daemon, busybox: str, images_made: list[str]) -> None:
+    body = tar_of({"Dockerfile": b"FROM busybox AS a\nENV A=1\nFROM busybox\nENV B=2\n"})
+    resp = daemon.raw("POST", "/build?t=two-aux", body=body, headers={"Content-Type": "application/x-tar"},
+                      timeout=120)
+    images_made.append("two-aux")
+    msgs = stream(resp.body)
+    aux = [i for i, m in enumerate(msgs) if "aux" in m]
+    assert len(aux) == 2
+    assert msgs[aux[0] + 1] == {"stream": "Step 3/4 : FROM busybox"}
+    assert msgs[aux[1]]["aux"]["ID"] == inspect(daemon, "two-aux", "image")["Id"]
+    assert msgs[aux[1] + 1]["stream"].startswith("Successfully built ")

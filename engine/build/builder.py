@@ -172,6 +172,8 @@ class Builder:
                     self.out("\n")
                     await dispatchers.dispatch(self, st, inst)
                     self.step_done(st)
+                if st.image is not None:
+                    self.emit({"aux": {"ID": st.image.id}})   # dockerd: one per stage
                 last = st
         except asyncio.CancelledError:
             # The client went away: dockerd kills and removes the step's container.

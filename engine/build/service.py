@@ -102,7 +102,6 @@ class BuildService:
         opts = prepared.opts
         b = Builder(self.backend, opts, prepared.parsed, prepared.context, emit, fetch_url=fetch_url)
         image = await b.build()
-        emit({"aux": {"ID": image.id}})
         unused = b.args.unused()
         if unused:
             b.out(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
