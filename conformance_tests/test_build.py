@@ -348,10 +348,10 @@ def test_dockerfile_from_stdin_and_dockerignore(daemon: Daemon, busybox: str, tm
 
 
 def test_dockerignore_checked_by_the_daemon(daemon: Daemon, busybox: str, images_made: list[str]) -> None:
-    """A client that sends ignored files anyway (raw API): the daemon removes the Dockerfile and
-    .dockerignore when .dockerignore names them."""
-    body = tar_of({"Dockerfile": b"FROM busybox\nCOPY . /ctx/\n", ".dockerignore": b"Dockerfile\n.dockerignore\n",
-                   "data.txt": b"d"})
+    """A client that sends ignored files anyway (raw API): like dockerd, the daemon removes only the
+    Dockerfile and .dockerignore when .dockerignore names them (the other patterns are the client's job)."""
+    body = tar_of({"Dockerfile": b"FROM busybox\nCOPY . /ctx/\n",
+                   ".dockerignore": b"Dockerfile\n.dockerignore\n*.txt\n", "data.txt": b"d"})
     resp = daemon.raw("POST", "/build?t=ignore-raw", body=body, headers={"Content-Type": "application/x-tar"},
                       timeout=120)
     images_made.append("ignore-raw")

@@ -8,7 +8,6 @@ context lives in a scratch directory removed when the build ends.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import posixpath
 import shutil
@@ -94,7 +93,11 @@ class BuildService:
         ignore = fsutil.resolve(context, ".dockerignore")
         if ignore.is_file():
             matcher = PatternMatcher.from_file_content(ignore.read_text("utf-8", "replace"))
-            _apply_ignore(context, matcher, {rel.lstrip("./") or rel, ".dockerignore"})
+            # As dockerd: the client applied the patterns; the daemon only drops the Dockerfile and
+            # .dockerignore when they are excluded (the CLI's -f - relies on it).
+            for name in {posixpath.normpath(rel), ".dockerignore"}:
+                if matcher.matches(name):
+                    fsutil.resolve(context, name, follow_last=False).unlink(missing_ok=True)
         return text
 
     # ----------------------------------------------------------------- run
@@ -113,36 +116,22 @@ class BuildService:
 
 
 def _append_labels(parsed: Parsed, opts: BuildOptions) -> None:
-    """--label: a LABEL instruction after the last stage's (the classic builder appends one to the file)."""
+    """--label: one LABEL step per key (sorted), after the last stage to build (current dockerd;
+    20.10 appended one LABEL line to the file's last stage). The values are not expanded."""
     from .parse import parse_trigger
-    line = "LABEL " + " ".join(f"{_go_quote(k)}='{v}'" for k, v in sorted(opts.labels.items())) + " "
     stages = parsed.stages
+    stage = stages[-1]
     if opts.target:
-        for s in stages:
-            if s.name == opts.target.lower():
-                s.instructions.append(parse_trigger(line))
-                return
-    stages[-1].instructions.append(parse_trigger(line))
+        stage = next((s for s in stages if s.name == opts.target.lower()), stage)
+    for key, value in sorted(opts.labels.items()):
+        inst = parse_trigger("LABEL " + _go_quote(key) + "='" + value.replace("'", "'\\''") + "'")
+        inst.original = f"LABEL {key}={value}"
+        stage.instructions.append(inst)
 
 
 def _go_quote(s: str) -> str:
     import json
     return json.dumps(s, ensure_ascii=False)
-
-
-def _apply_ignore(context: Path, matcher: PatternMatcher, keep_unless_named: set[str]) -> None:
-    """Remove what .dockerignore excludes (the CLI already did; the daemon checks again)."""
-    for entry in sorted(fsutil.walk(context), key=lambda p: len(p.parts), reverse=True):
-        if entry == context:
-            continue
-        rel = str(entry.relative_to(context))
-        if matcher.matches(rel):
-            if entry.is_dir() and not entry.is_symlink():
-                # keep the directory while something inside is re-included
-                with contextlib.suppress(OSError):
-                    entry.rmdir()
-            else:
-                entry.unlink(missing_ok=True)
 
 
 _ = (InvalidParameter, StepError, BinaryIO)
