@@ -17,6 +17,7 @@ from .errors import BadRequest, engine_error_handler, error_body
 from .routes import build as build_routes
 from .routes import container_extra, containers, distribution, images, plugins, system
 from .routes import exec as exec_routes
+from .routes import networks as network_routes
 from .routes import prune as prune_routes
 from .routes import resources as resource_routes
 from .routes import volumes as volume_routes
@@ -94,6 +95,7 @@ def build_app(engine: Any) -> ASGIApp:
         *resource_routes.routes,
         *exec_routes.routes,
         *images.routes,
+        *network_routes.routes,
         *distribution.routes,
         *plugins.routes,
         *volume_routes.routes,

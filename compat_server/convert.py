@@ -8,16 +8,20 @@ an annotation and echoed back by inspect, so fields round-trip untouched.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from typing import Any
 
 from engine import gojson, timeutil
-from engine.errors import go_json_kind
+from engine.errors import EngineError, go_json_kind
+from engine.network import contributor as net_contrib
+from engine.network import ports as net_ports
 from engine.types import (
     PAUSED,
     RUNNING,
     Container,
     ContainerConfig,
+    EndpointConfig,
     HealthConfig,
     HostConfig,
     LogConfig,
@@ -190,6 +194,7 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         volumes_from=tuple(hc_in.get("VolumesFrom") or ()),
         volume_driver=hc_in.get("VolumeDriver") or "",
     )
+    host = _decode_networking(body, hc_in, host, full_hc)
     annotations = {"HostConfig": full_hc, "NetworkingConfig": body.get("NetworkingConfig")}
     return config, host, annotations
 
@@ -231,6 +236,50 @@ def _decode_mounts(raw: Any) -> tuple[MountSpec, ...]:
             tmpfs_options=tuple(tuple(o) for o in tmpfs_opts),
         ))
     return tuple(out)
+
+
+# --- networking: PortBindings, PublishAllPorts, Links, NetworkingConfig.EndpointsConfig
+def _decode_networking(body: dict[str, Any], hc_in: dict[str, Any], host: HostConfig,
+                       full_hc: dict[str, Any]) -> HostConfig:
+    raw_pb = hc_in.get("PortBindings") or {}
+    if not isinstance(raw_pb, dict):
+        raise BadRequest("json: cannot unmarshal PortBindings")
+    pairs: dict[str, list[tuple[str, str]]] = {}
+    for key, items in raw_pb.items():
+        pairs[key] = [(str((b or {}).get("HostIp") or ""), str((b or {}).get("HostPort") or ""))
+                      for b in (items or [])]
+    try:
+        net_ports.validate_port_bindings(pairs)
+    except EngineError as e:
+        raise BadRequest(e.message) from None
+    mode = host.network_mode
+    bindings: list[tuple[str, str, str]] = []
+    if mode != "host":
+        for key, items in pairs.items():
+            proto, port = net_ports.split_proto_port(key)
+            for ip, hp in items or [("", "")]:
+                bindings.append((f"{port}/{proto}", ip, hp))
+    endpoints: list[tuple[str, EndpointConfig]] = []
+    nc = body.get("NetworkingConfig") or {}
+    for name, ep in ((nc.get("EndpointsConfig") or {}) if isinstance(nc, dict) else {}).items():
+        ep = ep or {}
+        ipam_cfg = ep.get("IPAMConfig") or {}
+        endpoints.append((name, EndpointConfig(
+            aliases=tuple(ep.get("Aliases") or ()), links=tuple(ep.get("Links") or ()),
+            ipv4_address=str(ipam_cfg.get("IPv4Address") or ""), ipv6_address=str(ipam_cfg.get("IPv6Address") or ""),
+            link_local_ips=tuple(ipam_cfg.get("LinkLocalIPs") or ()), mac_address=str(ep.get("MacAddress") or ""),
+            driver_opts=dict(ep.get("DriverOpts") or {}), gw_priority=int(ep.get("GwPriority") or 0))))
+    host = dataclasses.replace(host, port_bindings=tuple(bindings),
+                               publish_all_ports=bool(hc_in.get("PublishAllPorts")) and mode != "host",
+                               links=tuple(hc_in.get("Links") or ()), endpoints=tuple(endpoints))
+    mac_given = bool(body.get("MacAddress")) or any(ep.mac_address for _, ep in endpoints)
+    try:
+        net_contrib.check_create(host, hostname_given=bool(body.get("Hostname")), mac_given=mac_given)
+    except EngineError as e:
+        raise BadRequest(e.message) from None
+    if mode == "host" and raw_pb:
+        full_hc["PortBindings"] = {}
+    return host
 
 
 # ------------------------------------------------------------------ encoding

@@ -57,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Directory of per-registry CA certificates (default /etc/pydockerd/certs.d)")
     p.add_argument("--label", action="append", dest="labels", default=None)
     p.add_argument("--iptables", nargs="?", const=True, type=_bool_flag, default=None)
+    # --- networking
+    p.add_argument("--ip-masq", nargs="?", const=True, type=_bool_flag, default=None)
+    p.add_argument("--icc", nargs="?", const=True, type=_bool_flag, default=None)
+    p.add_argument("--userland-proxy", nargs="?", const=True, type=_bool_flag, default=None)
+    p.add_argument("--ip-forward", nargs="?", const=True, type=_bool_flag, default=None)
+    p.add_argument("--fixed-cidr", default=None)
+    p.add_argument("--ip", dest="default_ip", default=None, help="Default IP when binding container ports")
+    p.add_argument("--mtu", type=int, default=None)
+    p.add_argument("--dns", action="append", default=None)
+    p.add_argument("--dns-search", action="append", default=None)
+    p.add_argument("--dns-opt", action="append", dest="dns_opts", default=None)
+    p.add_argument("--default-address-pool", action="append", dest="default_address_pools", default=None)
     p.add_argument("--live-restore", nargs="?", const=True, type=_bool_flag, default=None,
                    help="Accepted for compatibility: containers always survive daemon restarts")
     return p
@@ -69,6 +81,9 @@ CONFIG_KEYS = {
     "tlscacert": "tlscacert", "tlscert": "tlscert", "tlskey": "tlskey", "bridge": "bridge", "bip": "bip",
     "storage-driver": "storage_driver", "insecure-registries": "insecure_registries", "labels": "labels",
     "iptables": "iptables", "live-restore": "live_restore",
+    "ip-masq": "ip_masq", "icc": "icc", "userland-proxy": "userland_proxy", "ip-forward": "ip_forward",
+    "fixed-cidr": "fixed_cidr", "ip": "default_ip", "mtu": "mtu", "dns": "dns", "dns-search": "dns_search",
+    "dns-opts": "dns_opts", "default-address-pools": "default_address_pools",
     "registry-mirrors": "registry_mirrors", "registry-certs-dir": "registry_certs_dir",
 }
 
@@ -124,6 +139,31 @@ def resolve_options(argv: list[str] | None) -> argparse.Namespace:
         if getattr(args, dest) is None:
             setattr(args, dest, value)
     return args
+
+
+def network_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The networking flags (and daemon.json keys) as Config fields."""
+    from engine.errors import InvalidParameter
+    from engine.network.ipam import parse_address_pool
+
+    pools = []
+    for item in args.default_address_pools or ():
+        spec = item if isinstance(item, str) else ",".join(f"{k}={v}" for k, v in dict(item).items())
+        try:
+            pools.append(parse_address_pool(spec))
+        except InvalidParameter as e:
+            raise DaemonError(e.message) from None
+
+    def flag(value: Any, default: bool) -> bool:
+        return default if value is None else bool(value)
+
+    return {
+        "iptables": flag(args.iptables, True), "ip_masq": flag(args.ip_masq, True), "icc": flag(args.icc, True),
+        "userland_proxy": flag(args.userland_proxy, True), "fixed_cidr": args.fixed_cidr or "",
+        "default_ip": args.default_ip or "", "mtu": int(args.mtu or 0),
+        "dns": tuple(args.dns or ()), "dns_search": tuple(args.dns_search or ()),
+        "dns_options": tuple(args.dns_opts or ()), "default_address_pools": tuple(pools),
+    }
 
 
 def check_pidfile(path: Path) -> None:
@@ -209,6 +249,7 @@ async def run(args: argparse.Namespace) -> int:
         insecure_registries=tuple(args.insecure_registries),
         registry_mirrors=tuple(args.registry_mirrors),
         registry_certs_dir=Path(args.registry_certs_dir),
+        **network_options(args),
     )
     engine = await Engine.open(config)
     server = Server(build_app(engine), HijackHandlers(engine).handle, hosts=list(args.hosts), tls=tls,

@@ -147,6 +147,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 d.cli_proxy.close()
         finally:
             d.teardown()
+            if d.network_leftovers:
+                # nothing of a test daemon's networking may outlive it (issue 10)
+                print(f"\nnetworking left behind by the {d.kind} test daemon: {d.network_leftovers}")
+                session.exitstatus = 1
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,6 @@ import pytest
 from conformance_tests.harness import REPO_ROOT, Daemon
 from pydockerd.private import free_subnet
 
-pytestmark = pytest.mark.pydockerd_missing("published ports, networks and the builder")
-
 HTTPD_DOCKERFILE = """\
 FROM busybox
 COPY index.html /www/index.html
@@ -42,6 +40,7 @@ def _run_user_suite(daemon: Daemon, project: Path, *extra_env: tuple[str, str]) 
                           check=False)
 
 
+@pytest.mark.pydockerd_missing("the builder (the service is built)")
 def test_pytest_docker_services_port_for_and_wait_until_responsive(daemon: Daemon, busybox: str,
                                                                    tmp_path: Path) -> None:
     project = tmp_path / "user-project"

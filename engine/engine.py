@@ -25,6 +25,9 @@ from .events.bus import Event, EventBus
 from .images import reference
 from .images.store import ImageStore
 from .logs.reader import read_logs
+from .network.contributor import NetworkContributor
+from .network.firewall import Iptables, NoFirewall
+from .network.service import NetworkService
 from .oci.spec import SpecInput, build_spec
 from .oci.user import resolve_user
 from .plugins import DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH, Plugins
@@ -90,13 +93,12 @@ class Engine:
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
         self.runtime = ShimRuntime(config.python, config.exec_root)
-        # What /info lists and what create accepts. A driver registers here when its code lands:
-        # networking adds "bridge"/"host", volumes add "local".
+        # What /info lists and what create accepts: the drivers whose code runs here.
         self.plugins = Plugins()
         self.plugins.register_runtime(DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH)
         self.plugins.register_log_driver("json-file")
-        # Every container gets a network namespace of its own with only loopback: `--network none`.
-        self.plugins.register_network_driver("null")
+        for driver in ("bridge", "host", "null"):     # engine/network
+            self.plugins.register_network_driver(driver)
         self.volumes = VolumeService.local(self.db, config.data_root / "volumes", self.events)
         self.plugins.register_volume_driver("local")
         self.containers = ContainerService(
@@ -116,6 +118,13 @@ class Engine:
         # Volumes, binds and tmpfs of containers (engine/volumes/contributor.py)
         self.volume_mounts = VolumeMounts(self.volumes, self.containers.get)
         self.containers.add_contributor(self.volume_mounts)
+        # --- networking
+        self.networks = NetworkService(
+            config, self.db, lambda action, nid, attrs: self.events.publish_action("network", action, nid, attrs),
+            Iptables(str(config.data_root)) if config.iptables else NoFirewall())
+        self.networks.open_sync()
+        self.containers.add_contributor(NetworkContributor(self.networks, self.containers.get,
+                                                           self.containers.is_running))
 
         self.execs = ExecService(self.containers)
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
@@ -137,6 +146,7 @@ class Engine:
 
     async def aclose(self) -> None:
         await self.containers.close()
+        await self.networks.ports.close()
         await asyncio.to_thread(self.db.close)
 
     # ----------------------------------------------------------- for the API

@@ -139,6 +139,20 @@ class MountSpec:
 
 
 @dataclass(frozen=True)
+class EndpointConfig:
+    """One network a container is to be connected to (NetworkingConfig.EndpointsConfig[name])."""
+
+    aliases: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    ipv4_address: str = ""               # IPAMConfig.IPv4Address (static --ip)
+    ipv6_address: str = ""
+    link_local_ips: tuple[str, ...] = ()
+    mac_address: str = ""
+    driver_opts: dict[str, str] = field(default_factory=dict)
+    gw_priority: int = 0
+
+
+@dataclass(frozen=True)
 class HostConfig:
     """How the container is run (Docker's ``HostConfig``), the parts the engine acts on."""
 
@@ -177,6 +191,13 @@ class HostConfig:
     tmpfs: dict[str, str] = field(default_factory=dict)
     volumes_from: tuple[str, ...] = ()
     volume_driver: str = ""
+    # --- networking (engine/network) --------------------------------------------
+    # (container port "80/tcp", host ip, host port ("" = ephemeral)), in the request's order
+    port_bindings: tuple[tuple[str, str, str], ...] = ()
+    publish_all_ports: bool = False
+    links: tuple[str, ...] = ()                          # "name:alias"
+    # NetworkingConfig.EndpointsConfig: (network name or id, settings)
+    endpoints: tuple[tuple[str, EndpointConfig], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -298,6 +319,10 @@ def container_from_jsonable(data: dict[str, Any]) -> Container:
         m["tmpfs_options"] = tuple(tuple(o) for o in m.get("tmpfs_options") or ())
         mounts.append(MountSpec(**m))
     hc_data["mounts"] = tuple(mounts)
+    # --- networking
+    hc_data["port_bindings"] = tuple(tuple(b) for b in hc_data.get("port_bindings") or ())
+    hc_data["links"] = tuple(hc_data.get("links") or ())
+    hc_data["endpoints"] = tuple((name, _endpoint_from(ep)) for name, ep in hc_data.get("endpoints") or ())
     known_hc = {f.name for f in dataclasses.fields(HostConfig)}
     known_cfg = {f.name for f in dataclasses.fields(ContainerConfig)}
     known_state = {f.name for f in dataclasses.fields(ContainerState)}
@@ -320,6 +345,14 @@ def container_from_jsonable(data: dict[str, Any]) -> Container:
         platform=data.get("platform", "linux"),
         annotations=data.get("annotations", {}),
     )
+
+
+def _endpoint_from(data: dict[str, Any]) -> EndpointConfig:
+    d = dict(data)
+    for key in ("aliases", "links", "link_local_ips"):
+        d[key] = tuple(d.get(key) or ())
+    known = {f.name for f in dataclasses.fields(EndpointConfig)}
+    return EndpointConfig(**{k: v for k, v in d.items() if k in known})
 
 
 def _state_from_jsonable(data: dict[str, Any], known: set[str]) -> ContainerState:

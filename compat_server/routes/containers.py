@@ -15,7 +15,7 @@ from starlette.routing import Route
 from engine import timeutil
 from engine.errors import EngineError, InvalidParameter
 
-from .. import convert, listing
+from .. import convert, listing, netcodec
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, dumps, json_body, no_content, qbool, qfilters, qint
 
@@ -35,6 +35,8 @@ async def create(request: Request) -> Response:
     config, host_config, annotations = convert.decode_create(body, api_version(request))
     name = request.query_params.get("name") or None
     c, warnings = await engine.containers.create(config, host_config, name=name, annotations=annotations)
+    if host_config.network_mode == "host" and ((body.get("HostConfig") or {}).get("PortBindings")):
+        warnings = [*(warnings or []), "Published ports are discarded when using host network mode"]
     return docker_json({"Id": c.id, "Warnings": warnings}, status=201)
 
 
@@ -47,7 +49,7 @@ async def list_containers(request: Request) -> Response:
         limit = int(raw_limit)
     size = qbool(request, "size")
     summaries = await listing.list_containers(engine_of(request), show_all=qbool(request, "all"), limit=limit,
-                                              size=size, filters=qfilters(request))
+                                              size=size, filters=qfilters(request), version=api_version(request))
     if size:
         return docker_json(summaries)
     cache = getattr(request.app.state, "summary_json", None)
@@ -61,8 +63,10 @@ async def inspect(request: Request) -> Response:
     c = engine.containers.get(request.path_params["id"])
     engine.execs.collect()  # ExecIDs: only execs that have not exited, of the current run
     sizes = await engine.container_size(c) if qbool(request, "size") else None
-    return docker_json(convert.encode_inspect(c, engine.graph_driver(c), api_version(request), sizes,
-                                              engine.volume_mounts.mounts_of(c)))
+    out = convert.encode_inspect(c, engine.graph_driver(c), api_version(request), sizes,
+                                 engine.volume_mounts.mounts_of(c))
+    netcodec.fill_inspect(out, c, engine.networks, api_version(request))
+    return docker_json(out)
 
 
 async def start(request: Request) -> Response:

@@ -90,7 +90,10 @@ def test_a_plan_reaches_the_files_and_the_spec(tmp_path: Path, images: FakeRootf
         env = spec["process"]["env"]
         assert "FROM_PLAN=1" in env and "OVERRIDDEN=own" in env and "OVERRIDDEN=plan" not in env
         dests = [m["destination"] for m in spec["mounts"]]
-        assert dests.index("/data") > dests.index("/etc/hosts")          # after the default mounts
+        # the daemon's files and the plan's mounts in one order, parents before children (a volume
+        # on /etc must not hide /etc/hosts)
+        assert dests.index("/data") > dests.index("/sys")
+        assert dests.index("/data") < dests.index("/etc/hosts")
         data = next(m for m in spec["mounts"] if m["destination"] == "/data")
         assert data["source"] == "/srv/volumes/data" and data["type"] == "bind"
         netns = [n for n in spec["linux"]["namespaces"] if n["type"] == "network"]
