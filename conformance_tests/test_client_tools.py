@@ -40,7 +40,6 @@ def _run_user_suite(daemon: Daemon, project: Path, *extra_env: tuple[str, str]) 
                           check=False)
 
 
-@pytest.mark.pydockerd_missing("the builder (the service is built)")
 def test_pytest_docker_services_port_for_and_wait_until_responsive(daemon: Daemon, busybox: str,
                                                                    tmp_path: Path) -> None:
     project = tmp_path / "user-project"
