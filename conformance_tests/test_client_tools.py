@@ -15,8 +15,6 @@ import textwrap
 import uuid
 from pathlib import Path
 
-import pytest
-
 from conformance_tests.harness import REPO_ROOT, Daemon
 from pydockerd.private import free_subnet
 
