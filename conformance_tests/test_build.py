@@ -830,3 +830,16 @@ def test_one_aux_message_per_stage(daemon: Daemon, busybox: str, images_made: li
     assert msgs[aux[0] + 1] == {"stream": "Step 3/4 : FROM busybox"}
     assert msgs[aux[1]]["aux"]["ID"] == inspect(daemon, "two-aux", "image")["Id"]
     assert msgs[aux[1] + 1]["stream"].startswith("Successfully built ")
+
+
+def test_run_network_and_extra_hosts(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN grep -c '1.2.3.4[[:space:]]*foo.example' "
+                                                 "/etc/hosts && ls /sys/class/net | tr '\\n' ' ' && echo\n"})
+    proc = docker_build(daemon, ctx, "--no-cache", "--add-host", "foo.example:1.2.3.4", "--network", "none",
+                        "--force-rm")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    at = lines.index("1")
+    assert lines[at + 1].split() == ["lo"]
+    images = re.findall(r"Successfully built ([0-9a-f]{12})", proc.stdout)
+    daemon.cli("rmi", images[0])
