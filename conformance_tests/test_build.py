@@ -843,3 +843,34 @@ def test_run_network_and_extra_hosts(daemon: Daemon, busybox: str, tmp_path: Pat
     assert lines[at + 1].split() == ["lo"]
     images = re.findall(r"Successfully built ([0-9a-f]{12})", proc.stdout)
     daemon.cli("rmi", images[0])
+
+
+def test_step_container_events(daemon: Daemon, busybox: str, tmp_path: Path, images_made: list[str]) -> None:
+    import time
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nENV E=1\nCOPY f /f\nRUN true\n", "f": "x"})
+    since = int(time.time()) - 1
+    proc = docker_build(daemon, ctx, "--no-cache", "-t", "events-build")
+    images_made.append("events-build")
+    assert proc.returncode == 0, proc.stderr
+    until = int(time.time()) + 1
+    out = ok(daemon.cli("events", "--since", str(since), "--until", str(until), "--filter", "type=container",
+                        "--format", "{{.Action}} {{.Actor.ID}}"))
+    events = [line.split() for line in out.splitlines()]
+    env_id, run_id = events[0][1], events[2][1]
+    # ENV: a container created and destroyed; COPY: none; RUN: created, attached, started, died, destroyed.
+    assert events == [["create", env_id], ["destroy", env_id], ["create", run_id], ["attach", run_id],
+                      ["start", run_id], ["die", run_id], ["destroy", run_id]]
+
+
+def test_copy_from_an_image_and_no_automatic_platform_args(daemon: Daemon, busybox: str, tmp_path: Path,
+                                                          images_made: list[str]) -> None:
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nCOPY --from=busybox /bin/busybox /copied-bb\n"
+                                                 "ARG TARGETARCH\nARG BUILDPLATFORM\n"
+                                                 "RUN echo \"[$TARGETARCH][$BUILDPLATFORM]\" > /plat\n"})
+    proc = docker_build(daemon, ctx, "-t", "copy-from-image")
+    images_made.append("copy-from-image")
+    assert proc.returncode == 0, proc.stderr
+    # The classic builder sets no TARGET*/BUILD* args by itself.
+    out = ok(daemon.cli("run", "--rm", "copy-from-image", "sh", "-c", "cat /plat; cmp /bin/busybox /copied-bb && "
+                                                                     "echo same"))
+    assert out == "[][]\nsame\n"
