@@ -874,3 +874,24 @@ def test_copy_from_an_image_and_no_automatic_platform_args(daemon: Daemon, busyb
     out = ok(daemon.cli("run", "--rm", "copy-from-image", "sh", "-c", "cat /plat; cmp /bin/busybox /copied-bb && "
                                                                      "echo same"))
     assert out == "[][]\nsame\n"
+
+
+def test_dockerfile_paths_stdin_and_build_arg_in_from(daemon: Daemon, busybox: str, tmp_path: Path,
+                                                      images_made: list[str]) -> None:
+    images_made.extend(["df-sub", "df-stdin", "df-arg"])
+    ctx = write_context(tmp_path / "ctx", {"sub/Dockerfile.dev": "FROM busybox\nCOPY f /from-sub\n", "f": "sub"})
+    proc = docker_build(daemon, ctx, "-f", str(ctx / "sub" / "Dockerfile.dev"), "-t", "df-sub")
+    assert proc.returncode == 0, proc.stderr
+    assert ok(daemon.cli("run", "--rm", "df-sub", "cat", "/from-sub")) == "sub"
+    # `docker build -` with only a Dockerfile on stdin: no context at all.
+    proc = docker_build(daemon, "-", "-t", "df-stdin", input="FROM busybox\nRUN echo no-context > /n\n")
+    assert proc.returncode == 0, proc.stderr
+    assert ok(daemon.cli("run", "--rm", "df-stdin", "cat", "/n")) == "no-context\n"
+    # An ARG before FROM, set by --build-arg, picks the base.
+    ok(daemon.cli("tag", BUSYBOX, "df-base:other"))
+    images_made.append("df-base:other")
+    arg_ctx = write_context(tmp_path / "arg", {"Dockerfile": "ARG TAG=missing\nFROM df-base:${TAG}\nENV T=1\n"})
+    proc = docker_build(daemon, arg_ctx, "--build-arg", "TAG=other", "-t", "df-arg")
+    assert proc.returncode == 0, proc.stderr
+    assert "Step 2/3 : FROM df-base:${TAG}" in proc.stdout
+    assert "One or more build-args" not in proc.stdout
