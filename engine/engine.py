@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from . import timeutil
-from .config import Config
 from .build.backend import EngineBackend as BuildEngineBackend
 from .build.service import BuildService
+from .config import Config
 from .containers import names as container_names
 from .containers.exec import ExecService
 from .containers.health import HealthMonitors
