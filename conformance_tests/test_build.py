@@ -523,6 +523,13 @@ def test_bad_request_parameters(daemon: Daemon, busybox: str) -> None:
     resp = daemon.raw("POST", "/build?buildargs=notjson", body=body, headers=hdr)
     assert resp.status == 400
     assert resp.message == "error reading build args: invalid character 'o' in literal null (expecting 'u')"
+    resp = daemon.raw("POST", "/build?buildargs=%5B1%5D", body=body, headers=hdr)
+    assert resp.status == 400
+    assert resp.message == ("error reading build args: json: cannot unmarshal array into Go value of type "
+                            "map[string]*string")
+    resp = daemon.raw("POST", "/build?buildargs=%7B%22a%22%3A1%7D", body=body, headers=hdr)
+    assert resp.status == 400
+    assert resp.message == "error reading build args: json: cannot unmarshal number into Go value of type string"
     resp = daemon.raw("POST", "/build?target=nope", body=body, headers=hdr)
     assert resp.status == 400 and resp.message == "failed to reach build target nope in Dockerfile"
     resp = daemon.raw("POST", "/build?dockerfile=nope", body=body, headers=hdr)

@@ -46,6 +46,25 @@ def _json_query(request: Request, name: str, what: str) -> Any:
         raise BadRequest(f"error reading {what}: {err.message}") from None
 
 
+def _typed(value: Any, what: str, go_type: str, container: type, item: str, *,
+           nullable_values: bool = False) -> Any:
+    """Go's decoding into a map or slice of strings: its words for a value of the wrong kind."""
+    if value is None:
+        return None
+    if not isinstance(value, container):
+        raise BadRequest(f"error reading {what}: json: cannot unmarshal {gojson.kind_of(value)} into Go value "
+                         f"of type {go_type}")
+    items: list[Any] = list(value.values()) if isinstance(value, dict) else list(value)
+    for v in items:
+        if isinstance(v, str) or (v is None and nullable_values):
+            continue
+        if v is None:
+            continue   # Go leaves a null element as the zero value
+        raise BadRequest(f"error reading {what}: json: cannot unmarshal {gojson.kind_of(v)} into Go value "
+                         f"of type {item}")
+    return value
+
+
 def _options(request: Request) -> BuildOptions:
     q = request.query_params
     tags: list[str] = []
@@ -59,11 +78,12 @@ def _options(request: Request) -> BuildOptions:
         if ref.digest is not None:
             raise EngineError("build tag cannot contain a digest")
         tags.append(str(ref.with_default_tag()))
-    build_args = _json_query(request, "buildargs", "build args") or {}
-    if not isinstance(build_args, dict):
-        raise BadRequest("error reading build args: json: cannot unmarshal into map")
-    labels = _json_query(request, "labels", "labels") or {}
-    cache_from = _json_query(request, "cachefrom", "cache from") or []
+    build_args = _typed(_json_query(request, "buildargs", "build args"), "build args", "map[string]*string",
+                        dict, "string", nullable_values=True) or {}
+    labels = _typed(_json_query(request, "labels", "labels"), "labels", "map[string]string", dict,
+                    "string") or {}
+    cache_from = _typed(_json_query(request, "cachefrom", "cache from"), "cache from", "[]string", list,
+                        "string") or []
     ulimits = _json_query(request, "ulimits", "ulimit settings") or []
     extra_hosts = [h for h in (q.get("extrahosts") or "").split(",") if h]
     resources = Resources(
