@@ -54,7 +54,8 @@ def _typed(value: Any, what: str, go_type: str, container: type, item: str, *,
     if not isinstance(value, container):
         raise BadRequest(f"error reading {what}: json: cannot unmarshal {gojson.kind_of(value)} into Go value "
                          f"of type {go_type}")
-    items: list[Any] = list(value.values()) if isinstance(value, dict) else list(value)
+    items: list[Any] = list(value.values()) if isinstance(value, dict) else list(value) \
+        if isinstance(value, list) else []
     for v in items:
         if isinstance(v, str) or (v is None and nullable_values):
             continue
