@@ -906,3 +906,15 @@ def test_dockerfile_paths_stdin_and_build_arg_in_from(daemon: Daemon, busybox: s
     assert proc.returncode == 0, proc.stderr
     assert "Step 2/3 : FROM df-base:${TAG}" in proc.stdout
     assert "One or more build-args" not in proc.stdout
+
+
+def test_run_steps_get_container_isolation(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN grep -E '^(Seccomp|CapEff):' /proc/self/status "
+                                                 "&& echo pid=$$\n"})
+    proc = docker_build(daemon, ctx, "--no-cache", "--force-rm")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert re.search(r"^Seccomp:\s+2$", out, re.MULTILINE), out          # Docker's default filter
+    assert re.search(r"^CapEff:\s+00000000a80425fb$", out, re.MULTILINE), out   # the default capabilities
+    assert "pid=1" in out.splitlines()                                    # its own pid namespace
+    daemon.cli("rmi", built_id(out))
