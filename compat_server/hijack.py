@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from engine import gojson
 from engine.errors import EngineError, InvalidParameter
 
 from . import gotypes, versions, wsattach
+from .backends import HijackBackend
 from .errors import error_body, message_for, status_for
+from .http.hijack import HijackConn, HijackRequest
 from .routes.containers import mux_frame
 
 log = logging.getLogger(__name__)
@@ -36,10 +38,10 @@ def _flag(query: dict[str, list[str]], name: str) -> bool:
 
 
 class HijackHandlers:
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: HijackBackend) -> None:
         self.engine = engine
 
-    async def handle(self, req: Any, conn: Any) -> None:
+    async def handle(self, req: HijackRequest, conn: HijackConn) -> None:
         try:
             await self._dispatch(req, conn)
         except EngineError as err:
@@ -48,7 +50,7 @@ class HijackHandlers:
             log.exception("hijacked request failed")
             await self._error(conn, err)
 
-    async def _error(self, conn: Any, err: BaseException) -> None:
+    async def _error(self, conn: HijackConn, err: BaseException) -> None:
         status = status_for(err)
         try:
             if status == 304:
@@ -58,7 +60,7 @@ class HijackHandlers:
         except Exception:  # noqa: BLE001 - the connection may already be streaming
             await conn.close()
 
-    async def _dispatch(self, req: Any, conn: Any) -> None:
+    async def _dispatch(self, req: HijackRequest, conn: HijackConn) -> None:
         ws = _ATTACH_WS.match(req.path)
         if ws is not None and req.method == "GET":
             version = ws.group("v") or versions.DEFAULT_API_VERSION
@@ -86,7 +88,7 @@ class HijackHandlers:
             return
         await self._attach(req, conn, m.group("id"), version)
 
-    async def _attach(self, req: Any, conn: Any, ref: str, version: str) -> None:
+    async def _attach(self, req: HijackRequest, conn: HijackConn, ref: str, version: str) -> None:
         q = req.query
         stream = _flag(q, "stream")
         logs = _flag(q, "logs")
@@ -118,7 +120,7 @@ class HijackHandlers:
                 await att.close()
             await conn.close()
 
-    async def _exec_start(self, req: Any, conn: Any, exec_id: str, version: str) -> None:
+    async def _exec_start(self, req: HijackRequest, conn: HijackConn, exec_id: str, version: str) -> None:
         body = gojson.loads(req.body, stream=True) if req.body.strip() else {}
         gojson.check(body, gotypes.EXEC_START)
         body = body or {}
@@ -165,7 +167,7 @@ class HijackHandlers:
                 asyncio.get_running_loop().create_task(execs.complete(inst))
             await conn.close()
 
-    async def _pump(self, conn: Any, att: Any, tty: bool, stop: asyncio.Event | None = None) -> None:
+    async def _pump(self, conn: HijackConn, att: AttachStreams, tty: bool, stop: asyncio.Event | None = None) -> None:
         async def stdin_pump() -> None:
             while True:
                 data = await conn.read()
@@ -199,6 +201,14 @@ class HijackHandlers:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class AttachStreams(Protocol):
+    """What the pump moves bytes through: a container's attach, or an exec session."""
+
+    async def read(self) -> tuple[int, bytes] | None: ...
+    async def write(self, data: bytes) -> None: ...
+    async def close_stdin(self) -> None: ...
+
+
 class BadRequestError(InvalidParameter):
     pass
 
@@ -217,9 +227,9 @@ class _ExecStreams:
             self._keys = parse_detach_keys(inst.detach_keys) if inst.detach_keys else b"\x10\x11"
         self._held = b""      # a partial match of the keys, not passed on yet
 
-    async def read(self) -> Any:
+    async def read(self) -> tuple[int, bytes] | None:
         while True:
-            frame = await self.session.read()
+            frame: tuple[int, bytes] | None = await self.session.read()
             if frame is None:
                 return None
             stream, _ = frame

@@ -14,6 +14,8 @@ from .build.backend import EngineBackend as BuildEngineBackend
 from .build.service import BuildService
 from .config import Config
 from .containers import names as container_names
+from .containers.commit import Committer
+from .containers.contents import ContainerContents
 from .containers.exec import ExecService
 from .containers.health import HealthMonitors
 from .containers.prune import ContainerPruner
@@ -23,6 +25,7 @@ from .errors import InvalidParameter, NotFound
 from .events import filters as event_filters
 from .events.bus import Event, EventBus
 from .images import reference
+from .images.service import ImageService
 from .images.store import ImageStore
 from .logs.reader import read_logs
 from .network.contributor import NetworkContributor
@@ -37,7 +40,7 @@ from .runtime.client import ShimRuntime
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
 from .state import Database
-from .system import HostFacts, daemon_id, host_facts
+from .system import HostFacts, daemon_id, host_facts, source_commit
 from .types import Container
 from .volumes.contributor import VolumeMounts
 from .volumes.service import VolumeService
@@ -74,6 +77,7 @@ class Engine:
         self.config = config
         self.facts: HostFacts = host_facts()
         self.build_time = timeutil.format_ns(int(os.path.getmtime(__file__) * 1e9))
+        self.git_commit = source_commit(Path(__file__).resolve().parents[1])
         for path in (config.data_root, config.exec_root, config.containers_root, config.tmp_root,
                      config.bundles_root):
             path.mkdir(parents=True, exist_ok=True)
@@ -91,7 +95,7 @@ class Engine:
         self.images = ImageStore(self.db, self.content, self.snapshotter, config.tmp_root)
         self.events = Events(EventBus())
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
-            config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
+            config.insecure_registries, config.registry_mirrors, config.registry_certs_dir), self.events)
         self.runtime = ShimRuntime(config.python, config.exec_root)
         # What /info lists and what create accepts: the drivers whose code runs here.
         self.plugins = Plugins()
@@ -130,6 +134,11 @@ class Engine:
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
         self.containers.health = HealthMonitors(self.containers, self.execs)
         self.container_pruner = ContainerPruner(self.containers, self.snapshotter.usage)
+        self.container_contents = ContainerContents(
+            self.containers, Committer(self.containers, self.images, self.snapshotter, self.events), self.events,
+            config.bundles_root)
+        self.image_service = ImageService(self.images, self.events, self.containers.users_of_image,
+                                          config.tmp_root, self.snapshotter.describe, config.storage_driver)
         # The classic builder: images and containers reached through its own narrow backend.
         self.build_backend = BuildEngineBackend(self.images, self.snapshotter, self.containers, self.registry,
                                                 self.events, config.exec_root / "build")
@@ -199,6 +208,11 @@ class Engine:
         except Exception:  # noqa: BLE001
             data = None
         return {"Data": data, "Name": self.config.storage_driver}
+
+    def container_rw_usage(self, container_id: str) -> int:
+        """Blocking: the bytes of a container's writable layer (`SizeRw`)."""
+        usage: int = self.snapshotter.usage(container_id)
+        return usage
 
     async def container_size(self, c: Container) -> tuple[int, int]:
         def sizes() -> tuple[int, int]:

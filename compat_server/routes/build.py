@@ -30,6 +30,7 @@ from engine.errors import EngineError, InvalidParameter, NotFound, NotImplemente
 from engine.images import reference
 from engine.types import HostConfig, Resources
 
+from ..backends import BuildBackend
 from ..errors import BadRequest, message_for
 from ..responses import docker_json, dumps, qbool, qint
 
@@ -255,7 +256,7 @@ def _wrap_dockerfile(path: str, name: str) -> None:
 
 
 async def build(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: BuildBackend = request.app.state.engine
     opts = _options(request)
     remote = request.query_params.get("remote") or ""
     if remote:

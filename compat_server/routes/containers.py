@@ -5,7 +5,6 @@ import asyncio
 import re
 import struct
 from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import quote_plus
 
 from starlette.requests import Request
@@ -16,12 +15,14 @@ from engine import timeutil
 from engine.errors import EngineError, InvalidParameter
 
 from .. import convert, listing, netcodec
+from ..backends import ContainersBackend
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, dumps, json_body, no_content, qbool, qfilters, qint
 
 
-def engine_of(request: Request) -> Any:
-    return request.app.state.engine
+def engine_of(request: Request) -> ContainersBackend:
+    backend: ContainersBackend = request.app.state.engine
+    return backend
 
 
 def mux_frame(stream: int, data: bytes) -> bytes:

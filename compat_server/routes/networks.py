@@ -1,6 +1,7 @@
 """The network API: list, inspect, create, delete, prune, connect, disconnect."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -12,15 +13,17 @@ from engine.errors import InvalidParameter, NotFound
 from engine.types import EndpointConfig
 
 from .. import netcodec
+from ..backends import NetworksBackend
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, json_body, qfilters
 
 
-def _engine(request: Request) -> Any:
-    return request.app.state.engine
+def _engine(request: Request) -> NetworksBackend:
+    backend: NetworksBackend = request.app.state.engine
+    return backend
 
 
-def _name_of(engine: Any):  # type: ignore[no-untyped-def]
+def _name_of(engine: NetworksBackend) -> Callable[[str], str]:
     def name(cid: str) -> str:
         try:
             return str(engine.containers.get(cid).name)

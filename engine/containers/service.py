@@ -55,7 +55,7 @@ from . import files, ops_resources, resources
 from . import health as health_checks
 from .attach import ContainerAttach
 from .contributors import Contributors, StartContributor, StartPlan
-from .restart import RestartManager, should_restart_on_boot
+from .restart import POLICIES, RestartManager, should_restart_on_boot, validate_policy
 from .signals import parse_signal
 
 log = logging.getLogger(__name__)
@@ -344,19 +344,11 @@ class ContainerService:
                 if normalize(cap) != "CAP_ALL" and normalize(cap) not in CAPABILITIES:
                     raise InvalidParameter(f'invalid {field_name}: unknown capability: "{normalize(cap)}"')
         policy = hc.restart_policy.name
-        if policy not in ("", "no", "always", "unless-stopped", "on-failure"):
-            raise InvalidParameter(
-                f"invalid restart policy: unknown policy '{policy}';"
-                " use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
-            )
+        if policy not in ("", *POLICIES):
+            validate_policy(hc.restart_policy)
         if hc.auto_remove and policy not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
-        retries = hc.restart_policy.maximum_retry_count
-        if retries and policy not in ("on-failure",):
-            raise InvalidParameter("invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                                   + (" and cannot be negative" if retries < 0 else ""))
-        if retries < 0:
-            raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
+        validate_policy(hc.restart_policy)
 
     def _create_files(self, c: Container, image_id: str) -> None:
         cdir = self.config.containers_root / c.id
