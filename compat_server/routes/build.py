@@ -272,7 +272,7 @@ async def build(request: Request) -> Response:
         pipe = _BodyPipe()
         pump = asyncio.ensure_future(_pump(request, pipe))
         try:
-            prepared = await engine.builds.prepare(opts, pipe)
+            prepared = await engine.builds.prepare(opts, io.BufferedReader(pipe, 1 << 20))
         finally:
             pipe.close()
             await pump
