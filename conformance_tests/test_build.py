@@ -918,3 +918,18 @@ def test_run_steps_get_container_isolation(daemon: Daemon, busybox: str, tmp_pat
     assert re.search(r"^CapEff:\s+00000000a80425fb$", out, re.MULTILINE), out   # the default capabilities
     assert "pid=1" in out.splitlines()                                    # its own pid namespace
     daemon.cli("rmi", built_id(out))
+
+
+def test_run_writes_under_a_declared_volume_are_not_kept(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    before = ok(daemon.cli("volume", "ls", "-q")).split()
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN mkdir /data && echo base > /data/base\n"
+                                                 "VOLUME /data\nRUN echo lost > /data/lost && echo kept > /kept\n"
+                                                 "RUN ls /data && cat /kept\n"})
+    proc = docker_build(daemon, ctx, "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    at = lines.index("Step 5/5 : RUN ls /data && cat /kept")
+    assert lines[at + 2:at + 4] == ["base", "kept"]
+    # The step containers' anonymous volumes went with them.
+    assert ok(daemon.cli("volume", "ls", "-q")).split() == before
+    daemon.cli("rmi", built_id(proc.stdout))

@@ -187,7 +187,7 @@ class EngineBackend:
 
     async def remove_container(self, cid: str) -> None:
         with contextlib.suppress(NotFound):
-            await self.containers.remove(cid, force=True)
+            await self.containers.remove(cid, force=True, volumes=True)   # its anonymous volumes too
 
     # ----------------------------------------------------------- mounts
     @contextlib.asynccontextmanager

@@ -386,7 +386,8 @@ class Builder:
             working_dir=cfg.get("WorkingDir") or "",
             labels=dict(cfg.get("Labels") or {}),
             exposed_ports=tuple((cfg.get("ExposedPorts") or {}).keys()),
-            volumes=(),
+            # Declared volumes are volumes in the step too: what RUN writes there is not committed.
+            volumes=tuple((cfg.get("Volumes") or {}).keys()),
             shell=tuple(cfg["Shell"]) if cfg.get("Shell") else None,
             healthcheck=HealthConfig(test=("NONE",)) if (hc or _image_has_healthcheck(st)) else None,
             stop_signal=cfg.get("StopSignal") or None,
