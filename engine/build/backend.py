@@ -192,7 +192,8 @@ class EngineBackend:
     # ----------------------------------------------------------- mounts
     @contextlib.asynccontextmanager
     async def _mounted(self, key: str) -> AsyncIterator[Path]:
-        target = Path(tempfile.mkdtemp(prefix="mnt-", dir=self.mount_root))
+        await asyncio.to_thread(self.mount_root.mkdir, parents=True, exist_ok=True)
+        target = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="mnt-", dir=self.mount_root))
         try:
             await asyncio.to_thread(self.snapshotter.mount_all, self.snapshotter.mounts(key), str(target))
             try:
