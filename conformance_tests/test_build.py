@@ -933,3 +933,13 @@ def test_run_writes_under_a_declared_volume_are_not_kept(daemon: Daemon, busybox
     # The step containers' anonymous volumes went with them.
     assert ok(daemon.cli("volume", "ls", "-q")).split() == before
     daemon.cli("rmi", built_id(proc.stdout))
+
+
+def test_second_healthcheck_notes_the_override(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nHEALTHCHECK CMD true\nHEALTHCHECK CMD false\n"})
+    proc = docker_build(daemon, ctx, "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    at = lines.index("Step 3/3 : HEALTHCHECK CMD false")
+    assert lines[at + 1] == "Note: overriding previous HEALTHCHECK: [CMD-SHELL true]"
+    daemon.cli("rmi", built_id(proc.stdout))

@@ -278,6 +278,9 @@ async def dispatch_healthcheck(b: Builder, st: StageState, inst: Instruction) ->
                 raise StepError("--retries cannot be negative")
             if retries:
                 hc["Retries"] = retries
+    old = (st.config.get("Healthcheck") or {}).get("Test") or []
+    if old and old[0] != "NONE":
+        b.out(f"Note: overriding previous HEALTHCHECK: {_go_list(list(old))}\n")
     st.config["Healthcheck"] = hc
     await b.commit_meta(st, f"HEALTHCHECK {_hc_comment(hc)}")
 
