@@ -943,3 +943,15 @@ def test_second_healthcheck_notes_the_override(daemon: Daemon, busybox: str, tmp
     at = lines.index("Step 3/3 : HEALTHCHECK CMD false")
     assert lines[at + 1] == "Note: overriding previous HEALTHCHECK: [CMD-SHELL true]"
     daemon.cli("rmi", built_id(proc.stdout))
+
+
+@pytest.mark.parametrize("chown,message", [
+    ("nouser", "unable to convert uid/gid chown string to host mapping: can't find uid for user nouser: "
+               "no such user: nouser"),
+    ("0:nogroup-x", "unable to convert uid/gid chown string to host mapping: can't find gid for group "
+                    "nogroup-x: no such group: nogroup-x"),
+])
+def test_copy_chown_unknown_names(daemon: Daemon, busybox: str, chown: str, message: str) -> None:
+    body = tar_of({"Dockerfile": f"FROM busybox\nCOPY --chown={chown} f /x\n".encode(), "f": b"f"})
+    resp = daemon.raw("POST", "/build", body=body, headers={"Content-Type": "application/x-tar"}, timeout=60)
+    assert stream(resp.body)[-1] == {"errorDetail": {"message": message}, "error": message}

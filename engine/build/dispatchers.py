@@ -508,17 +508,35 @@ async def _do_copy(b: Builder, st: StageState, what: str, sources: list[_Source]
 
 
 def _chown(root: Path, chown: str) -> tuple[int, int]:
+    """--chown=user[:group] by name or number, names looked up in the image's /etc/passwd and
+    /etc/group; a lone user is also the group (the classic builder's rule)."""
     if not chown:
         return 0, 0
-    from ..oci.user import resolve_user
-    user, sep, _ = chown.partition(":")
-    try:
-        uid, gid, _ = resolve_user(root, chown if sep else user)
-    except Exception as err:  # noqa: BLE001
-        raise StepError(f"unable to convert uid/gid chown string to host mapping: {err}") from None
-    if not sep and user.isdigit():
-        gid = uid
+    user, _, group = chown.partition(":")
+    group = group or user
+    prefix = "unable to convert uid/gid chown string to host mapping: "
+    uid = _lookup_id(root, "/etc/passwd", user)
+    if uid is None:
+        raise StepError(f"{prefix}can't find uid for user {user}: no such user: {user}")
+    gid = _lookup_id(root, "/etc/group", group)
+    if gid is None:
+        raise StepError(f"{prefix}can't find gid for group {group}: no such group: {group}")
     return uid, gid
+
+
+def _lookup_id(root: Path, table: str, name: str) -> int | None:
+    if name.isdigit():
+        return int(name)
+    path = fsutil.resolve(root, table)
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
+            return int(fields[2])
+    return None
 
 
 DISPATCHERS: dict[str, Dispatcher] = {
