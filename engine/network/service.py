@@ -426,12 +426,33 @@ class NetworkService:
                     await asyncio.to_thread(self._join, c, self.ns_path(c), att, _next_ifname(atts), first=False)
                     if not n.predefined and self.dns is not None:
                         await self.dns.serve(c.id, self.ns_path(c))
+                        # dockerd's rebuildDNS: a container that had the host's resolvers (it started
+                        # on the default bridge) now asks the embedded server
+                        await asyncio.to_thread(self._use_embedded_resolver, c)
                 except BaseException:
                     await asyncio.to_thread(self._leave, c, n.id)
                     self.store.delete_attachment(c.id, n.id)
                     raise
         self._publish("connect", n.id, {"container": c.id, "name": n.name, "type": n.driver})
         return n
+
+    def _use_embedded_resolver(self, c: Container) -> None:
+        from .contributor import HOST_RESOLV, resolv_for_user_network
+
+        path = Path(c.resolv_conf_path)
+        try:
+            current = path.read_text()
+        except OSError:
+            return
+        if "nameserver 127.0.0.11" in current.splitlines():
+            return
+        hc = c.host_config
+        text = resolv_for_user_network(HOST_RESOLV, hc.dns or self.config.dns, hc.dns_search or self.config.dns_search,
+                                       hc.dns_options or self.config.dns_options)
+        # in place: the container sees the file through a bind mount of this inode
+        with open(path, "r+") as f:
+            f.write(text)
+            f.truncate()
 
     def _leave(self, c: Container, nid: str) -> None:
         for att in self.attachments(c.id):
