@@ -130,9 +130,17 @@ def start_private_dockerd() -> Target:
     return t
 
 
+def _die_with_parent() -> None:
+    """In the daemon's child before exec: SIGTERM when this bench process dies, even by SIGKILL (a
+    test's timeout), so no private daemon outlives its bench run."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)   # PR_SET_PDEATHSIG
+
+
 def _start_private(label: str, kind: str, argv: list[str], root: Path, host: str) -> Target:
     log = open(root / "daemon.log", "wb")
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_die_with_parent)
     t = Target(label, host, kind, pid=proc.pid, private_root=root, proc=proc, log=log)
     deadline = time.monotonic() + 60
     while not ping(host):
