@@ -84,6 +84,7 @@ class Engine:
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
         self.runtime = ShimRuntime(config.python, config.exec_root)
+        self._warming: asyncio.Future[None] | None = None
         self.containers = ContainerService(
             config,
             self.db,
@@ -105,11 +106,16 @@ class Engine:
     @classmethod
     async def open(cls, config: Config) -> "Engine":
         engine = await asyncio.to_thread(cls, config)
+        # The shim parent starts beside the restore; the first container start waits for it.
+        engine._warming = asyncio.ensure_future(asyncio.to_thread(engine.runtime.warm))
         await engine.containers.restore()
         return engine
 
     async def aclose(self) -> None:
         await self.containers.close()
+        if self._warming is not None:
+            await self._warming
+        await asyncio.to_thread(self.runtime.close)
         await asyncio.to_thread(self.db.close)
 
     # ----------------------------------------------------------- for the API

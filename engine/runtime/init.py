@@ -8,6 +8,7 @@ bottom; every kernel call goes through ``Syscalls`` so tests can replay it on
 Sync protocol with the shim (SOCK_SEQPACKET socketpair, one JSON object per
 message)::
 
+    init -> shim   {"type": "seccomp", "filter": hex}          the compiled filter (when the spec has one)
     init -> shim   {"type": "pty"} + SCM_RIGHTS master fd     (tty only)
     init -> shim   {"type": "ready", "pid": <pid in its ns>}   setup done, waiting
     shim -> init   {"type": "go"}                              execve now
@@ -574,7 +575,26 @@ def exec_main(cfg: ExecConfig) -> None:
 
 def child_main(cfg: InitConfig) -> None:
     """Entry point in the forked child: run the init, report failures, never return."""
-    _run_and_exit(lambda: run_init(cfg, S.LinuxSyscalls()), cfg)
+    def init() -> None:
+        load_seccomp(cfg)
+        run_init(cfg, S.LinuxSyscalls())
+    _run_and_exit(init, cfg)
+
+
+def load_seccomp(cfg: InitConfig) -> None:
+    """Compile the spec's seccomp profile (unless the shim passed a compiled filter) and
+    send the filter to the shim, which installs it in every exec.  Done here, in the
+    init, so that the memory compiling takes goes away with our execve."""
+    profile = (cfg.spec.get("linux") or {}).get("seccomp")
+    if not profile or cfg.seccomp:
+        return
+    try:
+        from engine.runtime import seccomp as sc
+        arch = os.uname().machine
+        cfg.seccomp = sc.compile_filter(profile, sc.table_for(arch), arch)
+    except Exception as e:  # noqa: BLE001 - any defect of the profile is the start's error
+        raise InitError(f"error loading seccomp filter: {e}", 128) from None
+    cfg.channel.send({"type": "seccomp", "filter": cfg.seccomp.hex()})
 
 
 def _run_and_exit(fn: Any, cfg: InitConfig | ExecConfig) -> None:

@@ -81,6 +81,7 @@ HIGH_WATER = 4 * 1024 * 1024     # pause container output while a client lags th
 REPLAY_LIMIT = 64 * 1024         # recent output kept for attach(replay=True)
 DRAIN_TIMEOUT = 10.0             # seconds to flush slow clients after exit
 PRELOAD_DELAY = 0.3              # seconds after the start before the exec code is imported
+SYNC_MESSAGE_MAX = 1 << 17        # the largest init message: a compiled seccomp filter, in hex
 OUTPUT_GRACE = 2.0               # seconds to wait for pipe EOF after the init was reaped
 
 
@@ -102,6 +103,16 @@ def write_atomic(path: str, data: bytes) -> None:
     finally:
         os.close(fd)
     os.rename(tmp, path)
+
+
+def proc_start_time(pid: int) -> int:
+    """A process's start time (clock ticks since boot; 0 if it is gone): with the pid,
+    it names one process even after the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _load_log_writer(path: str, max_size: int | None = None, max_files: int = 1,
@@ -230,15 +241,8 @@ class Shim:
                     return {"ok": False, "message": f"failed to set up cgroup {linux['cgroupsPath']}: {e.strerror or e}",
                             "exit_code": 128}
 
-        if linux.get("seccomp"):
-            try:
-                from engine.runtime import seccomp as sc
-                arch = os.uname().machine
-                self.seccomp = sc.compile_filter(linux["seccomp"], sc.table_for(arch), arch)
-            except Exception as e:  # noqa: BLE001
-                self._destroy_cgroup()
-                return {"ok": False, "message": f"error loading seccomp filter: {e}", "exit_code": 128}
-
+        # The seccomp filter is compiled by the init (see init.load_seccomp): what
+        # compiling allocates is dropped at its execve instead of staying in the shim.
         stdio, child_fds = self._make_stdio(self.io, self.tty, self.open_stdin)
         parent_sync, child_sync = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sync = parent_sync
@@ -283,7 +287,7 @@ class Shim:
             f.write(str(pid))
         # What a later cleanup needs if this shim is ever killed (ShimRuntime.cleanup).
         write_atomic(os.path.join(self.bundle, STATE_FILE), json.dumps({
-            "shim_pid": os.getpid(), "init_pid": pid,
+            "shim_pid": os.getpid(), "shim_start": proc_start_time(os.getpid()), "init_pid": pid,
             "cgroup": cg.to_state(self.cgroup) if self.cgroup else None,
         }).encode())
         return report
@@ -314,7 +318,7 @@ class Shim:
         report: dict[str, Any] = {}
         while True:
             try:
-                msg, fds, _flags, _addr = socket.recv_fds(sync, 65536, 1)
+                msg, fds, _flags, _addr = socket.recv_fds(sync, SYNC_MESSAGE_MAX, 1)
             except OSError as e:
                 msg, fds = b"", []
                 self.error = str(e)
@@ -335,6 +339,9 @@ class Shim:
                 continue
             for fd in fds:
                 os.close(fd)
+            if typ == "seccomp":
+                self.seccomp = bytes.fromhex(m["filter"])  # for every later exec
+                continue
             if typ == "pid":
                 report["pid"] = int(m["pid"])
                 continue
@@ -936,12 +943,19 @@ class Shim:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """A shim in a fresh interpreter (the fallback when no shim parent serves)."""
     argv = sys.argv[1:] if argv is None else argv
     opts = json.loads(argv[0])
     os.chdir(opts["bundle"])
     # Detach: the server's child exits now, the shim lives on as an orphan.
     if os.fork() != 0:
         os._exit(0)
+    run(opts)
+
+
+def run(opts: dict[str, Any]) -> None:
+    """Create the container, report on stdout, serve until it is over; never returns.
+    Runs in the detached process, cwd the bundle, stdout the server's report pipe."""
     shim = Shim(opts)
     try:
         shim.log = _load_log_writer(opts.get("log_path", ""), opts.get("log_max_size"), int(opts.get("log_max_files") or 1),
