@@ -576,11 +576,20 @@ class ContainerService:
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001
-            log.exception("lost the shim of %s", cid)
-            status = self.runtime.read_exit_status(self.config.bundles_root / cid)
+            bundle = self.config.bundles_root / cid
+            status = self.runtime.read_exit_status(bundle)
             if status is None:
-                await self._record_exit(cid, live, 255, timeutil.now(), False, str(err))
+                # The shim was killed: its container died with it (the init's parent-death
+                # signal).  dockerd, when a shim disconnects, cleans up and records the task
+                # as killed: exit code 137, no error.
+                log.warning("lost the shim of %s (%s): the container is recorded as killed", cid, err)
+                try:
+                    await self.runtime.cleanup(bundle)
+                except Exception:  # noqa: BLE001
+                    log.exception("cleaning up after the shim of %s", cid)
+                await self._record_exit(cid, live, 137, timeutil.now(), False, "")
                 return
+            log.warning("lost the connection to the shim of %s (%s); it left an exit status", cid, err)
         await self._record_exit(
             cid, live, status.exit_code, status.finished_at, status.oom_killed, status.error
         )
