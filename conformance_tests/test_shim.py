@@ -130,10 +130,19 @@ def _locks_held_by(pid: int) -> list[str]:
     return [line for line in Path("/proc/locks").read_text().splitlines() if line.split()[4] == str(pid)]
 
 
+def _wait_exec(pid: int, cmdline: str) -> None:
+    """A started container's process may not have reached its execve yet (its runtime's
+    descriptors close there): wait until it runs ``cmdline``."""
+    def running() -> bool:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip() == cmdline
+    wait_until(running, 10, f"process {pid} to exec {cmdline!r}")
+
+
 def test_container_processes_hold_only_their_stdio(daemon: Daemon, busybox: str, name: str) -> None:
     """Nothing of the daemon or of the process that forked the shim reaches a container."""
     ok(daemon.cli("run", "-d", "--name", name, BUSYBOX, "sleep", "1000"))
     pid = state(daemon, name)["Pid"]
+    _wait_exec(pid, "sleep 1000")
     fds = _fds(pid)
     assert sorted(fds) == [0, 1, 2], fds
     assert fds[0] == "/dev/null" and fds[1].startswith("pipe:") and fds[2].startswith("pipe:"), fds
@@ -147,6 +156,7 @@ def test_container_processes_hold_only_their_stdio(daemon: Daemon, busybox: str,
     wait_until(lambda: exec_pid() is not None, 20, "the exec'd process to show in top")
     epid = exec_pid()
     assert epid is not None
+    _wait_exec(epid, "sleep 999")
     efds = _fds(epid)
     assert sorted(efds) == [0, 1, 2], efds
     assert _locks_held_by(epid) == []
@@ -155,7 +165,9 @@ def test_container_processes_hold_only_their_stdio(daemon: Daemon, busybox: str,
 
 def test_tty_container_holds_only_its_terminal(daemon: Daemon, busybox: str, name: str) -> None:
     ok(daemon.cli("run", "-d", "-t", "--name", name, BUSYBOX, "sleep", "1000"))
-    fds = _fds(state(daemon, name)["Pid"])
+    pid = state(daemon, name)["Pid"]
+    _wait_exec(pid, "sleep 1000")
+    fds = _fds(pid)
     assert sorted(fds) == [0, 1, 2] and len(set(fds.values())) == 1, fds
     assert fds[0].startswith("/dev/pts/"), fds
     ok(daemon.cli("rm", "-f", name))

@@ -491,14 +491,7 @@ class ContainerService:
     def _make_spec(self, c: Container, rootfs: Path) -> dict[str, Any]:
         cfg = c.config
         uid, gid, groups, home = self._resolve(rootfs, cfg.user)
-        env = [f"PATH={files.DEFAULT_PATH}", f"HOSTNAME={cfg.hostname}"]
-        if cfg.tty:
-            env.append("TERM=xterm")
-        # "NAME" without "=" (from `-e NAME` when the client has no NAME) stays in
-        # Config.Env but never reaches the process, as with dockerd.
-        env = files.merge_env(env, [e for e in cfg.env if "=" in e])
-        if not any(e.startswith("HOME=") for e in env):
-            env.append(f"HOME={home}")
+        env = files.process_env(cfg.hostname, cfg.tty, home, cfg.env)
         cdir = self.config.containers_root / c.id
         files.write_atomic(cdir / "hostname", (cfg.hostname + "\n").encode())
         files.write_atomic(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES, tweak
+from engine.oci.caps import DEFAULT_CAPABILITIES, every_capability, process_capabilities, tweak
 from engine.oci.seccomp import default_profile
 
 OCI_VERSION = "1.0.2-dev"
@@ -103,7 +103,7 @@ class SpecInput:
 
 def _caps(inp: SpecInput) -> list[str]:
     if inp.privileged:
-        return sorted(CAPABILITIES, key=CAPABILITIES.__getitem__)
+        return every_capability()
     base = list(inp.capabilities) if inp.capabilities is not None else list(DEFAULT_CAPABILITIES)
     return tweak(base, inp.cap_add, inp.cap_drop)
 
@@ -155,12 +155,7 @@ def _shm_mount(inp: SpecInput, size: int) -> list[dict[str, Any]]:
 def build_spec(inp: SpecInput) -> dict[str, Any]:
     """The config.json for ``inp`` (OCI runtime-spec 1.0)."""
     caps = _caps(inp)
-    capabilities: dict[str, list[str]] = {"bounding": list(caps)}
-    # dockerd gives effective/permitted only to root; a non-root process would
-    # lose them at execve anyway (no file capabilities).
-    if inp.uid == 0:
-        capabilities["effective"] = list(caps)
-        capabilities["permitted"] = list(caps)
+    capabilities = process_capabilities(caps, inp.uid)
 
     user: dict[str, Any] = {"uid": inp.uid, "gid": inp.gid}
     gids = list(inp.additional_gids) + [g for g in inp.extra_gids if g not in inp.additional_gids]

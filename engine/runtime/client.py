@@ -307,15 +307,12 @@ class ShimHandle:
         Returns once it is about to execve; output is not lost because it flows
         over the connection this call opens.  Failures raise ``start_error``
         types (dockerd words; exit_code 126/127)."""
-        from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES
+        from engine.oci.caps import DEFAULT_CAPABILITIES, every_capability, process_capabilities
         if privileged:
-            caps = sorted(CAPABILITIES, key=CAPABILITIES.__getitem__)
+            caps = every_capability()
         else:
             caps = list(capabilities) if capabilities is not None else list(DEFAULT_CAPABILITIES)
-        capset: dict[str, list[str]] = {"bounding": caps}
-        if uid == 0:
-            capset["effective"] = caps
-            capset["permitted"] = caps
+        capset = process_capabilities(caps, uid)
         process: dict[str, Any] = {
             "terminal": tty,
             "user": {"uid": uid, "gid": gid, "additionalGids": list(additional_gids or [gid])},

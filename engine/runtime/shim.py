@@ -70,8 +70,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at every shim start
     from typing import Any
 
+from engine.fileutil import write_atomic
 from engine.runtime import cgroups as cg
 from engine.runtime import protocol as P
+from engine.timeutil import format_ns
 
 SOCKET_NAME = "shim.sock"
 EXIT_FILE = "exit.json"
@@ -83,26 +85,6 @@ DRAIN_TIMEOUT = 10.0             # seconds to flush slow clients after exit
 PRELOAD_DELAY = 0.3              # seconds after the start before the exec code is imported
 SYNC_MESSAGE_MAX = 1 << 17        # the largest init message: a compiled seccomp filter, in hex
 OUTPUT_GRACE = 2.0               # seconds to wait for pipe EOF after the init was reaped
-
-
-def format_time_ns(ns: int) -> str:
-    """RFC 3339 with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano)."""
-    secs, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    if frac:
-        base += "." + f"{frac:09d}".rstrip("0")
-    return base + "Z"
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
 
 
 def proc_start_time(pid: int) -> int:
@@ -178,7 +160,7 @@ def _exit_status(status: int, error: str = "") -> dict[str, Any]:
     return {
         "exit_code": 128 + sig if sig else code,
         "signal": sig,
-        "finished_at": format_time_ns(time.time_ns()),
+        "finished_at": format_ns(time.time_ns()),
         "oom_killed": False,
         "error": error,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,11 @@ def _ppid(pid: int) -> int:
 async def _run_sleeper(bench: Bench) -> tuple[object, int]:
     h = await bench.create(["sleep", "100"])
     await h.start()
+    # "go" was sent; the init's fds of the shim close at its execve: poll for that
+    deadline = time.monotonic() + 10
+    while _cmdline(h.pid) != "sleep 100":
+        assert time.monotonic() < deadline, "the container's process did not exec"
+        time.sleep(0.005)
     return h, int((bench.bundle / "shim.pid").read_text())
 
 
