@@ -106,7 +106,7 @@ def _load_log_writer(path: str, max_size: int | None = None, max_files: int = 1,
         mod_name, _, cls_name = override.partition(":")
         mod = __import__(mod_name, fromlist=[cls_name])
         return getattr(mod, cls_name)(path)
-    from engine.logs.jsonfile import JsonFileWriter  # type: ignore[import-not-found]
+    from engine.logs.jsonfile import JsonFileWriter
     return JsonFileWriter(path, max_size=max_size, max_files=max_files, attrs=attrs)
 
 

@@ -1,6 +1,7 @@
 """Shims forked by the preloaded shim parent: fd hygiene, the parent's death, the fallback."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -41,7 +42,7 @@ async def _run_sleeper(bench: Bench) -> tuple[object, int]:
     deadline = time.monotonic() + 10
     while _cmdline(h.pid) != "sleep 100":
         assert time.monotonic() < deadline, "the container's process did not exec"
-        time.sleep(0.005)
+        await asyncio.sleep(0.005)
     return h, int((bench.bundle / "shim.pid").read_text())
 
 
