@@ -444,6 +444,7 @@ class ShimRuntime:
             "log_max_size": log_max_size,
             "log_max_files": log_max_files,
             "log_attrs": log_attrs,
+            "seccomp_cache": str(self.exec_root / "seccomp"),
         }
         report = await asyncio.to_thread(self._spawn, bundle, opts)
         if not report.get("ok"):

@@ -98,10 +98,12 @@ class InitConfig:
         cgroup_procs: list[str] | None = None,            # "0" is written to each
         cgroup_binds: list[tuple[str, str]] | None = None,  # v1: (host dir, name) for /sys/fs/cgroup
         cgroup_version: int = 1,
-        seccomp: bytes = b"",                             # compiled filter (the shim compiles it)
+        seccomp: bytes = b"",                             # compiled filter; b"": compile the spec's
+        seccomp_cache: str = "",                          # directory of compiled filters ("" = none)
     ) -> None:
         self.spec = spec
         self.seccomp = seccomp
+        self.seccomp_cache = seccomp_cache
         self.channel = channel
         self.stdio = stdio
         self.cgroup_procs = list(cgroup_procs or [])
@@ -590,8 +592,7 @@ def load_seccomp(cfg: InitConfig) -> None:
         return
     try:
         from engine.runtime import seccomp as sc
-        arch = os.uname().machine
-        cfg.seccomp = sc.compile_filter(profile, sc.table_for(arch), arch)
+        cfg.seccomp = sc.compile_cached(profile, os.uname().machine, cfg.seccomp_cache)
     except Exception as e:  # noqa: BLE001 - any defect of the profile is the start's error
         raise InitError(f"error loading seccomp filter: {e}", 128) from None
     cfg.channel.send({"type": "seccomp", "filter": cfg.seccomp.hex()})

@@ -250,6 +250,7 @@ class Shim:
                     cgroup_binds=self.cgroup.bind_sources() if self.cgroup else [],
                     cgroup_version=self.cgroup.version if self.cgroup else 1,
                     seccomp=self.seccomp,
+                    seccomp_cache=str(self.opts.get("seccomp_cache") or ""),
                 )
                 child_main(cfg)
             finally:

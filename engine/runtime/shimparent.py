@@ -45,6 +45,7 @@ MAX_REQUEST = 1 << 20
 def preload() -> None:
     """Import what a shim, a container init and an exec use, once, here."""
     import fcntl  # noqa: F401
+    import hashlib  # noqa: F401
     import struct  # noqa: F401
     import traceback  # noqa: F401
 
