@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.errors import EngineError, InvalidParameter, Unavailable
 from engine.runtime import protocol as P
-from engine.runtime.shim import EXIT_FILE, SOCKET_NAME, STATE_FILE, proc_start_time
+from engine.runtime.shim import EXIT_FILE, SOCKET_NAME, STATE_FILE, proc_start_time, spec_view
 from engine.runtime.spawner import ShimSpawner
 
 log = logging.getLogger(__name__)
@@ -446,7 +446,7 @@ class ShimRuntime:
             "log_attrs": log_attrs,
             "seccomp_cache": str(self.exec_root / "seccomp"),
         }
-        report = await asyncio.to_thread(self._spawn, bundle, opts)
+        report = await asyncio.to_thread(self._read_spec_and_spawn, bundle, opts)
         if not report.get("ok"):
             raise start_error(str(report.get("message", "unknown error")), int(report.get("exit_code") or 128))
         try:
@@ -460,7 +460,13 @@ class ShimRuntime:
             raise StartFailed("container's shim went away right after creating it")
         return handle
 
-    def _spawn(self, bundle: Path, opts: dict[str, Any]) -> dict[str, Any]:
+    def _read_spec_and_spawn(self, bundle: Path, opts: dict[str, Any]) -> dict[str, Any]:
+        # The shim gets the part of the spec it acts on with its options (see shim.spec_view).
+        try:
+            with open(bundle / "config.json", "rb") as f:
+                opts["spec_view"] = spec_view(json.load(f))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            return {"ok": False, "message": f"reading the bundle's config.json: {e}", "exit_code": 128}
         return self._spawner.spawn(bundle, opts)
 
     def warm(self) -> None:

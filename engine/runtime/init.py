@@ -92,7 +92,7 @@ class InitConfig:
 
     def __init__(
         self,
-        spec: dict[str, Any],
+        spec: dict[str, Any] | None,                      # None: read spec_path
         channel: Channel,
         stdio: tuple[int, int, int] | None = None,        # fds for 0/1/2; None when the spec asks for a tty
         cgroup_procs: list[str] | None = None,            # "0" is written to each
@@ -100,8 +100,10 @@ class InitConfig:
         cgroup_version: int = 1,
         seccomp: bytes = b"",                             # compiled filter; b"": compile the spec's
         seccomp_cache: str = "",                          # directory of compiled filters ("" = none)
+        spec_path: str = "",                              # config.json, when spec is None
     ) -> None:
-        self.spec = spec
+        self.spec: dict[str, Any] = spec if spec is not None else {}
+        self.spec_path = "" if spec is not None else spec_path
         self.seccomp = seccomp
         self.seccomp_cache = seccomp_cache
         self.channel = channel
@@ -578,6 +580,12 @@ def exec_main(cfg: ExecConfig) -> None:
 def child_main(cfg: InitConfig) -> None:
     """Entry point in the forked child: run the init, report failures, never return."""
     def init() -> None:
+        if cfg.spec_path:
+            try:
+                with open(cfg.spec_path, "rb") as f:
+                    cfg.spec = json.load(f)
+            except (OSError, ValueError) as e:
+                raise InitError(f"reading {cfg.spec_path}: {e}") from None
         load_seccomp(cfg)
         run_init(cfg, S.LinuxSyscalls())
     _run_and_exit(init, cfg)

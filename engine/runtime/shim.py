@@ -82,9 +82,20 @@ READ_CHUNK = 65536
 HIGH_WATER = 4 * 1024 * 1024     # pause container output while a client lags this much
 REPLAY_LIMIT = 64 * 1024         # recent output kept for attach(replay=True)
 DRAIN_TIMEOUT = 10.0             # seconds to flush slow clients after exit
-PRELOAD_DELAY = 0.3              # seconds after the start before the exec code is imported
+SETTLE_DELAY = 0.3               # seconds after the start before the shim settles (see _settle)
 SYNC_MESSAGE_MAX = 1 << 17        # the largest init message: a compiled seccomp filter, in hex
 OUTPUT_GRACE = 2.0               # seconds to wait for pipe EOF after the init was reaped
+
+
+def spec_view(spec: dict[str, Any]) -> dict[str, Any]:
+    """The part of an OCI spec the shim itself acts on (the init reads the rest)."""
+    linux = spec.get("linux") or {}
+    return {
+        "namespaces": {ns["type"]: ns.get("path") for ns in linux.get("namespaces") or []},
+        "terminal": bool((spec.get("process") or {}).get("terminal")),
+        "cgroups_path": linux.get("cgroupsPath") or "",
+        "resources": linux.get("resources"),
+    }
 
 
 def proc_start_time(pid: int) -> int:
@@ -193,7 +204,7 @@ class Shim:
         self.wake_r = -1
         self.error = ""
         self.seccomp = b""                          # compiled filter, for the init and every exec
-        self.preload_at: float | None = None        # when to import the exec code (idle after start)
+        self.settle_at: float | None = None        # when to settle (idle after the start)
 
     # ------------------------------------------------------------------ create
     def create(self) -> dict[str, Any]:
@@ -202,11 +213,18 @@ class Shim:
             os.unlink(os.path.join(self.bundle, EXIT_FILE))  # a previous run's status
         except FileNotFoundError:
             pass
-        with open(os.path.join(self.bundle, "config.json"), "rb") as f:
-            spec = json.load(f)
-        linux = spec.get("linux") or {}
-        namespaces = {ns["type"]: ns.get("path") for ns in linux.get("namespaces") or []}
-        self.tty = bool((spec.get("process") or {}).get("terminal")) or self.tty
+        # What the shim needs of the spec comes with the options (the server read it):
+        # parsing the whole spec here, seccomp profile and all, would leave its pages
+        # dirty in every shim.  The init reads config.json itself.
+        spec: dict[str, Any] | None = None
+        view = self.opts.get("spec_view")
+        if view is None:  # a server that did not send it
+            with open(os.path.join(self.bundle, "config.json"), "rb") as f:
+                spec = json.load(f)
+            view = spec_view(spec)
+        namespaces: dict[str, str | None] = view["namespaces"]
+        self.tty = bool(view["terminal"]) or self.tty
+        linux = {"cgroupsPath": view["cgroups_path"], "resources": view["resources"]}
 
         from engine.runtime import syscalls as S  # ctypes: only now, and only the shim needs it
         sysc = S.LinuxSyscalls()
@@ -244,6 +262,7 @@ class Shim:
                 from engine.runtime.init import InitConfig, SocketChannel, child_main
                 cfg = InitConfig(
                     spec=spec,
+                    spec_path=os.path.join(self.bundle, "config.json"),
                     channel=SocketChannel(child_sync),
                     stdio=stdio,
                     cgroup_procs=self.cgroup.join_files() if self.cgroup else [],
@@ -403,8 +422,8 @@ class Shim:
                     if events & selectors.EVENT_WRITE and tag.sock.fileno() >= 0:
                         self._client_write(tag)
             now = time.monotonic()
-            if self.preload_at is not None and now >= self.preload_at:
-                self._preload_exec_code()
+            if self.settle_at is not None and now >= self.settle_at:
+                self._settle()
             for ex in list(self.execs.values()):
                 if ex.exit is not None and (not ex.io.outputs or now >= ex.reaped_at + OUTPUT_GRACE):
                     self._finish_exec(ex)
@@ -426,8 +445,8 @@ class Shim:
             deadlines.append(self.reaped_at + OUTPUT_GRACE)
         if self.exit_sent:
             deadlines.append(drain_deadline)
-        if self.preload_at is not None:
-            deadlines.append(self.preload_at)
+        if self.settle_at is not None:
+            deadlines.append(self.settle_at)
         return max(0.0, min(deadlines) - now) if deadlines else None
 
     # -- child processes
@@ -718,7 +737,7 @@ class Shim:
             self.sync = None
             self.state = "running"
             self._reply(c, req)
-            self.preload_at = time.monotonic() + PRELOAD_DELAY
+            self.settle_at = time.monotonic() + SETTLE_DELAY
         elif op == "kill":
             target = c.exec.pid if c.exec is not None and c.exec.exit is None else None
             if c.exec is None and self.exit is None:
@@ -879,12 +898,24 @@ class Shim:
 
     def _preload_exec_code(self) -> None:
         """Import the in-container exec code here, once, so that forked exec children
-        find it loaded instead of importing it on every exec (milliseconds each).
-        Done when the shim is idle after the start, not before: that would delay the start."""
-        self.preload_at = None
+        find it loaded instead of importing it on every exec (milliseconds each).  A
+        shim forked by the shim parent has it already."""
         if "engine.runtime.init" not in sys.modules:
             import engine.runtime.init  # noqa: F401
             import engine.oci.caps  # noqa: F401
+
+    def _settle(self) -> None:
+        """Once the container runs and the shim is idle: load the exec code, and give
+        back what creating the container used (the spec, the init's setup): collect,
+        then return the free pages of the C heap to the kernel (malloc_trim).  Every
+        page the shim keeps is its own, not shared with the shim parent: fewer kept,
+        less memory per container."""
+        self.settle_at = None
+        self._preload_exec_code()
+        import gc
+        gc.collect()
+        from engine.runtime import syscalls as S
+        S.malloc_trim()
 
     def _finish_exec(self, ex: Exec) -> None:
         assert ex.exit is not None
