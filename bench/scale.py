@@ -19,6 +19,7 @@ After the last level every container is removed and the daemon's PSS is measured
 `daemon_pss_after_rm_ratio` is that over the daemon's PSS at the start (goal <= 1.10).
 JSON (all samples) goes to bench/results/scale-<UTC time>.json.
 """
+# ruff: noqa: SLF001  (uses bench/run.py's helpers)
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as B  # noqa: E402  (bench/run.py: targets, processes, memory)
+import run as B  # bench/run.py: targets, processes, memory
 
 GOALS = {"shim_pss_per_container_mib": 2.5, "run_ratio": 0.4, "exec_ratio": 0.35,
          "daemon_pss_after_rm_ratio": 1.10}
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             exec_target = {t.label: (sleepers[t.label][0] if sleepers[t.label] else B._sleeper(t)) for t in targets}
             print(f"level {level}: timing ...", file=sys.stderr, flush=True)
             run_ms = timed(targets, args.n, lambda t: B._run_true(t, None))
-            exec_ms = timed(targets, args.n, lambda t: B._exec_true(t, exec_target[t.label]))
+            exec_ms = timed(targets, args.n, lambda t, ex=exec_target: B._exec_true(t, ex[t.label]))
             ps_ms = timed(targets, args.n, lambda t: B._ps(t, None))
             for t in targets:
                 if not sleepers[t.label]:
@@ -129,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
                     k: round((b[f"{k}_pss_kb"] - a[f"{k}_pss_kb"]) / span / 1024, 3) for k in ("daemon", "shims")}
                 tr["slope_mib_per_container"]["total"] = round(sum(tr["slope_mib_per_container"].values()), 3)
         ours, ref = (results["targets"][t.label] for t in targets)
-        results["ratios"] = {lvl: {w: round(ours["levels"][lvl][f"{w}_median_ms"] / ref["levels"][lvl][f"{w}_median_ms"], 3)
-                                   for w in ("run", "exec", "ps")} for lvl in ours["levels"]}
+        results["ratios"] = {
+            lvl: {w: round(ours["levels"][lvl][f"{w}_median_ms"] / ref["levels"][lvl][f"{w}_median_ms"], 3)
+                  for w in ("run", "exec", "ps")}
+            for lvl in ours["levels"]}
         top = str(levels[-1])
         results["total_pss_at_top_ratio"] = round(
             (ours["levels"][top]["daemon_pss_kb"] + ours["levels"][top]["shims_pss_kb"])

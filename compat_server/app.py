@@ -14,14 +14,12 @@ from engine.errors import EngineError
 
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
-from .routes import containers
-from .routes import container_extra
-from .routes import distribution
+from .routes import container_extra, containers, distribution, images, plugins, system
 from .routes import exec as exec_routes
-from .routes import images
+from .routes import networks as network_routes
 from .routes import prune as prune_routes
 from .routes import resources as resource_routes
-from .routes import system
+from .routes import volumes as volume_routes
 
 
 class VersionMiddleware:
@@ -96,7 +94,10 @@ def build_app(engine: Any) -> ASGIApp:
         *resource_routes.routes,
         *exec_routes.routes,
         *images.routes,
+        *network_routes.routes,
         *distribution.routes,
+        *plugins.routes,
+        *volume_routes.routes,
         *_swarm_routes(),
     ]
     app = Starlette(

@@ -11,9 +11,10 @@ import logging
 import re
 from typing import Any
 
+from engine import gojson
 from engine.errors import EngineError, InvalidParameter
 
-from . import versions, wsattach
+from . import gotypes, versions, wsattach
 from .errors import error_body, message_for, status_for
 from .routes.containers import mux_frame
 
@@ -43,7 +44,7 @@ class HijackHandlers:
             await self._dispatch(req, conn)
         except EngineError as err:
             await self._error(conn, err)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             log.exception("hijacked request failed")
             await self._error(conn, err)
 
@@ -118,12 +119,9 @@ class HijackHandlers:
             await conn.close()
 
     async def _exec_start(self, req: Any, conn: Any, exec_id: str, version: str) -> None:
-        import json
-
-        try:
-            body = json.loads(req.body or b"{}") or {}
-        except ValueError as err:
-            raise BadRequestError(f"invalid JSON: {err}") from None
+        body = gojson.loads(req.body, stream=True) if req.body.strip() else {}
+        gojson.check(body, gotypes.EXEC_START)
+        body = body or {}
         execs = self.engine.execs
         inst = execs.get(exec_id)
         size = body.get("ConsoleSize")
@@ -157,8 +155,7 @@ class HijackHandlers:
             await self._pump(conn, streams, tty, stop=streams.detached)
             if streams.detached.is_set():
                 # the client detached: the exec goes on; its exit is collected in the background
-                self.engine.containers._emit(self.engine.containers.get(inst.container_id), "exec_detach",
-                                             execID=inst.id)
+                self.engine.execs.note_detached(inst)
                 return
             # The client reads ExitCode from exec inspect right after the stream ends.
             await execs.complete(inst)

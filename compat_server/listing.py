@@ -14,7 +14,7 @@ from engine.containers import filters as cfilters
 from engine.errors import InvalidParameter, NotFound
 from engine.types import Container
 
-from . import convert
+from . import convert, netcodec, versions
 from .responses import dumps
 
 
@@ -81,8 +81,8 @@ class _Images:
         return size
 
 
-async def list_containers(engine: Any, *, show_all: bool, limit: int, size: bool,
-                          filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+async def list_containers(engine: Any, *, show_all: bool, limit: int, size: bool, filters: dict[str, list[str]],
+                          version: str = versions.DEFAULT_API_VERSION) -> list[dict[str, Any]]:
     containers = engine.containers.list()       # newest first
     images = _Images(engine)
     plan = cfilters.parse(filters, containers, images.ancestors)
@@ -91,7 +91,9 @@ async def list_containers(engine: Any, *, show_all: bool, limit: int, size: bool
     def summary(c: Container) -> dict[str, Any]:
         s = summaries.get(c.id)
         if s is None:
-            s = summaries[c.id] = convert.encode_summary(c, images.display_name(c), None)
+            s = summaries[c.id] = convert.encode_summary(c, images.display_name(c), None,
+                                                                  engine.volume_mounts.mounts_of(c))
+            netcodec.fill_summary(s, c, engine.networks, version)
         return s
 
     chosen = cfilters.select(plan, containers, show_all=show_all, limit=limit,
@@ -108,7 +110,7 @@ async def list_containers(engine: Any, *, show_all: bool, limit: int, size: bool
                 result.append((rw, rw + images.image_size(c.image_id)))
             return result
 
-        for s, (rw, rootfs) in zip(out, await asyncio.to_thread(sizes)):
+        for s, (rw, rootfs) in zip(out, await asyncio.to_thread(sizes), strict=True):
             s["SizeRw"], s["SizeRootFs"] = rw, rootfs
     return out
 

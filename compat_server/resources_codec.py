@@ -38,7 +38,9 @@ def _typed(body: dict[str, Any], where: str) -> dict[str, Any]:
         v = body[key]
         ok = isinstance(v, str) if gotype == "string" else (isinstance(v, (int, float)) and not isinstance(v, bool))
         if not ok or (gotype != "string" and float(v) != int(v)):
-            raise BadRequest(f"json: cannot unmarshal {go_json_kind(v)} into Go struct field {where}.{key} of type {gotype}")
+            raise BadRequest(
+                f"json: cannot unmarshal {go_json_kind(v)} into Go struct field {where}.{key} of type {gotype}"
+            )
         out[attr] = v if gotype == "string" else int(v)
     return out
 
@@ -51,9 +53,12 @@ def decode(hc: dict[str, Any], where: str = "CreateRequest.HostConfig") -> Resou
         if not isinstance(u, dict) or not u.get("Name"):
             raise BadRequest("invalid ulimit: a ulimit needs a Name")
         ulimits.append((str(u["Name"]), int(u.get("Soft") or 0), int(u.get("Hard") or 0)))
+    devices: dict[str, Any] = {
+        attr: _device_values(hc, key, value_key, where) for key, (attr, value_key) in DEVICE_FIELDS.items()
+    }
     return Resources(
         **vals,
-        **{attr: _device_values(hc, key, value_key, where) for key, (attr, value_key) in DEVICE_FIELDS.items()},
+        **devices,
         memory_swappiness=int(swappiness) if isinstance(swappiness, int) and swappiness != -1 else None,
         oom_kill_disable=bool(hc.get("OomKillDisable")),
         oom_score_adj=int(hc.get("OomScoreAdj") or 0),

@@ -9,7 +9,9 @@ from conformance_tests.harness import Daemon, wait_until
 from conformance_tests.util import StreamReader, cli_popen, inspect, ok, state, stop_proc, wait_for_log
 
 BUSYBOX = "busybox"
-SCRIPT = 'trap "echo tick" USR1; trap "echo bye; exit 0" TERM; trap "exit 42" USR2; echo ready; while :; do sleep 0.05; done'
+SCRIPT = (
+    'trap "echo tick" USR1; trap "echo bye; exit 0" TERM; trap "exit 42" USR2; echo ready; while :; do sleep 0.05; done'
+)
 
 
 def _pid_gone(pid: int) -> bool:

@@ -5,8 +5,10 @@ import asyncio
 import logging
 import os
 import shutil
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from . import timeutil
 from .config import Config
@@ -17,21 +19,27 @@ from .containers.prune import ContainerPruner
 from .containers.service import ContainerService
 from .content.store import ContentStore
 from .errors import InvalidParameter, NotFound
-from .events.bus import Event, EventBus
 from .events import filters as event_filters
+from .events.bus import Event, EventBus
 from .images import reference
 from .images.store import ImageStore
-from .registry.client import RegistryConfig
-from .registry.service import RegistryService
 from .logs.reader import read_logs
+from .network.contributor import NetworkContributor
+from .network.firewall import Iptables, NoFirewall
+from .network.service import NetworkService
 from .oci.spec import SpecInput, build_spec
 from .oci.user import resolve_user
+from .plugins import DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH, Plugins
+from .registry.client import RegistryConfig
+from .registry.service import RegistryService
 from .runtime.client import ShimRuntime
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
 from .state import Database
 from .system import HostFacts, daemon_id, host_facts
 from .types import Container
+from .volumes.contributor import VolumeMounts
+from .volumes.service import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +92,16 @@ class Engine:
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
         self.runtime = ShimRuntime(config.python, config.exec_root)
-        self._warming: asyncio.Future[None] | None = None
+        # The shim parent starts in the background; the first container start waits for it.
+        threading.Thread(target=self.runtime.warm, name="shim-parent-start", daemon=True).start()
+        # What /info lists and what create accepts: the drivers whose code runs here.
+        self.plugins = Plugins()
+        self.plugins.register_runtime(DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH)
+        self.plugins.register_log_driver("json-file")
+        for driver in ("bridge", "host", "null"):     # engine/network
+            self.plugins.register_network_driver(driver)
+        self.volumes = VolumeService.local(self.db, config.data_root / "volumes", self.events)
+        self.plugins.register_volume_driver("local")
         self.containers = ContainerService(
             config,
             self.db,
@@ -96,7 +113,19 @@ class Engine:
             resolve_user=resolve_user,
             generate_name=container_names.generate_name,
             validate_name=container_names.validate_name,
+            check_runtime=self.plugins.check_runtime,
         )
+
+        # Volumes, binds and tmpfs of containers (engine/volumes/contributor.py)
+        self.volume_mounts = VolumeMounts(self.volumes, self.containers.get)
+        self.containers.add_contributor(self.volume_mounts)
+        # --- networking
+        self.networks = NetworkService(
+            config, self.db, lambda action, nid, attrs: self.events.publish_action("network", action, nid, attrs),
+            Iptables(str(config.data_root)) if config.iptables else NoFirewall())
+        self.networks.open_sync()
+        self.containers.add_contributor(NetworkContributor(self.networks, self.containers.get,
+                                                           self.containers.is_running))
 
         self.execs = ExecService(self.containers)
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
@@ -104,17 +133,16 @@ class Engine:
         self.container_pruner = ContainerPruner(self.containers, self.snapshotter.usage)
 
     @classmethod
-    async def open(cls, config: Config) -> "Engine":
+    async def open(cls, config: Config) -> Engine:
         engine = await asyncio.to_thread(cls, config)
-        # The shim parent starts beside the restore; the first container start waits for it.
-        engine._warming = asyncio.ensure_future(asyncio.to_thread(engine.runtime.warm))
         await engine.containers.restore()
+        known = {c.id for c in engine.containers.list()}
+        await engine.volume_mounts.settle(known.__contains__)
         return engine
 
     async def aclose(self) -> None:
         await self.containers.close()
-        if self._warming is not None:
-            await self._warming
+        await self.networks.ports.close()
         await asyncio.to_thread(self.runtime.close)
         await asyncio.to_thread(self.db.close)
 
@@ -206,11 +234,16 @@ class _RootfsImages:
         self._images.remove_rootfs(key)
 
     def mount_rootfs(self, key: str, target: Path) -> None:
+        # Never stack a mount on a mounted target (a crash mid-start can leave one).
+        self.unmount_rootfs(key, target)
         self._snapshotter.mount_all(self._snapshotter.mounts(key), str(target))
 
     def unmount_rootfs(self, key: str, target: Path) -> None:
         # By the mount table too: a bind mount (vfs) is invisible to os.path.ismount.
-        if os.path.ismount(target) or is_mounted(str(target)):
+        # Every mount stacked there goes (an older daemon could stack them).
+        for _ in range(64):
+            if not (os.path.ismount(target) or is_mounted(str(target))):
+                return
             self._snapshotter.unmount(str(target))
 
 

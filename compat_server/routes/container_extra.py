@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -14,7 +15,8 @@ from engine.containers.top import run_top
 from engine.errors import InvalidParameter
 from engine.images.store import ImageStore
 
-from ..responses import docker_json, json_body, qbool
+from .. import gotypes
+from ..responses import api_version, docker_json, json_body, qbool
 
 
 def engine_of(request: Request) -> Any:
@@ -67,9 +69,7 @@ async def commit(request: Request) -> Response:
     q = request.query_params
     repo, tag = q.get("repo") or "", q.get("tag") or ""
     # dockerd's order: the body (Content-Type, JSON) first, then the reference.
-    body = await json_body(request)
-    if body is not None and not isinstance(body, dict):
-        raise InvalidParameter("json: cannot unmarshal into Go value of type container.Config")
+    body = await json_body(request, go_type=gotypes.create_request(api_version(request)))
     ref = ImageStore.parse_tag(repo, tag) if repo else None
     name = q.get("container") or ""
     if not name:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from engine.registry import auth as registry_auth
-from engine.registry.service import parse_pull_reference, search as registry_search
-
 from engine.errors import EngineError
+from engine.registry import auth as registry_auth
+from engine.registry.service import parse_pull_reference
+from engine.registry.service import search as registry_search
 
 from ..errors import BadRequest
 from ..responses import docker_json, qfilters
@@ -64,7 +65,8 @@ async def pull(request: Request) -> Response:
     cancelled = _cancel_on_disconnect(request)
 
     def work(progress: Callable[[dict[str, Any]], None]) -> list[str]:
-        return engine.registry.pull(ref, auth, _cancellable(progress, cancelled), platform)
+        pulled: list[str] = engine.registry.pull(ref, auth, _cancellable(progress, cancelled), platform)
+        return pulled
 
     def finish(pulled: list[str]) -> list[dict[str, Any]]:
         for name in pulled:
@@ -83,6 +85,7 @@ async def push(request: Request) -> Response:
     name = request.path_params["name"]
     tag = request.query_params.get("tag") or ""
     header = request.headers.get("X-Registry-Auth")
+    auth: registry_auth.AuthConfig | None
     if header:
         auth = registry_auth.decode_header(header)
     else:
@@ -94,12 +97,13 @@ async def push(request: Request) -> Response:
             auth = None
         if auth is None:
             raise BadRequest("Bad parameters and missing X-Registry-Auth: EOF")
+    creds: registry_auth.AuthConfig = auth
 
     await request.body()
     cancelled = _cancel_on_disconnect(request)
 
     def work(progress: Callable[[dict[str, Any]], None]) -> None:
-        engine.registry.push(name, tag, auth, _cancellable(progress, cancelled))
+        engine.registry.push(name, tag, creds, _cancellable(progress, cancelled))
 
     def finish(_: None) -> list[dict[str, Any]]:
         shown = f"{name}:{tag}" if tag else name

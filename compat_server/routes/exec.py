@@ -10,9 +10,9 @@ from starlette.routing import Route
 
 from engine.containers.exec import parse_detach_keys
 
+from .. import gotypes, versions
 from ..convert import _go_kind
 from ..errors import BadRequest
-from .. import versions
 from ..responses import api_version, docker_json, json_body, qint
 
 
@@ -21,10 +21,14 @@ def _strlist(value: Any, field: str) -> list[str]:
         return []
     # Go's encoding/json words (dockerd 20.10 names the struct ExecConfig, newer ExecOptions)
     if not isinstance(value, list):
-        raise BadRequest(f"json: cannot unmarshal {_go_kind(value)} into Go struct field ExecOptions.{field} of type []string")
+        raise BadRequest(
+            f"json: cannot unmarshal {_go_kind(value)} into Go struct field ExecOptions.{field} of type []string"
+        )
     for v in value:
         if not isinstance(v, str):
-            raise BadRequest(f"json: cannot unmarshal {_go_kind(v)} into Go struct field ExecOptions.{field} of type string")
+            raise BadRequest(
+                f"json: cannot unmarshal {_go_kind(v)} into Go struct field ExecOptions.{field} of type string"
+            )
     return value
 
 
@@ -40,9 +44,7 @@ def _console_size(value: Any) -> tuple[int, int] | None:
 
 async def create(request: Request) -> Response:
     engine = request.app.state.engine
-    body = await json_body(request) or {}
-    if not isinstance(body, dict):
-        raise BadRequest("json: cannot unmarshal into Go value of type container.ExecOptions")
+    body = await json_body(request, go_type=gotypes.EXEC_OPTIONS) or {}
     cmd = _strlist(body.get("Cmd"), "Cmd")
     if not cmd:
         raise BadRequest("No exec command specified")

@@ -6,7 +6,8 @@ import fcntl
 import os
 import tempfile
 import threading
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -160,7 +161,8 @@ async def create(request: Request) -> Response:
         try:
             def work(progress: Callable[[dict[str, Any]], None]) -> str:
                 with open(path, "rb") as f:
-                    return engine.images.import_tar(f, repo_tag=repo_tag, changes=changes, message=message)
+                    image_id: str = engine.images.import_tar(f, repo_tag=repo_tag, changes=changes, message=message)
+                    return image_id
 
             image_id = await asyncio.to_thread(work, lambda m: None)
         finally:
@@ -185,7 +187,7 @@ async def load(request: Request) -> Response:
 
     def work(progress: Callable[[dict[str, Any]], None]) -> list[str]:
         try:
-            loaded = engine.images.load(body, progress=progress, quiet=quiet)
+            loaded: list[str] = engine.images.load(body, progress=progress, quiet=quiet)
         finally:
             body.close()
         # One "load" event per image, named by its ID; published here, in the worker thread,
@@ -342,7 +344,7 @@ async def history(request: Request) -> Response:
     layer_idx = 0
     if sum(1 for h in raw_hist if not h.get("empty_layer")) > len(layer_sizes):
         raise EngineError("too many non-empty layers in History section")
-    for i, h in enumerate(raw_hist):
+    for _i, h in enumerate(raw_hist):
         empty = bool(h.get("empty_layer"))
         size = 0
         if not empty and layer_idx < len(layer_sizes):

@@ -1,7 +1,8 @@
 """stats, update, pause and unpause of a container."""
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -9,7 +10,7 @@ from starlette.routing import Route
 
 from engine.types import RestartPolicy
 
-from .. import resources_codec
+from .. import gotypes, resources_codec
 from ..errors import BadRequest
 from ..responses import docker_json, dumps, json_body, no_content, qbool
 
@@ -29,11 +30,7 @@ async def unpause(request: Request) -> Response:
 
 
 async def update(request: Request) -> Response:
-    body = await json_body(request)
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise BadRequest("json: cannot unmarshal into Go value of type container.UpdateConfig")
+    body = await json_body(request, go_type=gotypes.UPDATE_CONFIG) or {}
     patch = resources_codec.decode_update(body)
     policy = None
     rp = body.get("RestartPolicy")

@@ -16,15 +16,17 @@ import copy
 import logging
 import os
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, BinaryIO
 
 from .. import timeutil
-from ..errors import Conflict
+from ..errors import Conflict, Unavailable
 from ..images.changes import apply_changes, ordered
 from ..images.reference import Reference
 from ..images.store import DOCKER_VERSION, dumps_go
+from ..runtime.client import NotRunning
 from ..types import PAUSED, Container, ContainerConfig
 from .rwlayer import RWLayer
 
@@ -160,7 +162,14 @@ class Committer:
         if not pause or handle is None or not c.state.running or c.state.status == PAUSED:
             yield
             return
-        await handle.pause()
+        try:
+            await handle.pause()
+        except (NotRunning, Unavailable):
+            # The process is exiting (or has): nothing runs that could change the files, so
+            # commit as dockerd commits an exited container.
+            log.debug("commit of %s: not paused, its process exited", c.id[:12])
+            yield
+            return
         try:
             yield
         finally:
@@ -170,7 +179,9 @@ class Committer:
                 await asyncio.shield(resume)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001  (the container may have gone meanwhile)
+            except (NotRunning, Unavailable):
+                log.debug("commit of %s: exited while paused", c.id[:12])
+            except Exception:  # the container may have gone meanwhile
                 log.exception("resuming %s after commit", c.id)
 
     async def commit(self, ref: str, ref_to_tag: Reference | None, opts: CommitOptions) -> str:
@@ -184,14 +195,22 @@ class Committer:
         user = _body_config(opts.config) if opts.config is not None else copy.deepcopy(base)
         new_cfg = merge_config(apply_changes(user, list(opts.changes)), base)
         rw = self.rw_layer(c)
-        tmp = Path(self.images.tmp)
-        async with self._paused(c, opts.pause):
-            tar_path = await asyncio.to_thread(self._write_layer, rw, tmp)
+        # The scratch tar is named here and removed in `finally`, whatever happens to the
+        # request meanwhile (a client hanging up cancels it while a thread is writing).
+        fd, name = tempfile.mkstemp(prefix="commit-", suffix=".tar", dir=Path(self.images.tmp))
+        tar_path = Path(name)
+        f = os.fdopen(fd, "wb")
+        handed_over = False   # from then on the writing thread closes it
         try:
-            image_id = await asyncio.to_thread(self._register, c, image, new_cfg, base, tar_path, opts)
+            async with self._paused(c, opts.pause):
+                handed_over = True
+                changed = await asyncio.to_thread(self._write_layer, rw, f)
+            image_id = await asyncio.to_thread(self._register, c, image, new_cfg, base,
+                                               tar_path if changed else None, opts)
         finally:
-            if tar_path is not None:
-                tar_path.unlink(missing_ok=True)
+            tar_path.unlink(missing_ok=True)  # noqa: ASYNC240 - one unlink; it must run even when cancelled
+            if not handed_over:
+                f.close()
         familiar = ""
         if ref_to_tag is not None:
             await asyncio.to_thread(self.images.tag, image_id, str(ref_to_tag))
@@ -204,18 +223,13 @@ class Committer:
         return image_id
 
     @staticmethod
-    def _write_layer(rw: RWLayer, tmp: Path) -> Path | None:
-        """The layer tar in a scratch file, or None when the container changed nothing."""
-        if not rw.changes():
-            return None
-        fd, name = tempfile.mkstemp(prefix="commit-", suffix=".tar", dir=tmp)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                rw.write_tar(f)
-        except BaseException:
-            os.unlink(name)
-            raise
-        return Path(name)
+    def _write_layer(rw: RWLayer, f: BinaryIO) -> bool:
+        """Write the layer tar to ``f`` (closed here); False when the container changed nothing."""
+        with f:
+            if not rw.changes():
+                return False
+            rw.write_tar(f)
+        return True
 
     def _register(self, c: Container, image: Any, new_cfg: dict[str, Any], base: dict[str, Any],
                   tar_path: Path | None, opts: CommitOptions) -> str:
@@ -254,4 +268,5 @@ class Committer:
             del cfg["comment"]
         if parent_cfg.get("variant"):
             cfg["variant"] = parent_cfg["variant"]
-        return self.images.create_image(dumps_go(dict(sorted(cfg.items()))), parent=image.id)
+        image_id: str = self.images.create_image(dumps_go(dict(sorted(cfg.items()))), parent=image.id)
+        return image_id

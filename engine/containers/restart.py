@@ -79,7 +79,7 @@ class RestartManager:
         """Sleep out the back-off.  True: go ahead and restart; False: canceled meanwhile."""
         try:
             await asyncio.wait_for(self._cancel.wait(), delay)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self.active = False
         return not self.canceled

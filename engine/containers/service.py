@@ -8,6 +8,7 @@ per-container lock; different containers never wait for each other.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import os
@@ -15,11 +16,13 @@ import secrets
 import shutil
 import signal as _signal
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from .. import timeutil
+from ..aiotools import run_to_completion
 from ..config import Config
 from ..errors import (
     Conflict,
@@ -29,9 +32,12 @@ from ..errors import (
     NotModified,
     no_such_container,
 )
+from ..logs.options import parse_log_opts, validate_log_opts
+from ..logs.tag import container_attrs
+from ..oci import hostopts
+from ..plugins import stock_runtimes
 from ..state import Database
 from ..types import (
-    CREATED,
     DEAD,
     EXITED,
     PAUSED,
@@ -46,13 +52,11 @@ from ..types import (
     to_jsonable,
 )
 from . import files, ops_resources, resources
-from .attach import ContainerAttach
 from . import health as health_checks
+from .attach import ContainerAttach
+from .contributors import Contributors, StartContributor, StartPlan
 from .restart import RestartManager, should_restart_on_boot
 from .signals import parse_signal
-from ..logs.options import parse_log_opts, validate_log_opts
-from ..logs.tag import container_attrs
-from ..oci import hostopts
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +96,9 @@ class ContainerService:
         build_spec: Callable[..., dict[str, Any]],
         spec_input: Callable[..., Any],
         resolve_user: Callable[..., Any],
-        generate_name: Callable[[Callable[[str], bool]], str],
+        generate_name: Callable[..., str],  # names.generate_name(taken, fallback=...)
         validate_name: Callable[[str], str],
+        check_runtime: Callable[[str], None] | None = None,  # the engine's Plugins.check_runtime
     ) -> None:
         self.config = config
         self.db = db
@@ -105,6 +110,7 @@ class ContainerService:
         self._resolve_user = resolve_user
         self._generate_name = generate_name
         self._validate_name = validate_name
+        self._check_runtime = check_runtime or stock_runtimes().check_runtime
         self._containers: dict[str, Container] = {}
         self._names: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -117,13 +123,22 @@ class ContainerService:
         self._restart: dict[str, RestartManager] = {}
         self._restart_tasks: dict[str, asyncio.Task[None]] = {}
         self._manual_restart: set[str] = set()
+        # Containers whose row was (or is being) deleted: _save never writes them again.  The
+        # most recent ones are enough (a late write comes from a task of that same removal).
+        self._deleted: dict[str, None] = {}
         # Set by the engine: healthcheck monitors (health.py), told about starts and exits.
         self.health: Any = None
+        # Per-container resources outside the image and runtime (networks, volumes): contributors.py
+        self.contributors = Contributors()
         db.migrate("containers", MIGRATIONS)
         for row in db.query_sync("SELECT data FROM containers"):
             c = container_from_jsonable(json.loads(row["data"]))
             self._containers[c.id] = c
             self._names[c.name] = c.id
+
+    def add_contributor(self, contrib: StartContributor) -> None:
+        """Register a start contributor (see contributors.py); called by the composition root."""
+        self.contributors.add(contrib)
 
     # ------------------------------------------------------------------ lookup
     def get(self, ref: str) -> Container:
@@ -147,7 +162,7 @@ class ContainerService:
     def is_running(self, c: Container) -> bool:
         return c.state.running
 
-    def users_of_image(self, image_id: str) -> list[tuple[str, bool]]:
+    def users_of_image(self, image_id: str) -> builtins.list[tuple[str, bool]]:
         return [(c.id, c.state.running) for c in self._containers.values() if c.image_id == image_id]
 
     def _lock(self, cid: str) -> asyncio.Lock:
@@ -168,9 +183,14 @@ class ContainerService:
 
     # ------------------------------------------------------------ persistence
     async def _save(self, c: Container) -> None:
+        """Persist the container's record; never for a removed container (an exit or a restart
+        recorded late must not write a deleted row back).  The check runs inside the write
+        transaction, ordered with the removal's DELETE on the database's one writer path."""
         data = json.dumps(to_jsonable(c))
 
         def _write(conn: Any) -> None:
+            if c.id in self._deleted:
+                return
             conn.execute(
                 "INSERT INTO containers(id, name, data) VALUES(?, ?, ?)"
                 " ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
@@ -193,16 +213,34 @@ class ContainerService:
         *,
         name: str | None,
         annotations: dict[str, Any] | None = None,
-    ) -> tuple[Container, list[str]]:
+    ) -> tuple[Container, builtins.list[str]]:
         """Create a container; returns it and the warnings dockerd would give."""
+        self._check_runtime(host_config.runtime)  # dockerd checks the settings before names and images
+        cid = self._new_id()
         if name:
+            # Checked and taken in one step (no await in between): of parallel creates with one
+            # name exactly one gets it, the others a Conflict; the loser's cleanup never drops it.
             name = self._validate_name(name)
-            if name in self._names:
-                other = self._names[name]
-                raise Conflict(
-                    f'Conflict. The container name "/{name}" is already in use by container "{other}". '
-                    "You have to remove (or rename) that container to be able to reuse that name."
-                )
+            self._reserve_name(name, cid)
+        try:
+            # A client hanging up does not cut the create short (rootfs prepared, row unsaved).
+            return await run_to_completion(self._create(cid, config, host_config, name, annotations))
+        finally:
+            if cid not in self._containers:
+                self._release_name(name, cid)
+
+    def _reserve_name(self, name: str, cid: str) -> None:
+        other = self._names.get(name)
+        if other is not None and other != cid:
+            raise _name_conflict(name, other)
+        self._names[name] = cid
+
+    def _release_name(self, name: str | None, cid: str) -> None:
+        if name and self._names.get(name) == cid:
+            del self._names[name]
+
+    async def _create(self, cid: str, config: ContainerConfig, host_config: HostConfig, name: str | None,
+                      annotations: dict[str, Any] | None) -> tuple[Container, builtins.list[str]]:
         if not config.image:
             raise InvalidParameter("config.Image must not be empty")
         health_checks.validate(config.healthcheck)
@@ -218,10 +256,10 @@ class ContainerService:
         host_config = replace(host_config, resources=limits)
         hostopts.check_create(host_config, bool(config.hostname), self._peer)
 
-        cid = self._new_id()
         validate_log_opts(host_config.log_config.config)
         if not name:
             name = self._generate_name(lambda n: n in self._names, fallback=cid[:12])
+            self._reserve_name(name, cid)
         hostname = config.hostname or cid[:12]
         config = replace(config, hostname=hostname)
         cdir = self.config.containers_root / cid
@@ -242,15 +280,18 @@ class ContainerService:
             driver=self.config.storage_driver,
             annotations=annotations or {},
         )
-        # Reserve the name first so concurrent creates cannot both take it.
-        self._names[name] = cid
+        contributed = False
         try:
             await asyncio.to_thread(self._create_files, c, image.id)
+            await self.contributors.created(c)
+            contributed = True
             self._containers[cid] = c
             await self._save(c)
         except BaseException:
-            self._names.pop(name, None)
             self._containers.pop(cid, None)
+            if contributed:
+                await self.contributors.removed(c, volumes=True)
+            self._release_name(name, cid)
             await asyncio.to_thread(self._destroy_files, c)
             raise
         self._emit(c, "create")
@@ -304,7 +345,10 @@ class ContainerService:
                     raise InvalidParameter(f'invalid {field_name}: unknown capability: "{normalize(cap)}"')
         policy = hc.restart_policy.name
         if policy not in ("", "no", "always", "unless-stopped", "on-failure"):
-            raise InvalidParameter(f"invalid restart policy: unknown policy '{policy}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")
+            raise InvalidParameter(
+                f"invalid restart policy: unknown policy '{policy}';"
+                " use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+            )
         if hc.auto_remove and policy not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
         retries = hc.restart_policy.maximum_retry_count
@@ -321,11 +365,17 @@ class ContainerService:
         self.images.prepare_rootfs(c.id, image_id)
 
     def _destroy_files(self, c: Container) -> None:
+        # The rootfs mount first: removing a snapshot (or the bundle) under a mount that is
+        # still there would delete through it and leave the mount behind.
+        try:
+            self.images.unmount_rootfs(c.id, self.config.bundles_root / c.id / "rootfs")
+        except Exception:
+            log.exception("unmounting rootfs of %s", c.id)
         try:
             self.images.remove_rootfs(c.id)
         except NotFound:
             pass
-        except Exception:  # noqa: BLE001 - keep removing what can be removed
+        except Exception:  # keep removing what can be removed
             log.exception("removing rootfs of %s", c.id)
         hostopts.release_shm(str(self.config.containers_root / c.id))
         shutil.rmtree(self.config.containers_root / c.id, ignore_errors=True)
@@ -340,9 +390,11 @@ class ContainerService:
             if c.state.running:
                 raise NotModified("Container already started")
             if c.state.removal_in_progress or c.state.status in (REMOVING, DEAD):
-                raise Conflict(f"container is marked for removal and cannot be started")
+                raise Conflict("container is marked for removal and cannot be started")
             self._reset_restart_manager(c)
-            await self._start_locked(c)
+            # A client hanging up does not cut the start short: a shim started for nobody
+            # would keep its created container (and cgroup) forever.
+            await run_to_completion(self._start_locked(c))
 
     # --------------------------------------------------------- restart policy
     def _restart_manager(self, c: Container) -> RestartManager:
@@ -384,7 +436,7 @@ class ContainerService:
                         try:
                             await self._start_locked(c)
                             c.state.has_been_manually_stopped = manually_stopped
-                        except Exception:  # noqa: BLE001 - recorded in State.Error by the start path
+                        except Exception:  # recorded in State.Error by the start path
                             log.info("restarting %s failed", c.id[:12], exc_info=True)
             if c.state.restarting and c.id in self._containers:
                 c.state = replace(c.state, status=EXITED, restarting=False)
@@ -406,7 +458,10 @@ class ContainerService:
             await asyncio.to_thread(self._prepare_bundle_dirs, bundle, rootfs)
             await asyncio.to_thread(self.images.mount_rootfs, c.id, rootfs)
             mounted = True
-            spec = await asyncio.to_thread(self._make_spec, c, rootfs)
+            plan = StartPlan(container=c, bundle=bundle, rootfs=rootfs,
+                             container_dir=self.config.containers_root / c.id)
+            await self.contributors.prepare(plan)   # released again by _failed_start on an error
+            spec = await asyncio.to_thread(self._make_spec, c, rootfs, plan)
             await asyncio.to_thread(
                 files.write_atomic, bundle / "config.json", json.dumps(spec).encode()
             )
@@ -429,7 +484,7 @@ class ContainerService:
         except EngineError as err:
             await self._failed_start(c, err, mounted, bundle)
             raise
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             log.exception("start of %s failed", c.id)
             wrapped = EngineError(str(err))
             await self._failed_start(c, wrapped, mounted, bundle)
@@ -442,10 +497,18 @@ class ContainerService:
             try:
                 session = await handle.attach(stdin=att.stdin, stdout=att.stdout, stderr=att.stderr)
                 await att.bind(session)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("binding attach of %s", c.id)
                 att.end()
-        await handle.start()
+        try:
+            await handle.start()
+        except Exception as err:
+            # The shim holds a created container (and its cgroup): end it before giving up.
+            log.info("releasing the created container of %s failed: %s", c.id[:12], err)
+            await self._abandon_handle(c, live)
+            wrapped = err if isinstance(err, EngineError) else EngineError(str(err))
+            await self._failed_start(c, wrapped, True, bundle)
+            raise wrapped from err
         c.state = ContainerState(
             status=RUNNING,
             pid=handle.pid,
@@ -460,6 +523,23 @@ class ContainerService:
         live.monitor = asyncio.create_task(self._monitor(c.id, live))
         if self.health is not None:
             self.health.container_started(c)
+
+    async def _abandon_handle(self, c: Container, live: _Live) -> None:
+        """End the shim of a container whose start did not go through."""
+        try:
+            await live.handle.kill(int(_signal.SIGKILL))
+            await asyncio.wait_for(live.handle.wait(), 20)
+        except Exception:
+            log.debug("ending the shim of %s", c.id[:12], exc_info=True)
+        finally:
+            await live.handle.close()
+        try:
+            await self.runtime.cleanup(self.config.bundles_root / c.id, self._cgroups_path(c))
+        except Exception:
+            log.exception("cleaning up after the shim of %s", c.id)
+        if self._live.get(c.id) is live:
+            del self._live[c.id]
+        live.exited.set()
 
     def _prepare_bundle_dirs(self, bundle: Path, rootfs: Path) -> None:
         bundle.mkdir(parents=True, exist_ok=True)
@@ -476,10 +556,11 @@ class ContainerService:
         code = getattr(err, "exit_code", None)
         c.state = replace(c.state, error=err.message, exit_code=code if code else 128, pid=0)
         await self._save(c)
+        await self.contributors.release(c)
         if mounted:
             try:
                 await asyncio.to_thread(self.images.unmount_rootfs, c.id, bundle / "rootfs")
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("unmounting rootfs of %s", c.id)
         for att in self._pending_attach.pop(c.id, []):
             att.end()
@@ -488,38 +569,52 @@ class ContainerService:
         # We still hold this container's lock: auto-remove once start() has let go.
         asyncio.get_running_loop().create_task(self._after_exit(c))
 
-    def _make_spec(self, c: Container, rootfs: Path) -> dict[str, Any]:
+    def _make_spec(self, c: Container, rootfs: Path, plan: StartPlan) -> dict[str, Any]:
         cfg = c.config
+        hostname = plan.hostname if plan.hostname is not None else cfg.hostname
         uid, gid, groups, home = self._resolve(rootfs, cfg.user)
-        env = files.process_env(cfg.hostname, cfg.tty, home, cfg.env)
-        cdir = self.config.containers_root / c.id
-        files.write_atomic(cdir / "hostname", (cfg.hostname + "\n").encode())
-        files.write_atomic(
-            cdir / "hosts",
-            files.hosts_content(cfg.hostname, cfg.domainname, None, c.host_config.extra_hosts).encode(),
-        )
-        files.write_atomic(
-            cdir / "resolv.conf",
-            files.resolv_conf_content(
+        # plan.env: what contributors (networking) add; the container's Env wins over it
+        env = files.process_env(hostname, cfg.tty, home, plan.env, cfg.env)
+        cdir = plan.container_dir
+        files.write_atomic(cdir / "hostname", (hostname + "\n").encode())
+        hosts = files.hosts_content(hostname, cfg.domainname, None, c.host_config.extra_hosts)
+        for ip, names in plan.hosts_entries:
+            hosts += f"{ip}\t{names}\n"
+        for ip in plan.hosts_addresses:
+            hosts += f"{ip}\t" + (f"{hostname}.{cfg.domainname} {hostname}" if cfg.domainname else hostname) + "\n"
+        files.write_atomic(cdir / "hosts", hosts.encode())
+        resolv = plan.resolv_conf
+        if resolv is None:
+            resolv = files.resolv_conf_content(
                 Path("/etc/resolv.conf"),
                 c.host_config.dns,
                 c.host_config.dns_search,
                 c.host_config.dns_options,
-            ).encode(),
-        )
-        mounts = [
+            )
+        files.write_atomic(cdir / "resolv.conf", resolv.encode())
+        mounts: list[tuple[str, str, str, tuple[str, ...]]] = [
             ("/etc/resolv.conf", "bind", str(cdir / "resolv.conf"), ("rbind", "rprivate")),
             ("/etc/hostname", "bind", str(cdir / "hostname"), ("rbind", "rprivate")),
             ("/etc/hosts", "bind", str(cdir / "hosts"), ("rbind", "rprivate")),
         ]
+        mounts.extend(plan.mounts)
+        # Parents before children (dockerd sorts by the number of path elements): a volume on
+        # /etc must not hide the /etc/hosts bind made before it.
+        mounts.sort(key=lambda m: len([p for p in m[0].split("/") if p]))
         try:
             group_text = _read_in_root(rootfs, "etc/group") if c.host_config.group_add else ""
         except OSError:
             group_text = ""
         sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text, str(cdir))
+        ns_paths = plan.namespace_overrides()
+        if ns_paths:
+            # --network etc. from a contributor; the security options' own joins (ipc/pid/uts) win
+            sec["ns_overrides"] = tuple({**ns_paths, **dict(sec.get("ns_overrides", ()))}.items())
+        if plan.sysctls:
+            sec["extra_sysctls"] = {**plan.sysctls, **sec.get("extra_sysctls", {})}
         inp = self._spec_input(
             container_id=c.id,
-            hostname=cfg.hostname,
+            hostname=hostname,
             domainname=cfg.domainname,
             rootfs=str(rootfs),
             readonly_rootfs=c.host_config.readonly_rootfs,
@@ -531,7 +626,7 @@ class ContainerService:
             additional_gids=list(groups),
             tty=cfg.tty,
             extra_mounts=mounts,
-            cgroups_path=f"/{self.config.cgroup_parent}/{c.id}",
+            cgroups_path=self._cgroups_path(c),
             privileged=c.host_config.privileged,
             cap_add=tuple(c.host_config.cap_add),
             cap_drop=tuple(c.host_config.cap_drop),
@@ -568,7 +663,7 @@ class ContainerService:
             status = await live.handle.wait()
         except asyncio.CancelledError:
             raise
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - whatever failed the wait, the shim is gone
             bundle = self.config.bundles_root / cid
             status = self.runtime.read_exit_status(bundle)
             if status is None:
@@ -576,9 +671,10 @@ class ContainerService:
                 # signal).  dockerd, when a shim disconnects, cleans up and records the task
                 # as killed: exit code 137, no error.
                 log.warning("lost the shim of %s (%s): the container is recorded as killed", cid, err)
+                c = self._containers.get(cid)
                 try:
-                    await self.runtime.cleanup(bundle)
-                except Exception:  # noqa: BLE001
+                    await self.runtime.cleanup(bundle, self._cgroups_path(c) if c is not None else None)
+                except Exception:
                     log.exception("cleaning up after the shim of %s", cid)
                 await self._record_exit(cid, live, 137, timeutil.now(), False, "")
                 return
@@ -618,6 +714,7 @@ class ContainerService:
             restarting=False,
         )
         await asyncio.to_thread(self._cleanup_run, c)
+        await self.contributors.release(c)
         delay = None
         rm = None
         if apply_policy and not c.state.removal_in_progress:
@@ -630,11 +727,11 @@ class ContainerService:
             c.state = replace(c.state, status=RESTARTING, restarting=True)
         await self._save(c)
         self._live.pop(cid, None)
-        if live is not None:
-            live.exited.set()
         if oom:
             self._emit(c, "oom")
         self._emit(c, "die", exitCode=str(code), execDuration=str(int(run_seconds)))
+        if live is not None:
+            live.exited.set()   # after `die`: a remove waiting for it sends `destroy` after
         for fut in self._exit_waiters.pop(cid, []):
             if not fut.done():
                 fut.set_result(c)
@@ -648,7 +745,7 @@ class ContainerService:
         bundle = self.config.bundles_root / c.id
         try:
             self.images.unmount_rootfs(c.id, bundle / "rootfs")
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("unmounting rootfs of %s", c.id)
         hostopts.release_shm(str(self.config.containers_root / c.id))
 
@@ -658,7 +755,7 @@ class ContainerService:
                 await self.remove(c.id, force=True, volumes=True)
             except NotFound:
                 pass
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("auto-removing %s", c.id)
 
     # -------------------------------------------------------------- stop/kill
@@ -685,18 +782,18 @@ class ContainerService:
         try:
             await live.handle.kill(stop_sig)
             self._emit(c, "kill", signal=str(stop_sig))    # dockerd's stop goes through kill
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("stop signal to %s failed", c.id, exc_info=True)
         if timeout < 0:
             await live.exited.wait()
         else:
             try:
                 await asyncio.wait_for(live.exited.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 try:
                     await live.handle.kill(int(_signal.SIGKILL))
                     self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.debug("SIGKILL to %s failed", c.id, exc_info=True)
                 await live.exited.wait()
         self._emit(c, "stop")
@@ -734,7 +831,7 @@ class ContainerService:
         async with self._lock(c.id):
             if not c.state.running:
                 self._reset_restart_manager(c)
-                await self._start_locked(c)
+                await run_to_completion(self._start_locked(c))
         self._emit(c, "restart")
 
     # ------------------------------------------- pause, update, stats (ops_resources)
@@ -745,7 +842,7 @@ class ContainerService:
         await ops_resources.unpause(self, ref)
 
     async def update(self, ref: str, patch: dict[str, Any], restart_policy: Any = None,
-                     annotate: Any = None) -> list[str]:
+                     annotate: Any = None) -> builtins.list[str]:
         return await ops_resources.update(self, ref, patch, restart_policy, annotate)
 
     def stats(self, ref: str, *, stream: bool, one_shot: bool) -> Any:
@@ -753,6 +850,10 @@ class ContainerService:
 
     # ----------------------------------------------------------------- remove
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
+        # A client hanging up does not leave a half-removed container behind.
+        await run_to_completion(self._remove(ref, force=force, volumes=volumes))
+
+    async def _remove(self, ref: str, *, force: bool, volumes: bool) -> None:
         c = self.get(ref)
         # Like dockerd, the removal is claimed first: a second remove meanwhile gets a 409.
         if c.state.removal_in_progress:
@@ -768,22 +869,32 @@ class ContainerService:
                 self._restart_manager(c).cancel()
                 if c.state.restarting:
                     await self._settle_restart(c.id)
-                live = self._live.get(c.id)
-                if live is not None:
-                    try:
-                        await live.handle.kill(int(_signal.SIGKILL))
+            # A run that is ending (or was just killed) is recorded to the end (exit status, `die`)
+            # before the container goes: also when its state already reads "exited", the exit
+            # recording may still be under way.
+            live = self._live.get(c.id)
+            if live is not None:
+                was_running = c.state.running
+                try:
+                    await live.handle.kill(int(_signal.SIGKILL))   # nothing to do once it exited
+                    if was_running:
                         self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
-                    except Exception:  # noqa: BLE001
-                        pass
-                    await live.exited.wait()
+                except Exception:
+                    log.debug("SIGKILL to %s failed", c.id, exc_info=True)
+                await live.exited.wait()
             async with self._lock(c.id):
                 if c.id not in self._containers:
                     raise no_such_container(ref)
                 await asyncio.to_thread(self._destroy_files, c)
+                # From here on no write may bring the row back (see _save).
+                self._deleted[c.id] = None
+                while len(self._deleted) > 4096:
+                    del self._deleted[next(iter(self._deleted))]
                 await self.db.transaction(
                     lambda conn: conn.execute("DELETE FROM containers WHERE id = ?", (c.id,))
                 )
         except BaseException:
+            self._deleted.pop(c.id, None)
             c.state.removal_in_progress = False
             raise
         self._containers.pop(c.id, None)
@@ -799,10 +910,11 @@ class ContainerService:
             if not fut.done():
                 fut.set_result(c)
         self._locks.pop(c.id, None)
+        await self.contributors.removed(c, volumes=volumes)
         self._emit(c, "destroy")
 
     # ------------------------------------------------------------------- wait
-    async def wait_future(self, ref: str, condition: str) -> "asyncio.Future[Container]":
+    async def wait_future(self, ref: str, condition: str) -> asyncio.Future[Container]:
         """Register a wait and return a future of the container at the awaited moment.
 
         Registration happens before this returns, so a client that waits and then
@@ -824,7 +936,7 @@ class ContainerService:
             raise InvalidParameter(f"invalid condition: \"{condition}\"")
         return fut
 
-    def cancel_wait(self, fut: "asyncio.Future[Container]") -> None:
+    def cancel_wait(self, fut: asyncio.Future[Container]) -> None:
         for table in (self._exit_waiters, self._remove_waiters):
             for lst in table.values():
                 if fut in lst:
@@ -881,37 +993,35 @@ class ContainerService:
             raise InvalidParameter(f"Error when allocating new name: {err.message}") from None
         if new_name == c.name:
             raise InvalidParameter("Renaming a container with the same name as its current name")
-        if new_name in self._names:
-            other = self._names[new_name]
-            raise Conflict(
-                f'Conflict. The container name "/{new_name}" is already in use by container "{other}". '
-                "You have to remove (or rename) that container to be able to reuse that name."
-            )
+        self._reserve_name(new_name, c.id)   # check and take in one step, as create does
         old = c.name
-        self._names[new_name] = c.id
         c.name = new_name
         try:
             await self._save(c)
         except BaseException:
             c.name = old
-            self._names.pop(new_name, None)
+            self._release_name(new_name, c.id)
             raise
-        self._names.pop(old, None)
+        self._release_name(old, c.id)
         self._emit(c, "rename", oldName=f"/{old}")
 
     # ------------------------------------------------------------ reconnect
     async def restore(self) -> None:
-        """After a daemon (re)start: reconnect live shims, settle the rest."""
-        for c in list(self._containers.values()):
+        """After a daemon (re)start: settle what containers that are not running left behind
+        (first, before anything else), reconnect live shims, settle the rest."""
+        for c in self._containers.values():
             if c.state.removal_in_progress:
                 c.state.removal_in_progress = False
+        await asyncio.gather(*(self._settle_not_running(c) for c in list(self._containers.values())
+                               if not c.state.running))
+        for c in list(self._containers.values()):
             if not c.state.running:
                 continue
             bundle = self.config.bundles_root / c.id
             handle = None
             try:
                 handle = await self.runtime.connect(c.id, bundle)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("reconnecting to the shim of %s", c.id)
             if handle is not None:
                 live = _Live()
@@ -925,8 +1035,8 @@ class ContainerService:
             status = self.runtime.read_exit_status(bundle)
             if status is None:
                 try:
-                    await self.runtime.cleanup(bundle)
-                except Exception:  # noqa: BLE001
+                    await self.runtime.cleanup(bundle, self._cgroups_path(c))
+                except Exception:
                     log.exception("cleaning up after the shim of %s", c.id)
                 await self._record_exit(c.id, None, 255, timeutil.now(), False,
                                         "container's shim is gone and left no exit status",
@@ -934,7 +1044,41 @@ class ContainerService:
             else:
                 await self._record_exit(c.id, None, status.exit_code, status.finished_at,
                                         status.oom_killed, status.error, apply_policy=False)
+        # Networks, volumes...: re-established for live containers, settled for the others.
+        for c in list(self._containers.values()):
+            await self.contributors.restore(c, running=c.state.running and c.id in self._live)
         await self._apply_policies_on_boot()
+
+    def _cgroups_path(self, c: Container) -> str:
+        return f"/{self.config.cgroup_parent}/{c.id}"
+
+    async def _settle_not_running(self, c: Container) -> None:
+        """A container the record says is not running (a daemon killed while it started, or
+        before it recorded a start): no shim, process, cgroup, rootfs mount or exec dir of
+        it may remain.  A shim still waiting to start it is told to end it."""
+        bundle = self.config.bundles_root / c.id
+        if not await asyncio.to_thread(bundle.exists):
+            return
+        try:
+            handle = await self.runtime.connect(c.id, bundle)
+        except Exception:
+            log.warning("connecting to the leftover shim of %s", c.id[:12], exc_info=True)
+            handle = None
+        if handle is not None:
+            log.info("ending the shim of %s, which was never recorded as started", c.id[:12])
+            try:
+                await handle.kill(int(_signal.SIGKILL))
+                await asyncio.wait_for(handle.wait(), 20)
+            except Exception:
+                log.warning("ending the leftover shim of %s", c.id[:12], exc_info=True)
+            finally:
+                await handle.close()
+        try:
+            await self.runtime.cleanup(bundle, self._cgroups_path(c))
+        except Exception:
+            log.exception("cleaning up after the shim of %s", c.id)
+        await asyncio.to_thread(self._cleanup_run, c)
+        await asyncio.to_thread(shutil.rmtree, bundle, True)
 
     async def _apply_policies_on_boot(self) -> None:
         """dockerd at start: stopped containers whose restart policy asks for it are started
@@ -956,13 +1100,13 @@ class ContainerService:
         async def boot_start(c: Container) -> None:
             try:
                 await self.start(c.id)
-            except Exception:  # noqa: BLE001 - the error is in State.Error; carry on with the rest
+            except Exception:  # the error is in State.Error; carry on with the rest
                 log.warning("restarting %s at daemon start failed", c.id[:12], exc_info=True)
 
         async def boot_remove(c: Container) -> None:
             try:
                 await self.remove(c.id, force=True, volumes=True)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.warning("auto-removing %s at daemon start failed", c.id[:12], exc_info=True)
 
         await asyncio.gather(*(boot_start(c) for c in to_start), *(boot_remove(c) for c in to_remove))
@@ -994,6 +1138,13 @@ class ContainerService:
             else:
                 stopped += 1
         return {"total": len(self._containers), "running": running, "paused": paused, "stopped": stopped}
+
+
+def _name_conflict(name: str, other: str) -> Conflict:
+    return Conflict(
+        f'Conflict. The container name "/{name}" is already in use by container "{other}". '
+        "You have to remove (or rename) that container to be able to reuse that name."
+    )
 
 
 def _read_in_root(rootfs: Path, rel: str) -> str:

@@ -17,14 +17,16 @@ import bz2
 import errno
 import gzip
 import hashlib
+import io
 import lzma
 import os
 import shutil
 import stat
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from ..errors import InvalidParameter
 
@@ -67,6 +69,12 @@ class _Prefixed:
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:  # the decompressors ask; a stream is read once, front to back
+        return False
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        raise io.UnsupportedOperation("seek")
+
 
 def compression_of(head: bytes) -> str | None:
     if head.startswith(b"\x1f\x8b"):
@@ -86,14 +94,15 @@ def decompressed(raw: BinaryIO) -> BinaryIO:
     src = _Prefixed(head, raw)
     kind = compression_of(head)
     if kind == "gzip":
-        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[arg-type]
+        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[return-value]  # a read-only binary stream; BinaryIO in typeshed wants the whole IO API
     if kind == "bzip2":
-        return bz2.BZ2File(src, "rb")  # type: ignore[arg-type]
+        return bz2.BZ2File(src, "rb")  # type: ignore[return-value]  # a read-only binary stream; BinaryIO in typeshed wants the whole IO API
     if kind == "xz":
-        return lzma.LZMAFile(src, "rb")  # type: ignore[arg-type]
+        # LZMAFile only calls read() on src, which _Prefixed has
+        return lzma.LZMAFile(src, "rb")  # type: ignore[arg-type, return-value]  # a read-only binary stream; BinaryIO in typeshed wants the whole IO API
     if kind == "zstd":
         raise LayerError("zstd-compressed layers are not supported")
-    return src  # type: ignore[return-value]
+    return src  # type: ignore[return-value]  # a read-only binary stream; BinaryIO in typeshed wants the whole IO API
 
 
 class _HashingReader:
@@ -162,7 +171,9 @@ class _Applier:
                     nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
                 except FileNotFoundError:
                     if not create:
-                        raise LayerError(f"invalid tar entry {name!r}: {'/'.join(parts[:i + 1])} does not exist")
+                        raise LayerError(
+                            f"invalid tar entry {name!r}: {'/'.join(parts[: i + 1])} does not exist"
+                        ) from None
                     self._implicit_dir(fd, tuple(parts[:i + 1]))
                     nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
                 except OSError as err:
@@ -394,7 +405,7 @@ def apply_file(src: BinaryIO, root: Path, mode: str, *, lowers: list[Path] | Non
     size = os.fstat(src.fileno()).st_size
     try:
         try:
-            with tarfile.open(fileobj=src, mode="r:", errorlevel=2) as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=src, mode="r:", errorlevel=2) as tar:
                 for member in tar:
                     applier.apply(tar, member)
                     if progress is not None:
@@ -426,7 +437,7 @@ def apply_layer(raw: BinaryIO, root: Path, mode: str, *, lowers: list[Path] | No
     applier = _Applier(root, mode, lowers or [])
     try:
         try:
-            with tarfile.open(fileobj=reader, mode="r|", errorlevel=2, bufsize=_CHUNK) as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=reader, mode="r|", errorlevel=2, bufsize=_CHUNK) as tar:  # type: ignore[call-overload]  # a read()-only stream is all "r|" needs
                 for member in tar:
                     applier.apply(tar, member)
         except tarfile.ReadError as err:

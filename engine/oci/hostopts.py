@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.oci import seccomp as seccomp_profiles

@@ -49,7 +49,7 @@ def _numeric(value: str) -> int | None:
 
 def resolve_user(rootfs: Path, user: str) -> tuple[int, int, list[int]]:
     """-> (uid, gid, additional_gids); additional_gids starts with the primary gid."""
-    user_part, sep, group_part = (user or "").partition(":")
+    user_part, _sep, group_part = (user or "").partition(":")
     passwd = _entries(_read_in_rootfs(rootfs, "/etc/passwd"), 7)
     uid, gid = 0, 0
     name: str | None = None
@@ -92,7 +92,7 @@ def resolve_user(rootfs: Path, user: str) -> tuple[int, int, list[int]]:
             members = [m.strip() for m in g[3].split(",") if m.strip()]
             if name in members and g[2].isdigit():
                 extra.append(int(g[2]))
-    gids = [gid] + sorted(set(x for x in extra if x != gid))
+    gids = [gid] + sorted({x for x in extra if x != gid})
     return uid, gid, gids
 
 

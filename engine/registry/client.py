@@ -14,9 +14,10 @@ import ipaddress
 import re
 import ssl
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -130,7 +131,9 @@ def _go_url_error(method: str, url: str, err: Exception, host: str) -> str:
         elif "Name or service not known" in text or "nodename nor servname" in text:
             text = f"dial tcp: lookup {host.rsplit(':', 1)[0]}: no such host"
     elif isinstance(err, httpx.TimeoutException):
-        text = "net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)"
+        text = (
+            "net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)"
+        )
     if "CERTIFICATE_VERIFY_FAILED" in text:
         text = "tls: failed to verify certificate: x509: certificate signed by unknown authority"
     elif "BAD_CERTIFICATE" in text or "CERTIFICATE_REQUIRED" in text:
@@ -222,7 +225,7 @@ class RegistryClient:
             return cached
         params = self._challenge[1]
         realm = params.get("realm", "")
-        query: list[tuple[str, str]] = []
+        query: list[tuple[str, str | int | float | bool | None]] = []
         if params.get("service"):
             query.append(("service", params["service"]))
         for s in scopes:

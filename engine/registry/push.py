@@ -12,9 +12,9 @@ import hashlib
 import json
 import re
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..errors import EngineError, NotFound
 from ..images import reference as refs

@@ -4,10 +4,10 @@ All methods block (network, disk); callers run them in threads.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from .. import gojson
 from ..errors import EngineError, InvalidParameter
 from ..images import reference as refs
 from ..images.reference import Reference
@@ -18,8 +18,8 @@ from .auth import AuthConfig
 from .client import RegistryClient, RegistryConfig
 from .metadata import BlobMetadata
 from .progress import Emit
-from .push import Pusher
 from .pull import Platform, Puller, fetch_manifest, parse_platform, translate_pull_error
+from .push import Pusher
 
 
 def parse_pull_reference(image: str, tag: str) -> Reference:
@@ -59,7 +59,7 @@ class RegistryService:
         with self.client(ref.domain, auth) as cli:
             try:
                 resp = cli.check(cli.request("GET", f"/v2/{ref.path}/tags/list", C.pull_scope(ref.path)))
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - translate_pull_error gives every failure dockerd's words
                 raise translate_pull_error(err, ref) from None
             return sorted((resp.json() or {}).get("tags") or [])
 
@@ -89,9 +89,9 @@ class RegistryService:
         with self.client(ref.domain, auth) as cli:
             try:
                 body, media, digest = fetch_manifest(cli, ref.path, target, C.pull_scope(ref.path))
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - translate_pull_error gives every failure dockerd's words
                 raise translate_pull_error(err, ref) from None
-            doc = json.loads(body)
+            doc = gojson.loads(body)
             platforms: list[dict[str, Any]] = []
             if media in (C.MEDIA_DOCKER_LIST, C.MEDIA_OCI_INDEX):
                 for e in doc.get("manifests") or []:
@@ -100,7 +100,7 @@ class RegistryService:
             else:
                 cfg_digest = (doc.get("config") or {}).get("digest") or ""
                 data = b"".join(c for _, c in cli.iter_blob(ref.path, cfg_digest, C.pull_scope(ref.path)))
-                cfg = json.loads(data)
+                cfg = gojson.loads(data)
                 platforms.append(_platform_json({"architecture": cfg.get("architecture", ""),
                                                  "os": cfg.get("os", ""), "variant": cfg.get("variant", "")}))
         return {"Descriptor": {"mediaType": media, "digest": digest, "size": len(body)},

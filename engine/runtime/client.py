@@ -1,10 +1,11 @@
 """The asyncio side of the shim: what the engine uses to run containers.
 
 ``ShimRuntime.create`` starts a shim (forked by the preloaded shim parent, or a
-fresh interpreter; never a fork of the server: see ``spawner``) and returns a ``ShimHandle`` once the container is created and
-waiting for ``start``.  Attach sessions opened between create and start see
-every byte of output.  ``connect`` finds the shim of a running container
-after a server restart; ``read_exit_status`` reads what a finished shim left.
+fresh interpreter; never a fork of the server: see ``spawner``) and returns a
+``ShimHandle`` once the container is created and waiting for ``start``.
+Attach sessions opened between create and start see every byte of output.
+``connect`` finds the shim of a running container after a server restart;
+``read_exit_status`` reads what a finished shim left.
 """
 from __future__ import annotations
 
@@ -12,23 +13,16 @@ import asyncio
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import EngineError, InvalidParameter, Unavailable
+from engine.errors import Conflict, EngineError, InvalidParameter, Unavailable
 from engine.runtime import protocol as P
+from engine.runtime.api import ExitStatus
 from engine.runtime.shim import EXIT_FILE, SOCKET_NAME, STATE_FILE, proc_start_time, spec_view
 from engine.runtime.spawner import ShimSpawner
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class ExitStatus:
-    exit_code: int
-    finished_at: str
-    oom_killed: bool = False
-    error: str = ""
 
 
 class StartFailed(EngineError):
@@ -37,6 +31,10 @@ class StartFailed(EngineError):
     def __init__(self, message: str, exit_code: int = 128) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class NotRunning(Conflict):
+    """The shim answered that its container's process has exited (it is finishing up)."""
 
 
 class InvalidStartConfig(InvalidParameter):
@@ -122,7 +120,7 @@ class _Conn:
                 raise Unavailable("connection to the container's shim closed")
             kind, payload = fr
             if kind == P.CTRL:
-                msg = json.loads(payload)
+                msg: dict[str, Any] = json.loads(payload)
                 if msg.get("id") == rid:
                     if not msg.get("ok"):
                         raise EngineError(msg.get("error", f"shim {op} failed"))
@@ -222,6 +220,7 @@ class ShimHandle:
         self.tty: bool = bool(hello.get("tty"))
         self.state: str = str(hello.get("state", "running"))
         self._conn = conn
+        self._closed = False
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         loop = asyncio.get_running_loop()
         self._exit: asyncio.Future[ExitStatus] = loop.create_future()
@@ -230,26 +229,26 @@ class ShimHandle:
         self._reader = loop.create_task(self._read_loop())
 
     async def _read_loop(self) -> None:
-        while True:
-            fr = await _read_frame(self._conn.reader)
-            if fr is None:
-                break
-            kind, payload = fr
-            if kind != P.CTRL:
-                continue
-            msg = json.loads(payload)
-            rid = msg.get("id")
-            if rid is not None:
-                fut = self._pending.pop(rid, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(msg)
-            elif msg.get("event") == "exit" and not self._exit.done():
-                self._exit.set_result(_status(msg))
-        # The shim is gone (it exits after the exit event) or was killed.
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(Unavailable("connection to the container's shim closed"))
-        self._pending.clear()
+        try:
+            while True:
+                fr = await _read_frame(self._conn.reader)
+                if fr is None:
+                    break
+                kind, payload = fr
+                if kind != P.CTRL:
+                    continue
+                msg = json.loads(payload)
+                rid = msg.get("id")
+                if rid is not None:
+                    fut = self._pending.pop(rid, None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(msg)
+                elif msg.get("event") == "exit" and not self._exit.done():
+                    self._exit.set_result(_status(msg))
+        finally:
+            # The shim is gone (it exits after the exit event), was killed, or we closed the
+            # connection (close() cancels this task): no reply can come any more.
+            self._fail_pending()
         if not self._exit.done():
             status = read_exit_status(self.bundle)
             if status is not None:
@@ -257,17 +256,36 @@ class ShimHandle:
             else:
                 self._exit.set_exception(EngineError("container's shim exited without an exit status"))
 
+    def _fail_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(Unavailable("connection to the container's shim closed"))
+                fut.exception()  # retrieved here: a caller that went away must not log it
+
     async def _call(self, op: str, **kw: Any) -> dict[str, Any]:
-        if self._reader.done():
+        """One request and its reply.  Fails with Unavailable, never hangs, when the connection
+        is (or gets) closed before the reply arrives."""
+        if self._reader.done() or self._closed:
             raise Unavailable("connection to the container's shim closed")
         self._conn.next_id += 1
         rid = self._conn.next_id
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
-        await self._conn.send(P.ctrl({"op": op, "id": rid, **kw}))
+        try:
+            await self._conn.send(P.ctrl({"op": op, "id": rid, **kw}))
+        except (ConnectionError, RuntimeError, OSError) as err:
+            self._pending.pop(rid, None)
+            fut.cancel()
+            raise Unavailable("connection to the container's shim closed") from err
+        if self._reader.done() or self._closed:  # closed while we were sending
+            self._fail_pending()
         msg = await fut
         if not msg.get("ok"):
-            raise EngineError(msg.get("error", f"shim {op} failed"))
+            error = str(msg.get("error", f"shim {op} failed"))
+            if error.endswith("is not running"):
+                raise NotRunning(error)
+            raise EngineError(error)
         return msg
 
     async def start(self) -> None:
@@ -356,13 +374,18 @@ class ShimHandle:
         return ExecSession(conn, int(msg["pid"]))
 
     async def kill(self, sig: int) -> None:
+        """Signal the container's init; a container that already exited needs nothing."""
         if self._exit.done():
             return
         try:
             await self._call("kill", signal=int(sig))
         except Unavailable:
-            if not self._exit.done():
+            if not self._exit.done() and not self._shim_finished():
                 raise
+
+    def _shim_finished(self) -> bool:
+        """The shim recorded the container's exit (its connection closes right after)."""
+        return read_exit_status(self.bundle) is not None
 
     async def resize(self, height: int, width: int) -> None:
         await self._call("resize", height=int(height), width=int(width))
@@ -395,8 +418,11 @@ class ShimHandle:
         return self._exit.done()
 
     async def close(self) -> None:
-        """Drop our connection; the shim and the container keep running."""
+        """Drop our connection; the shim and the container keep running.  Requests still
+        waiting for a reply fail with Unavailable."""
+        self._closed = True
         self._reader.cancel()
+        self._fail_pending()
         try:
             await self._reader
         except (asyncio.CancelledError, Exception):  # noqa: BLE001
@@ -500,30 +526,53 @@ class ShimRuntime:
     def read_exit_status(self, bundle: Path) -> ExitStatus | None:
         return read_exit_status(Path(bundle))
 
-    async def cleanup(self, bundle: Path) -> None:
+    async def cleanup(self, bundle: Path, cgroups_path: str | None = None) -> None:
         """Remove what a *dead* shim left behind (its container's processes, cgroups,
-        socket).  Call it when ``connect`` returned None.  A live shim is left alone."""
-        await asyncio.to_thread(cleanup_bundle, Path(bundle))
+        socket).  Call it when ``connect`` returned None.  A live shim is left alone.
+        ``cgroups_path`` (the spec's ``linux.cgroupsPath``) also finds the cgroups of a shim
+        killed before it recorded them."""
+        await asyncio.to_thread(cleanup_bundle, Path(bundle), cgroups_path)
 
 
-def cleanup_bundle(bundle: Path) -> None:
+def cleanup_bundle(bundle: Path, cgroups_path: str | None = None) -> None:
+    from engine.runtime import cgroups as cg
     try:
         state = json.loads((bundle / STATE_FILE).read_text())
     except (FileNotFoundError, ValueError):
         state = None
-    if state:
-        if _is_shim(int(state.get("shim_pid") or 0), bundle, int(state.get("shim_start") or 0)):
+    if state and _is_shim(int(state.get("shim_pid") or 0), bundle, int(state.get("shim_start") or 0)):
+        return
+    if state is None:
+        try:
+            shim_pid = int((bundle / "shim.pid").read_text())
+        except (OSError, ValueError):
+            shim_pid = 0
+        if _is_shim(shim_pid, bundle):  # a shim forked by the shim parent names its bundle too
             return
+    cgroup = (state or {}).get("cgroup")
+    if state:
         init_pid = int(state.get("init_pid") or 0)
-        cgroup = state.get("cgroup")
         if init_pid and cgroup and _in_cgroup(init_pid, cgroup.get("path", "")):
             _kill_and_wait(init_pid)
-        if cgroup:
-            from engine.runtime import cgroups as cg
-            try:
-                cg.from_state(cgroup).destroy()
-            except OSError as e:
-                log.warning("removing cgroups of %s: %s", bundle, e)
+    managers = []
+    if cgroup:
+        managers.append(cg.from_state(cgroup))
+    elif cgroups_path:
+        try:
+            found = cg.manager_for(cgroups_path)
+        except OSError:
+            found = None
+        if found is not None:
+            managers.append(found)
+    for m in managers:
+        try:
+            m.kill_all()        # nothing of a dead shim's container may keep running
+        except OSError:
+            pass
+        try:
+            m.destroy()
+        except OSError as e:
+            log.warning("removing cgroups of %s: %s", bundle, e)
     try:
         (bundle / SOCKET_NAME).unlink()
     except FileNotFoundError:

@@ -5,11 +5,12 @@ import errno
 import os
 import stat as _st
 
+from engine.runtime import syscalls as S
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
-from engine.runtime import syscalls as S
 
 # option -> (clear?, flag).  clear=True means the option removes the flag.
 _FLAGS: dict[str, tuple[bool, int]] = {
@@ -39,7 +40,7 @@ _PROPAGATION: dict[str, int] = {
 class MountOptions:
     """Parsed mount options (immutable by convention; no dataclasses in the init's import path)."""
 
-    __slots__ = ("flags", "propagation", "data")
+    __slots__ = ("data", "flags", "propagation")
 
     def __init__(self, flags: int, propagation: int, data: str) -> None:
         self.flags = flags              # MS_* flags for mount(2)

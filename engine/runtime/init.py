@@ -27,6 +27,10 @@ import signal
 import socket
 import stat
 
+from engine.oci.caps import to_mask
+from engine.runtime import fs
+from engine.runtime import syscalls as S
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing/dataclasses cost ~10 ms at every container start
     from typing import Any, Protocol
@@ -35,9 +39,6 @@ if TYPE_CHECKING:  # typing/dataclasses cost ~10 ms at every container start
         def send(self, msg: dict[str, Any], fd: int | None = None) -> None: ...
         def recv(self) -> dict[str, Any] | None: ...
 
-from engine.runtime import fs
-from engine.runtime import syscalls as S
-from engine.oci.caps import to_mask
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -66,14 +66,15 @@ import signal
 import socket
 import sys
 import time
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs milliseconds at every shim start
-    from typing import Any
 
 from engine.fileutil import write_atomic
 from engine.runtime import cgroups as cg
 from engine.runtime import protocol as P
 from engine.timeutil import format_ns
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at every shim start
+    from typing import Any
 
 SOCKET_NAME = "shim.sock"
 EXIT_FILE = "exit.json"
@@ -122,7 +123,7 @@ def _load_log_writer(path: str, max_size: int | None = None, max_files: int = 1,
 
 
 class Client:
-    __slots__ = ("sock", "rbuf", "wbuf", "attached", "want", "stdin", "stdin_closed", "waits", "exec")
+    __slots__ = ("attached", "exec", "rbuf", "sock", "stdin", "stdin_closed", "waits", "want", "wbuf")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -139,7 +140,7 @@ class Client:
 class Stdio:
     """One process's stdio as the shim holds it: output fds, stdin, pty master."""
 
-    __slots__ = ("outputs", "master", "stdin_w", "stdin_buf", "stdin_close_pending", "paused", "exec")
+    __slots__ = ("exec", "master", "outputs", "paused", "stdin_buf", "stdin_close_pending", "stdin_w")
 
     def __init__(self, exec_: Exec | None = None) -> None:
         self.outputs: dict[int, int] = {}   # fd -> stream kind (1/2)
@@ -154,7 +155,7 @@ class Stdio:
 class Exec:
     """A process started in the running container (docker exec)."""
 
-    __slots__ = ("exec_id", "pid", "io", "client", "exit", "reaped_at")
+    __slots__ = ("client", "exec_id", "exit", "io", "pid", "reaped_at")
 
     def __init__(self, exec_id: str, client: Client) -> None:
         self.exec_id = exec_id
@@ -238,8 +239,11 @@ class Shim:
                     self.cgroup.apply(linux.get("resources"))
                 except OSError as e:
                     self._destroy_cgroup()
-                    return {"ok": False, "message": f"failed to set up cgroup {linux['cgroupsPath']}: {e.strerror or e}",
-                            "exit_code": 128}
+                    return {
+                        "ok": False,
+                        "message": f"failed to set up cgroup {linux['cgroupsPath']}: {e.strerror or e}",
+                        "exit_code": 128,
+                    }
 
         # The seccomp filter is compiled by the init (see init.load_seccomp): what
         # compiling allocates is dropped at its execve instead of staying in the shim.
@@ -901,8 +905,8 @@ class Shim:
         find it loaded instead of importing it on every exec (milliseconds each).  A
         shim forked by the shim parent has it already."""
         if "engine.runtime.init" not in sys.modules:
-            import engine.runtime.init  # noqa: F401
-            import engine.oci.caps  # noqa: F401
+            __import__("engine.runtime.init")
+            __import__("engine.oci.caps")
 
     def _settle(self) -> None:
         """Once the container runs and the shim is idle: load the exec code, and give
@@ -972,10 +976,16 @@ def run(opts: dict[str, Any]) -> None:
     Runs in the detached process, cwd the bundle, stdout the server's report pipe."""
     shim = Shim(opts)
     try:
-        shim.log = _load_log_writer(opts.get("log_path", ""), opts.get("log_max_size"), int(opts.get("log_max_files") or 1),
-                                     opts.get("log_attrs"))
+        shim.log = _load_log_writer(
+            opts.get("log_path", ""),
+            opts.get("log_max_size"),
+            int(opts.get("log_max_files") or 1),
+            opts.get("log_attrs"),
+        )
     except Exception as e:  # noqa: BLE001
-        os.write(1, (json.dumps({"ok": False, "message": f"failed to open log file: {e}", "exit_code": 128}) + "\n").encode())
+        os.write(
+            1, (json.dumps({"ok": False, "message": f"failed to open log file: {e}", "exit_code": 128}) + "\n").encode()
+        )
         os._exit(1)
     try:
         report = shim.create()

@@ -47,6 +47,7 @@ class ShimSpawner:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
+        self._closed = False
         self.use_parent = os.environ.get("PYDOCKERD_SHIM_PARENT", "1") != "0"
 
     # ----------------------------------------------------------------- public
@@ -54,7 +55,7 @@ class ShimSpawner:
         """Start the shim of ``bundle``; its report ``{"ok": ...}``."""
         stderr = os.open(bundle / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
-            if self.use_parent:
+            if self.use_parent and not self._closed:
                 report = self._spawn_forked(bundle, opts, stderr)
                 if report is not None:
                     return report
@@ -67,15 +68,17 @@ class ShimSpawner:
         if not self.use_parent:
             return
         with self._lock:
-            if self._sock is None:
+            if self._sock is None and not self._closed:
                 try:
                     self._start_parent()
                 except OSError as e:
                     log.warning("cannot start the shim parent (shims start in fresh interpreters): %s", e)
 
     def close(self) -> None:
-        """Stop the shim parent (running shims are not affected)."""
+        """Stop the shim parent (running shims are not affected); later starts use fresh
+        interpreters."""
         with self._lock:
+            self._closed = True
             self._stop_parent()
 
     @property

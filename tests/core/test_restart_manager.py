@@ -6,7 +6,11 @@ import asyncio
 import pytest
 
 from engine.containers.restart import (
-    DEFAULT_DELAY, MAX_DELAY, RestartManager, policy_allows, should_restart_on_boot,
+    DEFAULT_DELAY,
+    MAX_DELAY,
+    RestartManager,
+    policy_allows,
+    should_restart_on_boot,
 )
 from engine.types import RestartPolicy
 

@@ -201,7 +201,7 @@ def test_failed_register_leaves_no_snapshot_or_blob(env: Env, tmp: Path, name: s
         env.store.register_layer(io.BytesIO(_escape_tars()[name]), None)
     assert env.snapshotter.list() == []
     assert list(env.content.walk()) == before_blobs
-    assert [p for p in (tmp / "tmp").iterdir()] == []
+    assert list((tmp / "tmp").iterdir()) == []
 
 
 def test_diff_id_mismatch_is_refused(env: Env) -> None:
