@@ -724,82 +724,92 @@ class Shim:
         self._send(c, P.ctrl({"id": req.get("id"), "ok": False, "error": error, **fields}))
 
     def _handle(self, c: Client, req: dict[str, Any]) -> None:
+        """Dispatch one request to its ``_op_<name>`` handler (see the protocol above)."""
         op = req.get("op")
-        if op == "hello":
-            self._reply(c, req, pid=self.init_pid, state=self.state, tty=self.tty, exit=self.exit)
-        elif op == "start":
-            if self.state != "created":
-                self._fail(c, req, f"container is {self.state}")
-                return
-            assert self.sync is not None
-            try:
-                self.sync.send(json.dumps({"type": "go"}).encode())
-            except OSError as e:
-                self._fail(c, req, f"cannot start container: {e}")
-                return
-            self.sync.close()
-            self.sync = None
-            self.state = "running"
-            self._reply(c, req)
-            self.settle_at = time.monotonic() + SETTLE_DELAY
-        elif op == "kill":
-            target = c.exec.pid if c.exec is not None and c.exec.exit is None else None
-            if c.exec is None and self.exit is None:
-                target = self.init_pid
-            if target:
-                try:
-                    os.kill(target, int(req.get("signal", signal.SIGKILL)))
-                except ProcessLookupError:
-                    pass
-                except (OSError, ValueError) as e:
-                    self._fail(c, req, str(e))
-                    return
-                if target == self.init_pid and self.frozen and self.cgroup is not None:
-                    # A frozen process cannot act on a signal: thaw it, as dockerd
-                    # does when it stops or kills a paused container.
-                    try:
-                        self.cgroup.freeze(False)
-                        self.frozen = False
-                    except OSError:
-                        pass
-            self._reply(c, req)
-        elif op == "resize":
-            try:
-                self._resize(c.exec.io if c.exec is not None else self.io, int(req["height"]), int(req["width"]))
-            except (OSError, KeyError, ValueError) as e:
-                self._fail(c, req, f"resize: {e}")
-                return
-            self._reply(c, req)
-        elif op == "attach":
-            c.attached = True
-            c.want = {k for k, name in ((P.STDOUT, "stdout"), (P.STDERR, "stderr")) if req.get(name)}
-            c.stdin = bool(req.get("stdin")) and self.open_stdin
-            self._reply(c, req)
-            if req.get("replay"):
-                for kind, data in self.replay:
-                    if kind in c.want:
-                        self._send(c, P.frame(kind, data))
-            if self.exit_sent:
-                self._send(c, P.ctrl({"event": "exit", **(self.exit or {})}))
-        elif op == "close_stdin":
-            if c.exec is not None:
-                self._request_close_stdin(c.exec.io)
-            elif c.stdin and not c.stdin_closed:
-                c.stdin_closed = True
-                if self.stdin_once:
-                    self._request_close_stdin(self.io)
-            self._reply(c, req)
-        elif op == "wait":
-            if self.exit_sent:
-                self._reply(c, req, exit=self.exit)
-            else:
-                c.waits.append(req.get("id"))
-        elif op == "exec":
-            self._exec(c, req)
-        elif op in ("pause", "resume", "update", "stats", "pids"):
-            self._cgroup_op(c, req, op)
-        else:
+        handler = _OPS.get(op) if isinstance(op, str) else None
+        if handler is None:
             self._fail(c, req, f"unknown op {op!r}")
+        else:
+            handler(self, c, req)
+
+    def _op_hello(self, c: Client, req: dict[str, Any]) -> None:
+        self._reply(c, req, pid=self.init_pid, state=self.state, tty=self.tty, exit=self.exit)
+
+    def _op_start(self, c: Client, req: dict[str, Any]) -> None:
+        if self.state != "created":
+            self._fail(c, req, f"container is {self.state}")
+            return
+        assert self.sync is not None
+        try:
+            self.sync.send(json.dumps({"type": "go"}).encode())
+        except OSError as e:
+            self._fail(c, req, f"cannot start container: {e}")
+            return
+        self.sync.close()
+        self.sync = None
+        self.state = "running"
+        self._reply(c, req)
+        self.settle_at = time.monotonic() + SETTLE_DELAY
+
+    def _op_kill(self, c: Client, req: dict[str, Any]) -> None:
+        target = c.exec.pid if c.exec is not None and c.exec.exit is None else None
+        if c.exec is None and self.exit is None:
+            target = self.init_pid
+        if target:
+            try:
+                os.kill(target, int(req.get("signal", signal.SIGKILL)))
+            except ProcessLookupError:
+                pass
+            except (OSError, ValueError) as e:
+                self._fail(c, req, str(e))
+                return
+            if target == self.init_pid and self.frozen and self.cgroup is not None:
+                # A frozen process cannot act on a signal: thaw it, as dockerd
+                # does when it stops or kills a paused container.
+                try:
+                    self.cgroup.freeze(False)
+                    self.frozen = False
+                except OSError:
+                    pass
+        self._reply(c, req)
+
+    def _op_resize(self, c: Client, req: dict[str, Any]) -> None:
+        try:
+            self._resize(c.exec.io if c.exec is not None else self.io, int(req["height"]), int(req["width"]))
+        except (OSError, KeyError, ValueError) as e:
+            self._fail(c, req, f"resize: {e}")
+            return
+        self._reply(c, req)
+
+    def _op_attach(self, c: Client, req: dict[str, Any]) -> None:
+        c.attached = True
+        c.want = {k for k, name in ((P.STDOUT, "stdout"), (P.STDERR, "stderr")) if req.get(name)}
+        c.stdin = bool(req.get("stdin")) and self.open_stdin
+        self._reply(c, req)
+        if req.get("replay"):
+            for kind, data in self.replay:
+                if kind in c.want:
+                    self._send(c, P.frame(kind, data))
+        if self.exit_sent:
+            self._send(c, P.ctrl({"event": "exit", **(self.exit or {})}))
+
+    def _op_close_stdin(self, c: Client, req: dict[str, Any]) -> None:
+        if c.exec is not None:
+            self._request_close_stdin(c.exec.io)
+        elif c.stdin and not c.stdin_closed:
+            c.stdin_closed = True
+            if self.stdin_once:
+                self._request_close_stdin(self.io)
+        self._reply(c, req)
+
+    def _op_wait(self, c: Client, req: dict[str, Any]) -> None:
+        if self.exit_sent:
+            self._reply(c, req, exit=self.exit)
+        else:
+            c.waits.append(req.get("id"))
+
+    def _op_cgroup(self, c: Client, req: dict[str, Any]) -> None:
+        self._cgroup_op(c, req, str(req["op"]))
 
     def _resize(self, io: Stdio, height: int, width: int) -> None:
         if io.master < 0:
@@ -959,6 +969,20 @@ class Shim:
             self._send(c, event)
         self.exit_sent = True
 
+
+
+# op -> handler; every request of the protocol (module docstring) has one
+_OPS: dict[str, Any] = {
+    "hello": Shim._op_hello,
+    "start": Shim._op_start,
+    "kill": Shim._op_kill,
+    "resize": Shim._op_resize,
+    "attach": Shim._op_attach,
+    "close_stdin": Shim._op_close_stdin,
+    "wait": Shim._op_wait,
+    "exec": Shim._exec,
+    **dict.fromkeys(("pause", "resume", "update", "stats", "pids"), Shim._op_cgroup),
+}
 
 def main(argv: list[str] | None = None) -> None:
     """A shim in a fresh interpreter (the fallback when no shim parent serves)."""

@@ -128,3 +128,21 @@ def test_a_dead_shim_is_told_from_a_reused_pid(bench: Bench) -> None:
         os.kill(h.pid, 0)
         assert await _finish(h) == 137
     run(go())
+
+
+def test_every_request_of_the_protocol_has_a_handler(bench: Bench) -> None:
+    from engine.errors import EngineError
+    from engine.runtime import shim as shim_module
+    documented = {"hello", "start", "kill", "resize", "attach", "close_stdin", "wait", "pause", "resume",
+                  "update", "stats", "pids", "exec"}
+    assert set(shim_module._OPS) == documented
+    for op in documented:
+        assert f"\n    {op} " in shim_module.__doc__ or f" / {op} " in shim_module.__doc__, op
+
+    async def go() -> None:
+        h, _ = await _run_sleeper(bench)
+        with pytest.raises(EngineError, match="unknown op 'bogus'"):
+            await h._call("bogus")
+        assert len(await h.pids()) == 1  # the connection still serves
+        assert await _finish(h) == 137
+    run(go())
