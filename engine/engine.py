@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import shutil
@@ -33,6 +34,7 @@ from .plugins import DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH, Plugins
 from .registry.client import RegistryConfig
 from .registry.service import RegistryService
 from .runtime.client import ShimRuntime
+from .runtime.syscalls import malloc_trim
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
 from .state import Database
@@ -68,6 +70,26 @@ class Events:
         return self._listeners
 
 
+TRIM_DELAY = 0.5  # seconds without a container removal before memory is given back
+
+
+async def _trim_after_removals(bus: EventBus) -> None:
+    """When containers have been removed (and none for TRIM_DELAY): collect, and return
+    the C heap's free pages to the kernel.  A burst of removals otherwise leaves the
+    daemon holding the memory its containers' records, streams and logs used."""
+    loop = asyncio.get_running_loop()
+    pending: asyncio.TimerHandle | None = None
+
+    def trim() -> None:
+        gc.collect()
+        malloc_trim()
+
+    async for _ev in bus.subscribe(None, None, lambda e: e.type == "container" and e.action == "destroy"):
+        if pending is not None:
+            pending.cancel()
+        pending = loop.call_later(TRIM_DELAY, trim)
+
+
 class Engine:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -92,6 +114,7 @@ class Engine:
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
         self.runtime = ShimRuntime(config.python, config.exec_root)
+        self.trimmer: asyncio.Task[None] | None = None
         # The shim parent starts in the background; the first container start waits for it.
         threading.Thread(target=self.runtime.warm, name="shim-parent-start", daemon=True).start()
         # What /info lists and what create accepts: the drivers whose code runs here.
@@ -135,12 +158,15 @@ class Engine:
     @classmethod
     async def open(cls, config: Config) -> Engine:
         engine = await asyncio.to_thread(cls, config)
+        engine.trimmer = asyncio.get_running_loop().create_task(_trim_after_removals(engine.events.bus))
         await engine.containers.restore()
         known = {c.id for c in engine.containers.list()}
         await engine.volume_mounts.settle(known.__contains__)
         return engine
 
     async def aclose(self) -> None:
+        if self.trimmer is not None:
+            self.trimmer.cancel()
         await self.containers.close()
         await self.networks.ports.close()
         await asyncio.to_thread(self.runtime.close)
