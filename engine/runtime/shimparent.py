@@ -43,7 +43,8 @@ MAX_REQUEST = 1 << 20
 
 
 def preload() -> None:
-    """Import what a shim, a container init and an exec use, once, here."""
+    """Import what a shim, a container init and an exec use, once, here; read the
+    host's cgroup mounts once (see cgroups.remember_mounts)."""
     import fcntl  # noqa: F401
     import hashlib  # noqa: F401
     import struct  # noqa: F401
@@ -54,6 +55,8 @@ def preload() -> None:
     import engine.runtime.seccomp
     import engine.runtime.shim
     import engine.runtime.syscall_table_x86_64
+    from engine.runtime import cgroups
+    cgroups.remember_mounts()
     try:
         import engine.logs.jsonfile  # noqa: F401
     except ImportError:  # a test tree without the log driver uses an override
