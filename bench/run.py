@@ -133,14 +133,15 @@ def _start_private(label: str, kind: str, argv: list[str], root: Path, host: str
     return t
 
 
-def start_private_pydockerd() -> Target:
+def start_private_pydockerd(bip: str = "") -> Target:
+    """``bip``: the default bridge's address and subnet (default: a /24 of its own)."""
     root = Path(tempfile.mkdtemp(prefix="pydbench-", dir="/tmp"))
     host = f"unix://{root}/docker.sock"
     argv = [sys.executable, "-m", "compat_server.daemon", "-H", host,
             "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
             "--pidfile", str(root / "pid"), "--bridge", f"pydb{os.getpid() % 100000}",
             # a bridge subnet and address pool of its own (other daemons run on this machine)
-            "--bip", f"10.209.{os.getpid() % 250}.1/24",
+            "--bip", bip or f"10.209.{os.getpid() % 250}.1/24",
             "--default-address-pool", f"base=10.208.{os.getpid() % 250}.0/24,size=28"]
     t = _start_private("pydockerd", "pydockerd", argv, root, host)
     t.bridge = f"pydb{os.getpid() % 100000}"
