@@ -165,8 +165,8 @@ class NetworkService:
 
     def attachments(self, container_id: str) -> list[Attachment]:
         out = []
-        for cid, nid, seq, settings, ep in self.store.attachments():
-            if cid == container_id and nid in self._networks:
+        for _cid, nid, seq, settings, ep in self.store.attachments(container_id):
+            if nid in self._networks:
                 out.append(Attachment(self._networks[nid], settings, ep, seq))
         return out
 

@@ -62,10 +62,15 @@ class NetworkStore:
         self.db.transaction_sync(tx)
 
     # attachments: (container, network) -> settings (+ the live endpoint while running)
-    def attachments(self) -> list[tuple[str, str, int, EndpointSettings, Endpoint | None]]:
+    def attachments(self, container_id: str | None = None) -> list[tuple[str, str, int, EndpointSettings,
+                                                                      Endpoint | None]]:
+        """Every attachment, or one container's (listing and starts ask per container: reading
+        and decoding every row each time made `docker ps` quadratic in the container count)."""
         out = []
+        where, args = ("WHERE container_id = ? ", (container_id,)) if container_id is not None else ("", ())
         for r in self.db.query_sync(
-                "SELECT container_id, network_id, seq, settings, endpoint FROM net_attachments ORDER BY seq"):
+                "SELECT container_id, network_id, seq, settings, endpoint FROM net_attachments "
+                f"{where}ORDER BY seq", args):
             ep = Endpoint(**json.loads(r["endpoint"])) if r["endpoint"] else None
             out.append((r["container_id"], r["network_id"], int(r["seq"]),
                         settings_from(json.loads(r["settings"])), ep))
