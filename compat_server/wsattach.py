@@ -12,12 +12,17 @@ from __future__ import annotations
 import asyncio
 import codecs
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode, ParseFailed
 from wsproto.utilities import generate_accept_token
 
 from . import versions
+from .backends import HijackBackend
+from .http.hijack import HijackConn, HijackRequest
+
+if TYPE_CHECKING:
+    from engine.containers.attach import ContainerAttach
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +109,7 @@ def _flag(query: dict[str, list[str]], name: str) -> bool:
     return values is not None and bool(values) and values[-1].strip().lower() not in ("", "0", "no", "false", "none")
 
 
-async def serve(engine: Any, req: Any, conn: Any, ref: str, version: str) -> None:
+async def serve(engine: HijackBackend, req: HijackRequest, conn: HijackConn, ref: str, version: str) -> None:
     svc = engine.containers
     c = svc.get(ref)  # 404 as an ordinary response, before the handshake
     if not is_websocket_request(req.headers) or req.headers.get("sec-websocket-version", "").strip() != "13":
@@ -134,7 +139,7 @@ async def serve(engine: Any, req: Any, conn: Any, ref: str, version: str) -> Non
         await conn.close()
 
 
-async def _pump(conn: Any, att: Any, ws: AttachSocket) -> None:
+async def _pump(conn: HijackConn, att: ContainerAttach, ws: AttachSocket) -> None:
     async def stdin_pump() -> None:
         while True:
             data = await conn.read()

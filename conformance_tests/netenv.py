@@ -34,6 +34,13 @@ def subnet(i: int) -> str:
     return f"10.215.{SLOT}.{i * 16}/28"
 
 
+def compose_subnet(i: int) -> str:
+    """The i-th subnet (0..15) for networks a compose file or a tool's session declares: /28s out of
+    10.217.x.0/24, apart from the daemons' pools and the other tests' subnets."""
+    assert 0 <= i < 16
+    return f"10.217.{SLOT}.{i * 16}/28"
+
+
 def host_in(sub: str, n: int) -> str:
     base, _, _ = sub.partition("/")
     a, b, c, d = (int(x) for x in base.split("."))
@@ -93,3 +100,8 @@ def remove_chains(prefix: str) -> None:
             subprocess.run(["iptables", "-w", "-t", table, "-F", chain], capture_output=True, check=False)
         for chain in [c.split(":", 1)[1] for c in chains_with(prefix) if c.startswith(table + ":")]:
             subprocess.run(["iptables", "-w", "-t", table, "-X", chain], capture_output=True, check=False)
+
+
+def subnet6(i: int) -> str:
+    """The i-th explicit IPv6 test subnet: a /64 of a ULA prefix of this run."""
+    return f"fd00:215:{SLOT}:{i}::/64"

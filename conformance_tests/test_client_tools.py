@@ -7,20 +7,13 @@ run with TESTCONTAINERS_RYUK_DISABLED=true and clean up by themselves.
 """
 from __future__ import annotations
 
-import ipaddress
-import os
 import subprocess
 import sys
 import textwrap
-import uuid
 from pathlib import Path
 
-import pytest
-
+from conformance_tests import netenv
 from conformance_tests.harness import REPO_ROOT, Daemon
-from pydockerd.private import free_subnet
-
-pytestmark = pytest.mark.pydockerd_missing("published ports, networks and the builder")
 
 HTTPD_DOCKERFILE = """\
 FROM busybox
@@ -30,8 +23,8 @@ CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
 """
 
 
-def _subnet() -> str:
-    return str(free_subnet(os.getpid() * 13 + uuid.uuid4().int % 101, pool=ipaddress.IPv4Network("10.216.0.0/16")))
+def _subnet(i: int) -> str:
+    return netenv.compose_subnet(8 + i)
 
 
 def _run_user_suite(daemon: Daemon, project: Path, *extra_env: tuple[str, str]) -> subprocess.CompletedProcess[str]:
@@ -58,7 +51,7 @@ def test_pytest_docker_services_port_for_and_wait_until_responsive(daemon: Daemo
           default:
             ipam:
               config:
-                - subnet: "{_subnet()}"
+                - subnet: "{_subnet(0)}"
         """))
     (project / "conftest.py").write_text(textwrap.dedent("""\
         import os
@@ -109,7 +102,7 @@ def test_testcontainers_container_ports_logs_exec_env_volumes_and_compose(daemon
           default:
             ipam:
               config:
-                - subnet: "{_subnet()}"
+                - subnet: "{_subnet(1)}"
         """))
     (project / "shared").mkdir()
     (project / "shared" / "note.txt").write_text("from the host\n")

@@ -4,14 +4,12 @@ service, a client that waits for both and talks to the web service by name, a na
 bind mount, a custom network beside the project's default one, env/env_file, command/entrypoint,
 restart and profiles.
 
-The project's networks get subnets unique to this run (compose would otherwise take them from the
-daemon's default pools, which other daemons on the machine may use too).
+The project's networks get subnets unique to this test run (netenv.compose_subnet), apart from the
+daemons' own pools.
 """
 from __future__ import annotations
 
-import ipaddress
 import json
-import os
 import subprocess
 import textwrap
 import urllib.request
@@ -22,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from conformance_tests import netenv
 from conformance_tests.harness import DOCKER_CLI, Daemon, wait_until
 from conformance_tests.util import ok
-from pydockerd.private import free_subnet
 
-pytestmark = pytest.mark.pydockerd_missing("networks, volumes, binds and the builder (compose needs all four)")
+# The client reaches the web service by its name through the embedded DNS server.
+NEEDS_DNS = pytest.mark.pydockerd_missing("embedded DNS on user networks (service names)")
 
 WEB_DOCKERFILE = """\
 FROM busybox
@@ -121,24 +120,23 @@ class Project:
         return {k: sorted(v) for k, v in out.items()}
 
 
-def _write_project(root: Path, project: str) -> None:
+def _write_project(root: Path, project: str, slot: int) -> None:
+    """A project in `root`; its two networks take netenv.compose_subnet(slot) and (slot + 1)."""
     (root / "web").mkdir(parents=True)
     (root / "web" / "Dockerfile").write_text(WEB_DOCKERFILE)
     (root / "web" / "index.html").write_text("hello from compose\n")
     (root / "src").mkdir()
     (root / "src" / "hello.txt").write_text("bind-mounted source\n")
     (root / "web.env").write_text("FROM_ENV_FILE=yes\n")
-    seed = os.getpid() * 7 + uuid.uuid4().int % 97
-    first = free_subnet(seed, pool=ipaddress.IPv4Network("10.216.0.0/16"))
-    second = free_subnet(seed + 1, pool=ipaddress.IPv4Network("10.216.0.0/16"), avoid=(first,))
-    (root / "compose.yaml").write_text(COMPOSE_FILE.format(project=project, subnet_default=first, subnet_back=second))
+    (root / "compose.yaml").write_text(COMPOSE_FILE.format(project=project, subnet_default=netenv.compose_subnet(slot),
+                                                           subnet_back=netenv.compose_subnet(slot + 1)))
 
 
 @pytest.fixture(scope="module")
 def project(daemon: Daemon, busybox: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     name = f"cmp{uuid.uuid4().hex[:8]}"
     root = tmp_path_factory.mktemp("compose") / name
-    _write_project(root, name)
+    _write_project(root, name, 0)
     p = Project(daemon, name, root)
     try:
         p.ok("up", "-d", "--wait", timeout=300)
@@ -154,6 +152,7 @@ def _web_port(p: Project) -> int:
     return int(port)
 
 
+@NEEDS_DNS
 def test_up_wait_brings_the_project_up_in_dependency_order(project: Project) -> None:
     rows = [json.loads(line) for line in project.ok("ps", "-a", "--format", "json").splitlines() if line.strip()]
     by_service = {r["Service"]: r for r in rows}
@@ -166,12 +165,14 @@ def test_up_wait_brings_the_project_up_in_dependency_order(project: Project) -> 
                for pub in publishers)
 
 
+@NEEDS_DNS
 def test_published_port_serves_the_built_image_to_the_host(project: Project) -> None:
     port = _web_port(project)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
         assert resp.read() == b"hello from compose\n"
 
 
+@NEEDS_DNS
 def test_client_reached_web_by_service_name_after_its_dependencies(project: Project) -> None:
     wait_until(lambda: "client-done" in project.compose("logs", "client").stdout, 60, "the client's output")
     logs = project.ok("logs", "--no-color", "client")
@@ -180,6 +181,7 @@ def test_client_reached_web_by_service_name_after_its_dependencies(project: Proj
     assert "client-1  | hello from compose" in logs.splitlines(), logs
 
 
+@NEEDS_DNS
 def test_exec_sees_volume_bind_mount_and_environment(project: Project) -> None:
     assert project.ok("exec", "-T", "web", "cat", "/data/seed") == "seeded\n"
     assert project.ok("exec", "-T", "web", "cat", "/src/hello.txt") == "bind-mounted source\n"
@@ -189,6 +191,7 @@ def test_exec_sees_volume_bind_mount_and_environment(project: Project) -> None:
     assert denied.returncode != 0                                 # :ro bind mount
 
 
+@NEEDS_DNS
 def test_run_rm_with_a_profile_and_cp_and_top(project: Project) -> None:
     out = project.ok("--profile", "debug", "run", "--rm", "debug")
     assert "debug profile ran" in out
@@ -200,11 +203,12 @@ def test_run_rm_with_a_profile_and_cp_and_top(project: Project) -> None:
     assert "httpd" in top
 
 
+@NEEDS_DNS
 def test_second_up_recreates_only_what_changed(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
     # its own project: the containers a test makes are removed after it (conftest), so the shared
     # project must not get new ones
     name = f"cmp{uuid.uuid4().hex[:8]}"
-    _write_project(tmp_path / name, name)
+    _write_project(tmp_path / name, name, 2)
     p = Project(daemon, name, tmp_path / name)
     try:
         p.ok("up", "-d", "--wait", timeout=300)
@@ -222,6 +226,7 @@ def test_second_up_recreates_only_what_changed(daemon: Daemon, busybox: str, tmp
         p.compose("down", "-v", "--rmi", "local", "--timeout", "1")
 
 
+@NEEDS_DNS
 def test_stop_start_restart_pause_unpause(project: Project) -> None:
     project.ok("pause", "web")
     assert project.daemon.client.containers.get(f"{project.name}-web-1").status == "paused"
@@ -233,6 +238,7 @@ def test_stop_start_restart_pause_unpause(project: Project) -> None:
     assert project.daemon.client.containers.get(f"{project.name}-client-1").status == "running"
 
 
+@NEEDS_DNS
 def test_scale_resolves_the_service_name_to_every_replica(project: Project) -> None:
     project.ok("up", "-d", "--wait", "--scale", "web=3", "--no-recreate", timeout=300)
     webs = [c for c in project.containers(all_=False) if "-web-" in str(c["Names"])]
@@ -247,11 +253,12 @@ def test_scale_resolves_the_service_name_to_every_replica(project: Project) -> N
     project.ok("up", "-d", "--wait", "--scale", "web=1", "--no-recreate", timeout=300)
 
 
+@NEEDS_DNS
 def test_down_removes_containers_networks_volumes_and_local_images(daemon: Daemon, busybox: str,
                                                                    tmp_path: Path) -> None:
     name = f"cmp{uuid.uuid4().hex[:8]}"
     root = tmp_path / name
-    _write_project(root, name)
+    _write_project(root, name, 4)
     p = Project(daemon, name, root)
     try:
         p.ok("up", "-d", "--wait", timeout=300)
@@ -286,7 +293,7 @@ def test_a_failed_one_shot_dependency_stops_up_with_composes_error(daemon: Daemo
           default:
             ipam:
               config:
-                - subnet: "{free_subnet(os.getpid() * 11, pool=ipaddress.IPv4Network('10.216.0.0/16'))}"
+                - subnet: "{netenv.compose_subnet(6)}"
         """))
     p = Project(daemon, name, root)
     try:

@@ -8,15 +8,11 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import pytest
-
 from conformance_tests.harness import Daemon
 from conformance_tests.registry import start_registry
 from conformance_tests.util import ok
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
-
-pytestmark = pytest.mark.pydockerd_missing("published ports")
 
 
 def test_dockerode_session(daemon: Daemon, busybox: str) -> None:

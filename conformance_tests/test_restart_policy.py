@@ -127,13 +127,16 @@ def test_rm_force_during_backoff(daemon: Daemon, busybox: str, name: str) -> Non
     assert daemon.raw("GET", f"/containers/{cid}/json").status == 404
 
 
-@pytest.mark.parametrize("policy, message", [
+INVALID_POLICIES = [
     ({"Name": "on-failure", "MaximumRetryCount": -1}, "invalid restart policy: maximum retry count cannot be negative"),
     ({"Name": "always", "MaximumRetryCount": 2},
      "invalid restart policy: maximum retry count can only be used with 'on-failure'"),
     ({"Name": "sometimes"}, "invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', "
                             "'on-failure', or 'unless-stopped'"),
-])
+]
+
+
+@pytest.mark.parametrize("policy, message", INVALID_POLICIES)
 @pytest.mark.reference_differs("dockerd 20.10 words these errors differently")
 def test_invalid_restart_policies(daemon: Daemon, busybox: str, name: str, policy: dict, message: str) -> None:
     body = json.dumps({"Image": BUSYBOX, "Cmd": ["true"], "HostConfig": {"RestartPolicy": policy}})
@@ -141,6 +144,26 @@ def test_invalid_restart_policies(daemon: Daemon, busybox: str, name: str, polic
     assert resp.status == 400
     assert resp.json()["message"] == message
     assert daemon.raw("GET", f"/containers/{name}/json").status == 404
+
+
+@pytest.mark.parametrize("policy, message", INVALID_POLICIES)
+@pytest.mark.reference_differs("dockerd 20.10 words these errors differently")
+def test_update_refuses_invalid_restart_policies_with_creates_words(
+    daemon: Daemon, busybox: str, name: str, policy: dict, message: str
+) -> None:
+    ok(daemon.cli("create", "--name", name, BUSYBOX, "true"))
+    resp = daemon.raw("POST", f"/containers/{name}/update", json.dumps({"RestartPolicy": policy}),
+                      {"Content-Type": "application/json"})
+    assert resp.status == 400
+    assert resp.json()["message"] == message
+    assert inspect(daemon, name)["HostConfig"]["RestartPolicy"]["Name"] == "no"
+
+
+@pytest.mark.reference_differs("20.10 looks the container up before it checks the settings")
+def test_update_of_a_missing_container_checks_the_policy_first(daemon: Daemon) -> None:
+    body = json.dumps({"RestartPolicy": {"Name": "sometimes"}})
+    resp = daemon.raw("POST", "/containers/no-such-container-here/update", body, {"Content-Type": "application/json"})
+    assert resp.status == 400, "dockerd validates the settings before it looks the container up"
 
 
 def test_auto_remove_with_restart_policy_refused(daemon: Daemon, busybox: str, name: str) -> None:

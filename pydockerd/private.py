@@ -25,8 +25,8 @@ from typing import Any
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-# Candidate /24s for a private daemon's default bridge: 10.214.0.0/16, skipping any in use.
-BRIDGE_POOL = ipaddress.IPv4Network("10.214.0.0/16")
+# Candidate /24s for a private daemon's default bridge: 10.218.0.0/16, skipping any in use.
+BRIDGE_POOL = ipaddress.IPv4Network("10.218.0.0/16")
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -102,6 +102,8 @@ class PrivateDaemon:
         self.bridge = f"pyd{seed % 100000}p"          # <= 15 characters, unique per process
         subnet = free_subnet(seed)
         self.bip = f"{subnet.network_address + 1}/{subnet.prefixlen}"
+        # user networks (compose projects...) from a /24 of their own, as /26s
+        self.address_pool = free_subnet(seed + 1, avoid=(subnet,))
         self.extra_args = list(extra_args or [])
         self._proc: subprocess.Popen[bytes] | None = None
         self._torn_down = False
@@ -112,6 +114,7 @@ class PrivateDaemon:
             sys.executable, "-m", "compat_server.daemon",
             "-H", self.host, "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
             "--pidfile", str(self.pidfile), "--bridge", self.bridge, "--bip", self.bip,
+            "--default-address-pool", f"base={self.address_pool},size=26",
             *self.extra_args,
         ]
 

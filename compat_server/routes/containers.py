@@ -5,7 +5,6 @@ import asyncio
 import re
 import struct
 from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import quote_plus
 
 from starlette.requests import Request
@@ -16,12 +15,14 @@ from engine import timeutil
 from engine.errors import EngineError, InvalidParameter
 
 from .. import convert, listing, netcodec
+from ..backends import ContainersBackend
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, dumps, json_body, no_content, qbool, qfilters, qint
 
 
-def engine_of(request: Request) -> Any:
-    return request.app.state.engine
+def engine_of(request: Request) -> ContainersBackend:
+    backend: ContainersBackend = request.app.state.engine
+    return backend
 
 
 def mux_frame(stream: int, data: bytes) -> bytes:
@@ -166,11 +167,12 @@ async def logs(request: Request) -> Response:
         raise BadRequest(f"invalid value for since/until: {err}") from err
     tty = c.config.tty
     stopped = engine.containers.logs_stopped_event(c)
+    # before the head: a driver that keeps no logs is dockerd's 501, not an empty stream
+    entries = engine.read_logs(c, since_ns=since_ns, until_ns=until_ns, tail=tail, follow=follow, stopped=stopped)
 
     async def body() -> AsyncIterator[bytes]:
         yield b""  # head now, so a follower sees the stream open at once
-        async for entry in engine.read_logs(c, since_ns=since_ns, until_ns=until_ns, tail=tail,
-                                            follow=follow, stopped=stopped):
+        async for entry in entries:
             if entry.stream == "stdout" and not stdout:
                 continue
             if entry.stream == "stderr" and not stderr:

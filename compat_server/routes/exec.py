@@ -11,6 +11,7 @@ from starlette.routing import Route
 from engine.containers.exec import parse_detach_keys
 
 from .. import gotypes, versions
+from ..backends import ExecBackend
 from ..convert import _go_kind
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, json_body, qint
@@ -43,7 +44,7 @@ def _console_size(value: Any) -> tuple[int, int] | None:
 
 
 async def create(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: ExecBackend = request.app.state.engine
     body = await json_body(request, go_type=gotypes.EXEC_OPTIONS) or {}
     cmd = _strlist(body.get("Cmd"), "Cmd")
     if not cmd:
@@ -62,7 +63,7 @@ async def create(request: Request) -> Response:
 
 
 async def inspect(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: ExecBackend = request.app.state.engine
     inst = engine.execs.get(request.path_params["id"])
     return docker_json({
         "CanRemove": False,
@@ -87,7 +88,7 @@ async def inspect(request: Request) -> Response:
 
 
 async def resize(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: ExecBackend = request.app.state.engine
     await engine.execs.resize(request.path_params["id"], qint(request, "h", 0) or 0, qint(request, "w", 0) or 0)
     return Response(status_code=200)
 

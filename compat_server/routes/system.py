@@ -19,13 +19,13 @@ from engine import timeutil
 from engine.system import go_arch
 
 from .. import versions
+from ..backends import SystemBackend
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, dumps, qfilters
 
 # No client reads these, they only print them (`docker version`): say what this daemon is built
 # with, in Go's "go1.24.4" form, not a Go release it never ran on.
 GO_VERSION = f"{sys.implementation.name}{platform.python_version()}"
-GIT_COMMIT = "pydockerd"
 
 
 def _ping_headers() -> dict[str, str]:
@@ -50,7 +50,7 @@ async def ping(request: Request) -> Response:
 
 
 async def version(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: SystemBackend = request.app.state.engine
     facts = engine.facts
     build_time = engine.build_time
     details = {
@@ -58,7 +58,7 @@ async def version(request: Request) -> Response:
         "Arch": go_arch(),
         "BuildTime": build_time,
         "Experimental": "false",
-        "GitCommit": GIT_COMMIT,
+        "GitCommit": engine.git_commit,
         "GoVersion": GO_VERSION,
         "KernelVersion": facts.kernel_version,
         "MinAPIVersion": versions.MIN_API_VERSION,
@@ -69,12 +69,12 @@ async def version(request: Request) -> Response:
         "Components": [
             {"Name": "Engine", "Version": versions.ENGINE_VERSION, "Details": details},
             {"Name": "pydockerd-runtime", "Version": versions.PYDOCKERD_VERSION,
-             "Details": {"GitCommit": GIT_COMMIT, "Python": platform.python_version()}},
+             "Details": {"GitCommit": engine.git_commit, "Python": platform.python_version()}},
         ],
         "Version": versions.ENGINE_VERSION,
         "ApiVersion": versions.MAX_API_VERSION,
         "MinAPIVersion": versions.MIN_API_VERSION,
-        "GitCommit": GIT_COMMIT,
+        "GitCommit": engine.git_commit,
         "GoVersion": GO_VERSION,
         "Os": "linux",
         "Arch": go_arch(),
@@ -92,12 +92,12 @@ def _fd_count() -> int:
 
 
 async def info(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: SystemBackend = request.app.state.engine
     facts = engine.facts
     cfg = engine.config
     counts = engine.containers.counts()
     plugins = engine.plugins.listing()
-    images = await asyncio.to_thread(engine.images.list)
+    images = await asyncio.to_thread(engine.image_service.list)
     insecure = ["127.0.0.0/8", "::1/128"]
     body: dict[str, Any] = {
         "ID": engine.id,
@@ -175,7 +175,7 @@ async def info(request: Request) -> Response:
             "Error": "",
             "RemoteManagers": None,
         },
-        "LiveRestoreEnabled": True,
+        "LiveRestoreEnabled": engine.config.live_restore,
         "Isolation": "",
         "InitBinary": "docker-init",
         "ContainerdCommit": {"ID": "", "Expected": ""},
@@ -224,7 +224,7 @@ def event_json(event: Any, version: str) -> dict[str, Any]:
 
 
 async def events(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: SystemBackend = request.app.state.engine
     version = api_version(request)
     try:
         since = request.query_params.get("since")

@@ -10,12 +10,14 @@ from starlette.routing import Route
 from engine.errors import go_json_kind
 
 from .. import versions
+from ..backends import VolumesBackend
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, json_body, no_content, qbool, qfilters
 
 
-def _engine(request: Request) -> Any:
-    return request.app.state.engine
+def _engine(request: Request) -> VolumesBackend:
+    backend: VolumesBackend = request.app.state.engine
+    return backend
 
 
 def encode_volume(vol: Any, usage: tuple[int, int] | None = None) -> dict[str, Any]:

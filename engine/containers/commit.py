@@ -146,8 +146,12 @@ class Committer:
 
     def rw_layer(self, c: Container) -> RWLayer:
         """The container's changes over its image, for the configured snapshotter."""
-        parent = self.snapshotter.stat(c.id).parent
-        upper = self.snapshotter.upper_dir(c.id)
+        return self.snapshot_layer(c.id)
+
+    def snapshot_layer(self, key: str) -> RWLayer:
+        """The changes of any writable snapshot (a container's, or a build step's) over its parent."""
+        parent = self.snapshotter.stat(key).parent
+        upper = self.snapshotter.upper_dir(key)
         if getattr(self.snapshotter, "apply_mode", "overlay") == "copy":
             return RWLayer(upper, [self.snapshotter.upper_dir(parent)] if parent else [], full_tree=True)
         lowers = [self.snapshotter.upper_dir(i.key) for i in self.snapshotter.parent_chain(parent)] \
@@ -221,6 +225,20 @@ class Committer:
         attrs.update({"comment": opts.comment, "imageID": image_id, "imageRef": familiar})
         self.events.publish_action("container", "commit", c.id, attrs)
         return image_id
+
+    @staticmethod
+    def write_changes(rw: RWLayer, tmp: Path) -> Path | None:
+        """The layer tar of ``rw`` in a scratch file under ``tmp``, or None without changes
+        (a build step's commit)."""
+        fd, name = tempfile.mkstemp(prefix="commit-", suffix=".tar", dir=tmp)
+        try:
+            if Committer._write_layer(rw, os.fdopen(fd, "wb")):
+                return Path(name)
+        except BaseException:
+            os.unlink(name)
+            raise
+        os.unlink(name)
+        return None
 
     @staticmethod
     def _write_layer(rw: RWLayer, f: BinaryIO) -> bool:

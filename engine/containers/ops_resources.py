@@ -15,6 +15,7 @@ from ..errors import Conflict, EngineError, InvalidParameter, Unavailable
 from ..runtime.client import NotRunning
 from ..types import PAUSED, RUNNING, RestartPolicy
 from . import resources as res
+from .restart import validate_policy
 
 if TYPE_CHECKING:
     from .service import ContainerService
@@ -80,6 +81,8 @@ async def update(
     """``docker update``: new limits go to the live cgroup and the record;
     ``annotate(container, resources, policy)`` lets the HTTP layer keep its
     echo of HostConfig in step.  Returns dockerd's warnings."""
+    if restart_policy is not None:
+        validate_policy(restart_policy)  # before the lookup, as dockerd
     c = svc.get(ref)
     async with svc._lock(c.id):
         hc = c.host_config

@@ -121,7 +121,7 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), {k.lower(): v for k, v in _CHALLENGE_RE.findall(rest)}
 
 
-def _go_url_error(method: str, url: str, err: Exception, host: str) -> str:
+def go_url_error(method: str, url: str, err: Exception, host: str) -> str:
     """The words Go's net/http uses for transport failures."""
     verb = method[:1] + method[1:].lower()
     text = str(err)
@@ -203,7 +203,7 @@ class RegistryClient:
                 resp = client.get(url)
             except httpx.HTTPError as err:
                 client.close()
-                last = EngineError(_go_url_error("GET", url, err, self.host))
+                last = EngineError(go_url_error("GET", url, err, self.host))
                 continue
             if resp.status_code == 401 and resp.headers.get("WWW-Authenticate"):
                 self._challenge = parse_challenge(resp.headers["WWW-Authenticate"])
@@ -245,7 +245,7 @@ class RegistryClient:
             else:
                 resp = self._client.get(realm, params=query, auth=basic)
         except httpx.HTTPError as err:
-            raise EngineError(_go_url_error("GET", realm, err, self.host)) from None
+            raise EngineError(go_url_error("GET", realm, err, self.host)) from None
         if resp.status_code == 401:
             # Go's token handler: the token server's "details" become an "unauthorized" error
             # of the request that needed the token.
@@ -325,7 +325,7 @@ class RegistryClient:
                 req = self._client.build_request(method, url, headers=hdrs, **kw)
                 resp = self._client.send(req, stream=stream)
         except httpx.HTTPError as err:
-            raise EngineError(_go_url_error(method, url, err, self.host)) from None
+            raise EngineError(go_url_error(method, url, err, self.host)) from None
         return resp
 
     def check(self, resp: httpx.Response) -> httpx.Response:
