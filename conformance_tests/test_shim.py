@@ -108,6 +108,7 @@ def test_kill9_shim_starter(daemon: Daemon, busybox: str, name: str) -> None:
 def test_killed_shim_records_the_container_as_killed(daemon: Daemon, busybox: str, name: str) -> None:
     cid = ok(daemon.cli("run", "-d", "--name", name, BUSYBOX, "sleep", "1000")).strip()
     pid = state(daemon, name)["Pid"]
+    _wait_exec(pid, "sleep 1000")  # until its execve the init carries its shim's command line
     shim = _shim_of(daemon, cid)
     os.kill(shim, signal.SIGKILL)
     wait_until(lambda: state(daemon, name)["Status"] == "exited", 30, "the container to be recorded as exited")
