@@ -270,8 +270,9 @@ def daemon_processes(t: Target) -> list[int]:
 def find_shim(t: Target, container_id: str) -> int | None:
     marker = PYDOCKERD_SHIM_MARKER if t.kind == "pydockerd" else REFERENCE_SHIM_MARKER
     candidates = [pid for pid in _pids() if marker in _cmdline(pid)]
-    for pid in candidates:       # the shim that names our container (id or bundle path)
-        if container_id in _cmdline(pid):
+    naming = [pid for pid in candidates if container_id in _cmdline(pid)]
+    for pid in naming:           # the shim that names our container (id or bundle path), not a
+        if _ppid(pid) not in naming:  # child of it that has not reached its execve yet
             return pid
     for pid in candidates:       # else one whose child runs our container's `sleep`
         for child in _pids():
