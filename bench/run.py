@@ -152,14 +152,15 @@ def _start_private(label: str, kind: str, argv: list[str], root: Path, host: str
     return t
 
 
-def start_private_pydockerd() -> Target:
+def start_private_pydockerd(bip: str = "") -> Target:
+    """``bip``: the default bridge's address and subnet (default: a /24 of its own)."""
     root = Path(tempfile.mkdtemp(prefix="pydbench-", dir="/tmp"))
     host = f"unix://{root}/docker.sock"
     argv = [sys.executable, "-m", "compat_server.daemon", "-H", host,
             "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
             "--pidfile", str(root / "pid"), "--bridge", f"pydb{os.getpid() % 100000}",
             # a bridge subnet and address pool of its own (other daemons run on this machine)
-            "--bip", f"10.209.{os.getpid() % 250}.1/24",
+            "--bip", bip or f"10.209.{os.getpid() % 250}.1/24",
             "--default-address-pool", f"base=10.208.{os.getpid() % 250}.0/24,size=28"]
     t = _start_private("pydockerd", "pydockerd", argv, root, host)
     t.bridge = f"pydb{os.getpid() % 100000}"
@@ -277,8 +278,9 @@ def daemon_processes(t: Target) -> list[int]:
 def find_shim(t: Target, container_id: str) -> int | None:
     marker = PYDOCKERD_SHIM_MARKER if t.kind == "pydockerd" else REFERENCE_SHIM_MARKER
     candidates = [pid for pid in _pids() if marker in _cmdline(pid)]
-    for pid in candidates:       # the shim that names our container (id or bundle path)
-        if container_id in _cmdline(pid):
+    naming = [pid for pid in candidates if container_id in _cmdline(pid)]
+    for pid in naming:           # the shim that names our container (id or bundle path), not a
+        if _ppid(pid) not in naming:  # child of it that has not reached its execve yet
             return pid
     for pid in candidates:       # else one whose child runs our container's `sleep`
         for child in _pids():

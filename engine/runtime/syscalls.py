@@ -190,6 +190,14 @@ class Syscalls:
             return 40
 
 
+def malloc_trim() -> None:
+    """Give the C heap's free pages back to the kernel (glibc's malloc_trim; elsewhere a no-op)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(ctypes.c_size_t(0))
+    except (AttributeError, OSError):
+        pass
+
+
 def _check(ret: int, what: str) -> int:
     if ret < 0:
         e = ctypes.get_errno()
