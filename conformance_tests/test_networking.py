@@ -502,3 +502,15 @@ def test_exhausted_default_pool(daemon: Daemon, busybox: str, name: str, nets: N
     assert proc.returncode != 0 and len(nets.names) <= 16
     assert ("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to "
             "the network") in proc.stderr
+
+
+@pytest.mark.reference_differs("the reference dockerd runs with --iptables=false here (its chain names are "
+                                "machine-wide), which turns off the isolation between networks")
+def test_networks_are_isolated_from_each_other(daemon: Daemon, busybox: str, name: str, nets: Networks) -> None:
+    nets.create(name + "-n1")
+    nets.create(name + "-n2")
+    run_d(daemon, name + "-a", "--network", name + "-n1", BUSYBOX, "sleep", "300")
+    run_d(daemon, name + "-b", "--network", name + "-n2", BUSYBOX, "sleep", "300")
+    ip_a = inspect(daemon, name + "-a")["NetworkSettings"]["Networks"][name + "-n1"]["IPAddress"]
+    ok(daemon.cli("exec", name + "-a", "ping", "-c1", "-W2", name + "-a"))
+    assert daemon.cli("exec", name + "-b", "ping", "-c1", "-W1", ip_a).returncode != 0

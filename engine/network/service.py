@@ -278,6 +278,8 @@ class NetworkService:
     def resolve_mode(self, c: Container) -> str:
         """"bridge" / "host" / "none" / "container:<ref>" / a user network's id."""
         mode = c.host_config.network_mode or "default"
+        if c.config.network_disabled:
+            return "none"
         if mode == "default":
             return self.default_network_name()
         return mode
