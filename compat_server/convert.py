@@ -14,6 +14,7 @@ from typing import Any
 
 from engine import gojson, timeutil
 from engine.errors import EngineError, go_json_kind
+from engine.logs import drivers as log_drivers
 from engine.network import contributor as net_contrib
 from engine.network import ports as net_ports
 from engine.types import (
@@ -140,8 +141,6 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
     lc = hc_in.get("LogConfig") or {}
     if not lc.get("Type"):
         full_hc["LogConfig"] = {"Type": "json-file", "Config": dict(lc.get("Config") or {})}
-    elif lc.get("Type") not in ("json-file",):
-        raise BadRequest(f"failed to create logger: logger: no log driver named '{lc.get('Type')}' is registered")
     if full_hc["LogConfig"].get("Config") is None:
         full_hc["LogConfig"]["Config"] = {}
     shm = hc_in.get("ShmSize") or 0
@@ -412,7 +411,7 @@ def encode_inspect(c: Container, graph_driver: dict[str, Any], version: str, siz
         "ResolvConfPath": c.resolv_conf_path,
         "HostnamePath": c.hostname_path,
         "HostsPath": c.hosts_path,
-        "LogPath": c.log_path,
+        "LogPath": log_drivers.shown_log_path(c.host_config.log_config.type, c.log_path),
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
         "Driver": c.driver,

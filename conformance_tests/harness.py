@@ -228,6 +228,8 @@ class Daemon:
     cli_host: str = ""  # where the CLI connects: the checking proxy when there is one
     seen_container_ids: set[str] = field(default_factory=set)
     network_leftovers: list[str] = field(default_factory=list)
+    # mounts under the daemon's roots after it stopped with every container removed (issue 11)
+    mount_leftovers: list[str] = field(default_factory=list)
     _torn_down: bool = False
 
     # ---- paths
@@ -551,6 +553,7 @@ class Daemon:
             wait_until(lambda: not processes_mentioning(root), 10, "leftover processes to exit")
         except TimeoutError:
             pass
+        self.mount_leftovers = mounts_under(root)
         unmount_all_under(root)
         remove_cgroups(ids)
         # Keep the daemon's log for post-mortems; the rest of the private dir goes.

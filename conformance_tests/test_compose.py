@@ -184,7 +184,6 @@ def test_exec_sees_volume_bind_mount_and_environment(project: Project) -> None:
     assert denied.returncode != 0                                 # :ro bind mount
 
 
-@pytest.mark.pydockerd_missing("docker cp (GET /containers/{id}/archive answers 404)")
 def test_run_rm_with_a_profile_and_cp_and_top(project: Project) -> None:
     out = project.ok("--profile", "debug", "run", "--rm", "debug")
     assert "debug profile ran" in out
