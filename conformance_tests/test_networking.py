@@ -514,3 +514,18 @@ def test_networks_are_isolated_from_each_other(daemon: Daemon, busybox: str, nam
     ip_a = inspect(daemon, name + "-a")["NetworkSettings"]["Networks"][name + "-n1"]["IPAddress"]
     ok(daemon.cli("exec", name + "-a", "ping", "-c1", "-W2", name + "-a"))
     assert daemon.cli("exec", name + "-b", "ping", "-c1", "-W1", ip_a).returncode != 0
+
+
+def test_restart_keeps_a_static_ip_and_stop_releases_addresses(daemon: Daemon, busybox: str, name: str,
+                                                                nets: Networks) -> None:
+    sub = nets.create(name + "-net")
+    ip = netenv.host_in(sub, 7)
+    run_d(daemon, name, "--network", name + "-net", "--ip", ip, BUSYBOX, "sleep", "300")
+    ok(daemon.cli("restart", "-t", "0", name))
+    assert inspect(daemon, name)["NetworkSettings"]["Networks"][name + "-net"]["IPAddress"] == ip
+    ok(daemon.cli("stop", "-t", "0", name))
+    ep = inspect(daemon, name)["NetworkSettings"]["Networks"][name + "-net"]
+    assert ep["IPAddress"] == "" and ep["IPAMConfig"] == {"IPv4Address": ip}
+    # the stopped container's address is free for another one meanwhile
+    out = ok(daemon.cli("run", "--rm", "--network", name + "-net", "--ip", ip, BUSYBOX, "ip", "-o", "addr"))
+    assert f"inet {ip}/28" in out
