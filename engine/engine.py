@@ -197,12 +197,17 @@ class Engine:
             self.trimmer.cancel()
         if not self.config.live_restore:
             await self.containers.stop_all()    # --live-restore=false: dockerd's shutdown stops them
+        anything_running = any(c.state.running for c in self.containers.list())
         await self.containers.close()
         await self.networks.ports.close()
         await asyncio.to_thread(self.archive.close)   # the docker cp fork server
         await self.network_contributor.dns.close()
         if isinstance(self.runtime, ShimRuntime):
             await asyncio.to_thread(self.runtime.close)
+        try:
+            await asyncio.to_thread(self.networks.shutdown_sync, anything_running=anything_running)
+        except Exception:   # a failed cleanup must not block the shutdown
+            log.exception("removing the bridges and rules of a stopped daemon")
         await asyncio.to_thread(self.db.close)
 
     # ----------------------------------------------------------- for the API
