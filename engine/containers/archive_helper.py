@@ -188,6 +188,8 @@ def _write_tar(p: str, stat: dict[str, Any], out: IO[bytes]) -> None:
     if not is_dir:
         arcname = os.path.basename(src)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_BUF) as tf:
+        # big copies: the stream's buffer is re-joined on every write, 16 KiB pieces make that quadratic
+        tf.copybufsize = _BUF   # type: ignore[attr-defined]
         tf.add(src, arcname=arcname, recursive=True)
 
 
