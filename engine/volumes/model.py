@@ -52,3 +52,4 @@ class MountPoint:
     from_binds: bool = False
     non_recursive: bool = False
     tmpfs_options: tuple[str, ...] = ()   # extra mount flags of a tmpfs (exec/noexec)
+    subpath: str = ""                     # --mount volume-subpath: a directory inside the volume
