@@ -506,8 +506,11 @@ class Daemon:
         bridges, netns files (the session end asserts there is nothing)."""
         leftovers = [f"veth {v} on {b}" for b in sorted(bridges) for v in netenv.ports_of(b)]
         netns_dir = self.exec_root / "netns"
-        if netns_dir.is_dir():
-            leftovers += [f"netns {p}" for p in netns_dir.iterdir()]
+        # dockerd unmounts the namespaces of removed containers lazily (libnetwork's garbage collector
+        # runs once a minute), so only pydockerd's are checked; the reaping below removes dockerd's
+        if netns_dir.is_dir() and self.kind == "pydockerd":
+            # dockerd keeps "default" (the host's own namespace) there
+            leftovers += [f"netns {p}" for p in netns_dir.iterdir() if p.name != "default"]
         return leftovers
 
     def _remove_kept_networking(self, bridges: set[str]) -> list[str]:

@@ -219,7 +219,7 @@ def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
     if spec.get("copy_uid_gid"):
         from pathlib import Path
 
-        from engine.oci.user import resolve_user
+        from engine.containers.hostaccess import resolve_user
         uid, gid, _ = resolve_user(Path("/"), spec.get("user") or "")
         owner = (uid, gid)
     allow_overwrite = not spec.get("no_overwrite_dir_non_dir")
