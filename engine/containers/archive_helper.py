@@ -21,6 +21,9 @@ import sys
 import tarfile
 from typing import IO, Any
 
+# Imported before the chroot: the host's module paths do not exist inside the container.
+from engine.oci.user import resolve_user_from
+
 CLONE_NEWNS = 0x00020000
 MS_BIND = 0x1000
 MS_REC = 0x4000
@@ -198,6 +201,14 @@ def _inside(base: str, target: str) -> bool:
     return base == "/" or target == base or target.startswith(base + "/")
 
 
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
     p = _abs(path)
     try:
@@ -217,10 +228,8 @@ def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
             raise Failure("invalid", "container rootfs is marked read-only")
     owner: tuple[int, int] | None = None
     if spec.get("copy_uid_gid"):
-        from pathlib import Path
-
-        from engine.containers.hostaccess import resolve_user
-        uid, gid, _ = resolve_user(Path("/"), spec.get("user") or "")
+        # (we are inside the container's root: its /etc/passwd and /etc/group are the ones read)
+        uid, gid, _ = resolve_user_from(spec.get("user") or "", _read_text)
         owner = (uid, gid)
     allow_overwrite = not spec.get("no_overwrite_dir_non_dir")
     with tarfile.open(fileobj=src, mode="r|*", bufsize=_BUF) as tf:
