@@ -227,3 +227,11 @@ def test_copy_uid_gid_gives_files_to_the_container_user(daemon: Daemon, busybox:
     assert daemon.raw("PUT", f"/containers/{name}/archive?path=/tmp", _tar(("kept", b"1", "file")), hdr).status == 200
     ok(daemon.cli("start", "-a", name))
     assert ok(daemon.cli("logs", name)).split() == ["1234:4321", "0:0"], "without copyUIDGID the tar's owner stays"
+
+
+def test_put_accepts_a_gzipped_archive(daemon: Daemon, running: str) -> None:
+    import gzip
+    body = gzip.compress(_tar(("zipped", b"unzipped\n", "file")))
+    resp = daemon.raw("PUT", f"/containers/{running}/archive?path=/tmp", body, {"Content-Type": "application/x-tar"})
+    assert resp.status == 200
+    assert ok(daemon.cli("exec", running, "cat", "/tmp/zipped")) == "unzipped\n"

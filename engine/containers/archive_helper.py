@@ -12,17 +12,27 @@ Output protocol on stdout: one JSON line (``{"stat": ...}`` or ``{"error": kind,
 """
 from __future__ import annotations
 
+# Everything is imported before the chroot: the host's module paths do not exist inside the
+# container, and nothing may be imported (or loaded by NSS) from the container's files once we
+# are in it.  bz2, lzma and zlib are what tarfile's stream mode would import lazily.
+import bz2  # noqa: F401
 import datetime
 import json
+import lzma  # noqa: F401
 import os
 import shutil
 import stat as st
 import sys
 import tarfile
+import zlib  # noqa: F401
 from typing import IO, Any
 
-# Imported before the chroot: the host's module paths do not exist inside the container.
 from engine.oci.user import resolve_user_from
+
+# No user/group name lookups in tar headers: glibc would load NSS modules from the container's
+# /lib once we are in its root (CVE-2019-14271 in dockerd's cp).
+setattr(tarfile, "pwd", None)  # noqa: B010
+setattr(tarfile, "grp", None)  # noqa: B010
 
 CLONE_NEWNS = 0x00020000
 MS_BIND = 0x1000
@@ -101,6 +111,12 @@ def _mount(lib: Any, src: str | None, target: str, fstype: str | None, flags: in
     _check(lib.mount(enc(src), enc(target), enc(fstype), flags, enc(data)), f"mount {src} on {target}")
 
 
+def _seal() -> None:
+    """After the chroot: no more imports from disk (the container's files could shadow modules)."""
+    sys.path[:] = []
+    sys.path_importer_cache.clear()
+
+
 def enter_running(pid: int) -> None:
     lib = _lib()
     root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY)
@@ -109,6 +125,7 @@ def enter_running(pid: int) -> None:
     os.fchdir(root_fd)
     os.chroot(".")
     os.chdir("/")
+    _seal()
 
 
 def enter_stopped(rootfs: str, layers: list[dict[str, Any]], mounts: list[dict[str, Any]]) -> None:
@@ -136,6 +153,7 @@ def enter_stopped(rootfs: str, layers: list[dict[str, Any]], mounts: list[dict[s
     os.chdir(rootfs)
     os.chroot(".")
     os.chdir("/")
+    _seal()
 
 
 def _abs(path: str) -> str:
