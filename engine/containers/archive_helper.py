@@ -79,10 +79,14 @@ def go_mode(mode: int) -> int:
     return out
 
 
+# The daemon's time zone, read now: inside the container's root /etc/localtime is the container's.
+_LOCAL_TZ = datetime.datetime.now().astimezone().tzinfo
+
+
 def go_time(ns: int) -> str:
     """Go's RFC3339Nano (trailing zeros of the fraction dropped) in local time."""
     secs, frac = divmod(ns, 1_000_000_000)
-    local = datetime.datetime.fromtimestamp(secs).astimezone()
+    local = datetime.datetime.fromtimestamp(secs, _LOCAL_TZ)
     text = local.strftime("%Y-%m-%dT%H:%M:%S")
     if frac:
         text += "." + f"{frac:09d}".rstrip("0")
