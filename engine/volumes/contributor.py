@@ -56,10 +56,6 @@ class VolumeMounts(BaseContributor):
     def mounts_of(self, c: Container) -> list[MountPoint]:
         return list(self._mounts.get(c.id, ()))
 
-    def uses(self, c: Container, value: str) -> bool:
-        """The `volume` filter of `docker ps`: a volume name, bind source or destination."""
-        return any(value in (m.destination, m.name or m.source) for m in self._mounts.get(c.id, ()))
-
     # ---------------------------------------------------------------- create
     async def created(self, c: Container) -> None:
         points, extras = self._resolve(c)
