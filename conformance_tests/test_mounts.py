@@ -319,3 +319,20 @@ def test_volume_subpath(daemon: Daemon, busybox: str, vol: str, name: str) -> No
     if daemon.private:
         staged = [m for m in mounts_under(str(daemon.exec_root)) if "volume-subpaths" in m]
         assert staged == [], "the staged subpath mounts went with the containers"
+
+
+@pytest.mark.reference_differs("dockerd 20.10 makes only the top of a read-only bind read-only (newer Docker: rro)")
+def test_read_only_bind_is_read_only_all_the_way_down(daemon: Daemon, busybox: str) -> None:
+    import subprocess
+    src = daemon.root / f"rro-{uuid.uuid4().hex[:6]}"
+    (src / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(src / "sub")], check=True)
+    try:
+        out = ok(daemon.cli("run", "--rm", "-v", f"{src}:/r:ro", BUSYBOX, "sh", "-c",
+                            "touch /r/sub/x 2>/dev/null && echo writable || echo read-only"))
+        assert out == "read-only\n", "the submount is read-only too"
+        out = ok(daemon.cli("run", "--rm", "--mount", f"type=bind,src={src},dst=/r,readonly,bind-recursive=writable",
+                            BUSYBOX, "sh", "-c", "touch /r/sub/x 2>/dev/null && echo writable || echo read-only"))
+        assert out == "writable\n", "bind-recursive=writable keeps submounts writable"
+    finally:
+        subprocess.run(["umount", "-l", str(src / "sub")], check=False)

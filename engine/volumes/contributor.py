@@ -144,11 +144,11 @@ class VolumeMounts(BaseContributor):
                     await asyncio.to_thread(copy_up, str(plan.rootfs), mp.destination, path)
                     points[i] = replace(mp, copy_data=False)
                     changed = True
-                opts = ("rbind", "ro" if not mp.rw else "rw", mp.propagation or "rprivate")
+                opts = ("rbind", _read_only_option(mp), mp.propagation or "rprivate")
                 extra.append((mp.destination, "bind", path, opts))
             elif mp.type == BIND:
                 await asyncio.to_thread(_prepare_bind_source, mp)
-                opts = ("bind" if mp.non_recursive else "rbind", "ro" if not mp.rw else "rw",
+                opts = ("bind" if mp.non_recursive else "rbind", _read_only_option(mp),
                         mp.propagation or "rprivate")
                 extra.append((mp.destination, "bind", mp.source, opts))
             elif mp.type == TMPFS:
@@ -262,6 +262,15 @@ class VolumeMounts(BaseContributor):
             for name in names:
                 in_use.setdefault(name, set()).add(cid)
         await self.volumes.settle(in_use)
+
+
+def _read_only_option(mp: MountPoint) -> str:
+    """dockerd's choice for a bind-like mount: "rw", "ro" (bind-recursive=writable), else "rro"."""
+    if mp.rw:
+        return "rw"
+    if mp.ro_non_recursive and mp.ro_force_recursive:
+        raise EngineError("mount options conflict: ReadOnlyNonRecursive && ReadOnlyForceRecursive")
+    return "ro" if mp.ro_non_recursive else "rro"
 
 
 def _go_errno(code: int | None) -> str:

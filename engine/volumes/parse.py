@@ -104,7 +104,9 @@ def parse_mount(spec: MountSpec, *, check_source: bool = True) -> MountPoint:
             raise _config_error(t, f"bind source path does not exist: {spec.source}")
         return MountPoint(type=BIND, destination=dest, source=posixpath.normpath(spec.source), rw=not spec.read_only,
                           propagation=spec.bind_propagation or DEFAULT_PROPAGATION,
-                          non_recursive=spec.bind_non_recursive, from_binds=spec.bind_create_mountpoint)
+                          non_recursive=spec.bind_non_recursive, from_binds=spec.bind_create_mountpoint,
+                          ro_non_recursive=spec.bind_readonly_non_recursive,
+                          ro_force_recursive=spec.bind_readonly_force_recursive)
     if t == VOLUME:
         subpath = ""
         if spec.volume_subpath:
