@@ -223,6 +223,8 @@ def _decode_mounts(raw: Any) -> tuple[MountSpec, ...]:
             bind_propagation=(bind or {}).get("Propagation") or "",
             bind_non_recursive=bool((bind or {}).get("NonRecursive")),
             bind_create_mountpoint=bool((bind or {}).get("CreateMountpoint")),
+            bind_readonly_non_recursive=bool((bind or {}).get("ReadOnlyNonRecursive")),
+            bind_readonly_force_recursive=bool((bind or {}).get("ReadOnlyForceRecursive")),
             has_volume_options=vol is not None,
             volume_nocopy=bool((vol or {}).get("NoCopy")),
             volume_labels=_opt_map((vol or {}).get("Labels")),

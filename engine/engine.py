@@ -154,7 +154,8 @@ class Engine:
         )
 
         # Volumes, binds and tmpfs of containers (engine/volumes/contributor.py)
-        self.volume_mounts = VolumeMounts(self.volumes, self.containers.get)
+        self.volume_mounts = VolumeMounts(self.volumes, self.containers.get,
+                                          str(config.exec_root / "volume-subpaths"))
         self.containers.add_contributor(self.volume_mounts)
         # --- networking
         self.networks = NetworkService(

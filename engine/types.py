@@ -126,6 +126,8 @@ class MountSpec:
     bind_propagation: str = ""
     bind_non_recursive: bool = False
     bind_create_mountpoint: bool = False
+    bind_readonly_non_recursive: bool = False
+    bind_readonly_force_recursive: bool = False
     has_volume_options: bool = False
     volume_nocopy: bool = False
     volume_labels: dict[str, str] | None = None

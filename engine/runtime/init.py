@@ -356,7 +356,10 @@ def _mount_one(cfg: InitConfig, sys: S.Syscalls, rootfs: str, m: dict[str, Any])
     dest_rel = m["destination"]
     typ = m.get("type") or ""
     src = m.get("source") or ""
-    opts = fs.parse_mount_options(m.get("options"))
+    # "rro" (recursively read-only): read-only like "ro", then mount_setattr for the submounts too
+    raw_opts = list(m.get("options") or [])
+    recursive_ro = "rro" in raw_opts
+    opts = fs.parse_mount_options(["ro" if o == "rro" else o for o in raw_opts])
     dest = fs.secure_join(rootfs, dest_rel)
     desc = f'error mounting "{src}" to rootfs at "{dest_rel}"'
     is_bind = bool(opts.flags & S.MS_BIND) or typ == "bind"
@@ -382,6 +385,8 @@ def _mount_one(cfg: InitConfig, sys: S.Syscalls, rootfs: str, m: dict[str, Any])
         extra = flags & ~(S.MS_BIND | S.MS_REC | S.MS_REMOUNT)
         if extra:
             _step(desc, sys.mount, None, dest, None, S.MS_BIND | S.MS_REMOUNT | (flags & ~S.MS_REC), None)
+        if recursive_ro:
+            _step(desc, sys.make_readonly_recursive, dest)
     else:
         try:
             sys.mount(src, dest, typ, flags, opts.data or None)
