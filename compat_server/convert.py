@@ -29,7 +29,7 @@ from engine.types import (
     RestartPolicy,
 )
 
-from . import gotypes, resources_codec, versions
+from . import gotypes, resources_codec, unsupported, versions
 from .errors import BadRequest
 
 _go_kind = go_json_kind
@@ -73,6 +73,7 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         raise BadRequest("config cannot be empty in order to create a container")
     # every field's JSON kind and integer range, in Go's words (dockerd's decoder runs first)
     gojson.check(body, gotypes.create_request(version))
+    unsupported.check_create(body)   # a field pydockerd cannot honour is refused, not ignored
     hc_in = body.get("HostConfig") or {}
 
     health = None
