@@ -123,7 +123,8 @@ HOST_CONFIG: dict[str, Field] = {
     "Privileged": Field("all capabilities, devices, no seccomp, writable /sys"),
     "PublishAllPorts": Field("every exposed port published on an ephemeral port (-P)"),
     "ReadonlyRootfs": Field("a read-only rootfs"),
-    "SecurityOpt": Field("seccomp, no-new-privileges, systempaths, label (apparmor profiles: dockerd's checks)"),
+    "SecurityOpt": Field("seccomp, no-new-privileges, systempaths, writable-cgroups; apparmor and label are "
+                          "checked and, as dockerd does on a host without AppArmor or SELinux, not applied"),
     "StorageOpt": Field("", "non-empty: refused, no per-container storage quotas"),
     "Tmpfs": Field("tmpfs mounts (--tmpfs)"),
     "UTSMode": Field("private, host"),
