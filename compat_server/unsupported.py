@@ -96,7 +96,8 @@ HOST_CONFIG: dict[str, Field] = {
     # the rest of HostConfig
     "Binds": Field("bind mounts and named volumes (-v)"),
     "ContainerIDFile": Field("recorded; the CLI writes the file itself (dockerd ignores it too)"),
-    "LogConfig": Field("json-file logging; another driver is refused with dockerd's words"),
+    "LogConfig": Field("json-file, local and none drivers with their options; journald and syslog fail the "
+                       "start as dockerd's do where the host lacks them; other names: dockerd's errors"),
     "NetworkMode": Field("bridge (default), host, none, container:<id>, a user-defined network"),
     "PortBindings": Field("published ports (iptables DNAT and a userland proxy)"),
     "RestartPolicy": Field("restart policies with dockerd's back-off"),
