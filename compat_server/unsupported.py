@@ -9,7 +9,7 @@ empty lists and maps: the docker CLI sends every HostConfig field on a plain
 (and of ``NetworkingConfig.EndpointsConfig``'s ``EndpointSettings``): what pydockerd
 does with it, or which values it refuses and why.  The README's field table is
 rendered from it (``readme_table``) and a unit test keeps the two and the API spec's
-schemas in step.  ``check_create`` and ``check_update`` run after the body's JSON
+schemas in step.  ``check_create``, ``check_update`` and ``check_connect`` run after the body's JSON
 kinds were checked (``gojson.check``), so the values have the Go types' shapes.
 """
 from __future__ import annotations
@@ -231,7 +231,14 @@ def _check_endpoint(where: str, ep: Mapping[str, Any], links: set[str]) -> None:
         raise _refuse(f"{where}.GwPriority", "the first network's gateway is always the default route")
     extra = [link for link in ep.get("Links") or () if link not in links]
     if extra:
-        raise _refuse(f"{where}.Links", "per-network links other than HostConfig.Links (--link)")
+        raise _refuse(f"{where}.Links", "links are acted on only as HostConfig.Links (docker run --link)")
+
+
+def check_connect(body: Mapping[str, Any]) -> None:
+    """POST /networks/{id}/connect: the endpoint settings pydockerd cannot honour are refused."""
+    ep = body.get("EndpointConfig") or {}
+    if isinstance(ep, Mapping):
+        _check_endpoint("EndpointConfig", ep, set())
 
 
 def check_update(body: Mapping[str, Any]) -> None:

@@ -120,3 +120,19 @@ def test_cli_flags_that_are_acted_on_pass(daemon: Daemon, busybox: str, name: st
 def test_docker_py_run_is_not_refused(client: Any, busybox: str) -> None:
     out = client.containers.run(BUSYBOX, ["echo", "hello"], remove=True)
     assert out == b"hello\n"
+
+
+def test_network_connect_refuses_a_link_it_would_not_act_on(daemon: Daemon, busybox: str, name: str,
+                                                            only_pydockerd: None) -> None:
+    net = f"{name}-net"
+    ok(daemon.cli("network", "create", net))
+    try:
+        ok(daemon.cli("create", "--name", name, BUSYBOX, "true"))
+        proc = daemon.cli("network", "connect", "--link", f"{name}:peer", net, name)
+        assert proc.returncode != 0
+        assert "EndpointConfig.Links is not supported by pydockerd" in proc.stderr
+        ok(daemon.cli("network", "connect", "--alias", "other", net, name))   # the defaults pass
+        assert net in inspect(daemon, name)["NetworkSettings"]["Networks"]
+    finally:
+        daemon.cli("rm", "-f", name)
+        ok(daemon.cli("network", "rm", net))

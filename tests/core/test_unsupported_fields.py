@@ -186,3 +186,15 @@ def test_update_applied_fields_are_the_ones_the_codec_decodes() -> None:
 
 def test_readme_has_the_table() -> None:
     assert unsupported.readme_table() in README.read_text(encoding="utf-8")
+
+
+def test_network_connect_refuses_endpoint_settings_it_cannot_honour() -> None:
+    cli_connect = {"Container": "c1", "EndpointConfig": {"IPAMConfig": {}, "Links": None, "Aliases": None,
+                                                         "DriverOpts": None, "GwPriority": 0, "MacAddress": ""}}
+    unsupported.check_connect(cli_connect)
+    unsupported.check_connect({"Container": "c1"})
+    for key, value in (("Links", ["a:b"]), ("DriverOpts", {"x": "y"}), ("GwPriority", 5)):
+        body = copy.deepcopy(cli_connect)
+        body["EndpointConfig"][key] = value
+        with pytest.raises(BadRequest, match=f"EndpointConfig.{key} is not supported by pydockerd"):
+            unsupported.check_connect(body)
