@@ -110,7 +110,8 @@ HOST_CONFIG: dict[str, Field] = {
     "Annotations": Field("", "non-empty: refused, pydockerd runs no OCI runtime to pass them to"),
     "CapAdd": Field("capabilities"),
     "CapDrop": Field("capabilities"),
-    "CgroupnsMode": Field("private (the default)", "host: refused, a container always gets its own cgroup namespace"),
+    "CgroupnsMode": Field("private, host; empty: dockerd's default (host on cgroup v1, private on v2)",
+                          "another value: dockerd's 'invalid cgroup namespace mode' error"),
     "Dns": Field("resolv.conf nameservers"),
     "DnsOptions": Field("resolv.conf options"),
     "DnsSearch": Field("resolv.conf search domains"),
@@ -184,7 +185,6 @@ _HOST_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "CpuCount": (_set, "a Windows-only field"),
     "CpuPercent": (_set, "a Windows-only field"),
     "Annotations": (_set, "pydockerd runs no OCI runtime to pass them to"),
-    "CgroupnsMode": (lambda v: v == "host", "a container always gets its own cgroup namespace"),
     "Cgroup": (_set, "a container cannot join another container's cgroup"),
     "StorageOpt": (_set, "no per-container storage quotas"),
 }

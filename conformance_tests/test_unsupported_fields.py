@@ -34,12 +34,11 @@ def _refused_by_cli(daemon: Daemon, name: str, args: list[str], words: str) -> N
 
 @pytest.mark.parametrize(("args", "words"), [
     (["--cgroup-parent", "/mine"], "HostConfig.CgroupParent is not supported by pydockerd"),
-    (["--cgroupns", "host"], "HostConfig.CgroupnsMode is not supported by pydockerd"),
     (["--storage-opt", "size=1G"], "HostConfig.StorageOpt is not supported by pydockerd"),
     (["--gpus", "all"], "HostConfig.DeviceRequests is not supported by pydockerd"),
     (["--annotation", "org.example.a=b"], "HostConfig.Annotations is not supported by pydockerd"),
     (["--cpu-rt-runtime", "950000"], "HostConfig.CpuRealtimeRuntime is not supported by pydockerd"),
-], ids=["cgroup-parent", "cgroupns-host", "storage-opt", "gpus", "annotation", "cpu-rt-runtime"])
+], ids=["cgroup-parent", "storage-opt", "gpus", "annotation", "cpu-rt-runtime"])
 def test_cli_flags_pydockerd_cannot_honour_are_refused(daemon: Daemon, busybox: str, name: str,
                                                        only_pydockerd: None, args: list[str],
                                                        words: str) -> None:
@@ -115,6 +114,30 @@ def test_cli_flags_that_are_acted_on_pass(daemon: Daemon, busybox: str, name: st
         assert out == "ok\n"
     finally:
         daemon.cli("rm", "-f", f"{name}-a")
+
+
+def _cgroup_paths(daemon: Daemon, *args: str) -> set[str]:
+    out = ok(daemon.cli("run", "--rm", *args, BUSYBOX, "cat", "/proc/self/cgroup"))
+    return {line.split(":", 2)[2] for line in out.splitlines() if line.split(":", 2)[1] != ""}
+
+
+def test_cgroupns_private_and_host_are_acted_on(daemon: Daemon, busybox: str, name: str) -> None:
+    # private: the container's cgroups are the root of its own cgroup namespace
+    assert _cgroup_paths(daemon, "--cgroupns", "private") == {"/"}
+    # host: the host's view, the container's own cgroup path
+    assert "/" not in _cgroup_paths(daemon, "--cgroupns", "host")
+    # the default on this cgroup v1 host is dockerd's: host, and inspect says so
+    assert "/" not in _cgroup_paths(daemon)
+    ok(daemon.cli("create", "--name", name, BUSYBOX, "true"))
+    assert inspect(daemon, name)["HostConfig"]["CgroupnsMode"] == "host"
+    # an exec joins the container's cgroup namespace
+    ok(daemon.cli("run", "-d", "--name", f"{name}-p", "--cgroupns", "private", BUSYBOX, "sleep", "30"))
+    try:
+        out = ok(daemon.cli("exec", f"{name}-p", "cat", "/proc/self/cgroup"))
+        assert {line.split(":", 2)[2] for line in out.splitlines() if line.split(":", 2)[1] != ""} == {"/"}
+        assert inspect(daemon, f"{name}-p")["HostConfig"]["CgroupnsMode"] == "private"
+    finally:
+        daemon.cli("rm", "-f", f"{name}-p")
 
 
 def test_docker_py_run_is_not_refused(client: Any, busybox: str) -> None:

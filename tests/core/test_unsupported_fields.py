@@ -118,7 +118,6 @@ def _with(**hc: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("hc", "words"), [
     ({"CgroupParent": "/mine"}, "HostConfig.CgroupParent is not supported by pydockerd"),
-    ({"CgroupnsMode": "host"}, "HostConfig.CgroupnsMode is not supported by pydockerd"),
     ({"Cgroup": "container:abc"}, "HostConfig.Cgroup is not supported by pydockerd"),
     ({"StorageOpt": {"size": "1G"}}, "HostConfig.StorageOpt is not supported by pydockerd"),
     ({"Annotations": {"org.example": "x"}}, "HostConfig.Annotations is not supported by pydockerd"),
@@ -140,7 +139,7 @@ def test_refusals_name_the_field(hc: dict[str, Any], words: str) -> None:
 
 
 @pytest.mark.parametrize("hc", [
-    {"CgroupnsMode": "private"}, {"Isolation": "default"}, {"Links": ["web:db"]}, {"MemorySwappiness": -1},
+    {"CgroupnsMode": "private"}, {"CgroupnsMode": "host"}, {"Isolation": "default"}, {"Links": ["web:db"]}, {"MemorySwappiness": -1},
 ])
 def test_values_that_are_acted_on_pass(hc: dict[str, Any]) -> None:
     unsupported.check_create(_with(**hc))
