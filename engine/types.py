@@ -183,6 +183,7 @@ class HostConfig:
     pid_mode: str = ""
     uts_mode: str = ""
     userns_mode: str = ""
+    cgroupns_mode: str = "host"    # "private": a cgroup namespace of its own (dockerd's default on cgroup v2)
     sysctls: dict[str, str] = field(default_factory=dict)
     masked_paths: tuple[str, ...] | None = None      # None = dockerd's defaults
     readonly_paths: tuple[str, ...] | None = None
