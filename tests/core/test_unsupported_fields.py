@@ -139,7 +139,8 @@ def test_refusals_name_the_field(hc: dict[str, Any], words: str) -> None:
 
 
 @pytest.mark.parametrize("hc", [
-    {"CgroupnsMode": "private"}, {"CgroupnsMode": "host"}, {"Isolation": "default"}, {"Links": ["web:db"]}, {"MemorySwappiness": -1},
+    {"CgroupnsMode": "private"}, {"CgroupnsMode": "host"}, {"Isolation": "default"}, {"Links": ["web:db"]},
+    {"MemorySwappiness": -1},
 ])
 def test_values_that_are_acted_on_pass(hc: dict[str, Any]) -> None:
     unsupported.check_create(_with(**hc))
