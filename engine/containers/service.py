@@ -12,7 +12,6 @@ import builtins
 import json
 import logging
 import os
-import secrets
 import shutil
 import signal as _signal
 import time
@@ -51,40 +50,20 @@ from ..types import (
     ContainerConfig,
     ContainerState,
     HostConfig,
-    container_from_jsonable,
-    to_jsonable,
 )
 from . import files, hostaccess, ops_resources, resources
 from . import health as health_checks
 from .attach import ContainerAttach
 from .contributors import Contributors, StartContributor, StartPlan
+from .records import ContainerRecords, Live
 from .restart import POLICIES, RestartManager, should_restart_on_boot, validate_policy
 from .signals import parse_signal
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS = [
-    """
-    CREATE TABLE containers (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        data TEXT NOT NULL
-    );
-    """,
-]
-
 WAIT_NOT_RUNNING = "not-running"
 WAIT_NEXT_EXIT = "next-exit"
 WAIT_REMOVED = "removed"
-
-
-class _Live:
-    """Runtime-side bookkeeping for a container that has a shim."""
-
-    def __init__(self) -> None:
-        self.handle: Any = None                   # runtime ShimHandle
-        self.monitor: asyncio.Task[None] | None = None
-        self.exited = asyncio.Event()             # set when this run has ended
 
 
 class ContainerService:
@@ -114,30 +93,16 @@ class ContainerService:
         self._generate_name = generate_name
         self._validate_name = validate_name
         self._check_runtime = check_runtime or stock_runtimes().check_runtime
-        self._containers: dict[str, Container] = {}
-        self._names: dict[str, str] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._live: dict[str, _Live] = {}
-        self._pending_attach: dict[str, list[ContainerAttach]] = {}
-        self._exit_waiters: dict[str, list[asyncio.Future[Container]]] = {}
-        self._remove_waiters: dict[str, list[asyncio.Future[Container]]] = {}
+        self.records = ContainerRecords(db, events)
         # Restart policies (restart.py): one manager per container, the pending back-offs, and
         # the containers being restarted through the API (not auto-removed in between).
         self._restart: dict[str, RestartManager] = {}
         self._restart_tasks: dict[str, asyncio.Task[None]] = {}
         self._manual_restart: set[str] = set()
-        # Containers whose row was (or is being) deleted: _save never writes them again.  The
-        # most recent ones are enough (a late write comes from a task of that same removal).
-        self._deleted: dict[str, None] = {}
         # Set by the engine: healthcheck monitors (health.py), told about starts and exits.
         self.health: Any = None
         # Per-container resources outside the image and runtime (networks, volumes): contributors.py
         self.contributors = Contributors()
-        db.migrate("containers", MIGRATIONS)
-        for row in db.query_sync("SELECT data FROM containers"):
-            c = container_from_jsonable(json.loads(row["data"]))
-            self._containers[c.id] = c
-            self._names[c.name] = c.id
 
     def add_contributor(self, contrib: StartContributor) -> None:
         """Register a start contributor (see contributors.py); called by the composition root."""
@@ -146,67 +111,26 @@ class ContainerService:
     # ------------------------------------------------------------------ lookup
     def get(self, ref: str) -> Container:
         """Find by full id, name (with or without "/"), or unique id prefix."""
-        if ref in self._containers:
-            return self._containers[ref]
-        name = ref[1:] if ref.startswith("/") else ref
-        if name in self._names:
-            return self._containers[self._names[name]]
-        if ref:
-            matches = [cid for cid in self._containers if cid.startswith(ref)]
-            if len(matches) == 1:
-                return self._containers[matches[0]]
-            if len(matches) > 1:
-                raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
-        raise no_such_container(ref)
+        return self.records.get(ref)
 
     def list(self) -> list[Container]:
-        return sorted(self._containers.values(), key=lambda c: c.created, reverse=True)
+        return sorted(self.records.all(), key=lambda c: c.created, reverse=True)
 
     def is_running(self, c: Container) -> bool:
         return c.state.running
 
     def users_of_image(self, image_id: str) -> builtins.list[tuple[str, bool]]:
-        return [(c.id, c.state.running) for c in self._containers.values() if c.image_id == image_id]
-
-    def _lock(self, cid: str) -> asyncio.Lock:
-        lock = self._locks.get(cid)
-        if lock is None:
-            lock = self._locks[cid] = asyncio.Lock()
-        return lock
+        return [(c.id, c.state.running) for c in self.records.all() if c.image_id == image_id]
 
     # For top, commit and export (engine/containers/{top,commit,export}.py).
     def runtime_handle(self, c: Container) -> Any:
         """The running container's ShimHandle, or None."""
-        live = self._live.get(c.id)
+        live = self.records.live(c.id)
         return live.handle if live is not None else None
 
     def lifecycle_lock(self, c: Container) -> asyncio.Lock:
         """The lock start/stop/remove hold for this container."""
-        return self._lock(c.id)
-
-    # ------------------------------------------------------------ persistence
-    async def _save(self, c: Container) -> None:
-        """Persist the container's record; never for a removed container (an exit or a restart
-        recorded late must not write a deleted row back).  The check runs inside the write
-        transaction, ordered with the removal's DELETE on the database's one writer path."""
-        data = json.dumps(to_jsonable(c))
-
-        def _write(conn: Any) -> None:
-            if c.id in self._deleted:
-                return
-            conn.execute(
-                "INSERT INTO containers(id, name, data) VALUES(?, ?, ?)"
-                " ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
-                (c.id, c.name, data),
-            )
-
-        await self.db.transaction(_write)
-
-    def _emit(self, c: Container, action: str, **extra: str) -> None:
-        attrs = {"image": c.config.image, "name": c.name}
-        attrs.update(c.config.labels)
-        attrs.update(extra)
-        self.events.publish_action("container", action, c.id, attrs)
+        return self.records.lock(c.id)
 
     # ----------------------------------------------------------------- create
     async def create(
@@ -219,28 +143,18 @@ class ContainerService:
     ) -> tuple[Container, builtins.list[str]]:
         """Create a container; returns it and the warnings dockerd would give."""
         self._check_runtime(host_config.runtime)  # dockerd checks the settings before names and images
-        cid = self._new_id()
+        cid = self.records.new_id()
         if name:
             # Checked and taken in one step (no await in between): of parallel creates with one
             # name exactly one gets it, the others a Conflict; the loser's cleanup never drops it.
             name = self._validate_name(name)
-            self._reserve_name(name, cid)
+            self.records.reserve_name(name, cid)
         try:
             # A client hanging up does not cut the create short (rootfs prepared, row unsaved).
             return await run_to_completion(self._create(cid, config, host_config, name, annotations))
         finally:
-            if cid not in self._containers:
-                self._release_name(name, cid)
-
-    def _reserve_name(self, name: str, cid: str) -> None:
-        other = self._names.get(name)
-        if other is not None and other != cid:
-            raise _name_conflict(name, other)
-        self._names[name] = cid
-
-    def _release_name(self, name: str | None, cid: str) -> None:
-        if name and self._names.get(name) == cid:
-            del self._names[name]
+            if cid not in self.records:
+                self.records.release_name(name, cid)
 
     async def _create(self, cid: str, config: ContainerConfig, host_config: HostConfig, name: str | None,
                       annotations: dict[str, Any] | None) -> tuple[Container, builtins.list[str]]:
@@ -265,8 +179,8 @@ class ContainerService:
             rootfs = self.config.bundles_root / cid / "rootfs"
             raise EngineError(f"lstat {rootfs}{config.working_dir}: invalid argument")
         if not name:
-            name = self._generate_name(lambda n: n in self._names, fallback=cid[:12])
-            self._reserve_name(name, cid)
+            name = self._generate_name(self.records.name_taken, fallback=cid[:12])
+            self.records.reserve_name(name, cid)
         hostname = config.hostname or cid[:12]
         config = replace(config, hostname=hostname)
         cdir = self.config.containers_root / cid
@@ -292,24 +206,17 @@ class ContainerService:
             await asyncio.to_thread(self._create_files, c, image.id)
             await self.contributors.created(c)
             contributed = True
-            self._containers[cid] = c
-            await self._save(c)
+            self.records.add(c)
+            await self.records.save(c)
         except BaseException:
-            self._containers.pop(cid, None)
+            self.records.discard(cid)
             if contributed:
                 await self.contributors.removed(c, volumes=True)
-            self._release_name(name, cid)
+            self.records.release_name(name, cid)
             await asyncio.to_thread(self._destroy_files, c)
             raise
-        self._emit(c, "create")
+        self.records.emit(c, "create")
         return c, warnings
-
-    def _new_id(self) -> str:
-        while True:
-            cid = secrets.token_hex(32)
-            # An all-digit short id would read like a number; dockerd avoids them too.
-            if not cid[:12].isdigit() and cid not in self._containers:
-                return cid
 
     def _merge_image_config(self, config: ContainerConfig, image: Any) -> ContainerConfig:
         ic: dict[str, Any] = image.config.get("config") or image.config.get("Config") or {}
@@ -385,7 +292,7 @@ class ContainerService:
     # ------------------------------------------------------------------ start
     async def start(self, ref: str) -> None:
         c = self.get(ref)
-        async with self._lock(c.id):
+        async with self.records.lock(c.id):
             if c.state.status == PAUSED:
                 raise Conflict("cannot start a paused container, try unpause instead")
             if c.state.running:
@@ -431,20 +338,18 @@ class ContainerService:
         manually_stopped = c.state.has_been_manually_stopped
         try:
             go = await rm.wait(delay)
-            if go and c.id in self._containers:
-                async with self._lock(c.id):
-                    if c.state.restarting and c.id in self._containers:
+            if go and c.id in self.records:
+                async with self.records.lock(c.id):
+                    if c.state.restarting and c.id in self.records:
                         try:
                             await self._start_locked(c)
                             c.state.has_been_manually_stopped = manually_stopped
                         except Exception:  # recorded in State.Error by the start path
                             log.info("restarting %s failed", c.id[:12], exc_info=True)
-            if c.state.restarting and c.id in self._containers:
+            if c.state.restarting and c.id in self.records:
                 c.state = replace(c.state, status=EXITED, restarting=False)
-                await self._save(c)
-                for fut in self._exit_waiters.pop(c.id, []):
-                    if not fut.done():
-                        fut.set_result(c)
+                await self.records.save(c)
+                self.records.wake_exit_waiters(c)
                 await self._after_exit(c)
         finally:
             if self._restart_tasks.get(c.id) is asyncio.current_task():
@@ -491,10 +396,10 @@ class ContainerService:
             await self._failed_start(c, wrapped, mounted, bundle)
             raise wrapped from err
 
-        live = _Live()
+        live = Live()
         live.handle = handle
-        self._live[c.id] = live
-        for att in self._pending_attach.pop(c.id, []):
+        self.records.set_live(c.id, live)
+        for att in self.records.take_pending_attaches(c.id):
             try:
                 session = await handle.attach(stdin=att.stdin, stdout=att.stdout, stderr=att.stderr)
                 await att.bind(session)
@@ -519,13 +424,13 @@ class ContainerService:
             has_been_started=True,
             health=c.state.health,
         )
-        await self._save(c)
-        self._emit(c, "start")
+        await self.records.save(c)
+        self.records.emit(c, "start")
         live.monitor = asyncio.create_task(self._monitor(c.id, live))
         if self.health is not None:
             self.health.container_started(c)
 
-    async def _abandon_handle(self, c: Container, live: _Live) -> None:
+    async def _abandon_handle(self, c: Container, live: Live) -> None:
         """End the shim of a container whose start did not go through."""
         try:
             await live.handle.kill(int(_signal.SIGKILL))
@@ -538,8 +443,7 @@ class ContainerService:
             await self.runtime.cleanup(self.config.bundles_root / c.id, self._cgroups_path(c))
         except Exception:
             log.exception("cleaning up after the shim of %s", c.id)
-        if self._live.get(c.id) is live:
-            del self._live[c.id]
+        self.records.drop_live(c.id, live)
         live.exited.set()
 
     def _prepare_bundle_dirs(self, bundle: Path, rootfs: Path) -> None:
@@ -556,14 +460,14 @@ class ContainerService:
         exit code (127/126 from the runtime, else 128), and is auto-removed."""
         code = getattr(err, "exit_code", None)
         c.state = replace(c.state, error=err.message, exit_code=code if code else 128, pid=0)
-        await self._save(c)
+        await self.records.save(c)
         await self.contributors.release(c)
         if mounted:
             try:
                 await asyncio.to_thread(self.images.unmount_rootfs, c.id, bundle / "rootfs")
             except Exception:
                 log.exception("unmounting rootfs of %s", c.id)
-        for att in self._pending_attach.pop(c.id, []):
+        for att in self.records.take_pending_attaches(c.id):
             att.end()
         # "next-exit" waiters stay pending, as with dockerd: the container never
         # ran, so it has not exited (`docker run` reports the start error itself).
@@ -657,6 +561,10 @@ class ContainerService:
         return hostopts.Peer(other.id, other.state.pid if other.state.running else 0, other.host_config.ipc_mode,
                              str(self.config.containers_root / other.id))
 
+    def resolve_user_in(self, rootfs: Path, user: str) -> tuple[int, int, tuple[int, ...], str]:
+        """uid, gid, extra groups and home of `user` in the container's rootfs (for exec)."""
+        return self._resolve(rootfs, user)
+
     def _resolve(self, rootfs: Path, user: str) -> tuple[int, int, tuple[int, ...], str]:
         uid, gid, groups = self._resolve_user(rootfs, user)
         home = "/"
@@ -671,7 +579,7 @@ class ContainerService:
         return uid, gid, tuple(groups), home
 
     # --------------------------------------------------------------- monitor
-    async def _monitor(self, cid: str, live: _Live) -> None:
+    async def _monitor(self, cid: str, live: Live) -> None:
         try:
             status = await live.handle.wait()
         except asyncio.CancelledError:
@@ -687,13 +595,13 @@ class ContainerService:
         )
 
     async def _record_exit(
-        self, cid: str, live: _Live | None, code: int, finished_at: str, oom: bool, error: str,
+        self, cid: str, live: Live | None, code: int, finished_at: str, oom: bool, error: str,
         *, apply_policy: bool = True,
     ) -> None:
         """Record the end of a run; then the restart policy decides (a back-off and a restart)
         or the container stays exited (and is auto-removed).  Without `apply_policy` (daemon
         start) only the exit is recorded: restore() decides afterwards."""
-        c = self._containers.get(cid)
+        c = self.records.find(cid)
         if c is None:
             return
         if self.health is not None:
@@ -728,16 +636,14 @@ class ContainerService:
         if delay is not None:
             c.restart_count += 1
             c.state = replace(c.state, status=RESTARTING, restarting=True)
-        await self._save(c)
-        self._live.pop(cid, None)
+        await self.records.save(c)
+        self.records.drop_live(cid)
         if oom:
-            self._emit(c, "oom")
-        self._emit(c, "die", exitCode=str(code), execDuration=str(int(run_seconds)))
+            self.records.emit(c, "oom")
+        self.records.emit(c, "die", exitCode=str(code), execDuration=str(int(run_seconds)))
         if live is not None:
             live.exited.set()   # after `die`: a remove waiting for it sends `destroy` after
-        for fut in self._exit_waiters.pop(cid, []):
-            if not fut.done():
-                fut.set_result(c)
+        self.records.wake_exit_waiters(c)
         if delay is not None and rm is not None:
             self._restart_tasks[cid] = asyncio.get_running_loop().create_task(
                 self._restart_after(c, rm, delay))
@@ -753,7 +659,7 @@ class ContainerService:
         hostaccess.release_shm(str(self.config.containers_root / c.id))
 
     async def _after_exit(self, c: Container) -> None:
-        if c.host_config.auto_remove and c.id in self._containers and not c.state.removal_in_progress:
+        if c.host_config.auto_remove and c.id in self.records and not c.state.removal_in_progress:
             try:
                 await self.remove(c.id, force=True, volumes=True)
             except NotFound:
@@ -766,7 +672,7 @@ class ContainerService:
         c = self.get(ref)
         if not c.state.running:
             raise NotModified("Container already stopped")
-        live = self._live.get(c.id)
+        live = self.records.live(c.id)
         stop_sig = parse_signal(sig or c.config.stop_signal or "SIGTERM")
         if timeout is None:
             timeout = c.config.stop_timeout if c.config.stop_timeout is not None else 10
@@ -776,15 +682,15 @@ class ContainerService:
         if c.state.restarting:
             # In back-off: cancelling the restart is the whole stop.
             await self._settle_restart(c.id)
-            live = self._live.get(c.id)
+            live = self.records.live(c.id)
             if not c.state.running or live is None:
-                self._emit(c, "stop")
+                self.records.emit(c, "stop")
                 return
         if live is None:
             raise NotModified("Container already stopped")
         try:
             await live.handle.kill(stop_sig)
-            self._emit(c, "kill", signal=str(stop_sig))    # dockerd's stop goes through kill
+            self.records.emit(c, "kill", signal=str(stop_sig))    # dockerd's stop goes through kill
         except Exception:
             log.debug("stop signal to %s failed", c.id, exc_info=True)
         if timeout < 0:
@@ -795,7 +701,7 @@ class ContainerService:
             except TimeoutError:
                 try:
                     await live.handle.kill(int(_signal.SIGKILL))
-                    self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
+                    self.records.emit(c, "kill", signal=str(int(_signal.SIGKILL)))
                 except Exception:
                     log.debug("SIGKILL to %s failed", c.id, exc_info=True)
                 await live.exited.wait()
@@ -803,7 +709,7 @@ class ContainerService:
             # The run ended into a back-off while we waited (its restart is cancelled): return
             # once the container is exited, as from a stop during the back-off.
             await self._settle_restart(c.id)
-        self._emit(c, "stop")
+        self.records.emit(c, "stop")
 
     async def kill(self, ref: str, sig: str | None = None) -> None:
         c = self.get(ref)
@@ -818,11 +724,11 @@ class ContainerService:
             if signum == int(_signal.SIGKILL):
                 await self._settle_restart(c.id)
             return
-        live = self._live.get(c.id)
+        live = self.records.live(c.id)
         if live is None:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         await live.handle.kill(signum)
-        self._emit(c, "kill", signal=str(signum))
+        self.records.emit(c, "kill", signal=str(signum))
         if signum == int(_signal.SIGKILL):
             await live.exited.wait()
 
@@ -835,11 +741,11 @@ class ContainerService:
                 await self.stop(c.id, timeout, sig)
             finally:
                 self._manual_restart.discard(c.id)
-        async with self._lock(c.id):
+        async with self.records.lock(c.id):
             if not c.state.running:
                 self._reset_restart_manager(c)
                 await run_to_completion(self._start_locked(c))
-        self._emit(c, "restart")
+        self.records.emit(c, "restart")
 
     # ------------------------------------------- pause, update, stats (ops_resources)
     async def pause(self, ref: str) -> None:
@@ -879,46 +785,36 @@ class ContainerService:
             # A run that is ending (or was just killed) is recorded to the end (exit status, `die`)
             # before the container goes: also when its state already reads "exited", the exit
             # recording may still be under way.
-            live = self._live.get(c.id)
+            live = self.records.live(c.id)
             if live is not None:
                 was_running = c.state.running
                 try:
                     await live.handle.kill(int(_signal.SIGKILL))   # nothing to do once it exited
                     if was_running:
-                        self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
+                        self.records.emit(c, "kill", signal=str(int(_signal.SIGKILL)))
                 except Exception:
                     log.debug("SIGKILL to %s failed", c.id, exc_info=True)
                 await live.exited.wait()
-            async with self._lock(c.id):
-                if c.id not in self._containers:
+            async with self.records.lock(c.id):
+                if c.id not in self.records:
                     raise no_such_container(ref)
                 await asyncio.to_thread(self._destroy_files, c)
-                # From here on no write may bring the row back (see _save).
-                self._deleted[c.id] = None
-                while len(self._deleted) > 4096:
-                    del self._deleted[next(iter(self._deleted))]
-                await self.db.transaction(
-                    lambda conn: conn.execute("DELETE FROM containers WHERE id = ?", (c.id,))
-                )
+                # From here on no write may bring the row back (see records.save).
+                await self.records.delete_row(c.id)
         except BaseException:
-            self._deleted.pop(c.id, None)
+            self.records.undelete(c.id)
             c.state.removal_in_progress = False
             raise
-        self._containers.pop(c.id, None)
+        self.records.discard(c.id)
         self._restart.pop(c.id, None)
-        if self._names.get(c.name) == c.id:
-            self._names.pop(c.name, None)
-        for att in self._pending_attach.pop(c.id, []):
+        self.records.release_name(c.name, c.id)
+        for att in self.records.take_pending_attaches(c.id):
             att.end()
-        for fut in self._exit_waiters.pop(c.id, []):
-            if not fut.done():
-                fut.set_result(c)
-        for fut in self._remove_waiters.pop(c.id, []):
-            if not fut.done():
-                fut.set_result(c)
-        self._locks.pop(c.id, None)
+        self.records.wake_exit_waiters(c)
+        self.records.wake_remove_waiters(c)
+        self.records.drop_lock(c.id)
         await self.contributors.removed(c, volumes=volumes)
-        self._emit(c, "destroy")
+        self.records.emit(c, "destroy")
 
     # ------------------------------------------------------------------- wait
     async def wait_future(self, ref: str, condition: str) -> asyncio.Future[Container]:
@@ -934,21 +830,17 @@ class ContainerService:
             if not c.state.running:
                 fut.set_result(c)
             else:
-                self._exit_waiters.setdefault(c.id, []).append(fut)
+                self.records.add_exit_waiter(c.id, fut)
         elif condition == WAIT_NEXT_EXIT:
-            self._exit_waiters.setdefault(c.id, []).append(fut)
+            self.records.add_exit_waiter(c.id, fut)
         elif condition == WAIT_REMOVED:
-            self._remove_waiters.setdefault(c.id, []).append(fut)
+            self.records.add_remove_waiter(c.id, fut)
         else:
             raise InvalidParameter(f"invalid condition: \"{condition}\"")
         return fut
 
     def cancel_wait(self, fut: asyncio.Future[Container]) -> None:
-        for table in (self._exit_waiters, self._remove_waiters):
-            for lst in table.values():
-                if fut in lst:
-                    lst.remove(fut)
-        fut.cancel()
+        self.records.cancel_waiter(fut)
 
     # ----------------------------------------------------------------- attach
     async def attach(self, ref: str, *, stdin: bool, stdout: bool, stderr: bool) -> ContainerAttach:
@@ -960,37 +852,35 @@ class ContainerService:
         att = ContainerAttach(
             c.id, stdin=stdin and c.config.open_stdin, stdout=stdout, stderr=stderr, tty=c.config.tty
         )
-        live = self._live.get(c.id)
+        live = self.records.live(c.id)
         if c.state.running and live is not None:
             session = await live.handle.attach(stdin=att.stdin, stdout=stdout, stderr=stderr)
             await att.bind(session)
         else:
-            self._pending_attach.setdefault(c.id, []).append(att)
-        self._emit(c, "attach")
+            self.records.add_pending_attach(att)
+        self.records.emit(c, "attach")
         return att
 
     def note_detached(self, att: ContainerAttach) -> None:
         """The client left an attach with its detach keys: dockerd records a `detach` event."""
-        c = self._containers.get(att.container_id)
+        c = self.records.find(att.container_id)
         if c is not None:
-            self._emit(c, "detach")
+            self.records.emit(c, "detach")
 
     def forget_attach(self, att: ContainerAttach) -> None:
-        pending = self._pending_attach.get(att.container_id)
-        if pending and att in pending:
-            pending.remove(att)
+        self.records.forget_attach(att)
 
     async def resize(self, ref: str, height: int, width: int) -> None:
         c = self.get(ref)
-        live = self._live.get(c.id)
+        live = self.records.live(c.id)
         if not c.state.running or live is None:
             raise Conflict(f"Container {c.id} is not running")
         await live.handle.resize(height, width)
-        self._emit(c, "resize", height=str(height), width=str(width))
+        self.records.emit(c, "resize", height=str(height), width=str(width))
 
     # ------------------------------------------------------------------- logs
     def logs_stopped_event(self, c: Container) -> asyncio.Event:
-        live = self._live.get(c.id)
+        live = self.records.live(c.id)
         if live is not None and c.state.running:
             return live.exited
         ev = asyncio.Event()
@@ -1006,28 +896,28 @@ class ContainerService:
             raise InvalidParameter(f"Error when allocating new name: {err.message}") from None
         if new_name == c.name:
             raise InvalidParameter("Renaming a container with the same name as its current name")
-        self._reserve_name(new_name, c.id)   # check and take in one step, as create does
+        self.records.reserve_name(new_name, c.id)   # check and take in one step, as create does
         old = c.name
         c.name = new_name
         try:
-            await self._save(c)
+            await self.records.save(c)
         except BaseException:
             c.name = old
-            self._release_name(new_name, c.id)
+            self.records.release_name(new_name, c.id)
             raise
-        self._release_name(old, c.id)
-        self._emit(c, "rename", oldName=f"/{old}")
+        self.records.release_name(old, c.id)
+        self.records.emit(c, "rename", oldName=f"/{old}")
 
     # ------------------------------------------------------------ reconnect
     async def restore(self) -> None:
         """After a daemon (re)start: settle what containers that are not running left behind
         (first, before anything else), reconnect live shims, settle the rest."""
-        for c in self._containers.values():
+        for c in self.records.all():
             if c.state.removal_in_progress:
                 c.state.removal_in_progress = False
-        await asyncio.gather(*(self._settle_not_running(c) for c in list(self._containers.values())
+        await asyncio.gather(*(self._settle_not_running(c) for c in self.records.all()
                                if not c.state.running))
-        for c in list(self._containers.values()):
+        for c in self.records.all():
             if not c.state.running:
                 continue
             bundle = self.config.bundles_root / c.id
@@ -1037,9 +927,9 @@ class ContainerService:
             except Exception:
                 log.exception("reconnecting to the shim of %s", c.id)
             if handle is not None:
-                live = _Live()
+                live = Live()
                 live.handle = handle
-                self._live[c.id] = live
+                self.records.set_live(c.id, live)
                 live.monitor = asyncio.create_task(self._monitor(c.id, live))
                 if self.health is not None:
                     self.health.container_started(c, reset=False)
@@ -1058,8 +948,8 @@ class ContainerService:
                 await self._record_exit(c.id, None, status.exit_code, status.finished_at,
                                         status.oom_killed, status.error, apply_policy=False)
         # Networks, volumes...: re-established for live containers, settled for the others.
-        for c in list(self._containers.values()):
-            await self.contributors.restore(c, running=c.state.running and c.id in self._live)
+        for c in self.records.all():
+            await self.contributors.restore(c, running=c.state.running and self.records.live(c.id) is not None)
         await self._apply_policies_on_boot()
 
     def _cgroups_path(self, c: Container) -> str:
@@ -1100,7 +990,7 @@ class ContainerService:
         including ones that exited while the daemon was down, are removed."""
         to_start: list[Container] = []
         to_remove: list[Container] = []
-        for c in list(self._containers.values()):
+        for c in self.records.all():
             if c.state.running:
                 continue
             if should_restart_on_boot(c.host_config.restart_policy, c.state.exit_code,
@@ -1135,7 +1025,7 @@ class ContainerService:
             except Exception:
                 log.warning("stopping %s at daemon shutdown failed", c.id[:12], exc_info=True)
 
-        await asyncio.gather(*(stop_one(c) for c in list(self._containers.values()) if c.state.running))
+        await asyncio.gather(*(stop_one(c) for c in self.records.all() if c.state.running))
 
     async def close(self) -> None:
         """Drop shim connections; containers keep running."""
@@ -1144,33 +1034,27 @@ class ContainerService:
         for task in list(self._restart_tasks.values()):
             task.cancel()   # the container stays "restarting" on disk; restore() settles it
         self._restart_tasks.clear()
-        for live in list(self._live.values()):
+        for live in self.records.all_live():
             if live.monitor is not None:
                 live.monitor.cancel()
             try:
                 await live.handle.close()
             except Exception:  # noqa: BLE001
                 pass
-        self._live.clear()
+        self.records.clear_live()
 
     # ----------------------------------------------------------------- counts
     def counts(self) -> dict[str, int]:
         running = paused = stopped = 0
-        for c in self._containers.values():
+        all_ = self.records.all()
+        for c in all_:
             if c.state.status == PAUSED:
                 paused += 1
             elif c.state.running:
                 running += 1
             else:
                 stopped += 1
-        return {"total": len(self._containers), "running": running, "paused": paused, "stopped": stopped}
-
-
-def _name_conflict(name: str, other: str) -> Conflict:
-    return Conflict(
-        f'Conflict. The container name "/{name}" is already in use by container "{other}". '
-        "You have to remove (or rename) that container to be able to reuse that name."
-    )
+        return {"total": len(all_), "running": running, "paused": paused, "stopped": stopped}
 
 
 def _read_in_root(rootfs: Path, rel: str) -> str:
