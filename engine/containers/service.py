@@ -51,12 +51,12 @@ from ..types import (
     ContainerState,
     HostConfig,
 )
+from . import create as create_step
 from . import files, hostaccess, ops_resources, resources
-from . import health as health_checks
 from .attach import ContainerAttach
 from .contributors import Contributors, StartContributor, StartPlan
 from .records import ContainerRecords, Live
-from .restart import POLICIES, RestartManager, should_restart_on_boot, validate_policy
+from .restart import RestartManager, should_restart_on_boot
 from .signals import parse_signal
 
 log = logging.getLogger(__name__)
@@ -158,26 +158,11 @@ class ContainerService:
 
     async def _create(self, cid: str, config: ContainerConfig, host_config: HostConfig, name: str | None,
                       annotations: dict[str, Any] | None) -> tuple[Container, builtins.list[str]]:
-        if not config.image:
-            raise InvalidParameter("config.Image must not be empty")
-        health_checks.validate(config.healthcheck)
+        create_step.check_request(config)
         image = await asyncio.to_thread(self.images.get, config.image)
-        config = self._merge_image_config(config, image)
-        entrypoint = list(config.entrypoint or ())
-        cmd = list(config.cmd or ())
-        argv = entrypoint + cmd
-        if not argv:
-            raise InvalidParameter("No command specified")
-        self._check_host_config(host_config)
-        limits, warnings = resources.validate(resources.normalize(host_config.resources), resources.HostLimits.probe())
-        host_config = replace(host_config, resources=limits)
-        hostopts.check_create(host_config, bool(config.hostname), self._peer)
-
-        log_drivers.validate(host_config.log_config.type, host_config.log_config.config)
-        if "\x00" in config.working_dir:
-            # dockerd makes the working directory at create; the lstat of a path with a NUL fails
-            rootfs = self.config.bundles_root / cid / "rootfs"
-            raise EngineError(f"lstat {rootfs}{config.working_dir}: invalid argument")
+        checked = create_step.validate(config, host_config, image, host_limits=resources.HostLimits.probe(),
+                                       peer=self._peer, rootfs=self.config.bundles_root / cid / "rootfs")
+        config, host_config, argv, warnings = checked.config, checked.host_config, checked.argv, checked.warnings
         if not name:
             name = self._generate_name(self.records.name_taken, fallback=cid[:12])
             self.records.reserve_name(name, cid)
@@ -217,52 +202,6 @@ class ContainerService:
             raise
         self.records.emit(c, "create")
         return c, warnings
-
-    def _merge_image_config(self, config: ContainerConfig, image: Any) -> ContainerConfig:
-        ic: dict[str, Any] = image.config.get("config") or image.config.get("Config") or {}
-        if isinstance(image.config, dict) and "Cmd" in image.config:
-            ic = image.config
-        env = files.merge_env(list(ic.get("Env") or []), list(config.env))
-        cmd = config.cmd
-        entrypoint = config.entrypoint
-        if entrypoint is None:
-            entrypoint = tuple(ic.get("Entrypoint") or ()) or None
-            if cmd is None or not cmd:
-                cmd = tuple(ic.get("Cmd") or ()) or None
-        elif not entrypoint:
-            entrypoint = None
-        labels = dict(ic.get("Labels") or {})
-        labels.update(config.labels)
-        exposed = tuple(sorted(set(config.exposed_ports) | set((ic.get("ExposedPorts") or {}).keys())))
-        volumes = tuple(sorted(set(config.volumes) | set((ic.get("Volumes") or {}).keys())))
-        return replace(
-            config,
-            env=tuple(env),
-            cmd=cmd,
-            entrypoint=entrypoint,
-            working_dir=config.working_dir or ic.get("WorkingDir") or "",
-            user=config.user or ic.get("User") or "",
-            labels=labels,
-            stop_signal=config.stop_signal or ic.get("StopSignal") or None,
-            exposed_ports=exposed,
-            volumes=volumes,
-            on_build=tuple(ic.get("OnBuild") or ()),
-            healthcheck=health_checks.merge_with_image(config.healthcheck, ic.get("Healthcheck")),
-        )
-
-    def _check_host_config(self, hc: HostConfig) -> None:
-        from ..oci.caps import CAPABILITIES, normalize
-
-        for field_name, caps in (("CapAdd", hc.cap_add), ("CapDrop", hc.cap_drop)):
-            for cap in caps:
-                if normalize(cap) != "CAP_ALL" and normalize(cap) not in CAPABILITIES:
-                    raise InvalidParameter(f'invalid {field_name}: unknown capability: "{normalize(cap)}"')
-        policy = hc.restart_policy.name
-        if policy not in ("", *POLICIES):
-            validate_policy(hc.restart_policy)
-        if hc.auto_remove and policy not in ("", "no"):
-            raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
-        validate_policy(hc.restart_policy)
 
     def _create_files(self, c: Container, image_id: str) -> None:
         cdir = self.config.containers_root / c.id
