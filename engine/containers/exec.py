@@ -236,9 +236,9 @@ def _exec_security(c: Any, rootfs: Path) -> dict[str, Any]:
 
 
 def _read_group_file(rootfs: Path) -> str:
-    from .service import _read_in_root
+    from .bundle import read_in_root
 
-    return _read_in_root(rootfs, "etc/group")
+    return read_in_root(rootfs, "etc/group")
 
 
 def _event_command(cmd: list[str]) -> str:
