@@ -1,9 +1,13 @@
-"""ContainerService: the container lifecycle state machine.
+"""ContainerService: the container lifecycle verbs, over the parts that do the work.
 
-The service owns every container record (in memory, persisted to SQLite on
-each change), drives the runtime through the shim API and tells the event bus
-what happened.  Lifecycle operations on one container are serialised by a
-per-container lock; different containers never wait for each other.
+- records.py: every container record (in memory, persisted to SQLite on each change), names,
+  the per-container locks that serialise lifecycle operations on one container (different
+  containers never wait for each other), events, live runtime handles, waiters;
+- create.py: validation of a create request and the merge with the image config (pure);
+- bundle.py: the container's files and rootfs, the spec of one start;
+- start.py: the start sequence (with the start contributors of contributors.py);
+- monitor.py: exits, restart policy back-off, auto-remove, restore at daemon start;
+- ops_process.py, ops_resources.py: stop/kill/attach/resize, pause/update/stats.
 """
 from __future__ import annotations
 
@@ -41,13 +45,12 @@ from ..types import (
     HostConfig,
 )
 from . import create as create_step
-from . import ops_resources, resources
+from . import ops_process, ops_resources, resources
 from .attach import ContainerAttach
 from .bundle import Bundles
 from .contributors import Contributors, StartContributor
 from .monitor import Monitor
 from .records import ContainerRecords
-from .signals import parse_signal
 from .start import Starter
 
 log = logging.getLogger(__name__)
@@ -212,70 +215,18 @@ class ContainerService:
         """uid, gid, extra groups and home of `user` in the container's rootfs (for exec)."""
         return self.bundles.resolve(rootfs, user)
 
-    # -------------------------------------------------------------- stop/kill
+    # ----------------------------------------------- stop, kill, attach, resize (ops_process)
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
-        c = self.get(ref)
-        if not c.state.running:
-            raise NotModified("Container already stopped")
-        live = self.records.live(c.id)
-        stop_sig = parse_signal(sig or c.config.stop_signal or "SIGTERM")
-        if timeout is None:
-            timeout = c.config.stop_timeout if c.config.stop_timeout is not None else 10
-        c.state.has_been_manually_stopped = True
-        if self.monitor.kill_cancels_restart(c, stop_sig):
-            self.monitor.restart_manager(c).cancel()
-        if c.state.restarting:
-            # In back-off: cancelling the restart is the whole stop.
-            await self.monitor.settle_restart(c.id)
-            live = self.records.live(c.id)
-            if not c.state.running or live is None:
-                self.records.emit(c, "stop")
-                return
-        if live is None:
-            raise NotModified("Container already stopped")
-        try:
-            await live.handle.kill(stop_sig)
-            self.records.emit(c, "kill", signal=str(stop_sig))    # dockerd's stop goes through kill
-        except Exception:
-            log.debug("stop signal to %s failed", c.id, exc_info=True)
-        if timeout < 0:
-            await live.exited.wait()
-        else:
-            try:
-                await asyncio.wait_for(live.exited.wait(), timeout)
-            except TimeoutError:
-                try:
-                    await live.handle.kill(int(_signal.SIGKILL))
-                    self.records.emit(c, "kill", signal=str(int(_signal.SIGKILL)))
-                except Exception:
-                    log.debug("SIGKILL to %s failed", c.id, exc_info=True)
-                await live.exited.wait()
-        if c.state.restarting and self.monitor.restart_manager(c).canceled:
-            # The run ended into a back-off while we waited (its restart is cancelled): return
-            # once the container is exited, as from a stop during the back-off.
-            await self.monitor.settle_restart(c.id)
-        self.records.emit(c, "stop")
+        await ops_process.stop(self, ref, timeout, sig)
 
     async def kill(self, ref: str, sig: str | None = None) -> None:
-        c = self.get(ref)
-        signum = parse_signal(sig) if sig else int(_signal.SIGKILL)
-        if not c.state.running:
-            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
-        if self.monitor.kill_cancels_restart(c, signum):
-            self.monitor.restart_manager(c).cancel()
-        c.state.has_been_manually_stopped = True
-        if c.state.restarting:
-            # Nothing to signal: the cancelled back-off leaves the container exited.
-            if signum == int(_signal.SIGKILL):
-                await self.monitor.settle_restart(c.id)
-            return
-        live = self.records.live(c.id)
-        if live is None:
-            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
-        await live.handle.kill(signum)
-        self.records.emit(c, "kill", signal=str(signum))
-        if signum == int(_signal.SIGKILL):
-            await live.exited.wait()
+        await ops_process.kill(self, ref, sig)
+
+    async def attach(self, ref: str, *, stdin: bool, stdout: bool, stderr: bool) -> ContainerAttach:
+        return await ops_process.attach(self, ref, stdin=stdin, stdout=stdout, stderr=stderr)
+
+    async def resize(self, ref: str, height: int, width: int) -> None:
+        await ops_process.resize(self, ref, height, width)
 
     async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         c = self.get(ref)
@@ -388,24 +339,6 @@ class ContainerService:
         self.records.cancel_waiter(fut)
 
     # ----------------------------------------------------------------- attach
-    async def attach(self, ref: str, *, stdin: bool, stdout: bool, stderr: bool) -> ContainerAttach:
-        c = self.get(ref)
-        if c.state.status == PAUSED:
-            raise Conflict("You cannot attach to a paused container, unpause it first")
-        if c.state.restarting:
-            raise Conflict("You cannot attach to a restarting container, wait until it is running")
-        att = ContainerAttach(
-            c.id, stdin=stdin and c.config.open_stdin, stdout=stdout, stderr=stderr, tty=c.config.tty
-        )
-        live = self.records.live(c.id)
-        if c.state.running and live is not None:
-            session = await live.handle.attach(stdin=att.stdin, stdout=stdout, stderr=stderr)
-            await att.bind(session)
-        else:
-            self.records.add_pending_attach(att)
-        self.records.emit(c, "attach")
-        return att
-
     def note_detached(self, att: ContainerAttach) -> None:
         """The client left an attach with its detach keys: dockerd records a `detach` event."""
         c = self.records.find(att.container_id)
@@ -414,14 +347,6 @@ class ContainerService:
 
     def forget_attach(self, att: ContainerAttach) -> None:
         self.records.forget_attach(att)
-
-    async def resize(self, ref: str, height: int, width: int) -> None:
-        c = self.get(ref)
-        live = self.records.live(c.id)
-        if not c.state.running or live is None:
-            raise Conflict(f"Container {c.id} is not running")
-        await live.handle.resize(height, width)
-        self.records.emit(c, "resize", height=str(height), width=str(width))
 
     # ------------------------------------------------------------------- logs
     def logs_stopped_event(self, c: Container) -> asyncio.Event:
