@@ -1,4 +1,4 @@
-"""The create step: validate a create request and merge it with the image's config.
+"""The create step: validate a create request, merge it with the image's config, make the record.
 
 Pure: everything it needs (the image, the host's limits, a lookup of peer containers) is passed
 in; it touches no file, runtime or record.  The order of the checks is dockerd's, so that a
@@ -11,10 +11,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .. import timeutil
 from ..errors import EngineError, InvalidParameter
 from ..logs import drivers as log_drivers
 from ..oci import hostopts
-from ..types import ContainerConfig, HostConfig
+from ..types import Container, ContainerConfig, ContainerState, HostConfig
 from . import files, resources
 from . import health as health_checks
 from .restart import POLICIES, validate_policy
@@ -62,6 +63,40 @@ def validate(
         # dockerd makes the working directory at create; the lstat of a path with a NUL fails
         raise EngineError(f"lstat {rootfs}{config.working_dir}: invalid argument")
     return Checked(config, host_config, argv, warnings)
+
+
+def new_container(
+    cid: str,
+    name: str,
+    image_id: str,
+    checked: Checked,
+    *,
+    containers_root: Path,
+    storage_driver: str,
+    annotations: dict[str, Any] | None,
+) -> Container:
+    """The new container's record (not saved yet): its files live in containers_root/<id>."""
+    config, host_config, argv = checked.config, checked.host_config, checked.argv
+    hostname = config.hostname or cid[:12]
+    config = replace(config, hostname=hostname)
+    cdir = containers_root / cid
+    return Container(
+        id=cid,
+        name=name,
+        created=timeutil.now(),
+        image_id=image_id,
+        config=config,
+        host_config=host_config,
+        path=argv[0],
+        args=tuple(argv[1:]),
+        state=ContainerState(),
+        log_path=str(log_drivers.log_file(host_config.log_config.type, cdir, cid) or ""),
+        hostname_path=str(cdir / "hostname"),
+        hosts_path=str(cdir / "hosts"),
+        resolv_conf_path=str(cdir / "resolv.conf"),
+        driver=storage_driver,
+        annotations=annotations or {},
+    )
 
 
 def merge_image_config(config: ContainerConfig, image: Any) -> ContainerConfig:

@@ -16,11 +16,9 @@ import builtins
 import logging
 import signal as _signal
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .. import timeutil
 from ..aiotools import run_to_completion
 from ..config import Config
 from ..errors import (
@@ -31,7 +29,6 @@ from ..errors import (
 )
 from ..events.api import EventPublisher
 from ..images.api import RootfsImages
-from ..logs import drivers as log_drivers
 from ..plugins import stock_runtimes
 from ..runtime.api import RuntimeExecutor
 from ..state import Database
@@ -41,7 +38,6 @@ from ..types import (
     REMOVING,
     Container,
     ContainerConfig,
-    ContainerState,
     HostConfig,
 )
 from . import create as create_step
@@ -154,30 +150,11 @@ class ContainerService:
         image = await asyncio.to_thread(self.images.get, config.image)
         checked = create_step.validate(config, host_config, image, host_limits=resources.HostLimits.probe(),
                                        peer=self.bundles.peer, rootfs=self.config.bundles_root / cid / "rootfs")
-        config, host_config, argv, warnings = checked.config, checked.host_config, checked.argv, checked.warnings
         if not name:
             name = self._generate_name(self.records.name_taken, fallback=cid[:12])
             self.records.reserve_name(name, cid)
-        hostname = config.hostname or cid[:12]
-        config = replace(config, hostname=hostname)
-        cdir = self.config.containers_root / cid
-        c = Container(
-            id=cid,
-            name=name,
-            created=timeutil.now(),
-            image_id=image.id,
-            config=config,
-            host_config=host_config,
-            path=argv[0],
-            args=tuple(argv[1:]),
-            state=ContainerState(),
-            log_path=str(log_drivers.log_file(host_config.log_config.type, cdir, cid) or ""),
-            hostname_path=str(cdir / "hostname"),
-            hosts_path=str(cdir / "hosts"),
-            resolv_conf_path=str(cdir / "resolv.conf"),
-            driver=self.config.storage_driver,
-            annotations=annotations or {},
-        )
+        c = create_step.new_container(cid, name, image.id, checked, containers_root=self.config.containers_root,
+                                      storage_driver=self.config.storage_driver, annotations=annotations)
         contributed = False
         try:
             await asyncio.to_thread(self.bundles.create_files, c, image.id)
@@ -193,7 +170,7 @@ class ContainerService:
             await asyncio.to_thread(self.bundles.destroy_files, c)
             raise
         self.records.emit(c, "create")
-        return c, warnings
+        return c, checked.warnings
 
     # ------------------------------------------------------------------ start
     async def start(self, ref: str) -> None:
