@@ -82,15 +82,8 @@ class Bundles:
         cfg = c.config
         hostname = plan.hostname if plan.hostname is not None else cfg.hostname
         uid, gid, groups, home = self.resolve(rootfs, cfg.user)
-        env = [f"PATH={files.DEFAULT_PATH}", f"HOSTNAME={hostname}"]
-        if cfg.tty:
-            env.append("TERM=xterm")
-        # "NAME" without "=" (from `-e NAME` when the client has no NAME) stays in
-        # Config.Env but never reaches the process, as with dockerd.
-        env = files.merge_env(env, plan.env)
-        env = files.merge_env(env, [e for e in cfg.env if "=" in e])
-        if not any(e.startswith("HOME=") for e in env):
-            env.append(f"HOME={home}")
+        # plan.env: what contributors (networking) add; the container's Env wins over it
+        env = files.process_env(hostname, cfg.tty, home, plan.env, cfg.env)
         cdir = plan.container_dir
         files.write_atomic(cdir / "hostname", (hostname + "\n").encode())
         hosts = files.hosts_content(hostname, cfg.domainname, None, c.host_config.extra_hosts)

@@ -102,12 +102,22 @@ class Monitor:
             status = await live.handle.wait()
         except asyncio.CancelledError:
             raise
-        except Exception as err:
-            log.exception("lost the shim of %s", cid)
-            status = self.svc.runtime.read_exit_status(self.svc.config.bundles_root / cid)
+        except Exception as err:  # noqa: BLE001 - whatever failed the wait, the shim is gone
+            bundle = self.svc.config.bundles_root / cid
+            status = self.svc.runtime.read_exit_status(bundle)
             if status is None:
-                await self.record_exit(cid, live, 255, timeutil.now(), False, str(err))
+                # The shim was killed: its container died with it (the init's parent-death
+                # signal).  dockerd, when a shim disconnects, cleans up and records the task
+                # as killed: exit code 137, no error.
+                log.warning("lost the shim of %s (%s): the container is recorded as killed", cid, err)
+                c = self.svc.records.find(cid)
+                try:
+                    await self.svc.runtime.cleanup(bundle, self.svc.bundles.cgroups_path(c) if c is not None else None)
+                except Exception:
+                    log.exception("cleaning up after the shim of %s", cid)
+                await self.record_exit(cid, live, 137, timeutil.now(), False, "")
                 return
+            log.warning("lost the connection to the shim of %s (%s); it left an exit status", cid, err)
         await self.record_exit(
             cid, live, status.exit_code, status.finished_at, status.oom_killed, status.error
         )
