@@ -21,25 +21,13 @@ from typing import Any
 
 from ..aiotools import run_to_completion
 from ..config import Config
-from ..errors import (
-    Conflict,
-    InvalidParameter,
-    NotModified,
-    no_such_container,
-)
+from ..errors import Conflict, InvalidParameter, NotModified, no_such_container
 from ..events.api import EventPublisher
 from ..images.api import RootfsImages
 from ..plugins import stock_runtimes
 from ..runtime.api import RuntimeExecutor
 from ..state import Database
-from ..types import (
-    DEAD,
-    PAUSED,
-    REMOVING,
-    Container,
-    ContainerConfig,
-    HostConfig,
-)
+from ..types import DEAD, PAUSED, REMOVING, Container, ContainerConfig, HostConfig
 from . import create as create_step
 from . import ops_process, ops_resources, resources
 from .attach import ContainerAttach
