@@ -106,6 +106,11 @@ class Engine:
     async def open(cls, config: Config) -> "Engine":
         engine = await asyncio.to_thread(cls, config)
         await engine.containers.restore()
+        # What an ingest (load, pull, import, commit) killed half-way left: nothing runs yet.
+        freed = await asyncio.to_thread(engine.images.collect_garbage,
+                                        [c.id for c in engine.containers.list()])
+        if freed:
+            log.info("garbage collection at start freed %d bytes", freed)
         return engine
 
     async def aclose(self) -> None:

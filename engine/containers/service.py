@@ -823,34 +823,8 @@ class ContainerService:
             )
         c.state.removal_in_progress = True
         try:
-            if c.state.running:
-                self._restart_manager(c).cancel()
-                if c.state.restarting:
-                    await self._settle_restart(c.id)
-            # A run that is ending (or was just killed) is recorded to the end (exit status, `die`)
-            # before the container goes: also when its state already reads "exited", the exit
-            # recording may still be under way.
-            live = self._live.get(c.id)
-            if live is not None:
-                was_running = c.state.running
-                try:
-                    await live.handle.kill(int(_signal.SIGKILL))   # nothing to do once it exited
-                    if was_running:
-                        self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
-                except Exception:  # noqa: BLE001 - the shim is gone: its exit is being recorded
-                    log.debug("SIGKILL to %s failed", c.id, exc_info=True)
-                await live.exited.wait()
-            async with self._lock(c.id):
-                if c.id not in self._containers:
-                    raise no_such_container(ref)
-                await asyncio.to_thread(self._destroy_files, c)
-                # From here on no write may bring the row back (see _save).
-                self._deleted[c.id] = None
-                while len(self._deleted) > 4096:
-                    del self._deleted[next(iter(self._deleted))]
-                await self.db.transaction(
-                    lambda conn: conn.execute("DELETE FROM containers WHERE id = ?", (c.id,))
-                )
+            while not await self._remove_stopped(c, ref, force):
+                pass   # it was being started meanwhile: end that run too
         except BaseException:
             self._deleted.pop(c.id, None)
             c.state.removal_in_progress = False
@@ -869,6 +843,46 @@ class ContainerService:
                 fut.set_result(c)
         self._locks.pop(c.id, None)
         self._emit(c, "destroy")
+
+    async def _remove_stopped(self, c: Container, ref: str, force: bool) -> bool:
+        """Delete the container once no run of it is left; False when a start that was under
+        way got in first (the caller ends that run and tries again)."""
+        if c.state.running:
+            self._restart_manager(c).cancel()
+            if c.state.restarting:
+                await self._settle_restart(c.id)
+        # A run that is ending (or was just killed) is recorded to the end (exit status, `die`)
+        # before the container goes: also when its state already reads "exited", the exit
+        # recording may still be under way.
+        live = self._live.get(c.id)
+        if live is not None:
+            was_running = c.state.running
+            try:
+                await live.handle.kill(int(_signal.SIGKILL))   # nothing to do once it exited
+                if was_running:
+                    self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
+            except Exception:  # noqa: BLE001 - the shim is gone: its exit is being recorded
+                log.debug("SIGKILL to %s failed", c.id, exc_info=True)
+            await live.exited.wait()
+        async with self._lock(c.id):
+            if c.id not in self._containers:
+                raise no_such_container(ref)
+            if c.id in self._live or c.state.running:
+                # A start that held the lock went through before the removal could.
+                if not force:
+                    raise Conflict(
+                        f'cannot remove container "/{c.name}": container is running: '
+                        "stop the container before removing or force remove")
+                return False
+            await asyncio.to_thread(self._destroy_files, c)
+            # From here on no write may bring the row back (see _save).
+            self._deleted[c.id] = None
+            while len(self._deleted) > 4096:
+                del self._deleted[next(iter(self._deleted))]
+            await self.db.transaction(
+                lambda conn: conn.execute("DELETE FROM containers WHERE id = ?", (c.id,))
+            )
+        return True
 
     # ------------------------------------------------------------------- wait
     async def wait_future(self, ref: str, condition: str) -> "asyncio.Future[Container]":
