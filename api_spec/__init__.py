@@ -125,13 +125,13 @@ def _is_string_schema(method: str, template: str, status: int) -> bool:
     return s.get("type") in ("string", "file")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _definitions() -> dict[str, Any]:
     defs = copy.deepcopy(spec()["definitions"])
     return {name: _for_validation(s, path=(name,)) for name, s in defs.items()}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(method: str, template: str, status: int) -> jsonschema.Draft4Validator | None:
     s = response_schema(method, template, status)
     if not s:

@@ -31,9 +31,10 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -54,6 +55,7 @@ class Target:
     private_root: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     log: Any = None                 # the private daemon's log file
+    bridge: str = ""                # a private pydockerd's default bridge (removed at close)
     config_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-cli-")))
 
     def env(self) -> dict[str, str]:
@@ -82,6 +84,8 @@ class Target:
                 self.proc.wait(timeout=10)
         if self.log is not None:
             self.log.close()
+        if self.private_root is not None and self.kind == "pydockerd" and self.bridge:
+            _remove_networking(self.bridge, self.private_root / "data")
         if self.private_root is not None:
             _unmount_under(self.private_root)
             shutil.rmtree(self.private_root, ignore_errors=True)
@@ -134,8 +138,13 @@ def start_private_pydockerd() -> Target:
     host = f"unix://{root}/docker.sock"
     argv = [sys.executable, "-m", "compat_server.daemon", "-H", host,
             "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-            "--pidfile", str(root / "pid"), "--bridge", f"pydb{os.getpid() % 100000}"]
-    return _start_private("pydockerd", "pydockerd", argv, root, host)
+            "--pidfile", str(root / "pid"), "--bridge", f"pydb{os.getpid() % 100000}",
+            # a bridge subnet and address pool of its own (other daemons run on this machine)
+            "--bip", f"10.209.{os.getpid() % 250}.1/24",
+            "--default-address-pool", f"base=10.208.{os.getpid() % 250}.0/24,size=28"]
+    t = _start_private("pydockerd", "pydockerd", argv, root, host)
+    t.bridge = f"pydb{os.getpid() % 100000}"
+    return t
 
 
 def external_target(label: str, host: str) -> Target:
@@ -144,6 +153,26 @@ def external_target(label: str, host: str) -> Target:
     pid = pid_owning_socket(socket_path(host))
     kind = "pydockerd" if pid and "compat_server" in _cmdline(pid) else "dockerd"
     return Target(label, host, kind, pid=pid)
+
+
+def _remove_networking(bridge: str, data_root: Path) -> None:
+    """What a stopped pydockerd keeps by design: its default bridge and its iptables chains
+    (named as engine/network/firewall.py names them)."""
+    import hashlib
+
+    subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
+    prefix = "PYD-" + hashlib.sha256(str(data_root).encode()).hexdigest()[:8]
+    for table in ("filter", "nat"):
+        rules = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True,
+                               check=False).stdout.splitlines()
+        for line in rules:
+            parts = line.split()
+            if parts[:1] == ["-A"] and f"-j {prefix}" in line and not parts[1].startswith(prefix):
+                subprocess.run(["iptables", "-w", "-t", table, "-D", *parts[1:]], capture_output=True, check=False)
+        chains = [line.split()[1] for line in rules if line.startswith(f"-N {prefix}")]
+        for flag in ("-F", "-X"):
+            for chain in chains:
+                subprocess.run(["iptables", "-w", "-t", table, flag, chain], capture_output=True, check=False)
 
 
 def _unmount_under(prefix: Path) -> None:

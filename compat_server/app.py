@@ -1,11 +1,12 @@
 """The starlette application: routes served bare and under /v{major}.{minor}/."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -14,14 +15,16 @@ from engine.errors import EngineError
 
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
-from .routes import containers
-from .routes import container_extra
-from .routes import distribution
+from .http.connection import BODY_ERROR
+from .routes import build as build_routes
+from .routes import container_extra, containers, distribution, images, plugins, system
 from .routes import exec as exec_routes
-from .routes import images
+from .routes import networks as network_routes
 from .routes import prune as prune_routes
 from .routes import resources as resource_routes
-from .routes import system
+from .routes import volumes as volume_routes
+
+log = logging.getLogger(__name__)
 
 
 class VersionMiddleware:
@@ -68,6 +71,15 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     return Response(error_body(str(exc.detail)), status_code=exc.status_code, media_type="application/json")
 
 
+async def body_not_read(request: Request, exc: Exception) -> Response:
+    """The request body ended early: badly framed (dockerd: 400 with Go's words), or the client left."""
+    problem = (request.scope.get(BODY_ERROR) or {}).get("message")
+    if problem:
+        return Response(error_body(str(problem)), status_code=400, media_type="application/json")
+    log.debug("client went away before its request body was read: %s %s", request.method, request.url.path)
+    return Response(status_code=400)  # nobody is there to read it
+
+
 async def swarm_unavailable(request: Request) -> Response:
     return Response(
         error_body("This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" "
@@ -96,7 +108,11 @@ def build_app(engine: Any) -> ASGIApp:
         *resource_routes.routes,
         *exec_routes.routes,
         *images.routes,
+        *network_routes.routes,
         *distribution.routes,
+        *plugins.routes,
+        *volume_routes.routes,
+        *build_routes.routes,
         *_swarm_routes(),
     ]
     app = Starlette(
@@ -105,6 +121,7 @@ def build_app(engine: Any) -> ASGIApp:
             EngineError: engine_error_handler,
             BadRequest: engine_error_handler,
             HTTPException: http_exception,
+            ClientDisconnect: body_not_read,
         },
     )
     app.state.engine = engine

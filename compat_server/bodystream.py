@@ -20,7 +20,7 @@ _MAX_CHUNKS = 256          # about 16 MB in flight with the driver's 64 kB reads
 class BodyStream:
     def __init__(self) -> None:
         self._q: queue.Queue[Any] = queue.Queue(maxsize=_MAX_CHUNKS)
-        self._head = b""
+        self._head: bytes | memoryview = b""
         self._done = False
         self.closed = False
         # The pump waits for room on the event loop, never in a worker thread: with a full
@@ -70,7 +70,7 @@ class BodyStream:
             if n < 0 or n >= len(head):
                 out, self._head = bytes(head), b""
             else:
-                out, self._head = bytes(head[:n]), head[n:]  # type: ignore[assignment]
+                out, self._head = bytes(head[:n]), head[n:]
             return out
         if self._done:
             return b""
@@ -82,10 +82,11 @@ class BodyStream:
         if isinstance(item, BaseException):
             self._done = True
             raise EOFError(f"request body ended early: {item}")
-        if 0 <= n < len(item):
-            self._head = memoryview(item)[n:]  # type: ignore[assignment]
-            return item[:n]
-        return item
+        chunk: bytes = item
+        if 0 <= n < len(chunk):
+            self._head = memoryview(chunk)[n:]
+            return chunk[:n]
+        return chunk
 
     def readable(self) -> bool:
         return True

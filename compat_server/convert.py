@@ -8,75 +8,32 @@ an annotation and echoed back by inspect, so fields round-trip untouched.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from typing import Any
 
-from engine import timeutil
+from engine import gojson, timeutil
+from engine.errors import EngineError, go_json_kind
+from engine.logs import drivers as log_drivers
+from engine.network import contributor as net_contrib
+from engine.network import ports as net_ports
 from engine.types import (
     PAUSED,
     RUNNING,
     Container,
     ContainerConfig,
+    EndpointConfig,
     HealthConfig,
     HostConfig,
     LogConfig,
+    MountSpec,
     RestartPolicy,
 )
 
-from engine.errors import go_json_kind
-
-from . import resources_codec, versions
+from . import gotypes, resources_codec, versions
 from .errors import BadRequest
 
-# Go type names for error messages.
-_STR, _BOOL, _INT, _STRLIST, _MAP, _OBJ = "string", "bool", "int", "[]string", "map[string]string", "struct"
-
-CONFIG_TYPES: dict[str, str] = {
-    "Hostname": _STR, "Domainname": _STR, "User": _STR, "AttachStdin": _BOOL, "AttachStdout": _BOOL,
-    "AttachStderr": _BOOL, "Tty": _BOOL, "OpenStdin": _BOOL, "StdinOnce": _BOOL, "Env": _STRLIST,
-    "Cmd": "strslice", "Entrypoint": "strslice", "Image": _STR, "WorkingDir": _STR, "Labels": _MAP,
-    "StopSignal": _STR, "StopTimeout": _INT, "NetworkDisabled": _BOOL, "MacAddress": _STR,
-    "ArgsEscaped": _BOOL, "OnBuild": _STRLIST, "Shell": _STRLIST, "ExposedPorts": _OBJ, "Volumes": _OBJ,
-    "Healthcheck": _OBJ,
-}
-HOST_CONFIG_TYPES: dict[str, str] = {
-    "AutoRemove": _BOOL, "Privileged": _BOOL, "ReadonlyRootfs": _BOOL, "NetworkMode": _STR,
-    "CapAdd": _STRLIST, "CapDrop": _STRLIST, "SecurityOpt": _STRLIST, "ExtraHosts": _STRLIST,
-    "Dns": _STRLIST, "DnsSearch": _STRLIST, "DnsOptions": _STRLIST, "ShmSize": _INT, "Memory": _INT,
-    "RestartPolicy": _OBJ, "LogConfig": _OBJ, "Binds": _STRLIST, "Runtime": _STR, "ConsoleSize": "[2]uint",
-}
-# security and namespace options
-HOST_CONFIG_TYPES.update({
-    "IpcMode": _STR, "PidMode": _STR, "UTSMode": _STR, "UsernsMode": _STR, "GroupAdd": _STRLIST,
-    "DeviceCgroupRules": _STRLIST, "Sysctls": _MAP, "Init": _BOOL, "MaskedPaths": _STRLIST,
-    "ReadonlyPaths": _STRLIST,
-})
-
-
 _go_kind = go_json_kind
-
-
-def _check(value: Any, gotype: str, where: str) -> None:
-    if value is None:
-        return
-    kind = _go_kind(value)
-    ok = {
-        _STR: kind == "string",
-        _BOOL: kind == "bool",
-        _INT: kind == "number" and float(value).is_integer(),
-        _STRLIST: kind == "array" and all(isinstance(v, str) for v in value),
-        "strslice": kind == "string" or (kind == "array" and all(isinstance(v, str) for v in value)),
-        _MAP: kind == "object" and all(isinstance(v, str) for v in value.values()),
-        _OBJ: kind == "object",
-        "[2]uint": kind == "array" and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value),
-    }[gotype]
-    if not ok:
-        shown = gotype if gotype != "strslice" else "[]string"
-        if (gotype in (_STRLIST, "strslice") and kind == "array") or (gotype == _MAP and kind == "object"):
-            inner = next((v for v in (value if isinstance(value, list) else value.values())
-                          if not isinstance(v, str)), None)
-            raise BadRequest(f"json: cannot unmarshal {_go_kind(inner)} into Go struct field {where} of type string")
-        raise BadRequest(f"json: cannot unmarshal {kind} into Go struct field {where} of type {shown}")
 
 
 def _strslice(value: Any) -> tuple[str, ...] | None:
@@ -115,18 +72,9 @@ def default_host_config() -> dict[str, Any]:
 def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig, dict[str, Any]]:
     if body is None:
         raise BadRequest("config cannot be empty in order to create a container")
-    if not isinstance(body, dict):
-        raise BadRequest(f"json: cannot unmarshal {_go_kind(body)} into Go value of type container.CreateRequest")
-    for key, gotype in CONFIG_TYPES.items():
-        if key in body:
-            _check(body[key], gotype, f"CreateRequest.{key}" if versions.at_least(version, "1.44") else f"ContainerConfigWrapper.{key}")
-    hc_in = body.get("HostConfig")
-    if hc_in is not None and not isinstance(hc_in, dict):
-        raise BadRequest(f"json: cannot unmarshal {_go_kind(hc_in)} into Go struct field CreateRequest.HostConfig of type container.HostConfig")
-    hc_in = hc_in or {}
-    for key, gotype in HOST_CONFIG_TYPES.items():
-        if key in hc_in:
-            _check(hc_in[key], gotype, f"CreateRequest.HostConfig.{key}")
+    # every field's JSON kind and integer range, in Go's words (dockerd's decoder runs first)
+    gojson.check(body, gotypes.create_request(version))
+    hc_in = body.get("HostConfig") or {}
 
     health = None
     hc_raw = body.get("Healthcheck")
@@ -193,8 +141,6 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
     lc = hc_in.get("LogConfig") or {}
     if not lc.get("Type"):
         full_hc["LogConfig"] = {"Type": "json-file", "Config": dict(lc.get("Config") or {})}
-    elif lc.get("Type") not in ("json-file",):
-        raise BadRequest(f"failed to create logger: logger: no log driver named '{lc.get('Type')}' is registered")
     if full_hc["LogConfig"].get("Config") is None:
         full_hc["LogConfig"]["Config"] = {}
     shm = hc_in.get("ShmSize") or 0
@@ -224,8 +170,11 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         dns=tuple(hc_in.get("Dns") or ()),
         dns_search=tuple(hc_in.get("DnsSearch") or ()),
         dns_options=tuple(hc_in.get("DnsOptions") or ()),
-        devices=tuple((str(d.get("PathOnHost") or ""), str(d.get("PathInContainer") or ""),
-                       str(d.get("CgroupPermissions") or "")) for d in hc_in.get("Devices") or () if isinstance(d, dict)),
+        devices=tuple(
+            (str(d.get("PathOnHost") or ""), str(d.get("PathInContainer") or ""), str(d.get("CgroupPermissions") or ""))
+            for d in hc_in.get("Devices") or ()
+            if isinstance(d, dict)
+        ),
         device_cgroup_rules=tuple(hc_in.get("DeviceCgroupRules") or ()),
         group_add=tuple(hc_in.get("GroupAdd") or ()),
         ipc_mode=hc_in.get("IpcMode") or "",
@@ -237,9 +186,99 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         masked_paths=tuple(hc_in["MaskedPaths"]) if isinstance(hc_in.get("MaskedPaths"), list) else None,
         readonly_paths=tuple(hc_in["ReadonlyPaths"]) if isinstance(hc_in.get("ReadonlyPaths"), list) else None,
         resources=resources_codec.decode(hc_in),
+        # storage
+        binds=tuple(hc_in.get("Binds") or ()),
+        mounts=_decode_mounts(hc_in.get("Mounts")),
+        tmpfs=dict(hc_in.get("Tmpfs") or {}),
+        volumes_from=tuple(hc_in.get("VolumesFrom") or ()),
+        volume_driver=hc_in.get("VolumeDriver") or "",
     )
+    host = _decode_networking(body, hc_in, host, full_hc)
     annotations = {"HostConfig": full_hc, "NetworkingConfig": body.get("NetworkingConfig")}
     return config, host, annotations
+
+
+def _opt_map(value: Any) -> dict[str, str] | None:
+    return None if value is None else dict(value)
+
+
+def _decode_mounts(raw: Any) -> tuple[MountSpec, ...]:
+    """HostConfig.Mounts ([]mount.Mount); the kinds were checked with the whole body (gotypes.MOUNT)."""
+    if raw is None:
+        return ()
+    out = []
+    for m in raw:
+        if m is None:
+            out.append(MountSpec())
+            continue
+        bind = m.get("BindOptions")
+        vol = m.get("VolumeOptions")
+        tmp = m.get("TmpfsOptions")
+        driver = (vol or {}).get("DriverConfig") or {}
+        tmpfs_opts = (tmp or {}).get("Options") or []
+        out.append(MountSpec(
+            type=m.get("Type") or "", source=m.get("Source") or "", target=m.get("Target") or "",
+            read_only=bool(m.get("ReadOnly")), consistency=m.get("Consistency") or "",
+            has_bind_options=bind is not None,
+            bind_propagation=(bind or {}).get("Propagation") or "",
+            bind_non_recursive=bool((bind or {}).get("NonRecursive")),
+            bind_create_mountpoint=bool((bind or {}).get("CreateMountpoint")),
+            has_volume_options=vol is not None,
+            volume_nocopy=bool((vol or {}).get("NoCopy")),
+            volume_labels=_opt_map((vol or {}).get("Labels")),
+            volume_driver=driver.get("Name") or "",
+            volume_driver_options=dict(driver["Options"]) if driver.get("Options") is not None else None,
+            volume_subpath=(vol or {}).get("Subpath") or "",
+            has_tmpfs_options=tmp is not None,
+            tmpfs_size=int((tmp or {}).get("SizeBytes") or 0),
+            tmpfs_mode=int((tmp or {}).get("Mode") or 0),
+            tmpfs_options=tuple(tuple(o) for o in tmpfs_opts),
+        ))
+    return tuple(out)
+
+
+# --- networking: PortBindings, PublishAllPorts, Links, NetworkingConfig.EndpointsConfig
+def _decode_networking(body: dict[str, Any], hc_in: dict[str, Any], host: HostConfig,
+                       full_hc: dict[str, Any]) -> HostConfig:
+    raw_pb = hc_in.get("PortBindings") or {}
+    if not isinstance(raw_pb, dict):
+        raise BadRequest("json: cannot unmarshal PortBindings")
+    pairs: dict[str, list[tuple[str, str]]] = {}
+    for key, items in raw_pb.items():
+        pairs[key] = [(str((b or {}).get("HostIp") or ""), str((b or {}).get("HostPort") or ""))
+                      for b in (items or [])]
+    try:
+        net_ports.validate_port_bindings(pairs)
+    except EngineError as e:
+        raise BadRequest(e.message) from None
+    mode = host.network_mode
+    bindings: list[tuple[str, str, str]] = []
+    if mode != "host":
+        for key, items in pairs.items():
+            proto, port = net_ports.split_proto_port(key)
+            for ip, hp in items or [("", "")]:
+                bindings.append((f"{port}/{proto}", ip, hp))
+    endpoints: list[tuple[str, EndpointConfig]] = []
+    nc = body.get("NetworkingConfig") or {}
+    for name, ep in ((nc.get("EndpointsConfig") or {}) if isinstance(nc, dict) else {}).items():
+        ep = ep or {}
+        ipam_cfg = ep.get("IPAMConfig") or {}
+        endpoints.append((name, EndpointConfig(
+            aliases=tuple(ep.get("Aliases") or ()), links=tuple(ep.get("Links") or ()),
+            ipv4_address=str(ipam_cfg.get("IPv4Address") or ""), ipv6_address=str(ipam_cfg.get("IPv6Address") or ""),
+            link_local_ips=tuple(ipam_cfg.get("LinkLocalIPs") or ()), mac_address=str(ep.get("MacAddress") or ""),
+            driver_opts=dict(ep.get("DriverOpts") or {}), gw_priority=int(ep.get("GwPriority") or 0))))
+    host = dataclasses.replace(host, port_bindings=tuple(bindings),
+                               publish_all_ports=bool(hc_in.get("PublishAllPorts")) and mode != "host",
+                               links=tuple(hc_in.get("Links") or ()), endpoints=tuple(endpoints))
+    mac_given = bool(body.get("MacAddress")) or any(ep.mac_address for _, ep in endpoints)
+    try:
+        net_contrib.check_create(host, hostname_given=bool(body.get("Hostname")), mac_given=mac_given)
+    except EngineError as e:
+        raise BadRequest(e.message) from None
+    if mode == "host" and raw_pb:
+        full_hc["PortBindings"] = {}
+    return host
 
 
 # ------------------------------------------------------------------ encoding
@@ -343,7 +382,24 @@ def _networks(c: Container) -> dict[str, Any]:
     return {mode: _network_entry()}
 
 
-def encode_inspect(c: Container, graph_driver: dict[str, Any], version: str, size: tuple[int, int] | None) -> dict[str, Any]:
+def encode_mounts(mounts: Any) -> list[dict[str, Any]]:
+    """Mount points as dockerd's inspect and ps show them (volumes name their volume and driver)."""
+    out = []
+    for m in sorted(mounts or (), key=lambda m: m.destination):
+        entry: dict[str, Any] = {"Type": m.type}
+        if m.type == "volume":
+            entry["Name"] = m.name
+        entry["Source"] = m.source
+        entry["Destination"] = m.destination
+        if m.type == "volume":
+            entry["Driver"] = m.driver
+        entry.update({"Mode": m.mode, "RW": m.rw, "Propagation": m.propagation})
+        out.append(entry)
+    return out
+
+
+def encode_inspect(c: Container, graph_driver: dict[str, Any], version: str, size: tuple[int, int] | None,
+                   mounts: Any = ()) -> dict[str, Any]:
     hc = copy.deepcopy(c.annotations.get("HostConfig") or default_host_config())
     resources_codec.encode_into(hc, c.host_config.resources)
     rp = c.host_config.restart_policy  # `docker update --restart` changes it after create
@@ -358,7 +414,7 @@ def encode_inspect(c: Container, graph_driver: dict[str, Any], version: str, siz
         "ResolvConfPath": c.resolv_conf_path,
         "HostnamePath": c.hostname_path,
         "HostsPath": c.hosts_path,
-        "LogPath": c.log_path,
+        "LogPath": log_drivers.shown_log_path(c.host_config.log_config.type, c.log_path),
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
         "Driver": c.driver,
@@ -372,7 +428,7 @@ def encode_inspect(c: Container, graph_driver: dict[str, Any], version: str, siz
     }
     if size is not None:
         out["SizeRw"], out["SizeRootFs"] = size
-    out["Mounts"] = []
+    out["Mounts"] = encode_mounts(mounts)
     out["Config"] = encode_config(c)
     out["NetworkSettings"] = {
         "Bridge": "",
@@ -422,7 +478,7 @@ def status_text(c: Container, now: float | None = None) -> str:
     return f"Exited ({s.exit_code}) {timeutil.human_duration(now - finished)} ago"
 
 
-def encode_summary(c: Container, image_ref: str, size: tuple[int, int] | None) -> dict[str, Any]:
+def encode_summary(c: Container, image_ref: str, size: tuple[int, int] | None, mounts: Any = ()) -> dict[str, Any]:
     # dockerd single-quotes the arguments that contain a space (not the path)
     command = c.path + ((" " + " ".join(f"'{a}'" if " " in a else a for a in c.args)) if c.args else "")
     mode = (c.annotations.get("HostConfig") or {}).get("NetworkMode") or "bridge"
@@ -439,7 +495,7 @@ def encode_summary(c: Container, image_ref: str, size: tuple[int, int] | None) -
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": mode},
         "NetworkSettings": {"Networks": _networks(c)},
-        "Mounts": [],
+        "Mounts": encode_mounts(mounts),
     }
     if size is not None:
         out["SizeRw"], out["SizeRootFs"] = size

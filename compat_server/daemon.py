@@ -31,8 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-H", "--host", action="append", dest="hosts", default=None,
                    help="Daemon socket(s) to connect to (unix:///path, tcp://addr:port)")
     p.add_argument("--data-root", default=None, help="Root directory of persistent state (default /var/lib/pydockerd)")
-    p.add_argument("--exec-root", default=None, help="Root directory for execution state files (default /run/pydockerd)")
-    p.add_argument("-p", "--pidfile", default=None, help="Path to use for daemon PID file (default /var/run/pydockerd.pid)")
+    p.add_argument(
+        "--exec-root", default=None, help="Root directory for execution state files (default /run/pydockerd)"
+    )
+    p.add_argument(
+        "-p", "--pidfile", default=None, help="Path to use for daemon PID file (default /var/run/pydockerd.pid)"
+    )
     p.add_argument("-l", "--log-level", default=None, choices=["debug", "info", "warn", "error", "fatal"])
     p.add_argument("-D", "--debug", action="store_true", default=None)
     p.add_argument("-G", "--group", default=None, help="Group for the unix socket (default docker)")
@@ -55,8 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iptables", nargs="?", const=True, type=_bool_flag, default=None)
     p.add_argument("--cgroup-parent", default=None,
                    help='Set parent cgroup for all containers (default "pydockerd")')
+    # --- networking
+    p.add_argument("--ip-masq", nargs="?", const=True, type=_bool_flag, default=None)
+    p.add_argument("--icc", nargs="?", const=True, type=_bool_flag, default=None)
+    p.add_argument("--userland-proxy", nargs="?", const=True, type=_bool_flag, default=None)
+    p.add_argument("--ip-forward", nargs="?", const=True, type=_bool_flag, default=None)
+    p.add_argument("--fixed-cidr", default=None)
+    p.add_argument("--ip", dest="default_ip", default=None, help="Default IP when binding container ports")
+    p.add_argument("--mtu", type=int, default=None)
+    p.add_argument("--dns", action="append", default=None)
+    p.add_argument("--dns-search", action="append", default=None)
+    p.add_argument("--dns-opt", action="append", dest="dns_opts", default=None)
+    p.add_argument("--default-address-pool", action="append", dest="default_address_pools", default=None)
     p.add_argument("--live-restore", nargs="?", const=True, type=_bool_flag, default=None,
-                   help="Accepted for compatibility: containers always survive daemon restarts")
+                   help="Keep containers running while the daemon is down (default true; false: a daemon "
+                        "shutdown stops them, as dockerd's default)")
     return p
 
 
@@ -67,6 +84,9 @@ CONFIG_KEYS = {
     "tlscacert": "tlscacert", "tlscert": "tlscert", "tlskey": "tlskey", "bridge": "bridge", "bip": "bip",
     "storage-driver": "storage_driver", "insecure-registries": "insecure_registries", "labels": "labels",
     "iptables": "iptables", "live-restore": "live_restore",
+    "ip-masq": "ip_masq", "icc": "icc", "userland-proxy": "userland_proxy", "ip-forward": "ip_forward",
+    "fixed-cidr": "fixed_cidr", "ip": "default_ip", "mtu": "mtu", "dns": "dns", "dns-search": "dns_search",
+    "dns-opts": "dns_opts", "default-address-pools": "default_address_pools",
     "registry-mirrors": "registry_mirrors", "registry-certs-dir": "registry_certs_dir",
     "cgroup-parent": "cgroup_parent",
 }
@@ -81,12 +101,14 @@ def load_config_file(path: str, explicit: bool) -> dict[str, Any]:
         text = Path(path).read_text()
     except FileNotFoundError:
         if explicit:
-            raise DaemonError(f"unable to configure the Docker daemon with file {path}: open {path}: no such file or directory")
+            raise DaemonError(
+                f"unable to configure the Docker daemon with file {path}: open {path}: no such file or directory"
+            ) from None
         return {}
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise DaemonError(f"unable to configure the Docker daemon with file {path}: {err}")
+        raise DaemonError(f"unable to configure the Docker daemon with file {path}: {err}") from err
     if not isinstance(data, dict):
         raise DaemonError(f"unable to configure the Docker daemon with file {path}: not a JSON object")
     unknown = sorted(set(data) - set(CONFIG_KEYS))
@@ -121,6 +143,31 @@ def resolve_options(argv: list[str] | None) -> argparse.Namespace:
         if getattr(args, dest) is None:
             setattr(args, dest, value)
     return args
+
+
+def network_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The networking flags (and daemon.json keys) as Config fields."""
+    from engine.errors import InvalidParameter
+    from engine.network.ipam import parse_address_pool
+
+    pools = []
+    for item in args.default_address_pools or ():
+        spec = item if isinstance(item, str) else ",".join(f"{k}={v}" for k, v in dict(item).items())
+        try:
+            pools.append(parse_address_pool(spec))
+        except InvalidParameter as e:
+            raise DaemonError(e.message) from None
+
+    def flag(value: Any, default: bool) -> bool:
+        return default if value is None else bool(value)
+
+    return {
+        "iptables": flag(args.iptables, True), "ip_masq": flag(args.ip_masq, True), "icc": flag(args.icc, True),
+        "userland_proxy": flag(args.userland_proxy, True), "fixed_cidr": args.fixed_cidr or "",
+        "default_ip": args.default_ip or "", "mtu": int(args.mtu or 0),
+        "dns": tuple(args.dns or ()), "dns_search": tuple(args.dns_search or ()),
+        "dns_options": tuple(args.dns_opts or ()), "default_address_pools": tuple(pools),
+    }
 
 
 def check_pidfile(path: Path) -> None:
@@ -179,9 +226,9 @@ async def run(args: argparse.Namespace) -> int:
     from .hijack import HijackHandlers
     from .http import Server, TLSOptions
 
-    data_root = Path(args.data_root).absolute()
-    exec_root = Path(args.exec_root).absolute()
-    pidfile = Path(args.pidfile).absolute()
+    data_root = Path(args.data_root).absolute()  # noqa: ASYNC240 - start-up, nothing is served yet
+    exec_root = Path(args.exec_root).absolute()  # noqa: ASYNC240 - start-up, nothing is served yet
+    pidfile = Path(args.pidfile).absolute()  # noqa: ASYNC240 - start-up, nothing is served yet
     check_pidfile(pidfile)
 
     tls = None
@@ -215,6 +262,8 @@ async def run(args: argparse.Namespace) -> int:
         registry_mirrors=tuple(args.registry_mirrors),
         registry_certs_dir=Path(args.registry_certs_dir),
         cgroup_parent=cgroup_parent(args.cgroup_parent),
+        **network_options(args),
+        live_restore=args.live_restore is not False,
     )
     engine = await Engine.open(config)
     server = Server(build_app(engine), HijackHandlers(engine).handle, hosts=list(args.hosts), tls=tls,
@@ -253,7 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     except DaemonError as err:
         print(f"pydockerd: {err}", file=sys.stderr)
         return 1
-    level = logging.DEBUG if args.debug else getattr(logging, args.log_level.upper().replace("WARN", "WARNING").replace("FATAL", "CRITICAL"))
+    level = (
+        logging.DEBUG
+        if args.debug
+        else getattr(logging, args.log_level.upper().replace("WARN", "WARNING").replace("FATAL", "CRITICAL"))
+    )
     logging.basicConfig(level=level, format="time=\"%(asctime)s\" level=%(levelname)s msg=\"%(message)s\"")
     try:
         return asyncio.run(run(args))
@@ -263,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as err:  # noqa: BLE001 - listener errors etc. carry clear messages
+    except Exception as err:  # listener errors etc. carry clear messages
         name = type(err).__name__
         if name in ("ListenerError",):
             print(f"pydockerd: {err}", file=sys.stderr)

@@ -14,7 +14,8 @@ from engine.containers import filters as cfilters
 from engine.errors import InvalidParameter, NotFound
 from engine.types import Container
 
-from . import convert
+from . import convert, netcodec, versions
+from .backends import ContainersBackend
 from .responses import dumps
 
 
@@ -41,7 +42,7 @@ def _health(c: Container) -> str:
 class _Images:
     """Per-request memo of the image lookups the list needs."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: ContainersBackend) -> None:
         self.engine = engine
         self._display: dict[tuple[str, str], str] = {}
         self._size: dict[str, int] = {}
@@ -55,34 +56,22 @@ class _Images:
 
     def ancestors(self, ref: str) -> set[str]:
         """The image ``ref`` names and every image built on it (dockerd's ancestor filter)."""
-        store = self.engine.images
-        try:
-            top = store.get(ref).id
-        except (NotFound, InvalidParameter):
-            return set()
-        found: set[str] = set()
-        todo = [top]
-        while todo:
-            image_id = todo.pop()
-            if image_id in found:
-                continue
-            found.add(image_id)
-            todo.extend(store.children(image_id))
-        return found
+        return self.engine.image_service.family(ref)
 
     def image_size(self, image_id: str) -> int:
         size = self._size.get(image_id)
         if size is None:
             try:
-                size = self.engine.images.get(image_id).size
+                size = self.engine.image_service.get(image_id).size
             except (NotFound, InvalidParameter):
                 size = 0
             self._size[image_id] = size
         return size
 
 
-async def list_containers(engine: Any, *, show_all: bool, limit: int, size: bool,
-                          filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+async def list_containers(engine: ContainersBackend, *, show_all: bool, limit: int, size: bool,
+                          filters: dict[str, list[str]],
+                          version: str = versions.DEFAULT_API_VERSION) -> list[dict[str, Any]]:
     containers = engine.containers.list()       # newest first
     images = _Images(engine)
     plan = cfilters.parse(filters, containers, images.ancestors)
@@ -91,7 +80,9 @@ async def list_containers(engine: Any, *, show_all: bool, limit: int, size: bool
     def summary(c: Container) -> dict[str, Any]:
         s = summaries.get(c.id)
         if s is None:
-            s = summaries[c.id] = convert.encode_summary(c, images.display_name(c), None)
+            s = summaries[c.id] = convert.encode_summary(c, images.display_name(c), None,
+                                                                  engine.volume_mounts.mounts_of(c))
+            netcodec.fill_summary(s, c, engine.networks, version)
         return s
 
     chosen = cfilters.select(plan, containers, show_all=show_all, limit=limit,
@@ -102,13 +93,13 @@ async def list_containers(engine: Any, *, show_all: bool, limit: int, size: bool
             result = []
             for c in chosen:
                 try:
-                    rw = engine.snapshotter.usage(c.id)
+                    rw = engine.container_rw_usage(c.id)
                 except (OSError, NotFound):
                     rw = 0   # removed meanwhile
                 result.append((rw, rw + images.image_size(c.image_id)))
             return result
 
-        for s, (rw, rootfs) in zip(out, await asyncio.to_thread(sizes)):
+        for s, (rw, rootfs) in zip(out, await asyncio.to_thread(sizes), strict=True):
             s["SizeRw"], s["SizeRootFs"] = rw, rootfs
     return out
 

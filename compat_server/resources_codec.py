@@ -30,30 +30,29 @@ FIELDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _typed(body: dict[str, Any], where: str) -> dict[str, Any]:
+def _typed(body: dict[str, Any]) -> dict[str, Any]:
+    """The resource fields a body sets; their JSON types were checked against Go's (compat_server.gotypes)."""
     out: dict[str, Any] = {}
     for key, (attr, gotype) in FIELDS.items():
-        if key not in body or body[key] is None:
-            continue
-        v = body[key]
-        ok = isinstance(v, str) if gotype == "string" else (isinstance(v, (int, float)) and not isinstance(v, bool))
-        if not ok or (gotype != "string" and float(v) != int(v)):
-            raise BadRequest(f"json: cannot unmarshal {go_json_kind(v)} into Go struct field {where}.{key} of type {gotype}")
-        out[attr] = v if gotype == "string" else int(v)
+        if key in body and body[key] is not None:
+            out[attr] = body[key] if gotype == "string" else int(body[key])
     return out
 
 
-def decode(hc: dict[str, Any], where: str = "CreateRequest.HostConfig") -> Resources:
-    vals = _typed(hc, where)
+def decode(hc: dict[str, Any], where: str = "HostConfig.HostConfig") -> Resources:
+    vals = _typed(hc)
     swappiness = hc.get("MemorySwappiness")
     ulimits = []
     for u in hc.get("Ulimits") or []:
         if not isinstance(u, dict) or not u.get("Name"):
             raise BadRequest("invalid ulimit: a ulimit needs a Name")
         ulimits.append((str(u["Name"]), int(u.get("Soft") or 0), int(u.get("Hard") or 0)))
+    devices: dict[str, Any] = {
+        attr: _device_values(hc, key, value_key, where) for key, (attr, value_key) in DEVICE_FIELDS.items()
+    }
     return Resources(
         **vals,
-        **{attr: _device_values(hc, key, value_key, where) for key, (attr, value_key) in DEVICE_FIELDS.items()},
+        **devices,
         memory_swappiness=int(swappiness) if isinstance(swappiness, int) and swappiness != -1 else None,
         oom_kill_disable=bool(hc.get("OomKillDisable")),
         oom_score_adj=int(hc.get("OomScoreAdj") or 0),
@@ -83,7 +82,7 @@ def _device_values(hc: dict[str, Any], key: str, value_key: str, where: str) -> 
 
 def decode_update(body: dict[str, Any]) -> dict[str, Any]:
     """An update body -> the Resources attributes it sets (merge_update's input)."""
-    return _typed(body, "UpdateConfig")
+    return _typed(body)
 
 
 def encode_into(hc: dict[str, Any], r: Resources) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from engine import gojson
+
 from .errors import BadRequest
 
 
@@ -45,7 +47,11 @@ def qint(request: Request, name: str, default: int | None = None) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise BadRequest(f"invalid value for {name}: {raw!r}: strconv.Atoi: parsing {raw!r}: invalid syntax")
+        raise BadRequest(f"invalid value for {name}: {raw!r}: strconv.Atoi: parsing {raw!r}: invalid syntax") from None
+
+
+_FILTERS = gojson.Map(gojson.Map(gojson.BOOL, "map[string]bool"), "map[string]map[string]bool")
+_LEGACY_FILTERS = gojson.Map(gojson.STRINGS, "map[string][]string")
 
 
 def qfilters(request: Request) -> dict[str, list[str]]:
@@ -53,24 +59,30 @@ def qfilters(request: Request) -> dict[str, list[str]]:
     raw = request.query_params.get("filters")
     if not raw:
         return {}
+    data = gojson.loads(raw)
+    if data is None:
+        return {}
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise BadRequest(f"invalid filter: {err.msg}")
-    if not isinstance(data, dict):
-        raise BadRequest("invalid filter: filters must be a JSON object")
+        gojson.check(data, _FILTERS)
+    except gojson.GoTypeError:
+        # the legacy {"key": ["value"]} form; dockerd names the current form when neither fits
+        try:
+            gojson.check(data, _LEGACY_FILTERS)
+        except gojson.GoTypeError:
+            gojson.check(data, _FILTERS)
     out: dict[str, list[str]] = {}
     for key, value in data.items():
         if isinstance(value, dict):
             out[key] = [k for k, v in value.items() if v]
         elif isinstance(value, list):
             out[key] = [str(v) for v in value]
-        else:
-            raise BadRequest(f"invalid filter: value of {key} must be a list or map")
+        else:  # null: no values
+            out[key] = []
     return out
 
 
-async def json_body(request: Request, *, allow_empty: bool = True) -> Any:
+async def json_body(request: Request, *, allow_empty: bool = True, go_type: gojson.GoType | None = None) -> Any:
+    """The request's JSON body, decoded as dockerd's json.Decoder does (and checked against go_type)."""
     body = await request.body()
     ctype = request.headers.get("content-type", "")
     if body and ctype and ctype.split(";")[0].strip().lower() != "application/json":
@@ -79,38 +91,12 @@ async def json_body(request: Request, *, allow_empty: bool = True) -> Any:
         if allow_empty:
             return None
         raise BadRequest("invalid JSON: got EOF while reading request body")
-    try:
-        return json.loads(body)
-    except json.JSONDecodeError as err:
-        raise BadRequest(go_json_error(body, err))
-    except UnicodeDecodeError:
-        raise BadRequest("invalid character in request body: not UTF-8")
-
-
-def go_json_error(body: bytes, err: json.JSONDecodeError) -> str:
-    """Phrase a JSON syntax error the way Go's encoding/json does (dockerd's text)."""
-    if err.pos >= len(err.doc.rstrip()):
-        return "unexpected EOF"
-    ch = _char_at(body, err.pos)
-    if err.msg.startswith("Expecting property name"):
-        return f"invalid character '{ch}' looking for beginning of object key string"
-    if err.msg.startswith("Expecting value"):
-        return f"invalid character '{ch}' looking for beginning of value"
-    if err.msg.startswith("Expecting ':'"):
-        return f"invalid character '{ch}' after object key"
-    if err.msg.startswith("Expecting ',' delimiter"):
-        return f"invalid character '{ch}' after object key:value pair"
-    if err.msg.startswith("Extra data"):
-        return f"invalid character '{ch}' after top-level value"
-    return f"invalid character '{ch}': {err.msg}"
-
-
-def _char_at(body: bytes, pos: int) -> str:
-    try:
-        return body.decode("utf-8", "replace")[pos]
-    except IndexError:
-        return "EOF"
+    value = gojson.loads(body, stream=True)
+    if go_type is not None:
+        gojson.check(value, go_type)
+    return value
 
 
 def api_version(request: Request) -> str:
-    return request.scope.get("api_version") or request.app.state.default_version
+    version: str = request.scope.get("api_version") or request.app.state.default_version
+    return version

@@ -1,7 +1,8 @@
-"""``GET /containers/{id}/attach/ws``: attach over a websocket (RFC 6455).
+"""``GET /containers/{id}/attach/ws``: attach over a websocket (RFC 6455, framed by wsproto).
 
 As dockerd does it: the output is never multiplexed; each chunk of stdout or
-stderr goes out as one frame, binary from API 1.28 on and text before; text
+stderr goes out as one frame, binary from API 1.28 on and text before (text frames
+must be UTF-8: bytes that are not arrive as U+FFFD); text
 and binary frames from the client are the container's stdin, and the
 client's close frame closes stdin.  When the output ends the server sends a
 close frame (1000) and hangs up.  No Origin check is made.
@@ -9,104 +10,92 @@ close frame (1000) and hangs up.  No Origin check is made.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
+import codecs
 import logging
-import struct
-from typing import Any
+from typing import TYPE_CHECKING
+
+from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode, ParseFailed
+from wsproto.utilities import generate_accept_token
 
 from . import versions
+from .backends import HijackBackend
+from .http.hijack import HijackConn, HijackRequest
+
+if TYPE_CHECKING:
+    from engine.containers.attach import ContainerAttach
 
 log = logging.getLogger(__name__)
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-_MAX_FRAME = 32 << 20
+STDIN, STDIN_EOF, REPLY = "stdin", "stdin-eof", "reply"
 
 
 def accept_key(key: str) -> str:
-    return base64.b64encode(hashlib.sha1(key.strip().encode() + _GUID).digest()).decode()
+    return generate_accept_token(key.strip().encode()).decode()
 
 
-def encode_frame(opcode: int, payload: bytes) -> bytes:
-    """A final, unmasked server frame."""
-    n = len(payload)
-    if n < 126:
-        head = struct.pack(">BB", 0x80 | opcode, n)
-    elif n < 1 << 16:
-        head = struct.pack(">BBH", 0x80 | opcode, 126, n)
-    else:
-        head = struct.pack(">BBQ", 0x80 | opcode, 127, n)
-    return head + payload
+class AttachSocket:
+    """The server end of one attach websocket, sans-IO, on wsproto's frame layer.
 
+    wsproto parses the client's frames (masking, fragments, UTF-8 of text, control-frame rules)
+    and writes ours. The connection's life is dockerd's, not wsproto.Connection's state machine:
+    a client's close frame only closes the container's stdin, output keeps flowing, and our own
+    close frame (1000) goes out when the output ends.
+    """
 
-class FrameError(Exception):
-    pass
+    def __init__(self, binary: bool) -> None:
+        self._proto = FrameProtocol(client=False, extensions=[])
+        self._binary = binary
+        # Text frames must hold valid UTF-8: a character split across two output chunks is carried over.
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.stdin_open = True
+        self._broken = False  # the client sent something that is not websocket: ignore the rest
 
+    def output(self, data: bytes) -> bytes:
+        """One chunk of stdout/stderr as one frame (binary from API 1.28, text before)."""
+        if self._binary:
+            return bytes(self._proto.send_data(data, fin=True))
+        text = self._utf8.decode(data)
+        return bytes(self._proto.send_data(text, fin=True)) if text else b""
 
-class FrameDecoder:
-    """Incremental decoder of client frames: ``feed`` bytes, get (opcode, payload) for
-    complete messages (fragments reassembled; control frames returned as they come)."""
+    def close(self) -> bytes:
+        """The end of the output: what is left of a text character, then a normal close frame."""
+        rest = b""
+        if not self._binary:
+            tail = self._utf8.decode(b"", final=True)
+            rest = bytes(self._proto.send_data(tail, fin=True)) if tail else b""
+        return rest + bytes(self._proto.close(CloseReason.NORMAL_CLOSURE))
 
-    def __init__(self) -> None:
-        self.buf = bytearray()
-        self._frag_op: int | None = None
-        self._frag = bytearray()
+    def receive(self, data: bytes) -> list[tuple[str, bytes]]:
+        """Bytes from the client -> (STDIN, data), (STDIN_EOF, b"") and (REPLY, frame to send)."""
+        out: list[tuple[str, bytes]] = []
+        if self._broken:
+            return out
+        self._proto.receive_bytes(data)
+        try:
+            for frame in self._proto.received_frames():
+                payload = frame.payload
+                if frame.opcode is Opcode.CLOSE:
+                    self._end_stdin(out)
+                    continue
+                if isinstance(payload, tuple):
+                    continue  # only a close frame carries (code, reason)
+                chunk = payload.encode() if isinstance(payload, str) else bytes(payload)
+                if frame.opcode is Opcode.PING:
+                    out.append((REPLY, bytes(self._proto.pong(chunk))))
+                elif frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONTINUATION):
+                    if chunk and self.stdin_open:
+                        out.append((STDIN, chunk))
+        except ParseFailed as err:
+            # Like a client that hangs up: its stdin ends; the output still goes out until it ends.
+            log.info("bad websocket frame from an attach client (%s); closing its stdin", err)
+            self._broken = True
+            self._end_stdin(out)
+        return out
 
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        self.buf += data
-        out: list[tuple[int, bytes]] = []
-        while True:
-            frame = self._one()
-            if frame is None:
-                return out
-            fin, opcode, payload = frame
-            if opcode >= 0x8:
-                out.append((opcode, payload))
-            elif opcode == OP_CONT:
-                if self._frag_op is None:
-                    raise FrameError("continuation frame without a start")
-                self._frag += payload
-                if fin:
-                    out.append((self._frag_op, bytes(self._frag)))
-                    self._frag_op, self._frag = None, bytearray()
-            elif fin:
-                out.append((opcode, payload))
-            else:
-                self._frag_op, self._frag = opcode, bytearray(payload)
-
-    def _one(self) -> tuple[bool, int, bytes] | None:
-        b = self.buf
-        if len(b) < 2:
-            return None
-        fin, opcode = bool(b[0] & 0x80), b[0] & 0x0F
-        masked, n = bool(b[1] & 0x80), b[1] & 0x7F
-        pos = 2
-        if n == 126:
-            if len(b) < 4:
-                return None
-            n = struct.unpack(">H", b[2:4])[0]
-            pos = 4
-        elif n == 127:
-            if len(b) < 10:
-                return None
-            n = struct.unpack(">Q", b[2:10])[0]
-            pos = 10
-        if n > _MAX_FRAME:
-            raise FrameError("frame too large")
-        mask = b""
-        if masked:
-            if len(b) < pos + 4:
-                return None
-            mask = bytes(b[pos:pos + 4])
-            pos += 4
-        if len(b) < pos + n:
-            return None
-        payload = bytes(b[pos:pos + n])
-        del b[:pos + n]
-        if masked:
-            payload = bytes(x ^ mask[i & 3] for i, x in enumerate(payload))
-        return fin, opcode, payload
+    def _end_stdin(self, out: list[tuple[str, bytes]]) -> None:
+        if self.stdin_open:
+            self.stdin_open = False
+            out.append((STDIN_EOF, b""))
 
 
 def is_websocket_request(headers: dict[str, str]) -> bool:
@@ -117,10 +106,10 @@ def is_websocket_request(headers: dict[str, str]) -> bool:
 
 def _flag(query: dict[str, list[str]], name: str) -> bool:
     values = query.get(name)
-    return bool(values) and values[-1].strip().lower() not in ("", "0", "no", "false", "none")
+    return values is not None and bool(values) and values[-1].strip().lower() not in ("", "0", "no", "false", "none")
 
 
-async def serve(engine: Any, req: Any, conn: Any, ref: str, version: str) -> None:
+async def serve(engine: HijackBackend, req: HijackRequest, conn: HijackConn, ref: str, version: str) -> None:
     svc = engine.containers
     c = svc.get(ref)  # 404 as an ordinary response, before the handshake
     if not is_websocket_request(req.headers) or req.headers.get("sec-websocket-version", "").strip() != "13":
@@ -128,7 +117,7 @@ async def serve(engine: Any, req: Any, conn: Any, ref: str, version: str) -> Non
         return
     q = req.query
     want_stdin, want_stdout, want_stderr = _flag(q, "stdin"), _flag(q, "stdout"), _flag(q, "stderr")
-    opcode = OP_BINARY if versions.at_least(version, "1.28") else OP_TEXT
+    ws = AttachSocket(binary=versions.at_least(version, "1.28"))
     att = None
     if _flag(q, "stream"):
         att = await svc.attach(c.id, stdin=want_stdin, stdout=want_stdout, stderr=want_stderr)
@@ -138,10 +127,10 @@ async def serve(engine: Any, req: Any, conn: Any, ref: str, version: str) -> Non
             async for entry in engine.read_logs(c, since_ns=None, until_ns=None, tail=None, follow=False,
                                                 stopped=None):
                 if (entry.stream == "stdout" and want_stdout) or (entry.stream == "stderr" and want_stderr):
-                    await conn.write(encode_frame(opcode, entry.data))
+                    await conn.write(ws.output(entry.data))
         if att is not None:
-            await _pump(conn, att, opcode)
-        await conn.write(encode_frame(OP_CLOSE, struct.pack(">H", 1000)))
+            await _pump(conn, att, ws)
+        await conn.write(ws.close())
         await conn.close_write()
     finally:
         if att is not None:
@@ -150,29 +139,21 @@ async def serve(engine: Any, req: Any, conn: Any, ref: str, version: str) -> Non
         await conn.close()
 
 
-async def _pump(conn: Any, att: Any, opcode: int) -> None:
-    decoder = FrameDecoder()
-
+async def _pump(conn: HijackConn, att: ContainerAttach, ws: AttachSocket) -> None:
     async def stdin_pump() -> None:
-        stdin_open = True
         while True:
             data = await conn.read()
             if not data:
-                if stdin_open:
+                if ws.stdin_open:
+                    ws.stdin_open = False
                     await att.close_stdin()
                 return
-            try:
-                frames = decoder.feed(data)
-            except FrameError:
-                log.info("bad websocket frame from an attach client; closing its stdin")
-                frames = [(OP_CLOSE, b"")]
-            for op, payload in frames:
-                if op in (OP_TEXT, OP_BINARY) and stdin_open:
+            for kind, payload in ws.receive(data):
+                if kind == STDIN:
                     await att.write(payload)
-                elif op == OP_PING:
-                    await conn.write(encode_frame(OP_PONG, payload))
-                elif op == OP_CLOSE and stdin_open:
-                    stdin_open = False
+                elif kind == REPLY:
+                    await conn.write(payload)
+                elif kind == STDIN_EOF:
                     await att.close_stdin()
 
     async def stdout_pump() -> None:
@@ -182,7 +163,7 @@ async def _pump(conn: Any, att: Any, opcode: int) -> None:
                 return
             _, data = frame
             if data:
-                await conn.write(encode_frame(opcode, data))
+                await conn.write(ws.output(data))
 
     out_task = asyncio.ensure_future(stdout_pump())
     in_task = asyncio.ensure_future(stdin_pump())

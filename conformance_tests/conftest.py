@@ -9,7 +9,8 @@ import os
 import re
 import signal
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -151,11 +152,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 d.cli_proxy.close()
         finally:
             d.teardown()
-        if d.leaks:
-            # Left behind by the daemon under test once all its containers were removed and it
-            # stopped: the run fails (the per-test check below names the test when it can).
-            _SUMMARY["leaks"] = d.leaks
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            if d.network_leftovers:
+                # nothing of a test daemon's networking may outlive it (issue 10)
+                print(f"\nnetworking left behind by the {d.kind} test daemon: {d.network_leftovers}")
+                session.exitstatus = 1
+            if d.leaks:
+                # Left behind by the daemon under test once all its containers were removed and it
+                # stopped: the run fails (the per-test check below names the test when it can).
+                _SUMMARY["leaks"] = d.leaks
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 _VERSION_PREFIX = re.compile(r"^/v\d+(\.\d+)?(?=/)")
@@ -24,7 +25,7 @@ def load_validator() -> Callable[[str, str, int, object], None] | None:
         try:
             from api_spec import validate_response  # type: ignore[import-not-found]
         except ImportError as exc:
-            warnings.warn(f"api_spec not importable ({exc}); JSON responses are NOT validated")
+            warnings.warn(f"api_spec not importable ({exc}); JSON responses are NOT validated", stacklevel=2)
             print(f"WARNING: api_spec not importable ({exc}); JSON responses are not validated")
             _validator = _MISSING
         else:
@@ -64,7 +65,7 @@ class ResponseRecorder:
         self.checked += 1
         try:
             self.validate(method, path, response.status_code, body)
-        except Exception as exc:  # jsonschema.ValidationError, or a bug in the validator
+        except Exception as exc:  # noqa: BLE001 - jsonschema.ValidationError, or a bug in the validator
             message = getattr(exc, "message", str(exc))
             where = "/".join(str(p) for p in getattr(exc, "absolute_path", []))
             self.failures.append(f"{method} {path} -> {response.status_code}: {message} (at /{where})")

@@ -20,9 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+
+from conformance_tests import netenv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKER_CLI = os.environ.get("CONFORMANCE_DOCKER_CLI", "/usr/local/bin/docker")
@@ -103,7 +106,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interva
         try:
             if predicate():
                 return
-        except Exception:
+        except Exception:  # noqa: BLE001 - the condition is not met yet; poll again
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
@@ -250,6 +253,7 @@ class Daemon:
     seen_container_ids: set[str] = field(default_factory=set)
     cgroup_parent: str = ""  # pydockerd: a cgroup parent of its own, so leaks are found by place
     leaks: dict[str, list[str]] = field(default_factory=dict)  # what teardown found left behind
+    network_leftovers: list[str] = field(default_factory=list)
     _torn_down: bool = False
 
     # ---- paths
@@ -340,7 +344,7 @@ class Daemon:
         finally:
             log.close()
         try:
-            wait_until(lambda: self._proc is not None and self._proc.poll() is None and ping(self.host)
+            wait_until(lambda: (self._proc is not None and self._proc.poll() is None and ping(self.host))
                        or self._exited_early(), READY_TIMEOUT, f"{self.kind} to answer /_ping")
         except TimeoutError as exc:
             raise RuntimeError(f"{exc}\n--- {self.kind} log ---\n{self.log_tail()}") from None
@@ -429,7 +433,7 @@ class Daemon:
         if self._client is not None:
             try:
                 self._client.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - best-effort close in teardown
                 pass
             self._client = None
 
@@ -505,11 +509,16 @@ class Daemon:
             shutil.rmtree(self.root, ignore_errors=True)  # only our scratch files; the daemon is not ours
             return
         ids = set(self.seen_container_ids)
+        bridges = self._own_default_bridge()
         try:
             self._remove_containers_via_api(ids, budget=TEARDOWN_API_BUDGET)
+            bridges |= self._network_bridges()
+            self._remove_networks_via_api()
         finally:
             try:
                 self.stop()
+                # before the reaping below unmounts and deletes what a daemon left
+                self.network_leftovers = self._network_leftovers(bridges)
                 if self.kind == "pydockerd":
                     # Every container was removed and the daemon stopped: nothing of it may remain.
                     self.leaks = self.wait_no_leftovers(None, timeout=5)
@@ -517,7 +526,67 @@ class Daemon:
                 try:
                     self._stop_containerd()
                 finally:
-                    self._reap_leftovers(ids)
+                    try:
+                        self._reap_leftovers(ids)
+                    finally:
+                        self.network_leftovers += self._remove_kept_networking(bridges)
+
+    def _own_default_bridge(self) -> set[str]:
+        """The default bridge this daemon was started with (none with `--bridge none`): a second
+        daemon of the same kind must never take the session daemon's bridge down with it."""
+        argv = self._argv
+        for flag in ("--bridge", "-b"):
+            if flag in argv[:-1]:
+                name = argv[argv.index(flag) + 1]
+                return set() if name == "none" else {name}
+        return set()
+
+    def _network_bridges(self) -> set[str]:
+        """Bridge names of the daemon's bridge networks (recorded before it stops)."""
+        out: set[str] = set()
+        try:
+            resp = self.raw("GET", "/networks", timeout=10)
+            nets = resp.json() if resp.status == 200 else []
+        except (OSError, ValueError):
+            return out
+        for n in nets:
+            if n.get("Driver") == "bridge":
+                out.add((n.get("Options") or {}).get("com.docker.network.bridge.name") or "br-" + n["Id"][:12])
+        return out
+
+    def _remove_networks_via_api(self) -> None:
+        try:
+            resp = self.raw("GET", "/networks", timeout=10)
+            nets = resp.json() if resp.status == 200 else []
+        except (OSError, ValueError):
+            return
+        for n in nets:
+            if n.get("Name") not in ("bridge", "host", "none"):
+                try:
+                    self.raw("DELETE", f"/networks/{n['Id']}", timeout=10)
+                except OSError:
+                    pass
+
+    def _network_leftovers(self, bridges: set[str]) -> list[str]:
+        """What the stopped daemon's removed containers left of their networking: veths on its
+        bridges, netns files (the session end asserts there is nothing)."""
+        leftovers = [f"veth {v} on {b}" for b in sorted(bridges) for v in netenv.ports_of(b)]
+        netns_dir = self.exec_root / "netns"
+        if netns_dir.is_dir():
+            leftovers += [f"netns {p}" for p in netns_dir.iterdir()]
+        return leftovers
+
+    def _remove_kept_networking(self, bridges: set[str]) -> list[str]:
+        """Remove the bridges and chains a stopped daemon keeps by design; returns what would not go."""
+        leftovers: list[str] = []
+        for b in bridges:
+            netenv.delete_link(b)
+        leftovers += [f"bridge {b}" for b in sorted(bridges) if netenv.link_exists(b)]
+        if self.kind == "pydockerd":
+            prefix = netenv.chain_prefix(self.data_root)
+            netenv.remove_chains(prefix)
+            leftovers += [f"iptables chain {c}" for c in netenv.chains_with(prefix)]
+        return leftovers
 
     def _remove_containers_via_api(self, ids: set[str], budget: float) -> None:
         if self.pid is None or not ping(self.host):
@@ -592,11 +661,16 @@ def make_daemon() -> Daemon:
     elif wanted == "dockerd":
         host = f"unix://{root}/docker.sock"
         d = Daemon(kind="dockerd", host=host, root=root)
+        # Its own bridge and subnets; --iptables=false because dockerd's chains (DOCKER, DOCKER-USER...)
+        # have one name per machine, which concurrent reference daemons would share. Published ports
+        # then go through docker-proxy only, which serves everything the tests reach (host loopback).
+        netenv.create_bridge(netenv.default_bridge("dockerd"), netenv.bip("dockerd"))
         d._argv = [
             shutil.which("dockerd") or "/usr/sbin/dockerd",
             "--data-root", str(d.data_root), "--exec-root", str(d.exec_root),
             "--pidfile", str(d.pidfile), "-H", host,
-            "--bridge", "none", "--iptables=false", "--live-restore",
+            "--bridge", netenv.default_bridge("dockerd"), "--iptables=false", "--live-restore",
+            "--default-address-pool", netenv.default_address_pool(),
             "--containerd", str(d.containerd_socket),
         ]
     elif wanted == "pydockerd":
@@ -605,10 +679,10 @@ def make_daemon() -> Daemon:
         d._argv = [
             sys.executable, "-m", "compat_server.daemon",
             "-H", host, "--data-root", str(d.data_root), "--exec-root", str(d.exec_root),
-            "--pidfile", str(d.pidfile), "--bridge", f"pyd{os.getpid() % 100000}",
+            "--pidfile", str(d.pidfile), "--bridge", netenv.default_bridge("pydockerd"),
+            # its own subnets too, so two suites (or a suite and a system daemon) never share one
             "--cgroup-parent", d.cgroup_parent,
-            # its own subnet too, so two suites (or a suite and a system daemon) never share one
-            "--bip", f"10.213.{os.getpid() % 250}.1/24",
+            "--bip", netenv.bip("pydockerd"), "--default-address-pool", netenv.default_address_pool(),
         ]
     else:
         shutil.rmtree(root, ignore_errors=True)

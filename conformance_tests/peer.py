@@ -30,12 +30,13 @@ def make_peer(session: harness.Daemon) -> harness.Daemon:
             "--containerd", str(d.containerd_socket),
         ]
     else:
-        # a bridge name and subnet of its own (the session daemon uses pyd<pid> and 10.213.x)
+        # a bridge name and subnet of its own (netenv: the session daemon uses pyd<pid> and 10.213.x,
+        # its address pool 10.214.x)
         d._argv = [
             sys.executable, "-m", "compat_server.daemon",
             "-H", host, "--data-root", str(d.data_root), "--exec-root", str(d.exec_root),
             "--pidfile", str(d.pidfile), "--bridge", f"pyp{os.getpid() % 100000}",
-            "--bip", f"10.214.{os.getpid() % 250}.1/24",
+            "--bip", f"10.207.{os.getpid() % 250}.1/24",
         ]
     try:
         d.start()

@@ -13,19 +13,19 @@ import io
 import ipaddress
 import json
 import shutil
-import ssl
 import socket
+import ssl
 import subprocess
 import tarfile
 import threading
 import time
-import urllib.parse
-import uuid
 import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from conformance_tests.harness import READY_TIMEOUT, wait_until
 
@@ -42,7 +42,7 @@ class Registry:
     port: int
     proc: subprocess.Popen[bytes]
     scheme: str = "http"
-    token_server: "TokenServer | None" = None
+    token_server: TokenServer | None = None
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.scheme != "https":
@@ -75,7 +75,7 @@ def _key_and_cert(subject: str, issuer_key: Any = None, issuer_name: str = "", c
     from cryptography.x509.oid import NameOID
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (x509.CertificateBuilder()
                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
                .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name or subject)]))

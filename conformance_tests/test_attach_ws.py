@@ -1,14 +1,22 @@
 """Attach over a websocket: `GET /containers/{id}/attach/ws`, with wsproto as an independent client."""
 from __future__ import annotations
 
+import json
 import socket
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
-import pytest
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Event, RejectConnection,
-                            RejectData, Request, TextMessage)
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
 
 from conformance_tests.harness import Daemon, socket_path_of
 from conformance_tests.util import ok, wait_for_log, wait_for_status
@@ -137,3 +145,23 @@ def test_ws_attach_errors(daemon: Daemon, busybox: str, name: str) -> None:
     ok(daemon.cli("create", "--name", name, BUSYBOX, "true"))
     r = daemon.raw("GET", f"/containers/{name}/attach/ws?stream=1")
     assert r.status == 400 and r.body.startswith(b"not websocket protocol")
+
+
+def test_ws_client_close_ends_stdin_and_the_output_still_arrives(daemon: Daemon, busybox: str, name: str) -> None:
+    """The client's close frame is the end of its stdin, not of the stream: with StdinOnce the
+    container's stdin closes, its last output still comes in frames, then the server's close (1000)."""
+    body = {"Image": BUSYBOX, "Cmd": ["sh", "-c", "cat; echo after-eof"], "OpenStdin": True, "StdinOnce": True,
+            "AttachStdin": True, "AttachStdout": True}
+    resp = daemon.raw("POST", f"/containers/create?name={name}", json.dumps(body), {"Content-Type": "application/json"})
+    assert resp.status == 201, resp.body
+    client = WSClient(daemon, f"/containers/{name}/attach/ws?stream=1&stdin=1&stdout=1")
+    try:
+        assert isinstance(client.handshake(), AcceptConnection)
+        ok(daemon.cli("start", name))
+        client.sock.sendall(client.ws.send(TextMessage(data="hello\n")) + client.ws.send(CloseConnection(code=1000)))
+        messages, code = client.read_until_close()
+        assert b"".join(d for _, d in messages) == b"hello\nafter-eof\n"
+        assert code == 1000
+    finally:
+        client.close()
+    wait_for_status(daemon, name, "exited")

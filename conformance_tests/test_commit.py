@@ -5,7 +5,8 @@ import io
 import json
 import tarfile
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

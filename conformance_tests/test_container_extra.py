@@ -5,7 +5,8 @@ import io
 import json
 import re
 import tarfile
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -191,6 +191,7 @@ def test_load_manifest_symlink_to_host_file(daemon: Daemon, unchanged: None) -> 
 
 def test_load_truncated_tar(daemon: Daemon, busybox: str, unchanged: None) -> None:
     import subprocess
+
     from conformance_tests.harness import DOCKER_CLI
     saved = subprocess.run([DOCKER_CLI, "save", "busybox"], capture_output=True, env=daemon.cli_env(), timeout=60)
     assert saved.returncode == 0

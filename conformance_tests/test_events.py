@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-
-import pytest
 import time
 
+import pytest
+
 from conformance_tests.harness import Daemon
-from conformance_tests.util import StreamReader, cli_popen, ok, stop_proc
+from conformance_tests.util import StreamReader, cli_popen, ok, since_now, stop_proc, until_now
 
 BUSYBOX = "busybox"
 
@@ -67,7 +67,7 @@ BASE = {"image", "name", "k"}
 
 
 def _session_events(daemon: Daemon, since: str, cid: str) -> list[tuple[str, str, frozenset[str]]]:
-    out = ok(daemon.cli("events", "--since", since, "--until", f"{time.time():.3f}",
+    out = ok(daemon.cli("events", "--since", since, "--until", until_now(),
                         "--filter", f"container={cid}", "--format", "{{json .}}"))
     got = []
     for line in out.splitlines():
@@ -105,7 +105,7 @@ def test_scripted_session_emits_dockerds_events(daemon: Daemon, busybox: str, na
         (c, "destroy", BASE),
     ]
     assert _session_events(daemon, since, cid) == [(t, a, frozenset(k)) for t, a, k in expected]
-    out = ok(daemon.cli("events", "--since", since, "--until", f"{time.time():.3f}", "--filter", f"container={cid}",
+    out = ok(daemon.cli("events", "--since", since, "--until", until_now(), "--filter", f"container={cid}",
                         "--format", "{{json .}}"))
     attrs = [(e["Action"], e["Actor"]["Attributes"]) for e in map(json.loads, out.splitlines())]
     kills = [a["signal"] for act, a in attrs if act == "kill"]
@@ -118,8 +118,24 @@ def test_scripted_session_emits_dockerds_events(daemon: Daemon, busybox: str, na
 
 def test_healthcheck_probe_events(daemon: Daemon, busybox: str, name: str) -> None:
     since = f"{time.time() - 1:.3f}"
-    cid = ok(daemon.cli("run", "-d", "--name", name, "-l", "k=v", "--health-cmd", "exit 0", "--health-interval", "100ms",
-                        BUSYBOX, "sh", "-c", "while :; do sleep 0.05; done")).strip()
+    cid = ok(
+        daemon.cli(
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-l",
+            "k=v",
+            "--health-cmd",
+            "exit 0",
+            "--health-interval",
+            "100ms",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "while :; do sleep 0.05; done",
+        )
+    ).strip()
 
     def healthy() -> bool:
         return any(a == "health_status: healthy" for _, a, _ in _session_events(daemon, since, cid))
@@ -135,7 +151,7 @@ def test_healthcheck_probe_events(daemon: Daemon, busybox: str, name: str) -> No
     assert ("container", "exec_start: /bin/sh -c exit 0", frozenset(BASE | {"execID"})) in got
     assert ("container", "exec_die", frozenset(BASE | {"execID", "exitCode"})) in got
     assert ("container", "health_status: healthy", frozenset(BASE)) in got
-    filtered = ok(daemon.cli("events", "--since", since, "--until", f"{time.time():.3f}", "--filter", f"container={cid}",
+    filtered = ok(daemon.cli("events", "--since", since, "--until", until_now(), "--filter", f"container={cid}",
                              "--filter", "event=health_status", "--format", "{{.Action}}")).split("\n")
     assert [f for f in filtered if f] == ["health_status: healthy"]
 
@@ -145,7 +161,7 @@ def test_image_events_name_the_image_id(daemon: Daemon, busybox: str) -> None:
     image_id = inspect_id = ok(daemon.cli("image", "inspect", "--format", "{{.Id}}", BUSYBOX)).strip()
     ok(daemon.cli("tag", BUSYBOX, "evtest-tag:1"))
     ok(daemon.cli("rmi", "evtest-tag:1"))
-    out = ok(daemon.cli("events", "--since", since, "--until", f"{time.time():.3f}", "--filter", "type=image",
+    out = ok(daemon.cli("events", "--since", since, "--until", until_now(), "--filter", "type=image",
                         "--format", "{{json .}}"))
     events = [json.loads(line) for line in out.splitlines()]
     assert [(e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"]["name"]) for e in events] == [
@@ -166,12 +182,12 @@ def test_relative_since_until_replays_and_exits(daemon: Daemon, busybox: str, na
 
 
 def test_filters_select_like_dockerd(daemon: Daemon, busybox: str, name: str) -> None:
-    since = f"{time.time():.3f}"
+    since = since_now()
     cid = ok(daemon.cli("create", "--name", name, "-l", "evt-f=yes", BUSYBOX, "true")).strip()
     ok(daemon.cli("tag", BUSYBOX, "evt-filter:1"))
     ok(daemon.cli("rmi", "evt-filter:1"))
     ok(daemon.cli("rm", name))
-    until = f"{time.time():.3f}"
+    until = until_now()
 
     def actions(*filters: str) -> list[str]:
         args = [a for f in filters for a in ("--filter", f)]

@@ -9,7 +9,6 @@ import pytest
 from conformance_tests.harness import DOCKER_CLI, Daemon, wait_until
 from conformance_tests.util import inspect, ok, state, wait_for_log
 
-
 BUSYBOX = "busybox"
 LOOP = "while :; do sleep 0.05; done"
 
@@ -325,15 +324,21 @@ def test_exec_detach_keys_end_the_stream(daemon: Daemon, running: str) -> None:
         sock.close()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-w", "/nonexistent", "pwd"], 'chdir to cwd ("/nonexistent") set in config.json failed: no such file or directory'),
-    (["-w", "relative", "pwd"], "Cwd must be an absolute path"),
-    (["-u", "nosuchuser", "id"], "unable to find user nosuchuser: no matching entries in passwd file"),
-    (["-u", "root:nosuchgroup", "id"], "unable to find group nosuchgroup: no matching entries in group file"),
-    (["/no/such/bin"], 'exec: "/no/such/bin": stat /no/such/bin: no such file or directory'),
-    (["nosuchcmd"], 'exec: "nosuchcmd": executable file not found in $PATH'),
-    (["/etc/passwd"], 'exec: "/etc/passwd": permission denied'),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["-w", "/nonexistent", "pwd"],
+            'chdir to cwd ("/nonexistent") set in config.json failed: no such file or directory',
+        ),
+        (["-w", "relative", "pwd"], "Cwd must be an absolute path"),
+        (["-u", "nosuchuser", "id"], "unable to find user nosuchuser: no matching entries in passwd file"),
+        (["-u", "root:nosuchgroup", "id"], "unable to find group nosuchgroup: no matching entries in group file"),
+        (["/no/such/bin"], 'exec: "/no/such/bin": stat /no/such/bin: no such file or directory'),
+        (["nosuchcmd"], 'exec: "nosuchcmd": executable file not found in $PATH'),
+        (["/etc/passwd"], 'exec: "/etc/passwd": permission denied'),
+    ],
+)
 def test_exec_start_failures_exit_126(daemon: Daemon, running: str, args: list[str], message: str) -> None:
     proc = daemon.cli("exec", *args[:-1], running, args[-1])
     assert proc.returncode == 126, proc

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conformance_tests.harness import Daemon, wait_until
-from conformance_tests.util import inspect, ok, state
+from conformance_tests.util import inspect, ok, state, until_now
 
 BUSYBOX = "busybox"
 LOOP = "while :; do sleep 0.05; done"
@@ -39,7 +39,7 @@ def test_cmd_shell_healthy(daemon: Daemon, busybox: str, name: str) -> None:
     assert status.startswith("Up ") and status.endswith("(healthy)")
     assert name in ok(daemon.cli("ps", "--filter", "health=healthy", "--format", "{{.Names}}")).split()
     assert name not in ok(daemon.cli("ps", "--filter", "health=none", "--format", "{{.Names}}")).split()
-    out = ok(daemon.cli("events", "--since", since, "--until", f"{time.time():.3f}",
+    out = ok(daemon.cli("events", "--since", since, "--until", until_now(),
                         "--filter", f"container={cid}", "--filter", "event=health_status",
                         "--format", "{{json .}}"))
     actions = [json.loads(line)["Action"] for line in out.splitlines()]
@@ -166,7 +166,10 @@ def test_health_survives_daemon_restart(daemon: Daemon, busybox: str, name: str)
     def probed_again() -> bool:
         h = _health(daemon, name)
         last = h["Log"][-1]["End"] if h.get("Log") else ""
-        return h.get("Status") == "healthy" and last[:19] >= time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(restarted + 1))
+        return h.get("Status") == "healthy" and last[:19] >= time.strftime(
+            "%Y-%m-%dT%H:%M:%S", time.gmtime(restarted + 1)
+        )
+
     wait_until(probed_again, 20, "probes after the daemon restart")
 
 

@@ -40,7 +40,6 @@ def test_read_only_rootfs(daemon: Daemon, busybox: str) -> None:
     assert "Read-only file system" in proc.stderr
 
 
-@pytest.mark.pydockerd_missing("bind mounts (volumes issue)")
 def test_bind_mount_read_only(daemon: Daemon, busybox: str) -> None:
     host_dir = daemon.root / "bind-src"
     host_dir.mkdir(exist_ok=True)
@@ -50,7 +49,6 @@ def test_bind_mount_read_only(daemon: Daemon, busybox: str) -> None:
     assert out == "from host\nreadonly\n"
 
 
-@pytest.mark.pydockerd_missing("bind mounts (volumes issue)")
 def test_bind_mount_read_write(daemon: Daemon, busybox: str, name: str) -> None:
     host_dir = daemon.root / "bind-rw"
     host_dir.mkdir(exist_ok=True)
@@ -61,7 +59,6 @@ def test_bind_mount_read_write(daemon: Daemon, busybox: str, name: str) -> None:
                        "RW": True, "Propagation": "rprivate"}]
 
 
-@pytest.mark.pydockerd_missing("tmpfs mounts (volumes issue)")
 def test_tmpfs(daemon: Daemon, busybox: str) -> None:
     out = ok(daemon.cli("run", "--rm", "--tmpfs", "/scratch", BUSYBOX, "sh", "-c", "grep ' /scratch ' /proc/mounts"))
     assert out.split()[2] == "tmpfs"

@@ -11,7 +11,7 @@ import pytest
 
 from conformance_tests.harness import Daemon
 from conformance_tests.images import build_tiny_rootfs
-from conformance_tests.util import image_rows, inspect, ok
+from conformance_tests.util import inspect, ok
 
 
 @pytest.fixture
@@ -96,6 +96,7 @@ def test_load_docker_py(client, daemon: Daemon, busybox: str, repo: str, tiny_ta
 
 def test_save_stdout_load_stdin_busybox(daemon: Daemon, busybox: str) -> None:
     import subprocess
+
     from conformance_tests.harness import DOCKER_CLI
     data = subprocess.run([DOCKER_CLI, "save", "busybox"], capture_output=True, env=daemon.cli_env(), timeout=60)
     assert data.returncode == 0, data.stderr
@@ -210,7 +211,11 @@ def test_rmi_image_used_by_container_conflicts(daemon: Daemon, repo: str, tiny_t
         ) in proc.stderr
         resp = daemon.raw("DELETE", f"/images/{image_id}")
         assert resp.status == 409
-        assert f"conflict: unable to delete {image_id[7:19]} (must be forced) - image is being used by stopped container {cid[:12]}" in resp.message
+        assert (
+            f"conflict: unable to delete {image_id[7:19]} (must be forced)"
+            f" - image is being used by stopped container {cid[:12]}"
+            in resp.message
+        )
         assert inspect(daemon, ref, "image")["Id"] == image_id
         out = ok(daemon.cli("rmi", "-f", ref))
         assert f"Untagged: {ref}" in out

@@ -10,7 +10,8 @@ import re
 import time
 import urllib.parse
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

@@ -13,8 +13,9 @@ import os
 import struct
 import tarfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -180,7 +181,7 @@ def test_save_several_images_and_load_them_on_the_peer(daemon: Daemon, peer: Dae
         assert len(manifest) == 3
         tags = sorted(t for e in manifest for t in (e["RepoTags"] or []))
         assert tags == [f"{key}/a:1", f"{key}/a:2", f"{key}/b:1"]
-        assert [e for e in manifest if not e["RepoTags"]][0]["Config"] in by_config
+        assert next(e for e in manifest if not e["RepoTags"])["Config"] in by_config
         assert sorted(repositories) == [f"{key}/a", f"{key}/b"]
         assert sorted(repositories[f"{key}/a"]) == ["1", "2"]
 

@@ -11,7 +11,16 @@ import pytest
 
 from conformance_tests.harness import Daemon, UnixHTTPConnection, socket_path_of
 from conformance_tests.util import (
-    StreamReader, cli_popen, inspect, ok, state, stop_proc, wait_for_log, wait_for_status,
+    StreamReader,
+    cli_popen,
+    inspect,
+    ok,
+    since_now,
+    state,
+    stop_proc,
+    until_now,
+    wait_for_log,
+    wait_for_status,
 )
 
 BUSYBOX = "busybox"
@@ -192,7 +201,6 @@ def test_rm_running_needs_force(daemon: Daemon, busybox: str, name: str) -> None
     assert daemon.raw("GET", f"/containers/{cid}/json").status == 404
 
 
-@pytest.mark.pydockerd_missing("anonymous volumes")
 def test_rm_v_removes_anonymous_volume(daemon: Daemon, busybox: str, name: str) -> None:
     ok(daemon.cli("run", "--name", name, "-v", "/data", BUSYBOX, "sh", "-c", "echo x > /data/f"))
     mounts = inspect(daemon, name)["Mounts"]
@@ -264,22 +272,23 @@ def _prune(daemon: Daemon, flt: dict | None = None) -> tuple[int, dict]:
 
 
 def test_container_prune_filters_and_events(daemon: Daemon, busybox: str, name: str) -> None:
-    import time
     keep_running = run_d(daemon, name + "-run", "echo ready; " + LOOP, "-l", "prune-t=1")
     old = ok(daemon.cli("create", "--name", name + "-old", "-l", "prune-t=1", "-l", "tier=db", BUSYBOX, "true")).strip()
-    web = ok(daemon.cli("create", "--name", name + "-web", "-l", "prune-t=1", "-l", "tier=web", BUSYBOX, "true")).strip()
+    web = ok(
+        daemon.cli("create", "--name", name + "-web", "-l", "prune-t=1", "-l", "tier=web", BUSYBOX, "true")
+    ).strip()
     other = ok(daemon.cli("create", "--name", name + "-other", BUSYBOX, "true")).strip()
     try:
         status, body = _prune(daemon, {"label": ["prune-t=1"], "label!": ["tier=web"], "until": ["-1h"]})
         assert status == 200
         assert body == {"ContainersDeleted": [old], "SpaceReclaimed": body["SpaceReclaimed"]}, body
         assert isinstance(body["SpaceReclaimed"], int)
-        since = f"{time.time():.3f}"
+        since = since_now()
         status, body = _prune(daemon, {"label": ["prune-t"], "until": ["1h"]})   # all created less than 1h ago
         assert status == 200 and body["ContainersDeleted"] is None, body
         status, body = _prune(daemon, {"label": ["prune-t"]})
         assert status == 200 and body["ContainersDeleted"] == [web], body
-        out = ok(daemon.cli("events", "--since", since, "--until", f"{time.time():.3f}", "--format", "{{json .}}"))
+        out = ok(daemon.cli("events", "--since", since, "--until", until_now(), "--format", "{{json .}}"))
         # (other tests' late events may fall into the window: keep this test's own)
         events = [e for e in map(json.loads, out.splitlines())
                   if e["Type"] == "container" and e["Actor"]["ID"] in ("", web)]
@@ -324,12 +333,11 @@ def test_rm_link_on_non_link_is_refused(daemon: Daemon, busybox: str, name: str)
 
 
 def test_rm_force_removes_running_container_and_emits_kill_die_destroy(daemon: Daemon, busybox: str, name: str) -> None:
-    import time
-    since = f"{time.time():.3f}"
+    since = since_now()
     cid = run_d(daemon, name, "echo ready; " + LOOP)
     ok(daemon.cli("rm", "-f", "-v", name))
     assert daemon.raw("GET", f"/containers/{cid}/json").status == 404
-    out = ok(daemon.cli("events", "--since", since, "--until", f"{time.time():.3f}", "--filter", f"container={cid}",
+    out = ok(daemon.cli("events", "--since", since, "--until", until_now(), "--filter", f"container={cid}",
                         "--format", "{{.Action}}"))
     assert out.split() == ["create", "start", "kill", "die", "destroy"]
 

@@ -202,21 +202,35 @@ def test_ps_health_task_network_volume_ports(daemon: Daemon, fleet: dict[str, st
     assert api_names(daemon, q({**mine, "ancestor": [fleet["image"][:19]]}, all="1")) == everyone
 
 
-@pytest.mark.parametrize("filters, status, message", [
-    ({"foo": ["1"]}, 400, "invalid filter 'foo'"),
-    ({"status": ["bogus"]}, 400, "invalid filter 'status=bogus'"),
-    ({"is-task": ["maybe"]}, 400, "invalid filter 'is-task=[maybe]'"),
-    ({"health": ["bad"]}, 400, "Unrecognised filter value for health: bad"),
-    ({"exited": ["x"]}, 500, 'strconv.Atoi: parsing "x": invalid syntax'),
-    ({"before": ["no-such-ctr"]}, 500, "no such container no-such-ctr"),
-    ({"since": ["no-such-ctr"]}, 500, "no such container no-such-ctr"),
-    ({"publish": ["80:80"]}, 500, "filter for 'publish' should not contain ':': 80:80"),
-    ({"expose": ["abc"]}, 500, 'error while looking up for expose abc: strconv.ParseUint: parsing "abc": invalid syntax'),
-    ({"publish": ["90-80"]}, 500, "error while looking up for publish 90-80: Invalid range specified for the Port: 90-80"),
-    ({"publish": ["70000"]}, 500,
-     'error while looking up for publish 70000: strconv.ParseUint: parsing "70000": value out of range'),
-    ({"publish": [""]}, 500, "error while looking up for publish : Empty string specified for ports."),
-])
+@pytest.mark.parametrize(
+    "filters, status, message",
+    [
+        ({"foo": ["1"]}, 400, "invalid filter 'foo'"),
+        ({"status": ["bogus"]}, 400, "invalid filter 'status=bogus'"),
+        ({"is-task": ["maybe"]}, 400, "invalid filter 'is-task=[maybe]'"),
+        ({"health": ["bad"]}, 400, "Unrecognised filter value for health: bad"),
+        ({"exited": ["x"]}, 500, 'strconv.Atoi: parsing "x": invalid syntax'),
+        ({"before": ["no-such-ctr"]}, 500, "no such container no-such-ctr"),
+        ({"since": ["no-such-ctr"]}, 500, "no such container no-such-ctr"),
+        ({"publish": ["80:80"]}, 500, "filter for 'publish' should not contain ':': 80:80"),
+        (
+            {"expose": ["abc"]},
+            500,
+            'error while looking up for expose abc: strconv.ParseUint: parsing "abc": invalid syntax',
+        ),
+        (
+            {"publish": ["90-80"]},
+            500,
+            "error while looking up for publish 90-80: Invalid range specified for the Port: 90-80",
+        ),
+        (
+            {"publish": ["70000"]},
+            500,
+            'error while looking up for publish 70000: strconv.ParseUint: parsing "70000": value out of range',
+        ),
+        ({"publish": [""]}, 500, "error while looking up for publish : Empty string specified for ports."),
+    ],
+)
 def test_ps_filter_errors(daemon: Daemon, filters: dict, status: int, message: str) -> None:  # type: ignore[type-arg]
     resp = daemon.raw("GET", f"/containers/json?{q(filters, all='1')}")
     assert resp.status == status

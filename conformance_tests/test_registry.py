@@ -14,14 +14,22 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from conformance_tests.harness import Daemon
-from conformance_tests.registry import (Registry, blob_file, free_port, saved_image_parts, seed_image,
-                                        sha256_digest, start_registry)
+from conformance_tests.registry import (
+    Registry,
+    blob_file,
+    free_port,
+    saved_image_parts,
+    seed_image,
+    sha256_digest,
+    start_registry,
+)
 from conformance_tests.util import inspect, ok
 
 
@@ -393,8 +401,12 @@ def test_push_multilayer_stream_mount_and_layer_exists(daemon: Daemon, busybox: 
         assert [m["id"] for m in msgs if m.get("status") == "Preparing"] == list(reversed(shorts))
         seed_path = s.repo.split("/", 1)[1]
         # (busybox's layer may come from another test's repository)
-        ends = {m["id"]: m["status"] for m in msgs
-                if m.get("status") in ("Pushed", "Layer already exists") or m.get("status", "").startswith("Mounted from conf/")}
+        ends = {
+            m["id"]: m["status"]
+            for m in msgs
+            if m.get("status") in ("Pushed", "Layer already exists")
+            or m.get("status", "").startswith("Mounted from conf/")
+        }
         assert set(ends) == set(shorts)
         # the layers pulled from the seed repository are mounted, not uploaded again
         assert ends[shorts[1]] == ends[shorts[2]] == f"Mounted from {seed_path}"

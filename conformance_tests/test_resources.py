@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conformance_tests.harness import Daemon, wait_until
+from conformance_tests.harness import Daemon
 from conformance_tests.util import inspect, ok
 
 BUSYBOX = "busybox"
@@ -71,21 +71,30 @@ def test_pids_limit_stops_a_fork_bomb(daemon: Daemon, busybox: str, name: str) -
     assert "can't fork" in proc.stderr or "Resource temporarily unavailable" in proc.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--memory", "1k"], "Minimum memory limit allowed is 6MB"),
-    (["--memory", "8m", "--memory-swap", "4m"], "Minimum memoryswap limit should be larger than memory limit, see usage"),
-    (["--memory-swap", "8m"], "You should always set the Memory limit when using Memoryswap limit, see usage"),
-    (["--memory-reservation", "1k"], "Minimum memory reservation allowed is 6MB"),
-    (["--cpus", "-1"], "Range of CPUs is from 0.01 to"),
-    (["--cpus", "1000"], "Range of CPUs is from 0.01 to"),
-    (["--cpu-period", "100"], "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"),
-    (["--cpu-quota", "100"], "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
-    (["--cpus", "1", "--cpu-period", "50000"], "Conflicting options: Nano CPUs and CPU Period cannot both be set"),
-    (["--cpuset-cpus", "4096"], "Requested CPUs are not available - requested 4096, available: "),
-    (["--cpuset-cpus", "x"], "Invalid value x for cpuset cpus: invalid format: x"),
-    (["--cpuset-mems", "4096"], "Requested memory nodes are not available - requested 4096, available: "),
-    (["--oom-score-adj", "2000"], "Invalid value 2000, range for oom score adj is [-1000, 1000]"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--memory", "1k"], "Minimum memory limit allowed is 6MB"),
+        (
+            ["--memory", "8m", "--memory-swap", "4m"],
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ),
+        (["--memory-swap", "8m"], "You should always set the Memory limit when using Memoryswap limit, see usage"),
+        (["--memory-reservation", "1k"], "Minimum memory reservation allowed is 6MB"),
+        (["--cpus", "-1"], "Range of CPUs is from 0.01 to"),
+        (["--cpus", "1000"], "Range of CPUs is from 0.01 to"),
+        (
+            ["--cpu-period", "100"],
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ),
+        (["--cpu-quota", "100"], "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
+        (["--cpus", "1", "--cpu-period", "50000"], "Conflicting options: Nano CPUs and CPU Period cannot both be set"),
+        (["--cpuset-cpus", "4096"], "Requested CPUs are not available - requested 4096, available: "),
+        (["--cpuset-cpus", "x"], "Invalid value x for cpuset cpus: invalid format: x"),
+        (["--cpuset-mems", "4096"], "Requested memory nodes are not available - requested 4096, available: "),
+        (["--oom-score-adj", "2000"], "Invalid value 2000, range for oom score adj is [-1000, 1000]"),
+    ],
+)
 def test_absurd_limits_are_refused(daemon: Daemon, busybox: str, name: str, args: list[str], message: str) -> None:
     before = _container_count(daemon)
     err = _fail(daemon.cli("create", "--name", name, *args, BUSYBOX, "true"))
@@ -186,7 +195,9 @@ def test_update_errors(daemon: Daemon, busybox: str, name: str) -> None:
     err = _fail(daemon.cli("update", "--memory", "100m", name))
     assert err == (f"Error response from daemon: Cannot update container {cid}: Memory limit should be smaller than "
                    "already set memoryswap limit, update the memoryswap at the same time")
-    r = daemon.raw("POST", f"/containers/{name}/update", json.dumps({"Memory": 1024}), {"Content-Type": "application/json"})
+    r = daemon.raw(
+        "POST", f"/containers/{name}/update", json.dumps({"Memory": 1024}), {"Content-Type": "application/json"}
+    )
     assert r.status == 400 and r.message == "Minimum memory limit allowed is 6MB"
     ok(daemon.cli("rm", "-f", name))
     err = _fail(daemon.cli("update", "--memory", "64m", name))

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conformance_tests.harness import Daemon, wait_until
-from conformance_tests.util import inspect, ok, state, wait_for_log
+from conformance_tests.util import inspect, ok, since_now, state, until_now, wait_for_log
 
 BUSYBOX = "busybox"
 LOOP = "while :; do sleep 0.05; done"
@@ -21,7 +21,7 @@ def _since() -> str:
 
 
 def _events(daemon: Daemon, since: str, ref: str) -> list[dict]:
-    out = ok(daemon.cli("events", "--since", since, "--until", f"{time.time():.3f}",
+    out = ok(daemon.cli("events", "--since", since, "--until", until_now(),
                         "--filter", f"container={ref}", "--format", "{{json .}}"))
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
@@ -68,7 +68,7 @@ def test_always_restarts_after_success_and_shows_restarting(daemon: Daemon, busy
     assert st["Restarting"] is True and st["Running"] is True and st["Pid"] == 0 and st["ExitCode"] == 3
     assert seen["RestartCount"] >= 1
     ps = ok(daemon.cli("ps", "-a", "--filter", f"name={name}", "--format", "{{.Status}}"))
-    assert ps.startswith("Restarting (3)") or ps.startswith("Up ")
+    assert ps.startswith(("Restarting (3)", "Up "))
     # docker stop during the back-off: no more restarts, exited with the last code.
     ok(daemon.cli("stop", name))
     info = inspect(daemon, name)
@@ -112,7 +112,7 @@ def test_restart_count_resets_on_manual_start(daemon: Daemon, busybox: str, name
         info = _info(daemon, cid)
         return info["RestartCount"] == 1 and info["State"]["Status"] == "exited"
     wait_until(settled, 30, "one restart")
-    since = f"{time.time():.3f}"
+    since = since_now()
     ok(daemon.cli("start", name))
     # Counted from 0 again: the manual start, then one more restart is allowed.
     wait_until(lambda: settled() and sum(1 for e in _events(daemon, since, cid) if e["Action"] == "start") == 2,
@@ -127,13 +127,16 @@ def test_rm_force_during_backoff(daemon: Daemon, busybox: str, name: str) -> Non
     assert daemon.raw("GET", f"/containers/{cid}/json").status == 404
 
 
-@pytest.mark.parametrize("policy, message", [
+INVALID_POLICIES = [
     ({"Name": "on-failure", "MaximumRetryCount": -1}, "invalid restart policy: maximum retry count cannot be negative"),
     ({"Name": "always", "MaximumRetryCount": 2},
      "invalid restart policy: maximum retry count can only be used with 'on-failure'"),
     ({"Name": "sometimes"}, "invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', "
                             "'on-failure', or 'unless-stopped'"),
-])
+]
+
+
+@pytest.mark.parametrize("policy, message", INVALID_POLICIES)
 @pytest.mark.reference_differs("dockerd 20.10 words these errors differently")
 def test_invalid_restart_policies(daemon: Daemon, busybox: str, name: str, policy: dict, message: str) -> None:
     body = json.dumps({"Image": BUSYBOX, "Cmd": ["true"], "HostConfig": {"RestartPolicy": policy}})
@@ -141,6 +144,26 @@ def test_invalid_restart_policies(daemon: Daemon, busybox: str, name: str, polic
     assert resp.status == 400
     assert resp.json()["message"] == message
     assert daemon.raw("GET", f"/containers/{name}/json").status == 404
+
+
+@pytest.mark.parametrize("policy, message", INVALID_POLICIES)
+@pytest.mark.reference_differs("dockerd 20.10 words these errors differently")
+def test_update_refuses_invalid_restart_policies_with_creates_words(
+    daemon: Daemon, busybox: str, name: str, policy: dict, message: str
+) -> None:
+    ok(daemon.cli("create", "--name", name, BUSYBOX, "true"))
+    resp = daemon.raw("POST", f"/containers/{name}/update", json.dumps({"RestartPolicy": policy}),
+                      {"Content-Type": "application/json"})
+    assert resp.status == 400
+    assert resp.json()["message"] == message
+    assert inspect(daemon, name)["HostConfig"]["RestartPolicy"]["Name"] == "no"
+
+
+@pytest.mark.reference_differs("20.10 looks the container up before it checks the settings")
+def test_update_of_a_missing_container_checks_the_policy_first(daemon: Daemon) -> None:
+    body = json.dumps({"RestartPolicy": {"Name": "sometimes"}})
+    resp = daemon.raw("POST", "/containers/no-such-container-here/update", body, {"Content-Type": "application/json"})
+    assert resp.status == 400, "dockerd validates the settings before it looks the container up"
 
 
 def test_auto_remove_with_restart_policy_refused(daemon: Daemon, busybox: str, name: str) -> None:
@@ -169,9 +192,39 @@ def _pid_gone(pid: int) -> bool:
 def test_policies_applied_when_daemon_starts(daemon: Daemon, busybox: str, name: str) -> None:
     daemon.require_private()
     names = {p: f"{name}-{p}" for p in ("always", "unless", "onfail", "no", "rm")}
-    ok(daemon.cli("run", "-d", "--restart", "always", "--name", names["always"], BUSYBOX, "sh", "-c", "echo ready; " + LOOP))
-    ok(daemon.cli("run", "-d", "--restart", "unless-stopped", "--name", names["unless"], BUSYBOX, "sh", "-c", "echo ready; " + LOOP))
-    ok(daemon.cli("run", "-d", "--restart", "on-failure", "--name", names["onfail"], BUSYBOX, "sh", "-c", "echo ready; " + LOOP))
+    ok(
+        daemon.cli(
+            "run", "-d", "--restart", "always", "--name", names["always"], BUSYBOX, "sh", "-c", "echo ready; " + LOOP
+        )
+    )
+    ok(
+        daemon.cli(
+            "run",
+            "-d",
+            "--restart",
+            "unless-stopped",
+            "--name",
+            names["unless"],
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo ready; " + LOOP,
+        )
+    )
+    ok(
+        daemon.cli(
+            "run",
+            "-d",
+            "--restart",
+            "on-failure",
+            "--name",
+            names["onfail"],
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo ready; " + LOOP,
+        )
+    )
     ok(daemon.cli("run", "-d", "--name", names["no"], BUSYBOX, "sh", "-c", "echo ready; " + LOOP))
     ok(daemon.cli("run", "-d", "--rm", "--name", names["rm"], BUSYBOX, "sh", "-c", "echo ready; " + LOOP))
     for n in names.values():
@@ -223,7 +276,7 @@ def test_daemon_killed_during_backoff_restarts_container(daemon: Daemon, busybox
     wait_until(lambda: state(daemon, name)["Status"] == "restarting", 30, "restarting", interval=0.02)
     daemon.stop(kill9=True)
     daemon.start()
-    since = f"{time.time():.3f}"
+    since = since_now()
 
     def started_again() -> bool:
         return any(e["Action"] == "start" for e in _events(daemon, since, cid))

@@ -170,7 +170,9 @@ def test_tty_output_has_crlf(daemon: Daemon, busybox: str) -> None:
 
 
 def test_container_sees_its_own_rootfs(daemon: Daemon, busybox: str) -> None:
-    out = ok(daemon.cli("run", "--rm", BUSYBOX, "sh", "-c", "cat /etc/passwd; ls -d /proc/self; test -d /tmp && echo tmp"))
+    out = ok(
+        daemon.cli("run", "--rm", BUSYBOX, "sh", "-c", "cat /etc/passwd; ls -d /proc/self; test -d /tmp && echo tmp")
+    )
     assert "nobody:x:65534:65534" in out
     assert "/proc/self" in out and "tmp" in out
 

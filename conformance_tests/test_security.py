@@ -191,8 +191,16 @@ def test_exec_inherits_capabilities_and_no_new_privileges(daemon: Daemon, busybo
 
 # ------------------------------------------------------------ masked paths
 def test_masked_and_readonly_proc_paths(daemon: Daemon, busybox: str) -> None:
-    out = ok(daemon.cli("run", "--rm", BUSYBOX, "sh", "-c",
-                        "cat /proc/keys | wc -c; echo 1 > /proc/sysrq-trigger || echo ro; grep ' /proc/sys ' /proc/mounts"))
+    out = ok(
+        daemon.cli(
+            "run",
+            "--rm",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "cat /proc/keys | wc -c; echo 1 > /proc/sysrq-trigger || echo ro; grep ' /proc/sys ' /proc/mounts",
+        )
+    )
     lines = out.splitlines()
     assert lines[0].strip() == "0", "/proc/keys is masked"
     assert lines[1] == "ro"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conformance_tests.harness import Daemon
+from conformance_tests.harness import Daemon, RawResponse
 from conformance_tests.util import ok
 
 
@@ -109,3 +109,36 @@ def test_supported_version_prefix_is_accepted(daemon: Daemon) -> None:
     resp = daemon.raw("GET", "/v1.41/version")
     assert resp.status == 200
     assert resp.json()["ApiVersion"] == daemon.api_version
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def _create(daemon: Daemon, host_config: dict[str, object]) -> RawResponse:
+    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": host_config}
+    return daemon.raw("POST", "/containers/create", json.dumps(body), JSON_HEADERS)
+
+
+def test_every_runtime_info_lists_is_accepted_at_create(daemon: Daemon, busybox: str) -> None:
+    runtimes = daemon.client.info()["Runtimes"]
+    assert runtimes
+    for runtime in runtimes:
+        resp = _create(daemon, {"Runtime": runtime})
+        assert resp.status == 201, (runtime, resp.body)
+
+
+def test_unknown_runtime_is_refused_at_create(daemon: Daemon, busybox: str, name: str) -> None:
+    resp = _create(daemon, {"Runtime": "no-such-runtime"})
+    assert resp.status == 400, resp.body
+    proc = daemon.cli("create", "--name", name, "--runtime", "no-such-runtime", "busybox", "true")
+    assert proc.returncode == 1 and proc.stderr.startswith("Error response from daemon: ")
+    assert ok(daemon.cli("ps", "-a", "-q", "--filter", f"name={name}")).strip() == "", "nothing was created"
+
+
+@pytest.mark.reference_differs("20.10 words it 'Unknown runtime specified no-such-runtime'")
+def test_unknown_runtime_words(daemon: Daemon, busybox: str) -> None:
+    # Checked before the image: a missing image does not hide the runtime error (as dockerd).
+    body = {"Image": "no-such-image-here", "HostConfig": {"Runtime": "no-such-runtime"}}
+    resp = daemon.raw("POST", "/containers/create", json.dumps(body), JSON_HEADERS)
+    assert resp.status == 400
+    assert resp.message == "unknown or invalid runtime name: no-such-runtime"

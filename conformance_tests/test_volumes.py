@@ -9,8 +9,6 @@ import pytest
 from conformance_tests.harness import Daemon
 from conformance_tests.util import inspect, ok
 
-pytestmark = pytest.mark.pydockerd_missing("volumes")
-
 BUSYBOX = "busybox"
 
 

@@ -106,7 +106,26 @@ def container_ids(daemon: Daemon) -> set[str]:
 
 
 def image_rows(daemon: Daemon) -> set[str]:
-    return set(ok(daemon.cli("images", "-a", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}")).splitlines())
+    return set(
+        ok(daemon.cli("images", "-a", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}")).splitlines()
+    )
+
+
+def _now_arg() -> str:
+    import time
+    ns = time.time_ns()
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
+def since_now() -> str:
+    """An events `since`/`until` argument for this instant, to the nanosecond: a millisecond-rounded
+    one cuts off, or lets in, the events of the same millisecond (a fast daemon answers several
+    requests within one)."""
+    return _now_arg()
+
+
+def until_now() -> str:
+    return _now_arg()
 
 
 def traces_of(daemon: Daemon, ids: set[str]) -> dict[str, list[str]]:

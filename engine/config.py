@@ -12,6 +12,22 @@ class Config:
     exec_root: Path = Path("/run/pydockerd")
     bridge: str = "docker0"          # -b/--bridge ("none" disables the default bridge)
     bip: str | None = None           # --bip
+    # --- networking (engine/network) ---------------------------------------------
+    iptables: bool = True            # --iptables
+    # --live-restore: containers keep running when the daemon stops (our default; dockerd's is false,
+    # where a daemon shutdown stops them first)
+    live_restore: bool = True
+    ip_masq: bool = True             # --ip-masq
+    icc: bool = True                 # --icc
+    userland_proxy: bool = True      # --userland-proxy
+    fixed_cidr: str = ""             # --fixed-cidr
+    default_ip: str = ""             # --ip: host address of published ports (default 0.0.0.0)
+    mtu: int = 0                     # --mtu
+    dns: tuple[str, ...] = ()        # --dns / --dns-search / --dns-opt: defaults for containers
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    # --default-address-pool, as engine.network.ipam.AddressPool values (empty = dockerd's pools)
+    default_address_pools: tuple[object, ...] = ()
     storage_driver: str = "overlay2"  # "overlay2" or "vfs" (copy fallback)
     debug: bool = False
     log_level: str = "info"

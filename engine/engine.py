@@ -5,33 +5,47 @@ import asyncio
 import logging
 import os
 import shutil
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from . import timeutil
+from .build.backend import EngineBackend as BuildEngineBackend
+from .build.service import BuildService
 from .config import Config
 from .containers import names as container_names
+from .containers.commit import Committer
+from .containers.contents import ContainerContents
 from .containers.exec import ExecService
 from .containers.health import HealthMonitors
+from .containers.hostaccess import resolve_user
 from .containers.prune import ContainerPruner
 from .containers.service import ContainerService
 from .content.store import ContentStore
 from .errors import InvalidParameter, NotFound
-from .events.bus import Event, EventBus
 from .events import filters as event_filters
+from .events.bus import Event, EventBus
 from .images import reference
+from .images.service import ImageService
 from .images.store import ImageStore
+from .logs import drivers as log_drivers
+from .logs.reader import read_logs
+from .network.contributor import NetworkContributor
+from .network.firewall import Iptables, NoFirewall
+from .network.service import NetworkService
+from .oci.spec import SpecInput, build_spec
+from .plugins import DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH, Plugins
 from .registry.client import RegistryConfig
 from .registry.service import RegistryService
-from .logs.reader import read_logs
-from .oci.spec import SpecInput, build_spec
-from .oci.user import resolve_user
+from .runtime.api import RuntimeExecutor
 from .runtime.client import ShimRuntime
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
 from .state import Database
-from .system import HostFacts, daemon_id, host_facts
+from .system import HostFacts, daemon_id, host_facts, source_commit
 from .types import Container
+from .volumes.contributor import VolumeMounts
+from .volumes.service import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +75,13 @@ class Events:
 
 
 class Engine:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, runtime: RuntimeExecutor | None = None) -> None:
+        """``runtime``: the container runtime (default: a shim per container); tests pass
+        ``engine.testing.runtime.FakeRuntime``."""
         self.config = config
         self.facts: HostFacts = host_facts()
         self.build_time = timeutil.format_ns(int(os.path.getmtime(__file__) * 1e9))
+        self.git_commit = source_commit(Path(__file__).resolve().parents[1])
         for path in (config.data_root, config.exec_root, config.containers_root, config.tmp_root,
                      config.bundles_root):
             path.mkdir(parents=True, exist_ok=True)
@@ -82,8 +99,18 @@ class Engine:
         self.images = ImageStore(self.db, self.content, self.snapshotter, config.tmp_root)
         self.events = Events(EventBus())
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
-            config.insecure_registries, config.registry_mirrors, config.registry_certs_dir))
-        self.runtime = ShimRuntime(config.python, config.exec_root)
+            config.insecure_registries, config.registry_mirrors, config.registry_certs_dir), self.events)
+        self.runtime: RuntimeExecutor = runtime if runtime is not None else ShimRuntime(config.python,
+                                                                                        config.exec_root)
+        # What /info lists and what create accepts: the drivers whose code runs here.
+        self.plugins = Plugins()
+        self.plugins.register_runtime(DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH)
+        for log_driver in log_drivers.LISTED:     # engine/logs/drivers ("none" is not listed, as in dockerd)
+            self.plugins.register_log_driver(log_driver)
+        for driver in ("bridge", "host", "null"):     # engine/network
+            self.plugins.register_network_driver(driver)
+        self.volumes = VolumeService.local(self.db, config.data_root / "volumes", self.events)
+        self.plugins.register_volume_driver("local")
         self.containers = ContainerService(
             config,
             self.db,
@@ -95,17 +122,41 @@ class Engine:
             resolve_user=resolve_user,
             generate_name=container_names.generate_name,
             validate_name=container_names.validate_name,
+            check_runtime=self.plugins.check_runtime,
         )
+
+        # Volumes, binds and tmpfs of containers (engine/volumes/contributor.py)
+        self.volume_mounts = VolumeMounts(self.volumes, self.containers.get)
+        self.containers.add_contributor(self.volume_mounts)
+        # --- networking
+        self.networks = NetworkService(
+            config, self.db, lambda action, nid, attrs: self.events.publish_action("network", action, nid, attrs),
+            Iptables(str(config.data_root)) if config.iptables else NoFirewall())
+        self.networks.open_sync()
+        self.containers.add_contributor(NetworkContributor(self.networks, self.containers.get,
+                                                           self.containers.is_running))
 
         self.execs = ExecService(self.containers)
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
         self.containers.health = HealthMonitors(self.containers, self.execs)
         self.container_pruner = ContainerPruner(self.containers, self.snapshotter.usage)
+        self.container_contents = ContainerContents(
+            self.containers, Committer(self.containers, self.images, self.snapshotter, self.events), self.events,
+            config.bundles_root)
+        self.image_service = ImageService(self.images, self.events, self.containers.users_of_image,
+                                          config.tmp_root, self.snapshotter.describe, config.storage_driver)
+        # The classic builder: images and containers reached through its own narrow backend.
+        self.build_backend = BuildEngineBackend(self.images, self.snapshotter, self.containers, self.registry,
+                                                self.events, config.exec_root / "build")
+        self.builds = BuildService(self.build_backend, config.tmp_root)
 
     @classmethod
-    async def open(cls, config: Config) -> "Engine":
-        engine = await asyncio.to_thread(cls, config)
+    async def open(cls, config: Config, *, runtime: RuntimeExecutor | None = None) -> Engine:
+        engine = await asyncio.to_thread(lambda: cls(config, runtime=runtime))
         await engine.containers.restore()
+        known = {c.id for c in engine.containers.list()}
+        await engine.volume_mounts.settle(known.__contains__)
+        await asyncio.to_thread(engine.build_backend.recover)
         # What an ingest (load, pull, import, commit) killed half-way left: nothing runs yet.
         freed = await asyncio.to_thread(engine.images.collect_garbage,
                                         [c.id for c in engine.containers.list()])
@@ -114,7 +165,10 @@ class Engine:
         return engine
 
     async def aclose(self) -> None:
+        if not self.config.live_restore:
+            await self.containers.stop_all()    # --live-restore=false: dockerd's shutdown stops them
         await self.containers.close()
+        await self.networks.ports.close()
         await asyncio.to_thread(self.db.close)
 
     # ----------------------------------------------------------- for the API
@@ -168,6 +222,11 @@ class Engine:
             data = None
         return {"Data": data, "Name": self.config.storage_driver}
 
+    def container_rw_usage(self, container_id: str) -> int:
+        """Blocking: the bytes of a container's writable layer (`SizeRw`)."""
+        usage: int = self.snapshotter.usage(container_id)
+        return usage
+
     async def container_size(self, c: Container) -> tuple[int, int]:
         def sizes() -> tuple[int, int]:
             rw = self.snapshotter.usage(c.id)
@@ -181,6 +240,7 @@ class Engine:
 
     def read_logs(self, c: Container, *, since_ns: int | None, until_ns: int | None, tail: int | None,
                   follow: bool, stopped: asyncio.Event | None) -> AsyncIterator[Any]:
+        log_drivers.check_readable(c.host_config.log_config.type, c.host_config.log_config.config)
         if stopped is None:
             stopped = asyncio.Event()
             stopped.set()

@@ -136,3 +136,35 @@ def daemon_id(data_root: Path) -> str:
         tmp.write_text(ident + "\n")
         os.replace(tmp, path)
         return ident
+
+
+def source_commit(checkout: Path) -> str:
+    """The short commit id of the git checkout the daemon runs from ("unknown" when it is not one):
+    `docker version`'s "Git commit". Read from the files, no git binary needed."""
+    try:
+        dot_git = checkout / ".git"
+        if dot_git.is_file():  # a worktree: "gitdir: <path>"
+            gitdir = Path(dot_git.read_text().split(":", 1)[1].strip())
+            gitdir = gitdir if gitdir.is_absolute() else checkout / gitdir
+        elif dot_git.is_dir():
+            gitdir = dot_git
+        else:
+            return "unknown"
+        head = (gitdir / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head[:7] or "unknown"
+        ref = head[4:].strip()
+        common = gitdir
+        if (gitdir / "commondir").is_file():
+            common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+        for base in (gitdir, common):
+            if (base / ref).is_file():
+                return (base / ref).read_text().strip()[:7] or "unknown"
+        if (common / "packed-refs").is_file():
+            for line in (common / "packed-refs").read_text().splitlines():
+                sha, _, name = line.partition(" ")
+                if name.strip() == ref:
+                    return sha[:7]
+    except (OSError, IndexError):
+        pass
+    return "unknown"

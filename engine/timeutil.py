@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -38,7 +38,7 @@ def parse_ns(text: str) -> int:
     if not m:
         raise ValueError(f"bad time {text!r}")
     y, mo, d, h, mi, s, frac, tz = m.groups()
-    dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=timezone.utc)
+    dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=UTC)
     secs = int(dt.timestamp())
     if tz and tz not in ("Z", "z"):
         sign = 1 if tz[0] == "+" else -1
@@ -66,7 +66,7 @@ def parse_timestamp_arg(value: str, now_s: float | None = None) -> int:
         pass
     for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"):
         try:
-            dt = datetime.strptime(value, fmt).replace(tzinfo=timezone.utc)
+            dt = datetime.strptime(value, fmt).replace(tzinfo=UTC)
             return int(dt.timestamp()) * 1_000_000_000
         except ValueError:
             continue
@@ -102,7 +102,7 @@ def human_duration(seconds: float) -> str:
         return "About a minute"
     if minutes < 60:
         return f"{minutes} minutes"
-    hours = int(round(seconds / 3600))
+    hours = round(seconds / 3600)
     if hours == 1:
         return "About an hour"
     if hours < 48:

@@ -110,6 +110,49 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class MountSpec:
+    """One entry of HostConfig.Mounts (``--mount``), as the client sent it.
+
+    The ``has_*_options`` flags record which option objects were present: dockerd refuses
+    options that do not belong to the mount's type.
+    """
+
+    type: str = ""
+    source: str = ""
+    target: str = ""
+    read_only: bool = False
+    consistency: str = ""
+    has_bind_options: bool = False
+    bind_propagation: str = ""
+    bind_non_recursive: bool = False
+    bind_create_mountpoint: bool = False
+    has_volume_options: bool = False
+    volume_nocopy: bool = False
+    volume_labels: dict[str, str] | None = None
+    volume_driver: str = ""
+    volume_driver_options: dict[str, str] | None = None
+    volume_subpath: str = ""
+    has_tmpfs_options: bool = False
+    tmpfs_size: int = 0
+    tmpfs_mode: int = 0
+    tmpfs_options: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """One network a container is to be connected to (NetworkingConfig.EndpointsConfig[name])."""
+
+    aliases: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    ipv4_address: str = ""               # IPAMConfig.IPv4Address (static --ip)
+    ipv6_address: str = ""
+    link_local_ips: tuple[str, ...] = ()
+    mac_address: str = ""
+    driver_opts: dict[str, str] = field(default_factory=dict)
+    gw_priority: int = 0
+
+
+@dataclass(frozen=True)
 class HostConfig:
     """How the container is run (Docker's ``HostConfig``), the parts the engine acts on."""
 
@@ -142,6 +185,19 @@ class HostConfig:
     masked_paths: tuple[str, ...] | None = None      # None = dockerd's defaults
     readonly_paths: tuple[str, ...] | None = None
     resources: Resources = Resources()
+    # Storage (engine/volumes): -v, --mount, --tmpfs, --volumes-from, --volume-driver
+    binds: tuple[str, ...] = ()
+    mounts: tuple[MountSpec, ...] = ()
+    tmpfs: dict[str, str] = field(default_factory=dict)
+    volumes_from: tuple[str, ...] = ()
+    volume_driver: str = ""
+    # --- networking (engine/network) --------------------------------------------
+    # (container port "80/tcp", host ip, host port ("" = ephemeral)), in the request's order
+    port_bindings: tuple[tuple[str, str, str], ...] = ()
+    publish_all_ports: bool = False
+    links: tuple[str, ...] = ()                          # "name:alias"
+    # NetworkingConfig.EndpointsConfig: (network name or id, settings)
+    endpoints: tuple[tuple[str, EndpointConfig], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -254,6 +310,19 @@ def container_from_jsonable(data: dict[str, Any]) -> Container:
     for key in ("blkio_weight_device", "device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops"):
         res[key] = tuple(tuple(d) for d in res.get(key) or ())
     hc_data["resources"] = Resources(**res)
+    # storage fields
+    for key in ("binds", "volumes_from"):
+        hc_data[key] = tuple(hc_data.get(key) or ())
+    mounts = []
+    for m in hc_data.get("mounts") or ():
+        m = dict(m)
+        m["tmpfs_options"] = tuple(tuple(o) for o in m.get("tmpfs_options") or ())
+        mounts.append(MountSpec(**m))
+    hc_data["mounts"] = tuple(mounts)
+    # --- networking
+    hc_data["port_bindings"] = tuple(tuple(b) for b in hc_data.get("port_bindings") or ())
+    hc_data["links"] = tuple(hc_data.get("links") or ())
+    hc_data["endpoints"] = tuple((name, _endpoint_from(ep)) for name, ep in hc_data.get("endpoints") or ())
     known_hc = {f.name for f in dataclasses.fields(HostConfig)}
     known_cfg = {f.name for f in dataclasses.fields(ContainerConfig)}
     known_state = {f.name for f in dataclasses.fields(ContainerState)}
@@ -276,6 +345,14 @@ def container_from_jsonable(data: dict[str, Any]) -> Container:
         platform=data.get("platform", "linux"),
         annotations=data.get("annotations", {}),
     )
+
+
+def _endpoint_from(data: dict[str, Any]) -> EndpointConfig:
+    d = dict(data)
+    for key in ("aliases", "links", "link_local_ips"):
+        d[key] = tuple(d.get(key) or ())
+    known = {f.name for f in dataclasses.fields(EndpointConfig)}
+    return EndpointConfig(**{k: v for k, v in d.items() if k in known})
 
 
 def _state_from_jsonable(data: dict[str, Any], known: set[str]) -> ContainerState:

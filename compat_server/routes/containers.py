@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import re
 import struct
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
 from urllib.parse import quote_plus
 
 from starlette.requests import Request
@@ -14,13 +14,15 @@ from starlette.routing import Route
 from engine import timeutil
 from engine.errors import EngineError, InvalidParameter
 
-from .. import convert, listing
+from .. import convert, listing, netcodec
+from ..backends import ContainersBackend
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, dumps, json_body, no_content, qbool, qfilters, qint
 
 
-def engine_of(request: Request) -> Any:
-    return request.app.state.engine
+def engine_of(request: Request) -> ContainersBackend:
+    backend: ContainersBackend = request.app.state.engine
+    return backend
 
 
 def mux_frame(stream: int, data: bytes) -> bytes:
@@ -34,6 +36,8 @@ async def create(request: Request) -> Response:
     config, host_config, annotations = convert.decode_create(body, api_version(request))
     name = request.query_params.get("name") or None
     c, warnings = await engine.containers.create(config, host_config, name=name, annotations=annotations)
+    if host_config.network_mode == "host" and ((body.get("HostConfig") or {}).get("PortBindings")):
+        warnings = [*(warnings or []), "Published ports are discarded when using host network mode"]
     return docker_json({"Id": c.id, "Warnings": warnings}, status=201)
 
 
@@ -46,7 +50,7 @@ async def list_containers(request: Request) -> Response:
         limit = int(raw_limit)
     size = qbool(request, "size")
     summaries = await listing.list_containers(engine_of(request), show_all=qbool(request, "all"), limit=limit,
-                                              size=size, filters=qfilters(request))
+                                              size=size, filters=qfilters(request), version=api_version(request))
     if size:
         return docker_json(summaries)
     cache = getattr(request.app.state, "summary_json", None)
@@ -60,7 +64,10 @@ async def inspect(request: Request) -> Response:
     c = engine.containers.get(request.path_params["id"])
     engine.execs.collect()  # ExecIDs: only execs that have not exited, of the current run
     sizes = await engine.container_size(c) if qbool(request, "size") else None
-    return docker_json(convert.encode_inspect(c, engine.graph_driver(c), api_version(request), sizes))
+    out = convert.encode_inspect(c, engine.graph_driver(c), api_version(request), sizes,
+                                 engine.volume_mounts.mounts_of(c))
+    netcodec.fill_inspect(out, c, engine.networks, api_version(request))
+    return docker_json(out)
 
 
 async def start(request: Request) -> Response:
@@ -78,7 +85,7 @@ def _timeout(request: Request) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise BadRequest(f'strconv.Atoi: parsing "{raw}": invalid syntax')
+        raise BadRequest(f'strconv.Atoi: parsing "{raw}": invalid syntax') from None
 
 
 async def stop(request: Request) -> Response:
@@ -104,7 +111,9 @@ async def remove(request: Request) -> Response:
     if qbool(request, "link"):
         engine.containers.get(request.path_params["id"])    # an unknown name is a 404 first
         raise InvalidParameter("Conflict, cannot remove the default link name of the container")
-    await engine.containers.remove(request.path_params["id"], force=qbool(request, "force"), volumes=qbool(request, "v"))
+    await engine.containers.remove(
+        request.path_params["id"], force=qbool(request, "force"), volumes=qbool(request, "v")
+    )
     return no_content()
 
 
@@ -155,14 +164,15 @@ async def logs(request: Request) -> Response:
         since_ns = timeutil.parse_timestamp_arg(since) if since and since != "0" else None
         until_ns = timeutil.parse_timestamp_arg(until) if until and until != "0" else None
     except ValueError as err:
-        raise BadRequest(f"invalid value for since/until: {err}")
+        raise BadRequest(f"invalid value for since/until: {err}") from err
     tty = c.config.tty
     stopped = engine.containers.logs_stopped_event(c)
+    # before the head: a driver that keeps no logs is dockerd's 501, not an empty stream
+    entries = engine.read_logs(c, since_ns=since_ns, until_ns=until_ns, tail=tail, follow=follow, stopped=stopped)
 
     async def body() -> AsyncIterator[bytes]:
         yield b""  # head now, so a follower sees the stream open at once
-        async for entry in engine.read_logs(c, since_ns=since_ns, until_ns=until_ns, tail=tail,
-                                            follow=follow, stopped=stopped):
+        async for entry in entries:
             if entry.stream == "stdout" and not stdout:
                 continue
             if entry.stream == "stderr" and not stderr:
@@ -228,5 +238,6 @@ routes = [
     Route("/containers/{id}/logs", logs, methods=["GET"]),
     Route("/containers/{id}/rename", rename, methods=["POST"]),
     Route("/containers/{id}/resize", resize, methods=["POST"]),
-    Route("/containers/{id}", remove, methods=["DELETE"]),
+    # {id:path}: a link name (DELETE /containers/parent/alias?link=1) holds a slash
+    Route("/containers/{id:path}", remove, methods=["DELETE"]),
 ]

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from engine.registry import auth as registry_auth
-from engine.registry.service import parse_pull_reference, search as registry_search
-
 from engine.errors import EngineError
+from engine.registry import auth as registry_auth
+from engine.registry.service import parse_pull_reference
 
+from ..backends import DistributionBackend
 from ..errors import BadRequest
+from ..progress import Progress, progress_stream
 from ..responses import docker_json, qfilters
-from .images import _progress_stream, engine_of
+
+
+def backend_of(request: Request) -> DistributionBackend:
+    backend: DistributionBackend = request.app.state.engine.registry
+    return backend
 
 
 def _cancel_on_disconnect(request: Request) -> threading.Event:
@@ -44,8 +49,7 @@ def _cancel_on_disconnect(request: Request) -> threading.Event:
 _watchers: set[asyncio.Future[None]] = set()
 
 
-def _cancellable(progress: Callable[[dict[str, Any]], None],
-                 cancelled: threading.Event) -> Callable[[dict[str, Any]], None]:
+def _cancellable(progress: Progress, cancelled: threading.Event) -> Progress:
     def emit(msg: dict[str, Any]) -> None:
         if cancelled.is_set():
             raise EngineError("context canceled")
@@ -55,7 +59,7 @@ def _cancellable(progress: Callable[[dict[str, Any]], None],
 
 async def pull(request: Request) -> Response:
     """The ``fromImage`` branch of ``POST /images/create``."""
-    engine = engine_of(request)
+    registry = backend_of(request)
     q = request.query_params
     ref = parse_pull_reference(q.get("fromImage") or "", q.get("tag") or "")
     auth = registry_auth.decode_header(request.headers.get("X-Registry-Auth"))
@@ -63,26 +67,18 @@ async def pull(request: Request) -> Response:
     await request.body()  # the body (none) is read: what comes next from the client is its leaving
     cancelled = _cancel_on_disconnect(request)
 
-    def work(progress: Callable[[dict[str, Any]], None]) -> list[str]:
-        return engine.registry.pull(ref, auth, _cancellable(progress, cancelled), platform)
+    def work(progress: Progress) -> list[str]:
+        return registry.pull(ref, auth, _cancellable(progress, cancelled), platform)
 
-    def finish(pulled: list[str]) -> list[dict[str, Any]]:
-        for name in pulled:
-            # dockerd: the actor is the reference pulled, the name attribute its repository.
-            repo = name.split("@", 1)[0]
-            if ":" in repo.rsplit("/", 1)[-1]:
-                repo = repo.rsplit(":", 1)[0]
-            engine.events.publish_action("image", "pull", name, {"name": repo})
-        return []
-
-    return await _progress_stream(work, finish)
+    return await progress_stream(work)
 
 
 async def push(request: Request) -> Response:
-    engine = engine_of(request)
+    registry = backend_of(request)
     name = request.path_params["name"]
     tag = request.query_params.get("tag") or ""
     header = request.headers.get("X-Registry-Auth")
+    auth: registry_auth.AuthConfig | None
     if header:
         auth = registry_auth.decode_header(header)
     else:
@@ -94,37 +90,30 @@ async def push(request: Request) -> Response:
             auth = None
         if auth is None:
             raise BadRequest("Bad parameters and missing X-Registry-Auth: EOF")
+    creds: registry_auth.AuthConfig = auth
 
     await request.body()
     cancelled = _cancel_on_disconnect(request)
 
-    def work(progress: Callable[[dict[str, Any]], None]) -> None:
-        engine.registry.push(name, tag, auth, _cancellable(progress, cancelled))
+    def work(progress: Progress) -> None:
+        registry.push(name, tag, creds, _cancellable(progress, cancelled))
 
-    def finish(_: None) -> list[dict[str, Any]]:
-        shown = f"{name}:{tag}" if tag else name
-        engine.events.publish_action("image", "push", shown, {"name": name})
-        return []
-
-    return await _progress_stream(work, finish)
+    return await progress_stream(work)
 
 
 async def login(request: Request) -> Response:
-    engine = engine_of(request)
     auth = registry_auth.decode_body(await request.body())
-    identity = await asyncio.to_thread(engine.registry.login, auth)
+    identity = await asyncio.to_thread(backend_of(request).login, auth)
     return docker_json({"IdentityToken": identity, "Status": "Login Succeeded"})
 
 
 async def inspect_distribution(request: Request) -> Response:
-    engine = engine_of(request)
     auth = registry_auth.decode_header(request.headers.get("X-Registry-Auth"))
     name = request.path_params["name"]
-    return docker_json(await asyncio.to_thread(engine.registry.inspect_distribution, name, auth))
+    return docker_json(await asyncio.to_thread(backend_of(request).inspect_distribution, name, auth))
 
 
 async def search(request: Request) -> Response:
-    engine = engine_of(request)
     q = request.query_params
     term = q.get("term") or ""
     raw_limit = q.get("limit") or ""
@@ -132,20 +121,9 @@ async def search(request: Request) -> Response:
         limit = int(raw_limit) if raw_limit else 25
     except ValueError:
         raise BadRequest(f'strconv.Atoi: parsing "{raw_limit}": invalid syntax') from None
-    flt = qfilters(request)
-    results = await asyncio.to_thread(registry_search, engine.registry.config, term, limit)
-    out = []
-    for r in results:
-        if "is-official" in flt and str(bool(r.get("is_official"))).lower() not in flt["is-official"]:
-            continue
-        if "is-automated" in flt and str(bool(r.get("is_automated"))).lower() not in flt["is-automated"]:
-            continue
-        if "stars" in flt and any(int(r.get("star_count") or 0) < int(v) for v in flt["stars"]):
-            continue
-        out.append({"star_count": r.get("star_count", 0), "is_official": bool(r.get("is_official")),
-                    "name": r.get("name", ""), "is_automated": bool(r.get("is_automated")),
-                    "description": r.get("description", "")})
-    return docker_json(out)
+    results = await asyncio.to_thread(backend_of(request).search, term, limit, qfilters(request))
+    return docker_json([{"star_count": r.star_count, "is_official": r.is_official, "name": r.name,
+                         "is_automated": r.is_automated, "description": r.description} for r in results])
 
 
 routes = [

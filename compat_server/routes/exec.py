@@ -10,9 +10,10 @@ from starlette.routing import Route
 
 from engine.containers.exec import parse_detach_keys
 
+from .. import gotypes, versions
+from ..backends import ExecBackend
 from ..convert import _go_kind
 from ..errors import BadRequest
-from .. import versions
 from ..responses import api_version, docker_json, json_body, qint
 
 
@@ -21,10 +22,14 @@ def _strlist(value: Any, field: str) -> list[str]:
         return []
     # Go's encoding/json words (dockerd 20.10 names the struct ExecConfig, newer ExecOptions)
     if not isinstance(value, list):
-        raise BadRequest(f"json: cannot unmarshal {_go_kind(value)} into Go struct field ExecOptions.{field} of type []string")
+        raise BadRequest(
+            f"json: cannot unmarshal {_go_kind(value)} into Go struct field ExecOptions.{field} of type []string"
+        )
     for v in value:
         if not isinstance(v, str):
-            raise BadRequest(f"json: cannot unmarshal {_go_kind(v)} into Go struct field ExecOptions.{field} of type string")
+            raise BadRequest(
+                f"json: cannot unmarshal {_go_kind(v)} into Go struct field ExecOptions.{field} of type string"
+            )
     return value
 
 
@@ -39,10 +44,8 @@ def _console_size(value: Any) -> tuple[int, int] | None:
 
 
 async def create(request: Request) -> Response:
-    engine = request.app.state.engine
-    body = await json_body(request) or {}
-    if not isinstance(body, dict):
-        raise BadRequest("json: cannot unmarshal into Go value of type container.ExecOptions")
+    engine: ExecBackend = request.app.state.engine
+    body = await json_body(request, go_type=gotypes.EXEC_OPTIONS) or {}
     cmd = _strlist(body.get("Cmd"), "Cmd")
     if not cmd:
         raise BadRequest("No exec command specified")
@@ -60,7 +63,7 @@ async def create(request: Request) -> Response:
 
 
 async def inspect(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: ExecBackend = request.app.state.engine
     inst = engine.execs.get(request.path_params["id"])
     return docker_json({
         "CanRemove": False,
@@ -85,7 +88,7 @@ async def inspect(request: Request) -> Response:
 
 
 async def resize(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: ExecBackend = request.app.state.engine
     await engine.execs.resize(request.path_params["id"], qint(request, "h", 0) or 0, qint(request, "w", 0) or 0)
     return Response(status_code=200)
 

@@ -1,7 +1,7 @@
 """stats, update, pause and unpause of a container."""
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -9,13 +9,15 @@ from starlette.routing import Route
 
 from engine.types import RestartPolicy
 
-from .. import resources_codec
+from .. import gotypes, resources_codec
+from ..backends import ResourcesBackend
 from ..errors import BadRequest
 from ..responses import docker_json, dumps, json_body, no_content, qbool
 
 
-def _engine(request: Request) -> Any:
-    return request.app.state.engine
+def _engine(request: Request) -> ResourcesBackend:
+    backend: ResourcesBackend = request.app.state.engine
+    return backend
 
 
 async def pause(request: Request) -> Response:
@@ -29,29 +31,14 @@ async def unpause(request: Request) -> Response:
 
 
 async def update(request: Request) -> Response:
-    body = await json_body(request)
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise BadRequest("json: cannot unmarshal into Go value of type container.UpdateConfig")
+    body = await json_body(request, go_type=gotypes.UPDATE_CONFIG) or {}
     patch = resources_codec.decode_update(body)
     policy = None
     rp = body.get("RestartPolicy")
     if isinstance(rp, dict) and rp.get("Name"):
         policy = RestartPolicy(name=str(rp["Name"]), maximum_retry_count=int(rp.get("MaximumRetryCount") or 0))
-        _check_policy(policy)
     warnings = await _engine(request).containers.update(request.path_params["id"], patch, policy)
     return docker_json({"Warnings": warnings or None})
-
-
-def _check_policy(p: RestartPolicy) -> None:
-    if p.name not in ("no", "always", "unless-stopped", "on-failure"):
-        raise BadRequest(f"invalid restart policy: unknown policy '{p.name}'; use one of 'no', 'always', "
-                         "'on-failure', or 'unless-stopped'")
-    if p.maximum_retry_count and p.name != "on-failure":
-        raise BadRequest("invalid restart policy: maximum retry count can only be used with 'on-failure'")
-    if p.maximum_retry_count < 0:
-        raise BadRequest("invalid restart policy: maximum retry count must be a positive integer")
 
 
 async def stats(request: Request) -> Response:

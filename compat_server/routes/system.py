@@ -5,9 +5,11 @@ import asyncio
 import os
 import platform
 import resource
+import sys
 import threading
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -17,11 +19,13 @@ from engine import timeutil
 from engine.system import go_arch
 
 from .. import versions
+from ..backends import SystemBackend
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, dumps, qfilters
 
-GO_VERSION = "go1.24.4"   # clients only print it; we report the Go release our API level matches
-GIT_COMMIT = "pydockerd"
+# No client reads these, they only print them (`docker version`): say what this daemon is built
+# with, in Go's "go1.24.4" form, not a Go release it never ran on.
+GO_VERSION = f"{sys.implementation.name}{platform.python_version()}"
 
 
 def _ping_headers() -> dict[str, str]:
@@ -46,7 +50,7 @@ async def ping(request: Request) -> Response:
 
 
 async def version(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: SystemBackend = request.app.state.engine
     facts = engine.facts
     build_time = engine.build_time
     details = {
@@ -54,7 +58,7 @@ async def version(request: Request) -> Response:
         "Arch": go_arch(),
         "BuildTime": build_time,
         "Experimental": "false",
-        "GitCommit": GIT_COMMIT,
+        "GitCommit": engine.git_commit,
         "GoVersion": GO_VERSION,
         "KernelVersion": facts.kernel_version,
         "MinAPIVersion": versions.MIN_API_VERSION,
@@ -65,12 +69,12 @@ async def version(request: Request) -> Response:
         "Components": [
             {"Name": "Engine", "Version": versions.ENGINE_VERSION, "Details": details},
             {"Name": "pydockerd-runtime", "Version": versions.PYDOCKERD_VERSION,
-             "Details": {"GitCommit": GIT_COMMIT, "Python": platform.python_version()}},
+             "Details": {"GitCommit": engine.git_commit, "Python": platform.python_version()}},
         ],
         "Version": versions.ENGINE_VERSION,
         "ApiVersion": versions.MAX_API_VERSION,
         "MinAPIVersion": versions.MIN_API_VERSION,
-        "GitCommit": GIT_COMMIT,
+        "GitCommit": engine.git_commit,
         "GoVersion": GO_VERSION,
         "Os": "linux",
         "Arch": go_arch(),
@@ -88,11 +92,12 @@ def _fd_count() -> int:
 
 
 async def info(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: SystemBackend = request.app.state.engine
     facts = engine.facts
     cfg = engine.config
     counts = engine.containers.counts()
-    images = await asyncio.to_thread(engine.images.list)
+    plugins = engine.plugins.listing()
+    images = await asyncio.to_thread(engine.image_service.list)
     insecure = ["127.0.0.0/8", "::1/128"]
     body: dict[str, Any] = {
         "ID": engine.id,
@@ -104,10 +109,10 @@ async def info(request: Request) -> Response:
         "Driver": cfg.storage_driver,
         "DriverStatus": engine.driver_status(),
         "Plugins": {
-            "Volume": ["local"],
-            "Network": ["bridge", "host", "none", "null"],
+            "Volume": list(plugins.volume),
+            "Network": list(plugins.network),
             "Authorization": None,
-            "Log": ["json-file"],
+            "Log": list(plugins.log),
         },
         "MemoryLimit": facts.memory_limit,
         "SwapLimit": facts.swap_limit,
@@ -118,8 +123,8 @@ async def info(request: Request) -> Response:
         "CPUSet": facts.cpuset,
         "PidsLimit": facts.pids_limit,
         "IPv4Forwarding": facts.ipv4_forwarding,
-        "BridgeNfIptables": os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"),
-        "BridgeNfIp6tables": os.path.exists("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
+        "BridgeNfIptables": os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"),  # noqa: ASYNC240 - procfs, never waits on a disk
+        "BridgeNfIp6tables": os.path.exists("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),  # noqa: ASYNC240 - procfs, never waits on a disk
         "OomKillDisable": facts.oom_kill_disable,
         "Debug": cfg.debug,
         "NFd": _fd_count(),
@@ -143,7 +148,8 @@ async def info(request: Request) -> Response:
                 "docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": True, "Official": True},
                 **{
                     r: {"Name": r, "Mirrors": [], "Secure": False, "Official": False}
-                    for r in cfg.insecure_registries if "/" not in r
+                    for r in cfg.insecure_registries
+                    if "/" not in r
                 },
             },
             "Mirrors": [],
@@ -159,10 +165,7 @@ async def info(request: Request) -> Response:
         "Labels": list(cfg.labels),
         "ExperimentalBuild": False,
         "ServerVersion": versions.ENGINE_VERSION,
-        "Runtimes": {
-            "runc": {"path": "pydockerd-native"},
-            "io.containerd.runc.v2": {"path": "pydockerd-native"},
-        },
+        "Runtimes": {name: {"path": path} for name, path in engine.plugins.runtimes().items()},
         "DefaultRuntime": cfg.default_runtime,
         "Swarm": {
             "NodeID": "",
@@ -172,14 +175,15 @@ async def info(request: Request) -> Response:
             "Error": "",
             "RemoteManagers": None,
         },
-        "LiveRestoreEnabled": True,
+        "LiveRestoreEnabled": engine.config.live_restore,
         "Isolation": "",
         "InitBinary": "docker-init",
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
         # seccomp: the built-in default profile (engine/oci/seccomp.py), as newer dockerd names it
-        "SecurityOptions": ["name=seccomp,profile=builtin"] + (["name=cgroupns"] if facts.cgroup_version == "2" else []),
+        "SecurityOptions": ["name=seccomp,profile=builtin"]
+        + (["name=cgroupns"] if facts.cgroup_version == "2" else []),
         "CDISpecDirs": [],
         "Warnings": engine.warnings(),
     }
@@ -220,7 +224,7 @@ def event_json(event: Any, version: str) -> dict[str, Any]:
 
 
 async def events(request: Request) -> Response:
-    engine = request.app.state.engine
+    engine: SystemBackend = request.app.state.engine
     version = api_version(request)
     try:
         since = request.query_params.get("since")
@@ -228,7 +232,7 @@ async def events(request: Request) -> Response:
         since_ns = timeutil.parse_timestamp_arg(since) if since else None
         until_ns = timeutil.parse_timestamp_arg(until) if until else None
     except ValueError as err:
-        raise BadRequest(f"failed to parse value {err}: invalid timestamp")
+        raise BadRequest(f"failed to parse value {err}: invalid timestamp") from err
     if since_ns is not None and until_ns is not None and since_ns > until_ns:
         raise BadRequest(f"`since` time ({since}) cannot be after `until` time ({until})")
     predicate = engine.event_filter(qfilters(request))

@@ -67,7 +67,7 @@ class ContainerAttach:
             frame = await self._session.read()
             if frame is None:
                 return None
-            stream, data = frame
+            stream, _data = frame
             if (stream == STDOUT and self.stdout) or (stream == STDERR and self.stderr):
                 return frame
 

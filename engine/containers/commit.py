@@ -16,17 +16,18 @@ import copy
 import logging
 import os
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, BinaryIO
+from typing import Any, BinaryIO
 
 from .. import timeutil
 from ..errors import Conflict, Unavailable
 from ..images.changes import apply_changes, ordered
 from ..images.reference import Reference
 from ..images.store import DOCKER_VERSION, dumps_go
-from ..types import PAUSED, Container, ContainerConfig
 from ..runtime.client import NotRunning
+from ..types import PAUSED, Container, ContainerConfig
 from .rwlayer import RWLayer
 
 log = logging.getLogger(__name__)
@@ -145,8 +146,12 @@ class Committer:
 
     def rw_layer(self, c: Container) -> RWLayer:
         """The container's changes over its image, for the configured snapshotter."""
-        parent = self.snapshotter.stat(c.id).parent
-        upper = self.snapshotter.upper_dir(c.id)
+        return self.snapshot_layer(c.id)
+
+    def snapshot_layer(self, key: str) -> RWLayer:
+        """The changes of any writable snapshot (a container's, or a build step's) over its parent."""
+        parent = self.snapshotter.stat(key).parent
+        upper = self.snapshotter.upper_dir(key)
         if getattr(self.snapshotter, "apply_mode", "overlay") == "copy":
             return RWLayer(upper, [self.snapshotter.upper_dir(parent)] if parent else [], full_tree=True)
         lowers = [self.snapshotter.upper_dir(i.key) for i in self.snapshotter.parent_chain(parent)] \
@@ -180,7 +185,7 @@ class Committer:
                 raise
             except (NotRunning, Unavailable):
                 log.debug("commit of %s: exited while paused", c.id[:12])
-            except Exception:  # noqa: BLE001  (the container may have gone meanwhile)
+            except Exception:  # the container may have gone meanwhile
                 log.exception("resuming %s after commit", c.id)
 
     async def commit(self, ref: str, ref_to_tag: Reference | None, opts: CommitOptions) -> str:
@@ -207,7 +212,7 @@ class Committer:
             image_id = await asyncio.to_thread(self._register, c, image, new_cfg, base,
                                                tar_path if changed else None, opts)
         finally:
-            tar_path.unlink(missing_ok=True)
+            tar_path.unlink(missing_ok=True)  # noqa: ASYNC240 - one unlink; it must run even when cancelled
             if not handed_over:
                 f.close()
         familiar = ""
@@ -220,6 +225,20 @@ class Committer:
         attrs.update({"comment": opts.comment, "imageID": image_id, "imageRef": familiar})
         self.events.publish_action("container", "commit", c.id, attrs)
         return image_id
+
+    @staticmethod
+    def write_changes(rw: RWLayer, tmp: Path) -> Path | None:
+        """The layer tar of ``rw`` in a scratch file under ``tmp``, or None without changes
+        (a build step's commit)."""
+        fd, name = tempfile.mkstemp(prefix="commit-", suffix=".tar", dir=tmp)
+        try:
+            if Committer._write_layer(rw, os.fdopen(fd, "wb")):
+                return Path(name)
+        except BaseException:
+            os.unlink(name)
+            raise
+        os.unlink(name)
+        return None
 
     @staticmethod
     def _write_layer(rw: RWLayer, f: BinaryIO) -> bool:
@@ -267,4 +286,5 @@ class Committer:
             del cfg["comment"]
         if parent_cfg.get("variant"):
             cfg["variant"] = parent_cfg["variant"]
-        return self.images.create_image(dumps_go(dict(sorted(cfg.items()))), parent=image.id)
+        image_id: str = self.images.create_image(dumps_go(dict(sorted(cfg.items()))), parent=image.id)
+        return image_id

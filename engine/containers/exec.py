@@ -208,6 +208,10 @@ class ExecService:
         if cc is not None:
             self.containers._emit(cc, "exec_die", execID=inst.id, exitCode=str(inst.exit_code))
 
+    def note_detached(self, inst: ExecInstance) -> None:
+        """The client detached from a running exec: dockerd records an `exec_detach` event."""
+        self.containers._emit(self.containers.get(inst.container_id), "exec_detach", execID=inst.id)
+
     async def resize(self, exec_id: str, height: int, width: int) -> None:
         inst = self.get(exec_id)
         if inst.session is None or not inst.running:

@@ -16,8 +16,9 @@ import queue
 import tarfile
 import threading
 import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from ..snapshots.mount import is_mounted, unmount_all
 from .rwlayer import add_capability_xattr
@@ -93,7 +94,7 @@ def write_rootfs_tar(root: str, out: Any) -> None:
 class _QueueWriter:
     """A file-like sink that hands ``_CHUNK``-sized pieces to the event loop side."""
 
-    def __init__(self, q: "queue.Queue[bytes | BaseException | None]", cancelled: threading.Event) -> None:
+    def __init__(self, q: queue.Queue[bytes | BaseException | None], cancelled: threading.Event) -> None:
         self.q = q
         self.cancelled = cancelled
         self.buf = bytearray()
@@ -110,7 +111,7 @@ class _QueueWriter:
         chunk, self.buf = bytes(self.buf), bytearray()
         self._put(chunk)
 
-    def _put(self, item: "bytes | BaseException | None") -> None:
+    def _put(self, item: bytes | BaseException | None) -> None:
         while True:
             if self.cancelled.is_set():
                 raise BrokenPipeError("export cancelled")
@@ -129,7 +130,7 @@ class ThreadStream:
     and the getter polls, so no executor thread waits forever on the queue."""
 
     def __init__(self, produce: Callable[[Any], None]) -> None:
-        self.q: "queue.Queue[bytes | BaseException | None]" = queue.Queue(maxsize=8)
+        self.q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
         self.cancelled = threading.Event()
         self._writer = _QueueWriter(self.q, self.cancelled)
         self._produce = produce
@@ -148,7 +149,7 @@ class ThreadStream:
                 except BrokenPipeError:
                     pass
 
-    def _get(self) -> "bytes | BaseException | None":
+    def _get(self) -> bytes | BaseException | None:
         while not self.cancelled.is_set():
             try:
                 return self.q.get(timeout=0.2)
@@ -179,7 +180,7 @@ async def _shielded(coro: Any) -> None:
     await asyncio.shield(task)
 
 
-async def export_container(svc: Any, images: Any, c: Any, bundles_root: Path) -> AsyncIterator[bytes]:
+async def export_container(svc: Any, images: Any, c: Any, bundles_root: Path) -> AsyncGenerator[bytes, None]:
     """The tar stream of container ``c``'s filesystem (running or not)."""
     rootfs = bundles_root / c.id / "rootfs"
     while True:

@@ -12,8 +12,8 @@ health) come from a ``facts`` callable, so this module stays pure.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from ..errors import EngineError, InvalidParameter
 from ..types import STATUSES, ZERO_TIME, Container
@@ -204,7 +204,7 @@ def select(
     labels = flt.get("label", [])
     volumes = flt.get("volume", [])
     networks = flt.get("network", [])
-    isolation = [p for p in (_compile(v) for v in flt.get("isolation", []))]
+    isolation = [_compile(v) for v in flt.get("isolation", [])]
     before = plan.before
     out: list[Container] = []
     for c in containers:

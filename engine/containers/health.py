@@ -217,7 +217,7 @@ class HealthMonitors:
                 await self._record(c, hc, entry)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - a broken monitor must not take the daemon down
+        except Exception:  # a broken monitor must not take the daemon down
             log.exception("healthcheck monitor of %s", cid[:12])
 
     def _interval(self, c: Container, hc: HealthConfig) -> int:
@@ -269,7 +269,7 @@ class HealthMonitors:
         timed_out = False
         try:
             await asyncio.wait_for(asyncio.shield(reader), timeout_ns / 1e9)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             timed_out = True
             try:
                 await session.kill(int(signal.SIGKILL))
@@ -277,7 +277,7 @@ class HealthMonitors:
                 pass
             try:
                 await asyncio.wait_for(reader, 10)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+            except (TimeoutError, Exception):  # noqa: BLE001
                 reader.cancel()
         except asyncio.CancelledError:
             reader.cancel()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import InvalidParameter
 

@@ -6,14 +6,16 @@ shim handles), kept apart so the lifecycle code in service.py stays readable.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from .. import timeutil
 from ..errors import Conflict, EngineError, InvalidParameter, Unavailable
 from ..runtime.client import NotRunning
 from ..types import PAUSED, RUNNING, RestartPolicy
 from . import resources as res
+from .restart import validate_policy
 
 if TYPE_CHECKING:
     from .service import ContainerService
@@ -23,7 +25,7 @@ def _not_running(c: Any) -> Conflict:
     return Conflict(f"Container {c.id} is not running")
 
 
-async def pause(svc: "ContainerService", ref: str) -> None:
+async def pause(svc: ContainerService, ref: str) -> None:
     c = svc.get(ref)
     async with svc._lock(c.id):
         if not c.state.running or c.state.restarting:
@@ -39,7 +41,7 @@ async def pause(svc: "ContainerService", ref: str) -> None:
             raise _not_running(c) from None     # its process is exiting
         except EngineError:
             raise
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise EngineError(f"Cannot pause container {c.id}: {e}") from e
         c.state = replace(c.state, status=PAUSED, paused=True)
         if svc.health is not None:
@@ -48,7 +50,7 @@ async def pause(svc: "ContainerService", ref: str) -> None:
     svc._emit(c, "pause")
 
 
-async def unpause(svc: "ContainerService", ref: str) -> None:
+async def unpause(svc: ContainerService, ref: str) -> None:
     c = svc.get(ref)
     async with svc._lock(c.id):
         if not c.state.paused:
@@ -60,7 +62,7 @@ async def unpause(svc: "ContainerService", ref: str) -> None:
             await live.handle.resume()
         except (NotRunning, Unavailable):
             raise _not_running(c) from None
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise EngineError(f"Cannot unpause container {c.id}: {e}") from e
         c.state = replace(c.state, status=RUNNING, paused=False)
         if svc.health is not None:
@@ -70,7 +72,7 @@ async def unpause(svc: "ContainerService", ref: str) -> None:
 
 
 async def update(
-    svc: "ContainerService",
+    svc: ContainerService,
     ref: str,
     patch: dict[str, Any],
     restart_policy: RestartPolicy | None,
@@ -79,6 +81,8 @@ async def update(
     """``docker update``: new limits go to the live cgroup and the record;
     ``annotate(container, resources, policy)`` lets the HTTP layer keep its
     echo of HostConfig in step.  Returns dockerd's warnings."""
+    if restart_policy is not None:
+        validate_policy(restart_policy)  # before the lookup, as dockerd
     c = svc.get(ref)
     async with svc._lock(c.id):
         hc = c.host_config
@@ -92,7 +96,7 @@ async def update(
                 await live.handle.update(res.update_oci(new_res))
             except (NotRunning, Unavailable):
                 pass    # it exited meanwhile: the record alone is updated, as for a stopped container
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 raise EngineError(f"Cannot update container {c.id}: {e}") from e
         new_hc = replace(hc, resources=new_res)
         if restart_policy is not None:
@@ -105,7 +109,7 @@ async def update(
     return warnings
 
 
-async def _sample(svc: "ContainerService", c: Any) -> dict[str, Any] | None:
+async def _sample(svc: ContainerService, c: Any) -> dict[str, Any] | None:
     live = svc._live.get(c.id)
     if live is None or not c.state.running:
         return None
@@ -116,7 +120,7 @@ async def _sample(svc: "ContainerService", c: Any) -> dict[str, Any] | None:
     return res.sample(raw, c.state.pid, timeutil.now())
 
 
-async def stats(svc: "ContainerService", ref: str, *, stream: bool, one_shot: bool,
+async def stats(svc: ContainerService, ref: str, *, stream: bool, one_shot: bool,
                 interval: float = 1.0) -> AsyncIterator[dict[str, Any]]:
     """Docker stats documents: one (stream=false) or one per ``interval`` until
     the container stops.  ``precpu_stats`` is the previous sample, as dockerd

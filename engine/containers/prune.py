@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .. import timeutil
 from ..errors import Conflict, InvalidParameter
@@ -50,7 +51,9 @@ def build_predicate(filters: Mapping[str, list[str]], now_s: float | None = None
         try:
             until_ns = timeutil.parse_timestamp_arg(untils[0], now_s)
         except ValueError:
-            raise InvalidParameter(f"failed to parse value as time or duration: {untils[0]!r}".replace("'", '"')) from None
+            raise InvalidParameter(
+                f"failed to parse value as time or duration: {untils[0]!r}".replace("'", '"')
+            ) from None
     keep = list(filters.get("label") or [])
     drop = list(filters.get("label!") or [])
 

@@ -32,7 +32,7 @@ class HostLimits:
     cpu_shares: bool = True
 
     @classmethod
-    def probe(cls) -> "HostLimits":
+    def probe(cls) -> HostLimits:
         def read(path: str, default: str) -> str:
             try:
                 with open(path) as f:
@@ -89,7 +89,9 @@ def _check_cpuset(value: str, available: str, what: str, requested_words: str) -
     except ValueError:
         return
     if not want <= have:
-        raise InvalidParameter(f"Requested {requested_words} are not available - requested {value}, available: {available}")
+        raise InvalidParameter(
+            f"Requested {requested_words} are not available - requested {value}, available: {available}"
+        )
 
 
 def normalize(r: Resources) -> Resources:
@@ -129,7 +131,9 @@ def validate(r: Resources, host: HostLimits, *, update: bool = False) -> tuple[R
     if r.nano_cpus > 0 and r.cpu_quota > 0:
         raise InvalidParameter("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
     if r.nano_cpus < 0 or r.nano_cpus > host.ncpu * 1_000_000_000:
-        raise InvalidParameter(f"Range of CPUs is from 0.01 to {host.ncpu}.00, as there are only {host.ncpu} CPUs available")
+        raise InvalidParameter(
+            f"Range of CPUs is from 0.01 to {host.ncpu}.00, as there are only {host.ncpu} CPUs available"
+        )
     if r.cpu_period != 0 and not 1000 <= r.cpu_period <= 1_000_000:
         raise InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
     if r.cpu_quota > 0 and r.cpu_quota < 1000:
@@ -138,7 +142,9 @@ def validate(r: Resources, host: HostLimits, *, update: bool = False) -> tuple[R
     _check_cpuset(r.cpuset_mems, host.mems, "mems", "memory nodes")
     if r.blkio_weight > 0:
         if not host.blkio_weight:
-            warnings.append("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.")
+            warnings.append(
+                "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
+            )
             r = replace(r, blkio_weight=0)
         elif not 10 <= r.blkio_weight <= 1000:
             raise InvalidParameter("Range of blkio weight is from 10 to 1000")
@@ -213,11 +219,13 @@ def block_io_devices(r: Resources) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     if r.blkio_weight_device:
-        out["weightDevice"] = [dict(zip(("major", "minor"), devno(p)), weight=w) for p, w in r.blkio_weight_device]
+        out["weightDevice"] = [
+            dict(zip(("major", "minor"), devno(p), strict=True), weight=w) for p, w in r.blkio_weight_device
+        ]
     for attr, key in THROTTLES.items():
         entries = getattr(r, attr)
         if entries:
-            out[key] = [dict(zip(("major", "minor"), devno(p)), rate=v) for p, v in entries]
+            out[key] = [dict(zip(("major", "minor"), devno(p), strict=True), rate=v) for p, v in entries]
     return out
 
 
@@ -262,7 +270,8 @@ def merge_update(cur: Resources, patch: dict[str, Any], cid: str) -> Resources:
     for key in ("memory_reservation", "kernel_memory", "cpu_shares", "blkio_weight"):
         v = int(patch.get(key) or 0)
         if v:
-            new = replace(new, **{key: v})
+            changed: dict[str, Any] = {key: v}
+            new = replace(new, **changed)
     nano = int(patch.get("nano_cpus") or 0)
     period = int(patch.get("cpu_period") or 0)
     quota = int(patch.get("cpu_quota") or 0)
@@ -275,11 +284,14 @@ def merge_update(cur: Resources, patch: dict[str, Any], cid: str) -> Resources:
         new = replace(new, nano_cpus=nano)
     if period or quota:
         if new.nano_cpus:
-            raise fail("Conflicting options: CPU Quota or CPU Period cannot be updated as NanoCPUs has already been set")
+            raise fail(
+                "Conflicting options: CPU Quota or CPU Period cannot be updated as NanoCPUs has already been set"
+            )
         new = replace(new, cpu_period=period or new.cpu_period, cpu_quota=quota or new.cpu_quota)
     for key in ("cpuset_cpus", "cpuset_mems"):
         if patch.get(key):
-            new = replace(new, **{key: str(patch[key])})
+            cpuset: dict[str, Any] = {key: str(patch[key])}
+            new = replace(new, **cpuset)
     if patch.get("pids_limit") is not None:
         p = int(patch["pids_limit"])
         # 0 leaves the limit alone, a negative one lifts it
@@ -328,7 +340,7 @@ def empty_stats(name: str, cid: str) -> dict[str, Any]:
 
     return {
         "read": "0001-01-01T00:00:00Z", "preread": "0001-01-01T00:00:00Z", "pids_stats": {},
-        "blkio_stats": {k: None for k in BLKIO_KEYS}, "num_procs": 0, "storage_stats": {},
+        "blkio_stats": dict.fromkeys(BLKIO_KEYS), "num_procs": 0, "storage_stats": {},
         "cpu_stats": copy.deepcopy(ZERO_CPU), "precpu_stats": copy.deepcopy(ZERO_CPU),
         "memory_stats": {}, "name": "/" + name, "id": cid,
     }

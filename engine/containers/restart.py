@@ -17,12 +17,31 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from ..errors import InvalidParameter
 from ..types import RestartPolicy
 
 DEFAULT_DELAY = 0.1
 MAX_DELAY = 60.0
 BACKOFF_MULTIPLIER = 2
 RESET_AFTER = 10.0       # seconds of run time after which the back-off starts over
+
+
+POLICIES = ("no", "always", "unless-stopped", "on-failure")
+
+
+def validate_policy(policy: RestartPolicy) -> None:
+    """dockerd's checks of a restart policy, at create and at update, in its words."""
+    name, retries = policy.name, policy.maximum_retry_count
+    if name not in ("", *POLICIES):
+        raise InvalidParameter(
+            f"invalid restart policy: unknown policy '{name}';"
+            " use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+        )
+    if retries and name != "on-failure":
+        raise InvalidParameter("invalid restart policy: maximum retry count can only be used with 'on-failure'"
+                               + (" and cannot be negative" if retries < 0 else ""))
+    if retries < 0:
+        raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
 
 
 def policy_allows(policy: RestartPolicy, exit_code: int, manually_stopped: bool, restart_count: int) -> bool:
@@ -79,7 +98,7 @@ class RestartManager:
         """Sleep out the back-off.  True: go ahead and restart; False: canceled meanwhile."""
         try:
             await asyncio.wait_for(self._cancel.wait(), delay)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self.active = False
         return not self.canceled

@@ -234,7 +234,8 @@ def _full_tree_entries(tree: Path, parent: Path | None) -> list[_Entry]:
                 out.append(_Entry(rel, KIND_ADD))
             elif (stat.S_IFMT(st.st_mode) != stat.S_IFMT(old.st_mode) or st.st_size != old.st_size
                   or st.st_mtime_ns != old.st_mtime_ns or _meta_differs(st, old)
-                  or (stat.S_ISLNK(st.st_mode) and os.readlink(root + rel) != os.readlink(base + rel))):
+                  or (stat.S_ISLNK(st.st_mode) and base is not None
+                      and os.readlink(root + rel) != os.readlink(base + rel))):
                 out.append(_Entry(rel, KIND_MODIFY))
         return out
 

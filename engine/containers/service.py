@@ -8,6 +8,7 @@ per-container lock; different containers never wait for each other.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import os
@@ -15,9 +16,10 @@ import secrets
 import shutil
 import signal as _signal
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from .. import timeutil
 from ..aiotools import run_to_completion
@@ -30,9 +32,15 @@ from ..errors import (
     NotModified,
     no_such_container,
 )
+from ..events.api import EventPublisher
+from ..images.api import RootfsImages
+from ..logs import drivers as log_drivers
+from ..logs.tag import container_attrs
+from ..oci import hostopts
+from ..plugins import stock_runtimes
+from ..runtime.api import RuntimeExecutor
 from ..state import Database
 from ..types import (
-    CREATED,
     DEAD,
     EXITED,
     PAUSED,
@@ -46,14 +54,12 @@ from ..types import (
     container_from_jsonable,
     to_jsonable,
 )
-from . import files, ops_resources, resources
-from .attach import ContainerAttach
+from . import files, hostaccess, ops_resources, resources
 from . import health as health_checks
-from .restart import RestartManager, should_restart_on_boot
+from .attach import ContainerAttach
+from .contributors import Contributors, StartContributor, StartPlan
+from .restart import POLICIES, RestartManager, should_restart_on_boot, validate_policy
 from .signals import parse_signal
-from ..logs.options import parse_log_opts, validate_log_opts
-from ..logs.tag import container_attrs
-from ..oci import hostopts
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +92,16 @@ class ContainerService:
         self,
         config: Config,
         db: Database,
-        images: Any,
-        runtime: Any,
-        events: Any,
+        images: RootfsImages,
+        runtime: RuntimeExecutor,
+        events: EventPublisher,
         *,
         build_spec: Callable[..., dict[str, Any]],
         spec_input: Callable[..., Any],
         resolve_user: Callable[..., Any],
-        generate_name: Callable[[Callable[[str], bool]], str],
+        generate_name: Callable[..., str],  # names.generate_name(taken, fallback=...)
         validate_name: Callable[[str], str],
+        check_runtime: Callable[[str], None] | None = None,  # the engine's Plugins.check_runtime
     ) -> None:
         self.config = config
         self.db = db
@@ -106,6 +113,7 @@ class ContainerService:
         self._resolve_user = resolve_user
         self._generate_name = generate_name
         self._validate_name = validate_name
+        self._check_runtime = check_runtime or stock_runtimes().check_runtime
         self._containers: dict[str, Container] = {}
         self._names: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -123,11 +131,17 @@ class ContainerService:
         self._deleted: dict[str, None] = {}
         # Set by the engine: healthcheck monitors (health.py), told about starts and exits.
         self.health: Any = None
+        # Per-container resources outside the image and runtime (networks, volumes): contributors.py
+        self.contributors = Contributors()
         db.migrate("containers", MIGRATIONS)
         for row in db.query_sync("SELECT data FROM containers"):
             c = container_from_jsonable(json.loads(row["data"]))
             self._containers[c.id] = c
             self._names[c.name] = c.id
+
+    def add_contributor(self, contrib: StartContributor) -> None:
+        """Register a start contributor (see contributors.py); called by the composition root."""
+        self.contributors.add(contrib)
 
     # ------------------------------------------------------------------ lookup
     def get(self, ref: str) -> Container:
@@ -151,7 +165,7 @@ class ContainerService:
     def is_running(self, c: Container) -> bool:
         return c.state.running
 
-    def users_of_image(self, image_id: str) -> list[tuple[str, bool]]:
+    def users_of_image(self, image_id: str) -> builtins.list[tuple[str, bool]]:
         return [(c.id, c.state.running) for c in self._containers.values() if c.image_id == image_id]
 
     def _lock(self, cid: str) -> asyncio.Lock:
@@ -202,8 +216,9 @@ class ContainerService:
         *,
         name: str | None,
         annotations: dict[str, Any] | None = None,
-    ) -> tuple[Container, list[str]]:
+    ) -> tuple[Container, builtins.list[str]]:
         """Create a container; returns it and the warnings dockerd would give."""
+        self._check_runtime(host_config.runtime)  # dockerd checks the settings before names and images
         cid = self._new_id()
         if name:
             # Checked and taken in one step (no await in between): of parallel creates with one
@@ -228,7 +243,7 @@ class ContainerService:
             del self._names[name]
 
     async def _create(self, cid: str, config: ContainerConfig, host_config: HostConfig, name: str | None,
-                      annotations: dict[str, Any] | None) -> tuple[Container, list[str]]:
+                      annotations: dict[str, Any] | None) -> tuple[Container, builtins.list[str]]:
         if not config.image:
             raise InvalidParameter("config.Image must not be empty")
         health_checks.validate(config.healthcheck)
@@ -244,7 +259,11 @@ class ContainerService:
         host_config = replace(host_config, resources=limits)
         hostopts.check_create(host_config, bool(config.hostname), self._peer)
 
-        validate_log_opts(host_config.log_config.config)
+        log_drivers.validate(host_config.log_config.type, host_config.log_config.config)
+        if "\x00" in config.working_dir:
+            # dockerd makes the working directory at create; the lstat of a path with a NUL fails
+            rootfs = self.config.bundles_root / cid / "rootfs"
+            raise EngineError(f"lstat {rootfs}{config.working_dir}: invalid argument")
         if not name:
             name = self._generate_name(lambda n: n in self._names, fallback=cid[:12])
             self._reserve_name(name, cid)
@@ -261,19 +280,24 @@ class ContainerService:
             path=argv[0],
             args=tuple(argv[1:]),
             state=ContainerState(),
-            log_path=str(cdir / f"{cid}-json.log"),
+            log_path=str(log_drivers.log_file(host_config.log_config.type, cdir, cid) or ""),
             hostname_path=str(cdir / "hostname"),
             hosts_path=str(cdir / "hosts"),
             resolv_conf_path=str(cdir / "resolv.conf"),
             driver=self.config.storage_driver,
             annotations=annotations or {},
         )
+        contributed = False
         try:
             await asyncio.to_thread(self._create_files, c, image.id)
+            await self.contributors.created(c)
+            contributed = True
             self._containers[cid] = c
             await self._save(c)
         except BaseException:
             self._containers.pop(cid, None)
+            if contributed:
+                await self.contributors.removed(c, volumes=True)
             self._release_name(name, cid)
             await asyncio.to_thread(self._destroy_files, c)
             raise
@@ -327,21 +351,18 @@ class ContainerService:
                 if normalize(cap) != "CAP_ALL" and normalize(cap) not in CAPABILITIES:
                     raise InvalidParameter(f'invalid {field_name}: unknown capability: "{normalize(cap)}"')
         policy = hc.restart_policy.name
-        if policy not in ("", "no", "always", "unless-stopped", "on-failure"):
-            raise InvalidParameter(f"invalid restart policy: unknown policy '{policy}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")
+        if policy not in ("", *POLICIES):
+            validate_policy(hc.restart_policy)
         if hc.auto_remove and policy not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
-        retries = hc.restart_policy.maximum_retry_count
-        if retries and policy not in ("on-failure",):
-            raise InvalidParameter("invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                                   + (" and cannot be negative" if retries < 0 else ""))
-        if retries < 0:
-            raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
+        validate_policy(hc.restart_policy)
 
     def _create_files(self, c: Container, image_id: str) -> None:
         cdir = self.config.containers_root / c.id
         cdir.mkdir(parents=True, exist_ok=False)
-        Path(c.log_path).touch(mode=0o640)
+        if c.log_path:
+            Path(c.log_path).parent.mkdir(exist_ok=True)
+            Path(c.log_path).touch(mode=0o640)
         self.images.prepare_rootfs(c.id, image_id)
 
     def _destroy_files(self, c: Container) -> None:
@@ -349,15 +370,15 @@ class ContainerService:
         # still there would delete through it and leave the mount behind.
         try:
             self.images.unmount_rootfs(c.id, self.config.bundles_root / c.id / "rootfs")
-        except Exception:  # noqa: BLE001 - keep removing what can be removed
+        except Exception:
             log.exception("unmounting rootfs of %s", c.id)
         try:
             self.images.remove_rootfs(c.id)
         except NotFound:
             pass
-        except Exception:  # noqa: BLE001 - keep removing what can be removed
+        except Exception:  # keep removing what can be removed
             log.exception("removing rootfs of %s", c.id)
-        hostopts.release_shm(str(self.config.containers_root / c.id))
+        hostaccess.release_shm(str(self.config.containers_root / c.id))
         shutil.rmtree(self.config.containers_root / c.id, ignore_errors=True)
         shutil.rmtree(self.config.bundles_root / c.id, ignore_errors=True)
 
@@ -370,7 +391,7 @@ class ContainerService:
             if c.state.running:
                 raise NotModified("Container already started")
             if c.state.removal_in_progress or c.state.status in (REMOVING, DEAD):
-                raise Conflict(f"container is marked for removal and cannot be started")
+                raise Conflict("container is marked for removal and cannot be started")
             self._reset_restart_manager(c)
             # A client hanging up does not cut the start short: a shim started for nobody
             # would keep its created container (and cgroup) forever.
@@ -416,7 +437,7 @@ class ContainerService:
                         try:
                             await self._start_locked(c)
                             c.state.has_been_manually_stopped = manually_stopped
-                        except Exception:  # noqa: BLE001 - recorded in State.Error by the start path
+                        except Exception:  # recorded in State.Error by the start path
                             log.info("restarting %s failed", c.id[:12], exc_info=True)
             if c.state.restarting and c.id in self._containers:
                 c.state = replace(c.state, status=EXITED, restarting=False)
@@ -438,30 +459,33 @@ class ContainerService:
             await asyncio.to_thread(self._prepare_bundle_dirs, bundle, rootfs)
             await asyncio.to_thread(self.images.mount_rootfs, c.id, rootfs)
             mounted = True
-            spec = await asyncio.to_thread(self._make_spec, c, rootfs)
+            plan = StartPlan(container=c, bundle=bundle, rootfs=rootfs,
+                             container_dir=self.config.containers_root / c.id)
+            await self.contributors.prepare(plan)   # released again by _failed_start on an error
+            spec = await asyncio.to_thread(self._make_spec, c, rootfs, plan)
             await asyncio.to_thread(
                 files.write_atomic, bundle / "config.json", json.dumps(spec).encode()
             )
-            log_opts = parse_log_opts(c.host_config.log_config.config)
+            log_sink = log_drivers.sink(c.host_config.log_config.type, c.host_config.log_config.config, c.log_path)
             log_attrs = container_attrs(c.host_config.log_config.config, c.config.labels, c.config.env,
                                         container_id=c.id, name=c.name, image_id=c.image_id,
                                         image_name=c.config.image)
             handle = await self.runtime.create(
                 c.id,
                 bundle,
-                log_path=Path(c.log_path),
+                log_path=log_sink.path,
                 tty=c.config.tty,
                 open_stdin=c.config.open_stdin,
                 stdin_once=c.config.stdin_once,
                 console_size=c.host_config.console_size if any(c.host_config.console_size) else None,
-                log_max_size=log_opts.max_size,
-                log_max_files=log_opts.max_files,
+                log_max_size=log_sink.max_size,
+                log_max_files=log_sink.max_files,
                 log_attrs=log_attrs or None,
             )
         except EngineError as err:
             await self._failed_start(c, err, mounted, bundle)
             raise
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             log.exception("start of %s failed", c.id)
             wrapped = EngineError(str(err))
             await self._failed_start(c, wrapped, mounted, bundle)
@@ -474,12 +498,12 @@ class ContainerService:
             try:
                 session = await handle.attach(stdin=att.stdin, stdout=att.stdout, stderr=att.stderr)
                 await att.bind(session)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("binding attach of %s", c.id)
                 att.end()
         try:
             await handle.start()
-        except Exception as err:  # noqa: BLE001 - e.g. its shim went away, or it was killed meanwhile
+        except Exception as err:
             # The shim holds a created container (and its cgroup): end it before giving up.
             log.info("releasing the created container of %s failed: %s", c.id[:12], err)
             await self._abandon_handle(c, live)
@@ -506,13 +530,13 @@ class ContainerService:
         try:
             await live.handle.kill(int(_signal.SIGKILL))
             await asyncio.wait_for(live.handle.wait(), 20)
-        except Exception:  # noqa: BLE001 - the cleanup below ends what is left
+        except Exception:
             log.debug("ending the shim of %s", c.id[:12], exc_info=True)
         finally:
             await live.handle.close()
         try:
             await self.runtime.cleanup(self.config.bundles_root / c.id, self._cgroups_path(c))
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("cleaning up after the shim of %s", c.id)
         if self._live.get(c.id) is live:
             del self._live[c.id]
@@ -533,10 +557,11 @@ class ContainerService:
         code = getattr(err, "exit_code", None)
         c.state = replace(c.state, error=err.message, exit_code=code if code else 128, pid=0)
         await self._save(c)
+        await self.contributors.release(c)
         if mounted:
             try:
                 await asyncio.to_thread(self.images.unmount_rootfs, c.id, bundle / "rootfs")
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("unmounting rootfs of %s", c.id)
         for att in self._pending_attach.pop(c.id, []):
             att.end()
@@ -545,45 +570,63 @@ class ContainerService:
         # We still hold this container's lock: auto-remove once start() has let go.
         asyncio.get_running_loop().create_task(self._after_exit(c))
 
-    def _make_spec(self, c: Container, rootfs: Path) -> dict[str, Any]:
+    def _make_spec(self, c: Container, rootfs: Path, plan: StartPlan) -> dict[str, Any]:
         cfg = c.config
+        hostname = plan.hostname if plan.hostname is not None else cfg.hostname
         uid, gid, groups, home = self._resolve(rootfs, cfg.user)
-        env = [f"PATH={files.DEFAULT_PATH}", f"HOSTNAME={cfg.hostname}"]
+        env = [f"PATH={files.DEFAULT_PATH}", f"HOSTNAME={hostname}"]
         if cfg.tty:
             env.append("TERM=xterm")
         # "NAME" without "=" (from `-e NAME` when the client has no NAME) stays in
         # Config.Env but never reaches the process, as with dockerd.
+        env = files.merge_env(env, plan.env)
         env = files.merge_env(env, [e for e in cfg.env if "=" in e])
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={home}")
-        cdir = self.config.containers_root / c.id
-        files.write_atomic(cdir / "hostname", (cfg.hostname + "\n").encode())
-        files.write_atomic(
-            cdir / "hosts",
-            files.hosts_content(cfg.hostname, cfg.domainname, None, c.host_config.extra_hosts).encode(),
-        )
-        files.write_atomic(
-            cdir / "resolv.conf",
-            files.resolv_conf_content(
+        cdir = plan.container_dir
+        files.write_atomic(cdir / "hostname", (hostname + "\n").encode())
+        hosts = files.hosts_content(hostname, cfg.domainname, None, c.host_config.extra_hosts)
+        for ip, names in plan.hosts_entries:
+            hosts += f"{ip}\t{names}\n"
+        for ip in plan.hosts_addresses:
+            hosts += f"{ip}\t" + (f"{hostname}.{cfg.domainname} {hostname}" if cfg.domainname else hostname) + "\n"
+        files.write_atomic(cdir / "hosts", hosts.encode())
+        resolv = plan.resolv_conf
+        if resolv is None:
+            resolv = files.resolv_conf_content(
                 Path("/etc/resolv.conf"),
                 c.host_config.dns,
                 c.host_config.dns_search,
                 c.host_config.dns_options,
-            ).encode(),
-        )
-        mounts = [
+            )
+        files.write_atomic(cdir / "resolv.conf", resolv.encode())
+        mounts: list[tuple[str, str, str, tuple[str, ...]]] = [
             ("/etc/resolv.conf", "bind", str(cdir / "resolv.conf"), ("rbind", "rprivate")),
             ("/etc/hostname", "bind", str(cdir / "hostname"), ("rbind", "rprivate")),
             ("/etc/hosts", "bind", str(cdir / "hosts"), ("rbind", "rprivate")),
         ]
+        mounts.extend(plan.mounts)
+        # Parents before children (dockerd sorts by the number of path elements): a volume on
+        # /etc must not hide the /etc/hosts bind made before it.
+        mounts.sort(key=lambda m: len([p for p in m[0].split("/") if p]))
         try:
             group_text = _read_in_root(rootfs, "etc/group") if c.host_config.group_add else ""
         except OSError:
             group_text = ""
-        sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text, str(cdir))
+        sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text, str(cdir),
+                                    hostaccess.HOST)
+        shm_size = hostopts.shareable_shm_size(c.host_config)
+        if shm_size is not None:
+            hostaccess.mount_shareable_shm(str(cdir), shm_size)
+        ns_paths = plan.namespace_overrides()
+        if ns_paths:
+            # --network etc. from a contributor; the security options' own joins (ipc/pid/uts) win
+            sec["ns_overrides"] = tuple({**ns_paths, **dict(sec.get("ns_overrides", ()))}.items())
+        if plan.sysctls:
+            sec["extra_sysctls"] = {**plan.sysctls, **sec.get("extra_sysctls", {})}
         inp = self._spec_input(
             container_id=c.id,
-            hostname=cfg.hostname,
+            hostname=hostname,
             domainname=cfg.domainname,
             rootfs=str(rootfs),
             readonly_rootfs=c.host_config.readonly_rootfs,
@@ -603,6 +646,7 @@ class ContainerService:
             resources=resources.with_block_io(c.host_config.resources),
             rlimits=resources.rlimits(c.host_config.resources),
             oom_score_adj=c.host_config.resources.oom_score_adj,
+            extra_options=tuple(plan.spec_options),
             **sec,
         )
         return self._build_spec(inp)
@@ -632,7 +676,7 @@ class ContainerService:
             status = await live.handle.wait()
         except asyncio.CancelledError:
             raise
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             log.exception("lost the shim of %s", cid)
             status = self.runtime.read_exit_status(self.config.bundles_root / cid)
             if status is None:
@@ -673,6 +717,7 @@ class ContainerService:
             restarting=False,
         )
         await asyncio.to_thread(self._cleanup_run, c)
+        await self.contributors.release(c)
         delay = None
         rm = None
         if apply_policy and not c.state.removal_in_progress:
@@ -703,9 +748,9 @@ class ContainerService:
         bundle = self.config.bundles_root / c.id
         try:
             self.images.unmount_rootfs(c.id, bundle / "rootfs")
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("unmounting rootfs of %s", c.id)
-        hostopts.release_shm(str(self.config.containers_root / c.id))
+        hostaccess.release_shm(str(self.config.containers_root / c.id))
 
     async def _after_exit(self, c: Container) -> None:
         if c.host_config.auto_remove and c.id in self._containers and not c.state.removal_in_progress:
@@ -713,7 +758,7 @@ class ContainerService:
                 await self.remove(c.id, force=True, volumes=True)
             except NotFound:
                 pass
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("auto-removing %s", c.id)
 
     # -------------------------------------------------------------- stop/kill
@@ -740,20 +785,24 @@ class ContainerService:
         try:
             await live.handle.kill(stop_sig)
             self._emit(c, "kill", signal=str(stop_sig))    # dockerd's stop goes through kill
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("stop signal to %s failed", c.id, exc_info=True)
         if timeout < 0:
             await live.exited.wait()
         else:
             try:
                 await asyncio.wait_for(live.exited.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 try:
                     await live.handle.kill(int(_signal.SIGKILL))
                     self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.debug("SIGKILL to %s failed", c.id, exc_info=True)
                 await live.exited.wait()
+        if c.state.restarting and self._restart_manager(c).canceled:
+            # The run ended into a back-off while we waited (its restart is cancelled): return
+            # once the container is exited, as from a stop during the back-off.
+            await self._settle_restart(c.id)
         self._emit(c, "stop")
 
     async def kill(self, ref: str, sig: str | None = None) -> None:
@@ -800,7 +849,7 @@ class ContainerService:
         await ops_resources.unpause(self, ref)
 
     async def update(self, ref: str, patch: dict[str, Any], restart_policy: Any = None,
-                     annotate: Any = None) -> list[str]:
+                     annotate: Any = None) -> builtins.list[str]:
         return await ops_resources.update(self, ref, patch, restart_policy, annotate)
 
     def stats(self, ref: str, *, stream: bool, one_shot: bool) -> Any:
@@ -842,6 +891,7 @@ class ContainerService:
             if not fut.done():
                 fut.set_result(c)
         self._locks.pop(c.id, None)
+        await self.contributors.removed(c, volumes=volumes)
         self._emit(c, "destroy")
 
     async def _remove_stopped(self, c: Container, ref: str, force: bool) -> bool:
@@ -861,7 +911,7 @@ class ContainerService:
                 await live.handle.kill(int(_signal.SIGKILL))   # nothing to do once it exited
                 if was_running:
                     self._emit(c, "kill", signal=str(int(_signal.SIGKILL)))
-            except Exception:  # noqa: BLE001 - the shim is gone: its exit is being recorded
+            except Exception:
                 log.debug("SIGKILL to %s failed", c.id, exc_info=True)
             await live.exited.wait()
         async with self._lock(c.id):
@@ -885,7 +935,7 @@ class ContainerService:
         return True
 
     # ------------------------------------------------------------------- wait
-    async def wait_future(self, ref: str, condition: str) -> "asyncio.Future[Container]":
+    async def wait_future(self, ref: str, condition: str) -> asyncio.Future[Container]:
         """Register a wait and return a future of the container at the awaited moment.
 
         Registration happens before this returns, so a client that waits and then
@@ -907,7 +957,7 @@ class ContainerService:
             raise InvalidParameter(f"invalid condition: \"{condition}\"")
         return fut
 
-    def cancel_wait(self, fut: "asyncio.Future[Container]") -> None:
+    def cancel_wait(self, fut: asyncio.Future[Container]) -> None:
         for table in (self._exit_waiters, self._remove_waiters):
             for lst in table.values():
                 if fut in lst:
@@ -932,6 +982,12 @@ class ContainerService:
             self._pending_attach.setdefault(c.id, []).append(att)
         self._emit(c, "attach")
         return att
+
+    def note_detached(self, att: ContainerAttach) -> None:
+        """The client left an attach with its detach keys: dockerd records a `detach` event."""
+        c = self._containers.get(att.container_id)
+        if c is not None:
+            self._emit(c, "detach")
 
     def forget_attach(self, att: ContainerAttach) -> None:
         pending = self._pending_attach.get(att.container_id)
@@ -992,7 +1048,7 @@ class ContainerService:
             handle = None
             try:
                 handle = await self.runtime.connect(c.id, bundle)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("reconnecting to the shim of %s", c.id)
             if handle is not None:
                 live = _Live()
@@ -1007,7 +1063,7 @@ class ContainerService:
             if status is None:
                 try:
                     await self.runtime.cleanup(bundle, self._cgroups_path(c))
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("cleaning up after the shim of %s", c.id)
                 await self._record_exit(c.id, None, 255, timeutil.now(), False,
                                         "container's shim is gone and left no exit status",
@@ -1015,6 +1071,9 @@ class ContainerService:
             else:
                 await self._record_exit(c.id, None, status.exit_code, status.finished_at,
                                         status.oom_killed, status.error, apply_policy=False)
+        # Networks, volumes...: re-established for live containers, settled for the others.
+        for c in list(self._containers.values()):
+            await self.contributors.restore(c, running=c.state.running and c.id in self._live)
         await self._apply_policies_on_boot()
 
     def _cgroups_path(self, c: Container) -> str:
@@ -1029,7 +1088,7 @@ class ContainerService:
             return
         try:
             handle = await self.runtime.connect(c.id, bundle)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.warning("connecting to the leftover shim of %s", c.id[:12], exc_info=True)
             handle = None
         if handle is not None:
@@ -1037,13 +1096,13 @@ class ContainerService:
             try:
                 await handle.kill(int(_signal.SIGKILL))
                 await asyncio.wait_for(handle.wait(), 20)
-            except Exception:  # noqa: BLE001 - the cleanup below kills what is left
+            except Exception:
                 log.warning("ending the leftover shim of %s", c.id[:12], exc_info=True)
             finally:
                 await handle.close()
         try:
             await self.runtime.cleanup(bundle, self._cgroups_path(c))
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("cleaning up after the shim of %s", c.id)
         await asyncio.to_thread(self._cleanup_run, c)
         await asyncio.to_thread(shutil.rmtree, bundle, True)
@@ -1068,16 +1127,29 @@ class ContainerService:
         async def boot_start(c: Container) -> None:
             try:
                 await self.start(c.id)
-            except Exception:  # noqa: BLE001 - the error is in State.Error; carry on with the rest
+            except Exception:  # the error is in State.Error; carry on with the rest
                 log.warning("restarting %s at daemon start failed", c.id[:12], exc_info=True)
 
         async def boot_remove(c: Container) -> None:
             try:
                 await self.remove(c.id, force=True, volumes=True)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.warning("auto-removing %s at daemon start failed", c.id[:12], exc_info=True)
 
         await asyncio.gather(*(boot_start(c) for c in to_start), *(boot_remove(c) for c in to_remove))
+
+    async def stop_all(self) -> None:
+        """Stop every running container, each with its own stop signal and timeout (a daemon shutdown
+        without live restore, as dockerd's)."""
+        async def stop_one(c: Container) -> None:
+            try:
+                await self.stop(c.id)
+            except NotModified:
+                pass
+            except Exception:
+                log.warning("stopping %s at daemon shutdown failed", c.id[:12], exc_info=True)
+
+        await asyncio.gather(*(stop_one(c) for c in list(self._containers.values()) if c.state.running))
 
     async def close(self) -> None:
         """Drop shim connections; containers keep running."""

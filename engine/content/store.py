@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 from ..errors import InvalidParameter, NotFound
 
@@ -134,14 +135,14 @@ class ContentStore:
             if isinstance(data, (bytes, bytearray, memoryview)):
                 w.write(bytes(data))
             elif hasattr(data, "read"):
-                reader: BinaryIO = data  # type: ignore[assignment]
+                reader: BinaryIO = data  # type: ignore[assignment]  # narrowed by hasattr(read), which mypy cannot see
                 while True:
                     chunk = reader.read(_CHUNK)
                     if not chunk:
                         break
                     w.write(chunk)
             else:
-                for chunk in data:  # type: ignore[union-attr]
+                for chunk in data:
                     w.write(chunk)
             return w.commit(expected)
 

@@ -12,8 +12,8 @@ import asyncio
 import collections
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ _CLOSED = object()
 
 
 class _Subscriber:
-    __slots__ = ("loop", "queue", "predicate")
+    __slots__ = ("loop", "predicate", "queue")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, predicate: Predicate) -> None:
         self.loop = loop
@@ -125,7 +125,7 @@ class EventBus:
                         return
                     try:
                         item = await asyncio.wait_for(sub.queue.get(), remaining)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         return
                 if item is _CLOSED:
                     return

@@ -14,7 +14,7 @@ Matching rules, as dockerd applies them (every present filter key must match):
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from ..errors import InvalidParameter
 from .bus import Event

@@ -10,15 +10,16 @@ compressed layers, and verifies every layer against the config's diff IDs.
 from __future__ import annotations
 
 import io
-import json
 import os
 import secrets
 import shutil
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from .. import gojson
 from ..errors import EngineError, InvalidParameter, NotFound
 from . import reference as refs
 from .layer import LayerError, clean_parts
@@ -186,7 +187,7 @@ class _Archive:
     def json(self, rel: str) -> Any:
         data = self.read_bytes(rel)
         try:
-            return json.loads(data)
+            return gojson.loads(data)
         except ValueError as err:
             raise InvalidParameter(f"invalid archive: {rel}: {err}") from None
 
@@ -219,7 +220,7 @@ def _verified_blob(archive: _Archive, digest: str) -> Any:
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
         raise InvalidParameter(f"invalid archive: blob {digest} does not match its digest")
     try:
-        return json.loads(data)
+        return gojson.loads(data)
     except ValueError as err:
         raise InvalidParameter(f"invalid archive: blob {digest}: {err}") from None
 
@@ -309,7 +310,7 @@ def _load_one(store: ImageStore, archive: _Archive, entry: dict[str, Any], emit:
     from .store import chain_ids
     config_bytes = archive.read_bytes(str(entry.get("Config") or ""))
     try:
-        cfg = json.loads(config_bytes)
+        cfg = gojson.loads(config_bytes)
     except ValueError as err:
         raise InvalidParameter(f"invalid image config: {err}") from None
     if not isinstance(cfg, dict):
@@ -326,7 +327,7 @@ def _load_one(store: ImageStore, archive: _Archive, entry: dict[str, Any], emit:
     parent: str | None = None
     new_chains: list[str] = []
     try:
-        for i, (diff_id, chain, rel) in enumerate(zip(diff_ids, chains, layer_files)):
+        for i, (diff_id, chain, rel) in enumerate(zip(diff_ids, chains, layer_files, strict=True)):
             if not store._layer_exists(chain):
                 item = archive.get(str(rel))
                 if item is None:
@@ -433,7 +434,7 @@ class _VerifyingReader:
         return data
 
     def readinto(self, b: Any) -> int:
-        n = self._raw.readinto(b)  # type: ignore[attr-defined]
+        n: int = self._raw.readinto(b)  # type: ignore[attr-defined]  # the tar member file has readinto; BinaryIO omits it
         self._hash.update(memoryview(b)[:n])
         return n
 
@@ -501,7 +502,7 @@ def save_archive(store: ImageStore, names: list[str], fileobj: BinaryIO) -> None
                     with store.layer_tar(diff_id) as f:
                         # Verified as it is copied, like dockerd's verified layer reader.
                         checked = _VerifyingReader(f, diff_id)
-                        tar.addfile(info, checked)  # type: ignore[arg-type]
+                        tar.addfile(info, checked)
                         checked.verify()
                     written.add(path)
                 layers_desc.append({"mediaType": MEDIA_OCI_LAYER, "digest": diff_id, "size": size})

@@ -4,11 +4,11 @@ allowed, as in dockerd."""
 from __future__ import annotations
 
 import copy
-import json
 import posixpath
 import re
 from typing import Any
 
+from .. import gojson
 from ..errors import InvalidParameter
 
 VALID = {"cmd", "entrypoint", "healthcheck", "env", "expose", "label", "onbuild", "stopsignal", "user",
@@ -27,7 +27,7 @@ _ORDER = ["Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "Atta
 
 
 def empty_config() -> dict[str, Any]:
-    return {k: v for k, v in _BASE_FIELDS}
+    return dict(_BASE_FIELDS)
 
 
 def ordered(config: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def _logical_lines(changes: list[str]) -> list[str]:
 def _json_or_shell(rest: str) -> list[str]:
     if rest.startswith("["):
         try:
-            value = json.loads(rest)
+            value = gojson.loads(rest)
         except ValueError:
             value = None
         if isinstance(value, list) and all(isinstance(x, str) for x in value):
@@ -250,7 +250,7 @@ def apply_changes(config: dict[str, Any] | None, changes: list[str]) -> dict[str
             raise InvalidParameter(f"{word.lower()} is not a valid change command")
         parsed.append((word.lower(), rest.strip(), line))
     cmd_set = False
-    for instr, rest, line in parsed:
+    for instr, rest, _line in parsed:
         if instr == "cmd":
             cfg["Cmd"] = _json_or_shell(rest)
             cmd_set = True
@@ -290,7 +290,7 @@ def apply_changes(config: dict[str, Any] | None, changes: list[str]) -> dict[str
             cfg["User"] = _expand(rest, list(cfg.get("Env") or []))
         elif instr == "volume":
             vols = dict(cfg.get("Volumes") or {})
-            items = json.loads(rest) if rest.startswith("[") else [
+            items = gojson.loads(rest) if rest.startswith("[") else [
                 _expand(w, list(cfg.get("Env") or [])) for w in _raw_words(rest)]
             for v in items:
                 if not str(v).strip():

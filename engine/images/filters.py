@@ -9,8 +9,9 @@ match.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from .. import timeutil
 from ..errors import EngineError, InvalidParameter
@@ -176,7 +177,11 @@ def _with_shared_size(store: ImageStore, rows: list[Listed]) -> list[Listed]:
             uses[chain] = uses.get(chain, 0) + 1
     result = []
     for row in rows:
-        shared = sum(size for chain, size in zip(row.image.chain_ids, row.image.layer_sizes) if uses.get(chain, 0) > 1)
+        shared = sum(
+            size
+            for chain, size in zip(row.image.chain_ids, row.image.layer_sizes, strict=True)
+            if uses.get(chain, 0) > 1
+        )
         result.append(Listed(row.image, row.repo_tags, row.repo_digests, shared, row.containers))
     return result
 

@@ -2,7 +2,7 @@
 
 Written against the directory file descriptor of the snapshot's root: every
 path component is opened with O_NOFOLLOW, so no entry can write through a
-symlink, and ``..`` or absolute names are refused before anything is written.
+symlink; absolute names and ``..`` stay inside the root, as dockerd's chrooted apply keeps them.
 Deletions in the layer (``.wh.<name>`` whiteouts and ``.wh..wh..opq`` opaque
 markers) become overlayfs whiteouts (a 0:0 character device, the
 ``trusted.overlay.opaque`` xattr) in "overlay" mode, or real deletions from the
@@ -17,14 +17,16 @@ import bz2
 import errno
 import gzip
 import hashlib
+import io
 import lzma
 import os
 import shutil
 import stat
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from ..errors import InvalidParameter
 
@@ -67,6 +69,12 @@ class _Prefixed:
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:  # the decompressors ask; a stream is read once, front to back
+        return False
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        raise io.UnsupportedOperation("seek")
+
 
 def compression_of(head: bytes) -> str | None:
     if head.startswith(b"\x1f\x8b"):
@@ -86,14 +94,15 @@ def decompressed(raw: BinaryIO) -> BinaryIO:
     src = _Prefixed(head, raw)
     kind = compression_of(head)
     if kind == "gzip":
-        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[arg-type]
+        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[return-value]  # a read-only binary stream; BinaryIO in typeshed wants the whole IO API
     if kind == "bzip2":
-        return bz2.BZ2File(src, "rb")  # type: ignore[arg-type]
+        return bz2.BZ2File(src, "rb")  # type: ignore[return-value]  # a read-only binary stream; BinaryIO in typeshed wants the whole IO API
     if kind == "xz":
-        return lzma.LZMAFile(src, "rb")  # type: ignore[arg-type]
+        # LZMAFile only calls read() on src, which _Prefixed has
+        return lzma.LZMAFile(src, "rb")  # type: ignore[arg-type, return-value]  # a read-only binary stream; BinaryIO in typeshed wants the whole IO API
     if kind == "zstd":
         raise LayerError("zstd-compressed layers are not supported")
-    return src  # type: ignore[return-value]
+    return src  # type: ignore[return-value]  # a read-only binary stream; BinaryIO in typeshed wants the whole IO API
 
 
 class _HashingReader:
@@ -125,7 +134,7 @@ class _HashingReader:
 # --- paths ---------------------------------------------------------------------
 
 def clean_parts(name: str) -> list[str]:
-    """Split a tar member name into components, refusing anything that leaves the root."""
+    """Split an archive member name into components, refusing anything that leaves the root."""
     if name.startswith("/"):
         raise LayerError(f"invalid tar entry {name!r}: absolute path is outside of the layer root")
     parts: list[str] = []
@@ -134,6 +143,26 @@ def clean_parts(name: str) -> list[str]:
             continue
         if p == "..":
             raise LayerError(f"invalid tar entry {name!r}: path is outside of the layer root")
+        parts.append(p)
+    return parts
+
+
+def confined_parts(name: str) -> list[str]:
+    """Split a layer entry's name (or hardlink target) into components inside the layer root.
+
+    dockerd 20.10 applies a layer chrooted into it: an absolute name or one climbing
+    out with ``..`` lands inside the root, as if the root were ``/`` (``../../etc/x``
+    is ``etc/x``).  Names are resolved lexically, like Go's filepath.Clean; escapes
+    through symlinks are refused when the components are opened.
+    """
+    parts: list[str] = []
+    for p in name.split("/"):
+        if p in ("", "."):
+            continue
+        if p == "..":
+            if parts:
+                parts.pop()
+            continue
         parts.append(p)
     return parts
 
@@ -162,7 +191,9 @@ class _Applier:
                     nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
                 except FileNotFoundError:
                     if not create:
-                        raise LayerError(f"invalid tar entry {name!r}: {'/'.join(parts[:i + 1])} does not exist")
+                        raise LayerError(
+                            f"invalid tar entry {name!r}: {'/'.join(parts[: i + 1])} does not exist"
+                        ) from None
                     self._implicit_dir(fd, tuple(parts[:i + 1]))
                     nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
                 except OSError as err:
@@ -208,7 +239,7 @@ class _Applier:
 
     # -- entries -------------------------------------------------------------
     def apply(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-        parts = clean_parts(member.name)
+        parts = confined_parts(member.name)
         if not parts:
             return  # the root itself: the snapshot's directory keeps its own metadata
         leaf = parts[-1]
@@ -299,7 +330,7 @@ class _Applier:
                 _set_xattrs(f"/proc/self/fd/{pfd}/{leaf}", xattrs)
             os.utime(leaf, ns=(atime_ns, mtime_ns), dir_fd=pfd, follow_symlinks=False)
         elif m.islnk():
-            tparts = clean_parts(m.linkname)
+            tparts = confined_parts(m.linkname)
             if not tparts:
                 raise LayerError(f"invalid hardlink {m.name!r} -> {m.linkname!r}")
             tfd = self.open_dir(tparts[:-1], m.name, create=False)
@@ -394,7 +425,7 @@ def apply_file(src: BinaryIO, root: Path, mode: str, *, lowers: list[Path] | Non
     size = os.fstat(src.fileno()).st_size
     try:
         try:
-            with tarfile.open(fileobj=src, mode="r:", errorlevel=2) as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=src, mode="r:", errorlevel=2) as tar:
                 for member in tar:
                     applier.apply(tar, member)
                     if progress is not None:
@@ -426,7 +457,7 @@ def apply_layer(raw: BinaryIO, root: Path, mode: str, *, lowers: list[Path] | No
     applier = _Applier(root, mode, lowers or [])
     try:
         try:
-            with tarfile.open(fileobj=reader, mode="r|", errorlevel=2, bufsize=_CHUNK) as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=reader, mode="r|", errorlevel=2, bufsize=_CHUNK) as tar:  # type: ignore[call-overload]  # a read()-only stream is all "r|" needs
                 for member in tar:
                     applier.apply(tar, member)
         except tarfile.ReadError as err:

@@ -8,8 +8,9 @@ stay silently: their delete conflicts are skipped, as dockerd does.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from ..errors import Conflict, NotFound
 from .filters import PRUNE_KEYS, bool_filter, created_ns, labels_of, match_kv, until_ns, validate_keys
@@ -42,7 +43,7 @@ def prune_images(store: ImageStore, flt: dict[str, list[str]], users: Users) -> 
 
     images = store.list()
     parents = {img.parent for img in images if img.parent}
-    sizes = {chain: size for img in images for chain, size in zip(img.chain_ids, img.layer_sizes)}
+    sizes = {chain: size for img in images for chain, size in zip(img.chain_ids, img.layer_sizes, strict=True)}
     candidates = []
     for img in sorted(images, key=created_ns, reverse=True):
         names = store.references(img.id)

@@ -2,7 +2,8 @@
 conflicts that stop either (dockerd's rules and messages)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import Conflict
 from . import reference as refs

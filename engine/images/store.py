@@ -14,6 +14,7 @@ the constructor removes, never rows that point at nothing.
 """
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import logging
@@ -22,11 +23,12 @@ import secrets
 import shutil
 import sqlite3
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO
 
-from .. import timeutil
+from .. import gojson, timeutil
 from ..content.store import ContentStore
 from ..errors import EngineError, InvalidParameter, NotFound
 from ..state.db import Database
@@ -247,7 +249,7 @@ class ImageStore:
             # The image ID is the config's digest: check it before trusting the bytes.
             if "sha256:" + hashlib.sha256(data).hexdigest() != image_id:
                 raise EngineError(f"image config {image_id} is corrupted in the store")
-            cfg = json.loads(data)
+            cfg = gojson.loads(data)
             self._configs[image_id] = cfg
         return cfg
 
@@ -260,7 +262,8 @@ class ImageStore:
         cfg = self._config(image_id)
         chains = tuple(json.loads(row["chain_ids"]))
         sizes = tuple(layers[c].size if c in layers else 0 for c in chains)
-        tags, digests = [], []
+        tags: builtins.list[str] = []
+        digests: builtins.list[str] = []
         for n in sorted(names):
             r = refs.parse(n)
             (digests if r.digest else tags).append(r.familiar())
@@ -337,11 +340,11 @@ class ImageStore:
         r = rows[0]
         return Layer(r["chain_id"], r["diff_id"], r["parent"], int(r["size"]))
 
-    def children(self, image_id: str) -> list[str]:
+    def children(self, image_id: str) -> builtins.list[str]:
         return [r["id"] for r in self.db.query_sync("SELECT id FROM images WHERE parent = ?", (image_id,))]
 
     # ================================================================ layers
-    def _lowers(self, parent: str | None) -> list[Path]:
+    def _lowers(self, parent: str | None) -> builtins.list[Path]:
         if parent is None or not hasattr(self.snapshotter, "parent_chain"):
             return []
         return [self.snapshotter.fs_dir(i.key) for i in self.snapshotter.parent_chain(parent)]
@@ -410,7 +413,7 @@ class ImageStore:
     def create_image(self, config_bytes: bytes, *, parent: str = "") -> str:
         """Register an image whose layers are already registered; returns its ID."""
         try:
-            cfg = json.loads(config_bytes)
+            cfg = gojson.loads(config_bytes)
         except ValueError as err:
             raise InvalidParameter(f"invalid image config: {err}") from None
         diff_ids = list((cfg.get("rootfs") or {}).get("diff_ids") or [])
@@ -490,7 +493,7 @@ class ImageStore:
                 raise NotFound(f"No such image: {ref.familiar()}")
         return ref.familiar()
 
-    def references_by_name(self, repository: str) -> list[tuple[str, Reference]]:
+    def references_by_name(self, repository: str) -> builtins.list[tuple[str, Reference]]:
         """(image ID, reference) for every tag and digest of a repository (full name)."""
         rows = self.db.query_sync("SELECT name, image_id FROM image_refs ORDER BY name")
         out = []
@@ -500,7 +503,7 @@ class ImageStore:
                 out.append((r["image_id"], ref))
         return out
 
-    def references(self, image_id: str) -> list[Reference]:
+    def references(self, image_id: str) -> builtins.list[Reference]:
         rows = self.db.query_sync("SELECT name FROM image_refs WHERE image_id = ? ORDER BY name", (image_id,))
         return [refs.parse(r["name"]) for r in rows]
 
@@ -546,30 +549,30 @@ class ImageStore:
 
     # ================================================================ load / save
     def load(self, fileobj: BinaryIO, progress: Callable[[dict[str, Any]], None] | None = None,
-             quiet: bool = False) -> list[str]:
+             quiet: bool = False) -> builtins.list[str]:
         """``docker load``; returns the loaded names (familiar tags, or IDs when untagged)."""
         from .archive import load_archive
         return load_archive(self, fileobj, progress or (lambda m: None), quiet)
 
-    def images_to_save(self, names: list[str]) -> list[str]:
+    def images_to_save(self, names: builtins.list[str]) -> builtins.list[str]:
         """The image IDs ``save(names)`` writes (raises NotFound like it)."""
         from .archive import select_images
         return list(select_images(self, names))
 
-    def save(self, names: list[str], fileobj: BinaryIO) -> None:
+    def save(self, names: builtins.list[str], fileobj: BinaryIO) -> None:
         """``docker save``: docker-archive with OCI layout files."""
         from .archive import save_archive
         save_archive(self, names, fileobj)
 
     # ================================================================ delete
     def remove(self, name: str, *, force: bool = False, noprune: bool = False,
-               users: Callable[[str], list[tuple[str, bool]]] | None = None) -> list[dict[str, str]]:
+               users: Callable[[str], builtins.list[tuple[str, bool]]] | None = None) -> builtins.list[dict[str, str]]:
         """``docker rmi``: dockerd's untag-or-delete rules and conflict messages."""
         from .remove import remove_image
         with self._lock:
             return remove_image(self, name, force=force, prune=not noprune, users=users or (lambda _i: []))
 
-    def _delete_image(self, image_id: str) -> list[str]:
+    def _delete_image(self, image_id: str) -> builtins.list[str]:
         """Forget the image and release its layers; returns removed layer chain IDs."""
         image = self._image_by_id(image_id)
         if image is None:
@@ -587,7 +590,7 @@ class ImageStore:
     def _config_in_use(self, digest: str) -> bool:
         return bool(self.db.query_sync("SELECT 1 FROM images WHERE id = ?", (digest,)))
 
-    def _release_layers(self, chains: list[str]) -> list[str]:
+    def _release_layers(self, chains: builtins.list[str]) -> builtins.list[str]:
         """Delete, top down, each layer no image and no snapshot still uses."""
         used: set[str] = set()
         for r in self.db.query_sync("SELECT chain_ids FROM images"):
@@ -600,7 +603,7 @@ class ImageStore:
                 break  # a container (or another layer) still stacks on it
             layer = self.layer(chain)
 
-            def _del(conn: sqlite3.Connection) -> None:
+            def _del(conn: sqlite3.Connection, chain: str = chain) -> None:
                 conn.execute("DELETE FROM image_layers WHERE chain_id = ?", (chain,))
             self.db.transaction_sync(_del)
             self._fresh.discard(chain)
@@ -612,11 +615,12 @@ class ImageStore:
         return removed
 
     # ================================================================ containers
-    def prepare_rootfs(self, container_key: str, image_id: str) -> list[Any]:
+    def prepare_rootfs(self, container_key: str, image_id: str) -> builtins.list[Any]:
         """A writable snapshot for a container on top of the image's layers."""
         image = self.get(image_id)
         with self._lock:
-            return self.snapshotter.prepare(container_key, image.top_chain_id)
+            mounts: builtins.list[Any] = self.snapshotter.prepare(container_key, image.top_chain_id)
+            return mounts
 
     def remove_rootfs(self, container_key: str) -> None:
         """Drop the container's snapshot, and layers only it still kept alive
@@ -635,18 +639,18 @@ class ImageStore:
                 self._release_layers(list(reversed(chain)))
 
     # ================================================================ filters
-    def filter_predicate(self, flt: dict[str, list[str]]) -> Callable[[Image], bool]:
+    def filter_predicate(self, flt: dict[str, builtins.list[str]]) -> Callable[[Image], bool]:
         """``GET /images/json?filters=``: dangling, label, before, since, reference."""
         from .filters import build_predicate
         return build_predicate(self, flt)
 
-    def list_filtered(self, flt: dict[str, list[str]], *, all_: bool = False, shared_size: bool = False,
-                      containers: Callable[[str], int] | None = None) -> list[Any]:
+    def list_filtered(self, flt: dict[str, builtins.list[str]], *, all_: bool = False, shared_size: bool = False,
+                      containers: Callable[[str], int] | None = None) -> builtins.list[Any]:
         """``GET /images/json``: filtered rows with the names each is listed under."""
         from .filters import list_images
         return list_images(self, flt, all_=all_, shared_size=shared_size, containers=containers)
 
-    def prune(self, flt: dict[str, list[str]], users: Callable[[str], list[tuple[str, bool]]]) -> Any:
+    def prune(self, flt: dict[str, builtins.list[str]], users: Callable[[str], builtins.list[tuple[str, bool]]]) -> Any:
         """``POST /images/prune``; returns a PruneReport.  Layers no image uses any more (an
         ingest that failed half-way) are collected too."""
         from .prune import prune_images

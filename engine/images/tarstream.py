@@ -12,8 +12,9 @@ archive/tar words (what dockerd says).
 from __future__ import annotations
 
 import tarfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 BLOCK = 512
 

@@ -51,7 +51,7 @@ def _escape_table() -> dict[str, str]:
 
 # The slow path's table and regex are built on first use: most containers never print a
 # byte that needs them, and building them costs ~1.5 ms of every shim's start.
-_slow: "tuple[re.Pattern[str], dict[str, str]] | None" = None
+_slow: tuple[re.Pattern[str], dict[str, str]] | None = None
 
 
 def _escape_text(text: str) -> str:
@@ -183,7 +183,7 @@ class JsonFileWriter:
             self._fd = -1
             self._wait_compressor()
 
-    def __enter__(self) -> "JsonFileWriter":
+    def __enter__(self) -> JsonFileWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:

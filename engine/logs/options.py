@@ -7,8 +7,8 @@ with "failed to initialize logging driver: ".  Texts checked against dockerd 20.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from ..errors import InvalidParameter
 

@@ -17,9 +17,10 @@ import shutil
 import tempfile
 import time
 import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, BinaryIO
+from typing import BinaryIO
 
 _BATCH_BYTES = 256 * 1024
 _BACK_BLOCK = 64 * 1024
@@ -317,7 +318,7 @@ async def read_logs(path: Path, *, since_ns: int | None, until_ns: int | None, t
         if c is not None and (i < idx):
             c.close()
     if cursors[idx] is not None and offset:
-        cursors[idx].f.seek(offset)   # type: ignore[union-attr]
+        cursors[idx].f.seek(offset)  # type: ignore[union-attr]  # checked not None on the line above
     pending = cursors[idx:]
 
     def keep(e: LogEntry) -> int:

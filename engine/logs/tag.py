@@ -7,7 +7,7 @@ log tags use in practice; anything else in braces is refused with Go template wo
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ..errors import InvalidParameter
 from .options import START_ERROR_PREFIX, log_attrs

@@ -13,11 +13,11 @@ the condition under which they apply.  Newer than the reference dockerd
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import gojson
 from ..errors import go_json_kind
 
 EPERM = 1
@@ -125,7 +125,9 @@ def default_document() -> dict[str, Any]:
                   "includes": {"minKernel": "4.8"}})
     # socket(2): every address family but AF_ALG (38) and AF_VSOCK (40)
     for op, value in (("SCMP_CMP_LT", AF_ALG), ("SCMP_CMP_EQ", AF_ALG + 1), ("SCMP_CMP_GT", AF_VSOCK)):
-        rules.append({"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": value, "op": op}]})
+        rules.append(
+            {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": value, "op": op}]}
+        )
     for value in _PERSONALITIES:
         rules.append({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
                       "args": [{"index": 0, "value": value, "op": "SCMP_CMP_EQ"}]})
@@ -175,53 +177,40 @@ def _kernel_version(release: str) -> tuple[int, int]:
 def parse_profile(text: str) -> dict[str, Any]:
     """The JSON of ``--security-opt seccomp=...`` -> a profile document."""
     try:
-        doc = json.loads(text)
-    except ValueError as e:
-        raise ProfileError(f"Decoding seccomp profile failed: {_go_json_error(text, e)}") from None
-    if not isinstance(doc, dict):
+        doc = gojson.loads(text)
+        gojson.check(doc, _SECCOMP)
+    except (gojson.JSONSyntaxError, gojson.GoTypeError) as e:
+        raise ProfileError(f"Decoding seccomp profile failed: {e.message}") from None
+    if not isinstance(doc, dict):  # null
         raise ProfileError("Decoding seccomp profile failed: json: cannot unmarshal "
                            f"{go_json_kind(doc)} into Go value of type seccomp.Seccomp")
-    _check_types(doc)
     return doc
 
 
-def _go_json_error(text: str, e: ValueError) -> str:
-    """Go's encoding/json words for the usual syntax errors."""
-    stripped = text.lstrip(" \t\r\n")
-    if not stripped:
-        return "unexpected end of JSON input"
-    first = stripped[0]
-    for literal in ("true", "false", "null"):
-        if first == literal[0]:
-            for got, want in zip(stripped[1:], literal[1:]):
-                if got != want:
-                    return f"invalid character '{got}' in literal {literal} (expecting '{want}')"
-            if len(stripped) < len(literal):
-                return "unexpected end of JSON input"
-    if first not in '{["-0123456789tfn':
-        return f"invalid character '{first}' looking for beginning of value"
-    pos = getattr(e, "pos", None)
-    if isinstance(pos, int) and pos >= len(text):
-        return "unexpected end of JSON input"
-    if isinstance(pos, int):
-        return f"invalid character '{text[pos]}' looking for beginning of value"
-    return str(e)
-
-
-# Go types of the profile's fields, for dockerd's "cannot unmarshal" errors
-_FIELD_TYPES = (("defaultAction", str, "specs.LinuxSeccompAction"), ("defaultErrnoRet", int, "uint"),
-                ("architectures", list, "[]specs.Arch"), ("archMap", list, "[]seccomp.Architecture"),
-                ("syscalls", list, "[]*seccomp.Syscall"))
-
-
-def _check_types(doc: dict[str, Any]) -> None:
-    for key, typ, gotype in _FIELD_TYPES:
-        value = doc.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, typ) or isinstance(value, bool):
-            raise ProfileError(f"Decoding seccomp profile failed: json: cannot unmarshal {go_json_kind(value)} "
-                               f"into Go struct field Seccomp.{key} of type {gotype}")
+# The Go types dockerd decodes a profile into, for its "cannot unmarshal" errors
+_ACTION = gojson.named(gojson.STRING, "specs.LinuxSeccompAction")
+_ARCH = gojson.named(gojson.STRING, "specs.Arch")
+_ARCHES = gojson.Slice(_ARCH, "[]specs.Arch")
+_FILTER = gojson.Struct("seccomp.Filter", "Filter", {
+    "caps": gojson.STRINGS, "arches": gojson.STRINGS, "minKernel": gojson.STRING,
+})
+_SECCOMP = gojson.Struct("seccomp.Seccomp", "Seccomp", {
+    "defaultAction": _ACTION, "defaultErrnoRet": gojson.UINT,
+    "architectures": _ARCHES,
+    "archMap": gojson.Slice(gojson.Struct("seccomp.Architecture", "Architecture", {
+        "architecture": _ARCH, "subArchitectures": _ARCHES,
+    }), "[]seccomp.Architecture"),
+    "syscalls": gojson.Slice(gojson.Struct("seccomp.Syscall", "Syscall", {
+        "name": gojson.STRING, "names": gojson.STRINGS, "action": _ACTION, "errnoRet": gojson.UINT,
+        "args": gojson.Slice(gojson.Struct("specs.LinuxSeccompArg", "LinuxSeccompArg", {
+            "index": gojson.UINT, "value": gojson.UINT64, "valueTwo": gojson.UINT64,
+            "op": gojson.named(gojson.STRING, "specs.LinuxSeccompOperator"),
+        }), "[]*specs.LinuxSeccompArg"),
+        "comment": gojson.STRING, "includes": _FILTER, "excludes": _FILTER,
+    }), "[]*seccomp.Syscall"),
+    "listenerPath": gojson.STRING, "listenerMetadata": gojson.STRING,
+    "flags": gojson.Slice(gojson.named(gojson.STRING, "specs.LinuxSeccompFlag"), "[]specs.LinuxSeccompFlag"),
+})
 
 
 def _applies(rule: dict[str, Any], target: Target, goarch: str) -> bool:

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidParameter
+from .. import gojson
 
 
 @dataclass(frozen=True)
@@ -46,17 +45,20 @@ def decode_header(value: str | None) -> AuthConfig:
     for decoder in (base64.urlsafe_b64decode, base64.b64decode):
         try:
             data = decoder(raw + "=" * (-len(raw) % 4))
-            return from_json(json.loads(data))
+            return from_json(gojson.loads(data))
         except (binascii.Error, ValueError):
             continue
     try:
-        return from_json(json.loads(raw))
+        return from_json(gojson.loads(raw))
     except ValueError:
         return AuthConfig()
 
 
 def decode_body(body: bytes) -> AuthConfig:
-    try:
-        return from_json(json.loads(body or b"{}"))
-    except ValueError as err:
-        raise InvalidParameter(f"invalid JSON: {err}") from None
+    doc = gojson.loads(body, stream=True) if body.strip() else {}
+    gojson.check(doc, _AUTH_CONFIG)
+    return from_json(doc)
+
+
+_AUTH_CONFIG = gojson.Struct("registry.AuthConfig", "AuthConfig", dict.fromkeys(
+    ("username", "password", "auth", "email", "serveraddress", "identitytoken", "registrytoken"), gojson.STRING))

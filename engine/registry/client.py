@@ -14,9 +14,10 @@ import ipaddress
 import re
 import ssl
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -120,7 +121,7 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), {k.lower(): v for k, v in _CHALLENGE_RE.findall(rest)}
 
 
-def _go_url_error(method: str, url: str, err: Exception, host: str) -> str:
+def go_url_error(method: str, url: str, err: Exception, host: str) -> str:
     """The words Go's net/http uses for transport failures."""
     verb = method[:1] + method[1:].lower()
     text = str(err)
@@ -130,7 +131,9 @@ def _go_url_error(method: str, url: str, err: Exception, host: str) -> str:
         elif "Name or service not known" in text or "nodename nor servname" in text:
             text = f"dial tcp: lookup {host.rsplit(':', 1)[0]}: no such host"
     elif isinstance(err, httpx.TimeoutException):
-        text = "net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)"
+        text = (
+            "net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)"
+        )
     if "CERTIFICATE_VERIFY_FAILED" in text:
         text = "tls: failed to verify certificate: x509: certificate signed by unknown authority"
     elif "BAD_CERTIFICATE" in text or "CERTIFICATE_REQUIRED" in text:
@@ -200,7 +203,7 @@ class RegistryClient:
                 resp = client.get(url)
             except httpx.HTTPError as err:
                 client.close()
-                last = EngineError(_go_url_error("GET", url, err, self.host))
+                last = EngineError(go_url_error("GET", url, err, self.host))
                 continue
             if resp.status_code == 401 and resp.headers.get("WWW-Authenticate"):
                 self._challenge = parse_challenge(resp.headers["WWW-Authenticate"])
@@ -222,7 +225,7 @@ class RegistryClient:
             return cached
         params = self._challenge[1]
         realm = params.get("realm", "")
-        query: list[tuple[str, str]] = []
+        query: list[tuple[str, str | int | float | bool | None]] = []
         if params.get("service"):
             query.append(("service", params["service"]))
         for s in scopes:
@@ -242,7 +245,7 @@ class RegistryClient:
             else:
                 resp = self._client.get(realm, params=query, auth=basic)
         except httpx.HTTPError as err:
-            raise EngineError(_go_url_error("GET", realm, err, self.host)) from None
+            raise EngineError(go_url_error("GET", realm, err, self.host)) from None
         if resp.status_code == 401:
             # Go's token handler: the token server's "details" become an "unauthorized" error
             # of the request that needed the token.
@@ -322,7 +325,7 @@ class RegistryClient:
                 req = self._client.build_request(method, url, headers=hdrs, **kw)
                 resp = self._client.send(req, stream=stream)
         except httpx.HTTPError as err:
-            raise EngineError(_go_url_error(method, url, err, self.host)) from None
+            raise EngineError(go_url_error(method, url, err, self.host)) from None
         return resp
 
     def check(self, resp: httpx.Response) -> httpx.Response:

@@ -9,12 +9,12 @@ the content store removes at start-up.
 from __future__ import annotations
 
 import hashlib
-import json
+import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-import tempfile
 from typing import IO, Any
 
+from .. import gojson
 from ..errors import EngineError, InvalidParameter, NotFound
 from ..images import reference as refs
 from ..images.progress import ProgressReader
@@ -51,7 +51,7 @@ def parse_platform(text: str) -> Platform | None:
     if not all(parts):
         raise InvalidParameter(f'"{text}": unknown operating system or architecture: invalid argument')
     if len(parts) == 1:
-        os_, arch, var = host_platform()
+        _os, arch, var = host_platform()
         return Platform(parts[0], arch, var) if parts[0] == "linux" else Platform(parts[0], arch)
     arch = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}.get(parts[1], parts[1])
     return Platform(parts[0], arch, parts[2] if len(parts) == 3 else "")
@@ -93,7 +93,7 @@ def fetch_manifest(cli: RegistryClient, repo: str, ref_or_digest: str, scopes: t
         raise EngineError(f"manifest verification failed for digest {ref_or_digest}")
     media = resp.headers.get("Content-Type", "").split(";")[0].strip()
     try:
-        doc = json.loads(body)
+        doc = gojson.loads(body)
     except ValueError:
         raise EngineError("failed to parse manifest: invalid JSON") from None
     media = doc.get("mediaType") or media
@@ -147,7 +147,7 @@ class Puller:
     def _spool(self) -> IO[bytes]:
         # Small blobs stay in memory; bigger ones go to an already-unlinked file under the data
         # root's scratch dir, so that nothing is left behind whatever happens to the process.
-        return tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, dir=self.images.content.tmp,
+        return tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, dir=str(self.images.content.tmp),
                                              prefix=_INGEST_PREFIX)
 
     def _download(self, cli: RegistryClient, repo: str, scopes: tuple[str, ...], d: _Download,
@@ -189,17 +189,17 @@ class Puller:
         with RegistryClient(ref.domain, auth, self.config) as cli:
             try:
                 body, media, digest = fetch_manifest(cli, repo, target, scopes)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - translate_pull_error gives every failure dockerd's words
                 raise translate_pull_error(err, ref) from None
             message(emit, target, f"Pulling from {ref.path}")
-            doc = json.loads(body)
+            doc = gojson.loads(body)
             if media in (C.MEDIA_DOCKER_LIST, C.MEDIA_OCI_INDEX):
                 # Like dockerd, a list without our platform is reported inside the stream.
                 entry = select_platform(doc.get("manifests") or [], want)
                 if entry is None:
                     raise NotFoundError(f"no matching manifest for {want} in the manifest list entries", 404, "")
                 body, media, _ = fetch_manifest(cli, repo, entry["digest"], scopes)
-                doc = json.loads(body)
+                doc = gojson.loads(body)
             image_id = self._pull_manifest(cli, ref, repo, scopes, doc, emit)
         return self._finish(ref, image_id, digest, emit)
 
@@ -213,7 +213,7 @@ class Puller:
             # dockerd: the image is already here, nothing to download.
             return config_digest
         config_bytes = self._fetch_small_blob(cli, repo, scopes, config_digest)
-        cfg = json.loads(config_bytes)
+        cfg = gojson.loads(config_bytes)
         diff_ids = list((cfg.get("rootfs") or {}).get("diff_ids") or [])
         if len(diff_ids) != len(layers):
             raise EngineError("layers from manifest don't match image configuration")
@@ -237,14 +237,15 @@ class Puller:
                                             for d in todo}
         try:
             parent: str | None = None
-            for i, d in enumerate(downloads):
-                if d is None:
+            for i, entry in enumerate(downloads):
+                if entry is None:
                     parent = chains[i]
                     continue
+                d = entry
                 blob = futures[i].result()
                 try:
-                    reader = ProgressReader(blob, d.size, d.short, "Extracting", emit)  # type: ignore[arg-type]
-                    layer = store.register_layer(reader, parent, expected_diff_id=diff_ids[i])  # type: ignore[arg-type]
+                    reader = ProgressReader(blob, d.size, d.short, "Extracting", emit)  # type: ignore[arg-type]  # a spooled file is a binary reader
+                    layer = store.register_layer(reader, parent, expected_diff_id=diff_ids[i])  # type: ignore[arg-type]  # ProgressReader reads like BinaryIO
                     reader.finish()
                 finally:
                     blob.close()

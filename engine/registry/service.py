@@ -4,10 +4,11 @@ All methods block (network, disk); callers run them in threads.
 """
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from .. import gojson
 from ..errors import EngineError, InvalidParameter
 from ..images import reference as refs
 from ..images.reference import Reference
@@ -18,8 +19,8 @@ from .auth import AuthConfig
 from .client import RegistryClient, RegistryConfig
 from .metadata import BlobMetadata
 from .progress import Emit
-from .push import Pusher
 from .pull import Platform, Puller, fetch_manifest, parse_platform, translate_pull_error
+from .push import Pusher
 
 
 def parse_pull_reference(image: str, tag: str) -> Reference:
@@ -34,32 +35,56 @@ def parse_pull_reference(image: str, tag: str) -> Reference:
     return ref
 
 
+class EventPublisher(Protocol):
+    def publish_action(self, type_: str, action: str, actor_id: str, attributes: dict[str, str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    name: str
+    description: str
+    star_count: int
+    is_official: bool
+    is_automated: bool
+
+
 class RegistryService:
-    def __init__(self, images: ImageStore, db: Database, config: RegistryConfig) -> None:
+    def __init__(self, images: ImageStore, db: Database, config: RegistryConfig,
+                 events: EventPublisher | None = None) -> None:
         self.images = images
         self.config = config
         self.metadata = BlobMetadata(db)
+        self._events = events
+
+    def _publish(self, action: str, actor: str, name: str) -> None:
+        if self._events is not None:
+            self._events.publish_action("image", action, actor, {"name": name})
 
     def client(self, domain: str, auth: AuthConfig) -> RegistryClient:
         return RegistryClient(domain, auth, self.config)
 
     # -- pull -------------------------------------------------------------------
     def pull(self, ref: Reference, auth: AuthConfig, emit: Emit, platform: str = "") -> list[str]:
-        """Pull a tag, a digest, or every tag of a bare name; returns the familiar names pulled."""
+        """Pull a tag, a digest, or every tag of a bare name; returns the familiar names pulled.
+        Once all are in, one "pull" event each: the actor is the reference, `name` its repository."""
         want: Platform | None = parse_platform(platform)
         puller = Puller(self.images, self.metadata, self.config)
         if ref.tag is not None or ref.digest is not None:
-            return [puller.pull(ref, auth, emit, want)]
-        out: list[str] = []
-        for tag in self.list_tags(ref, auth):
-            out.append(puller.pull(ref.with_tag(tag), auth, emit, want))
+            out = [puller.pull(ref, auth, emit, want)]
+        else:
+            out = [puller.pull(ref.with_tag(tag), auth, emit, want) for tag in self.list_tags(ref, auth)]
+        for name in out:
+            repo = name.split("@", 1)[0]
+            if ":" in repo.rsplit("/", 1)[-1]:
+                repo = repo.rsplit(":", 1)[0]
+            self._publish("pull", name, repo)
         return out
 
     def list_tags(self, ref: Reference, auth: AuthConfig) -> list[str]:
         with self.client(ref.domain, auth) as cli:
             try:
                 resp = cli.check(cli.request("GET", f"/v2/{ref.path}/tags/list", C.pull_scope(ref.path)))
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - translate_pull_error gives every failure dockerd's words
                 raise translate_pull_error(err, ref) from None
             return sorted((resp.json() or {}).get("tags") or [])
 
@@ -71,6 +96,24 @@ class RegistryService:
         elif ref.digest is not None:
             raise InvalidParameter("cannot push a digest reference")
         Pusher(self.images, self.metadata, self.config).push(ref, auth, emit)
+        self._publish("push", f"{name}:{tag}" if tag else name, name)
+
+    # -- search -----------------------------------------------------------------
+    def search(self, term: str, limit: int, flt: dict[str, list[str]]) -> list[SearchResult]:
+        """`docker search`, with dockerd's is-official, is-automated and stars filters."""
+        out: list[SearchResult] = []
+        for r in search(self.config, term, limit):
+            found = SearchResult(name=str(r.get("name", "")), description=str(r.get("description", "")),
+                                 star_count=int(r.get("star_count") or 0), is_official=bool(r.get("is_official")),
+                                 is_automated=bool(r.get("is_automated")))
+            if "is-official" in flt and str(found.is_official).lower() not in flt["is-official"]:
+                continue
+            if "is-automated" in flt and str(found.is_automated).lower() not in flt["is-automated"]:
+                continue
+            if "stars" in flt and any(found.star_count < int(v) for v in flt["stars"]):
+                continue
+            out.append(found)
+        return out
 
     # -- login ------------------------------------------------------------------
     def login(self, auth: AuthConfig) -> str:
@@ -89,9 +132,9 @@ class RegistryService:
         with self.client(ref.domain, auth) as cli:
             try:
                 body, media, digest = fetch_manifest(cli, ref.path, target, C.pull_scope(ref.path))
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - translate_pull_error gives every failure dockerd's words
                 raise translate_pull_error(err, ref) from None
-            doc = json.loads(body)
+            doc = gojson.loads(body)
             platforms: list[dict[str, Any]] = []
             if media in (C.MEDIA_DOCKER_LIST, C.MEDIA_OCI_INDEX):
                 for e in doc.get("manifests") or []:
@@ -100,7 +143,7 @@ class RegistryService:
             else:
                 cfg_digest = (doc.get("config") or {}).get("digest") or ""
                 data = b"".join(c for _, c in cli.iter_blob(ref.path, cfg_digest, C.pull_scope(ref.path)))
-                cfg = json.loads(data)
+                cfg = gojson.loads(data)
                 platforms.append(_platform_json({"architecture": cfg.get("architecture", ""),
                                                  "os": cfg.get("os", ""), "variant": cfg.get("variant", "")}))
         return {"Descriptor": {"mediaType": media, "digest": digest, "size": len(body)},
@@ -179,7 +222,7 @@ def search(config: RegistryConfig, term: str, limit: int) -> list[dict[str, Any]
                 cl.get(ping)
                 resp = cl.get(f"{scheme}://{index}/v1/search", params={"q": remote, "n": str(limit)})
         except httpx.HTTPError as err:
-            attempts.append(f"{scheme.upper()} attempt: {C._go_url_error('GET', ping, err, index)}")
+            attempts.append(f"{scheme.upper()} attempt: {C.go_url_error('GET', ping, err, index)}")
             continue
         if resp.status_code != 200:
             raise EngineError(f"Unexpected status code {resp.status_code}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at every shim start
     from typing import Any
@@ -41,11 +42,34 @@ def parse_mountinfo(text: str) -> tuple[dict[str, str], str | None]:
             if v2 is None or mnt == CGROUP_ROOT:
                 v2 = mnt
         elif fstype == "cgroup":
-            ctrls = [o for o in after[2].split(",") if o not in ("rw", "ro") and not o.startswith(("relatime", "noatime", "nosuid", "nodev", "noexec", "clone_children", "release_agent", "xattr", "nsdelegate", "noprefix", "cpuset_v2_mode"))]
+            ctrls = [
+                o
+                for o in after[2].split(",")
+                if o not in ("rw", "ro")
+                and not o.startswith(
+                    (
+                        "relatime",
+                        "noatime",
+                        "nosuid",
+                        "nodev",
+                        "noexec",
+                        "clone_children",
+                        "release_agent",
+                        "xattr",
+                        "nsdelegate",
+                        "noprefix",
+                        "cpuset_v2_mode",
+                    )
+                )
+            ]
             name = ",".join(ctrls)
             if name and name not in v1:
                 v1[name] = mnt
     return v1, v2
+
+
+class CgroupValueError(OSError):
+    """The kernel did not take a value as given (runc: "error setting cgroup config")."""
 
 
 def _write(path: str, value: str) -> None:
@@ -167,7 +191,7 @@ class CgroupV1:
         return None
 
     def create(self) -> None:
-        for name, d in self.dirs.items():
+        for name, _d in self.dirs.items():
             mnt = self.mounts[name]
             # create level by level: cpuset needs cpus/mems copied down before use
             rel = self.cgroups_path.strip("/").split("/")
@@ -223,6 +247,11 @@ class CgroupV1:
             shares = _int(cpu.get("shares"))
             if shares:
                 _write(os.path.join(cd, "cpu.shares"), str(shares))
+                # the kernel clamps the value to its range: runc reads it back and refuses
+                got = int(_read(os.path.join(cd, "cpu.shares")).strip() or shares)
+                if got != shares:
+                    bound = "maximum" if shares > got else "minimum"
+                    raise CgroupValueError(f"the {bound} allowed cpu-shares is {got}")
             period = _int(cpu.get("period"))
             if period:
                 _write(os.path.join(cd, "cpu.cfs_period_us"), str(period))
@@ -367,7 +396,9 @@ def device_rules(devices: list[dict[str, Any]]) -> list[tuple[bool, str]]:
         if typ == "a":
             text = "a"
         else:
-            text = f"{typ} {'*' if major is None or major < 0 else major}:{'*' if minor is None or minor < 0 else minor} {access}"
+            maj = "*" if major is None or major < 0 else major
+            mnr = "*" if minor is None or minor < 0 else minor
+            text = f"{typ} {maj}:{mnr} {access}"
         out.append((bool(d.get("allow")), text))
     if out:
         for typ, ma, mi, acc in _DEFAULT_ALLOWED:

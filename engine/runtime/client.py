@@ -13,12 +13,12 @@ import json
 import logging
 import os
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import Conflict, EngineError, InvalidParameter, Unavailable
 from engine.runtime import protocol as P
+from engine.runtime.api import ExitStatus
 from engine.runtime.shim import EXIT_FILE, SOCKET_NAME, STATE_FILE
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,6 @@ _BOOT = (
     "m=types.ModuleType('engine');m.__path__=[sys.argv[1]+'/engine'];sys.modules['engine']=m;"
     "from engine.runtime.shim import main;main(sys.argv[2:])"
 )
-
-
-@dataclass(frozen=True)
-class ExitStatus:
-    exit_code: int
-    finished_at: str
-    oom_killed: bool = False
-    error: str = ""
 
 
 class StartFailed(EngineError):
@@ -137,7 +129,7 @@ class _Conn:
                 raise Unavailable("connection to the container's shim closed")
             kind, payload = fr
             if kind == P.CTRL:
-                msg = json.loads(payload)
+                msg: dict[str, Any] = json.loads(payload)
                 if msg.get("id") == rid:
                     if not msg.get("ok"):
                         raise EngineError(msg.get("error", f"shim {op} failed"))
@@ -464,7 +456,7 @@ class ShimRuntime:
         container_id: str,
         bundle: Path,
         *,
-        log_path: Path,
+        log_path: Path | None,
         tty: bool,
         open_stdin: bool,
         stdin_once: bool,
@@ -523,7 +515,7 @@ class ShimRuntime:
         with proc.stdout:
             line = proc.stdout.readline()
             try:
-                report = json.loads(line) if line.strip() else None
+                report: dict[str, Any] | None = json.loads(line) if line.strip() else None
             except ValueError:
                 report = None
             if not report or not report.get("ok"):

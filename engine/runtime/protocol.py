@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import struct
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at every shim start
     from typing import Any

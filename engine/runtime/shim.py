@@ -66,12 +66,14 @@ import signal
 import socket
 import sys
 import time
+
+from engine.runtime import cgroups as cg
+from engine.runtime import protocol as P
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at every shim start
     from typing import Any
 
-from engine.runtime import cgroups as cg
-from engine.runtime import protocol as P
 
 SOCKET_NAME = "shim.sock"
 EXIT_FILE = "exit.json"
@@ -113,12 +115,12 @@ def _load_log_writer(path: str, max_size: int | None = None, max_files: int = 1,
         mod_name, _, cls_name = override.partition(":")
         mod = __import__(mod_name, fromlist=[cls_name])
         return getattr(mod, cls_name)(path)
-    from engine.logs.jsonfile import JsonFileWriter  # type: ignore[import-not-found]
+    from engine.logs.jsonfile import JsonFileWriter
     return JsonFileWriter(path, max_size=max_size, max_files=max_files, attrs=attrs)
 
 
 class Client:
-    __slots__ = ("sock", "rbuf", "wbuf", "attached", "want", "stdin", "stdin_closed", "waits", "exec")
+    __slots__ = ("attached", "exec", "rbuf", "sock", "stdin", "stdin_closed", "waits", "want", "wbuf")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -135,7 +137,7 @@ class Client:
 class Stdio:
     """One process's stdio as the shim holds it: output fds, stdin, pty master."""
 
-    __slots__ = ("outputs", "master", "stdin_w", "stdin_buf", "stdin_close_pending", "paused", "exec")
+    __slots__ = ("exec", "master", "outputs", "paused", "stdin_buf", "stdin_close_pending", "stdin_w")
 
     def __init__(self, exec_: Exec | None = None) -> None:
         self.outputs: dict[int, int] = {}   # fd -> stream kind (1/2)
@@ -150,7 +152,7 @@ class Stdio:
 class Exec:
     """A process started in the running container (docker exec)."""
 
-    __slots__ = ("exec_id", "pid", "io", "client", "exit", "reaped_at")
+    __slots__ = ("client", "exec_id", "exit", "io", "pid", "reaped_at")
 
     def __init__(self, exec_id: str, client: Client) -> None:
         self.exec_id = exec_id
@@ -225,10 +227,20 @@ class Shim:
                 try:
                     self.cgroup.create()
                     self.cgroup.apply(linux.get("resources"))
+                except cg.CgroupValueError as e:
+                    self._destroy_cgroup()
+                    return {
+                        "ok": False, "exit_code": 128,
+                        "message": "error during container init: error setting cgroup config for procHooks "
+                                   f"process: {e}",
+                    }
                 except OSError as e:
                     self._destroy_cgroup()
-                    return {"ok": False, "message": f"failed to set up cgroup {linux['cgroupsPath']}: {e.strerror or e}",
-                            "exit_code": 128}
+                    return {
+                        "ok": False,
+                        "message": f"failed to set up cgroup {linux['cgroupsPath']}: {e.strerror or e}",
+                        "exit_code": 128,
+                    }
 
         if linux.get("seccomp"):
             try:
@@ -893,8 +905,7 @@ class Shim:
         Done when the shim is idle after the start, not before: that would delay the start."""
         self.preload_at = None
         if "engine.runtime.init" not in sys.modules:
-            import engine.runtime.init  # noqa: F401
-            import engine.oci.caps  # noqa: F401
+            pass
 
     def _finish_exec(self, ex: Exec) -> None:
         assert ex.exit is not None
@@ -944,10 +955,16 @@ def main(argv: list[str] | None = None) -> None:
         os._exit(0)
     shim = Shim(opts)
     try:
-        shim.log = _load_log_writer(opts.get("log_path", ""), opts.get("log_max_size"), int(opts.get("log_max_files") or 1),
-                                     opts.get("log_attrs"))
+        shim.log = _load_log_writer(
+            opts.get("log_path", ""),
+            opts.get("log_max_size"),
+            int(opts.get("log_max_files") or 1),
+            opts.get("log_attrs"),
+        )
     except Exception as e:  # noqa: BLE001
-        os.write(1, (json.dumps({"ok": False, "message": f"failed to open log file: {e}", "exit_code": 128}) + "\n").encode())
+        os.write(
+            1, (json.dumps({"ok": False, "message": f"failed to open log file: {e}", "exit_code": 128}) + "\n").encode()
+        )
         os._exit(1)
     try:
         report = shim.create()

@@ -18,6 +18,7 @@ import os
 import resource as _resource
 import socket
 import struct
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -157,7 +158,17 @@ class Syscalls:
         """The mount flags (MS_*) of the mount holding ``path``."""
         f = os.statvfs(path).f_flag
         # ST_* values equal MS_* for these bits.
-        keep = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_SYNCHRONOUS | MS_MANDLOCK | MS_NOATIME | MS_NODIRATIME | MS_RELATIME
+        keep = (
+            MS_RDONLY
+            | MS_NOSUID
+            | MS_NODEV
+            | MS_NOEXEC
+            | MS_SYNCHRONOUS
+            | MS_MANDLOCK
+            | MS_NOATIME
+            | MS_NODIRATIME
+            | MS_RELATIME
+        )
         return f & keep
 
     def cap_permitted(self) -> int:

@@ -9,8 +9,18 @@ from .copy import CopySnapshotter
 from .mount import Mount, is_mounted, mount_all, unmount, unmount_all
 from .overlay import OverlaySnapshotter
 
-__all__ = ["Mount", "Snapshotter", "SnapshotInfo", "OverlaySnapshotter", "CopySnapshotter",
-           "make_snapshotter", "mount_all", "unmount", "unmount_all", "is_mounted"]
+__all__ = [
+    "CopySnapshotter",
+    "Mount",
+    "OverlaySnapshotter",
+    "SnapshotInfo",
+    "Snapshotter",
+    "is_mounted",
+    "make_snapshotter",
+    "mount_all",
+    "unmount",
+    "unmount_all",
+]
 
 
 def make_snapshotter(driver: str, root: Path, db: Database) -> OverlaySnapshotter | CopySnapshotter:

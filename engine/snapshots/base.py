@@ -15,6 +15,7 @@ directories without a record (or still named ``tmp-*``/``rm-*``) are dropped.
 """
 from __future__ import annotations
 
+import builtins
 import os
 import secrets
 import shutil
@@ -27,7 +28,9 @@ from typing import Any, Protocol
 
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..state.db import Database
-from .mount import Mount, mount_all as _mount_all, unmount as _unmount
+from .mount import Mount
+from .mount import mount_all as _mount_all
+from .mount import unmount as _unmount
 
 KIND_ACTIVE = "active"
 KIND_VIEW = "view"
@@ -73,11 +76,11 @@ class Snapshotter(Protocol):
     def stat(self, key: str) -> SnapshotInfo: ...
     def exists(self, key: str) -> bool: ...
     def list(self) -> list[SnapshotInfo]: ...
-    def children(self, key: str) -> list[str]: ...
+    def children(self, key: str) -> builtins.list[str]: ...
     def usage(self, key: str) -> int: ...
     def upper_dir(self, key: str) -> Path: ...
     def describe(self, key: str) -> dict[str, str]: ...
-    def mount_all(self, mounts: list[Mount], target: str) -> None: ...
+    def mount_all(self, mounts: builtins.list[Mount], target: str) -> None: ...
     def unmount(self, target: str) -> None: ...
 
 
@@ -256,7 +259,7 @@ class BaseSnapshotter:
     def describe(self, key: str) -> dict[str, str]:
         raise NotImplementedError
 
-    def mount_all(self, mounts: list[Mount], target: str) -> None:
+    def mount_all(self, mounts: builtins.list[Mount], target: str) -> None:
         _mount_all(mounts, target)
 
     def unmount(self, target: str) -> None:

@@ -61,7 +61,7 @@ def _lib() -> ctypes.CDLL:
     return _libc
 
 
-def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+def mount_raw(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
     rc = _lib().mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
                       data.encode() if data else None)
     if rc != 0:
@@ -84,16 +84,16 @@ def split_options(options: tuple[str, ...]) -> tuple[int, list[str]]:
 def mount_one(m: Mount, target: str) -> None:
     flags, data = split_options(m.options)
     if m.type == "bind" or flags & MS_BIND:
-        _mount(m.source, target, None, flags | MS_BIND, None)
+        mount_raw(m.source, target, None, flags | MS_BIND, None)
         if flags & MS_RDONLY:
             # A bind mount ignores MS_RDONLY; read-only needs a remount.
-            _mount("", target, None, flags | MS_BIND | MS_REMOUNT, None)
+            mount_raw("", target, None, flags | MS_BIND | MS_REMOUNT, None)
         return
     text = ",".join(data)
     if len(text.encode()) > _MAX_DATA:
         _mount_long_overlay(m, target, flags, data)
         return
-    _mount(m.source, target, m.type, flags, text)
+    mount_raw(m.source, target, m.type, flags, text)
 
 
 def _mount_long_overlay(m: Mount, target: str, flags: int, data: list[str]) -> None:

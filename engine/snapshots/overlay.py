@@ -4,6 +4,7 @@ the active snapshot's ``fs`` (upper) and ``work``."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .base import KIND_ACTIVE, BaseSnapshotter, SnapshotInfo, describe_dirs
 from .mount import Mount
@@ -20,7 +21,7 @@ class OverlaySnapshotter(BaseSnapshotter):
     driver = "overlay2"
     apply_mode = "overlay"
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         # With the inode index on, a lower layer shared by two mounts makes the
         # second mount fail; Docker turns it off for the same reason.
         self._extra = ("index=off",) if _index_is_on() else ()

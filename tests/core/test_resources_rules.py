@@ -15,27 +15,50 @@ HOST = res.HostLimits(ncpu=2, cpus="0-1", mems="0", swap_limit=True, blkio_weigh
 MB = 1 << 20
 
 
-@pytest.mark.parametrize("r, message", [
-    (Resources(memory=1024), "Minimum memory limit allowed is 6MB"),
-    (Resources(memory=8 * MB, memory_swap=4 * MB), "Minimum memoryswap limit should be larger than memory limit, see usage"),
-    (Resources(memory_swap=8 * MB), "You should always set the Memory limit when using Memoryswap limit, see usage"),
-    (Resources(memory_swappiness=101), "Invalid value: 101, valid memory swappiness range is 0-100"),
-    (Resources(memory_reservation=1024), "Minimum memory reservation allowed is 6MB"),
-    (Resources(memory=8 * MB, memory_reservation=16 * MB),
-     "Minimum memory limit can not be less than memory reservation limit, see usage"),
-    (Resources(nano_cpus=-1), "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"),
-    (Resources(nano_cpus=3 * 10**9), "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"),
-    (Resources(nano_cpus=10**9, cpu_period=50000), "Conflicting options: Nano CPUs and CPU Period cannot both be set"),
-    (Resources(nano_cpus=10**9, cpu_quota=50000), "Conflicting options: Nano CPUs and CPU Quota cannot both be set"),
-    (Resources(cpu_period=999), "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"),
-    (Resources(cpu_period=1_000_001), "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"),
-    (Resources(cpu_quota=999), "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
-    (Resources(cpuset_cpus="2"), "Requested CPUs are not available - requested 2, available: 0-1"),
-    (Resources(cpuset_cpus="1-0"), "Invalid value 1-0 for cpuset cpus: invalid range: 1-0"),
-    (Resources(cpuset_mems="0,1"), "Requested memory nodes are not available - requested 0,1, available: 0"),
-    (Resources(blkio_weight=5), "Range of blkio weight is from 10 to 1000"),
-    (Resources(oom_score_adj=-1001), "Invalid value -1001, range for oom score adj is [-1000, 1000]"),
-])
+@pytest.mark.parametrize(
+    "r, message",
+    [
+        (Resources(memory=1024), "Minimum memory limit allowed is 6MB"),
+        (
+            Resources(memory=8 * MB, memory_swap=4 * MB),
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ),
+        (
+            Resources(memory_swap=8 * MB),
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ),
+        (Resources(memory_swappiness=101), "Invalid value: 101, valid memory swappiness range is 0-100"),
+        (Resources(memory_reservation=1024), "Minimum memory reservation allowed is 6MB"),
+        (
+            Resources(memory=8 * MB, memory_reservation=16 * MB),
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        ),
+        (Resources(nano_cpus=-1), "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"),
+        (Resources(nano_cpus=3 * 10**9), "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"),
+        (
+            Resources(nano_cpus=10**9, cpu_period=50000),
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+        ),
+        (
+            Resources(nano_cpus=10**9, cpu_quota=50000),
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+        ),
+        (
+            Resources(cpu_period=999),
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ),
+        (
+            Resources(cpu_period=1_000_001),
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ),
+        (Resources(cpu_quota=999), "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
+        (Resources(cpuset_cpus="2"), "Requested CPUs are not available - requested 2, available: 0-1"),
+        (Resources(cpuset_cpus="1-0"), "Invalid value 1-0 for cpuset cpus: invalid range: 1-0"),
+        (Resources(cpuset_mems="0,1"), "Requested memory nodes are not available - requested 0,1, available: 0"),
+        (Resources(blkio_weight=5), "Range of blkio weight is from 10 to 1000"),
+        (Resources(oom_score_adj=-1001), "Invalid value -1001, range for oom score adj is [-1000, 1000]"),
+    ],
+)
 def test_validation_words(r: Resources, message: str) -> None:
     with pytest.raises(InvalidParameter) as e:
         res.validate(r, HOST)
@@ -52,7 +75,8 @@ def test_host_without_swap_accounting_or_blkio_weight_warns_and_drops() -> None:
     r, warnings = res.validate(Resources(memory=32 * MB, memory_swap=64 * MB, blkio_weight=300), host)
     assert r.memory_swap == -1 and r.blkio_weight == 0
     assert warnings == [
-        "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.",
+        "Your kernel does not support swap limit capabilities or the cgroup is not mounted."
+        " Memory limited without swap.",
         "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
     ]
 

@@ -6,8 +6,14 @@ import asyncio
 import pytest
 
 from engine.containers.restart import (
-    DEFAULT_DELAY, MAX_DELAY, RestartManager, policy_allows, should_restart_on_boot,
+    DEFAULT_DELAY,
+    MAX_DELAY,
+    RestartManager,
+    policy_allows,
+    should_restart_on_boot,
+    validate_policy,
 )
+from engine.errors import InvalidParameter
 from engine.types import RestartPolicy
 
 ALWAYS = RestartPolicy("always")
@@ -99,3 +105,23 @@ def test_wait_runs_out_or_is_cancelled() -> None:
 ])
 def test_boot_decision(policy: RestartPolicy, code: int, manual: bool, started: bool, want: bool) -> None:
     assert should_restart_on_boot(policy, code, manual, 0, started) is want
+
+
+@pytest.mark.parametrize("name, retries, words", [
+    ("sometimes", 0, "invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', 'on-failure', "
+                     "or 'unless-stopped'"),
+    ("always", 2, "invalid restart policy: maximum retry count can only be used with 'on-failure'"),
+    ("always", -1, "invalid restart policy: maximum retry count can only be used with 'on-failure' and cannot be "
+                   "negative"),
+    ("on-failure", -1, "invalid restart policy: maximum retry count cannot be negative"),
+])
+def test_validate_policy_words(name: str, retries: int, words: str) -> None:
+    with pytest.raises(InvalidParameter) as err:
+        validate_policy(RestartPolicy(name=name, maximum_retry_count=retries))
+    assert str(err.value) == words
+
+
+@pytest.mark.parametrize("name, retries", [("", 0), ("no", 0), ("always", 0), ("unless-stopped", 0),
+                                           ("on-failure", 0), ("on-failure", 5)])
+def test_validate_policy_accepts(name: str, retries: int) -> None:
+    validate_policy(RestartPolicy(name=name, maximum_retry_count=retries))

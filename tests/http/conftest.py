@@ -165,7 +165,7 @@ class ServerThread:
         fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
         return fut.result(timeout)
 
-    def start(self) -> "ServerThread":
+    def start(self) -> ServerThread:
         self.run(self.server.start())
         return self
 
@@ -233,7 +233,7 @@ def _write_certs(d: Path) -> Certs:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def key() -> ec.EllipticCurvePrivateKey:
         return ec.generate_private_key(ec.SECP256R1())
@@ -306,13 +306,13 @@ class WireClient:
         self.buf = b""
 
     @classmethod
-    def unix(cls, path: str) -> "WireClient":
+    def unix(cls, path: str) -> WireClient:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(path)
         return cls(s)
 
     @classmethod
-    def tcp(cls, port: int) -> "WireClient":
+    def tcp(cls, port: int) -> WireClient:
         return cls(socket.create_connection(("127.0.0.1", port)))
 
     def send(self, data: bytes) -> None:

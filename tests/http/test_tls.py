@@ -31,11 +31,12 @@ def test_rest_over_tls_with_keep_alive_and_client_cert(tls_server: ServerThread,
     for _ in range(3):
         assert c.request("GET", "/ping")[:3:2] == (200, b"OK")
     status, _, body = c.request("GET", "/peer/x")
+    assert status == 200
     info = body_json(body)
     assert info["scheme"] == "https"
     subject = dict(x[0] for x in info["tls_client_cert"]["subject"])
     assert subject["commonName"] == "test-client"
-    status, _, body = c.request("POST", "/echo", b"z" * 200000)
+    _status, _, body = c.request("POST", "/echo", b"z" * 200000)
     assert body_json(body)["length"] == 200000
 
 

@@ -8,9 +8,10 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,7 @@ class Env:
     snapshotter: Any
     store: ImageStore
 
-    def reopen(self) -> "Env":
+    def reopen(self) -> Env:
         """A new set of objects over the same directories (a daemon restart)."""
         self.db.close()
         return make_env(self.root, self.snapshotter.driver)
@@ -107,29 +108,29 @@ class TarBuilder:
             setattr(i, k, v)
         return i
 
-    def dir(self, name: str, mode: int = 0o755, **kw: Any) -> "TarBuilder":
+    def dir(self, name: str, mode: int = 0o755, **kw: Any) -> TarBuilder:
         self.tar.addfile(self._info(name, tarfile.DIRTYPE, mode, **kw))
         return self
 
-    def file(self, name: str, data: bytes = b"", mode: int = 0o644, **kw: Any) -> "TarBuilder":
+    def file(self, name: str, data: bytes = b"", mode: int = 0o644, **kw: Any) -> TarBuilder:
         i = self._info(name, tarfile.REGTYPE, mode, **kw)
         i.size = len(data)
         self.tar.addfile(i, io.BytesIO(data))
         return self
 
-    def symlink(self, name: str, target: str, **kw: Any) -> "TarBuilder":
+    def symlink(self, name: str, target: str, **kw: Any) -> TarBuilder:
         self.tar.addfile(self._info(name, tarfile.SYMTYPE, 0o777, linkname=target, **kw))
         return self
 
-    def hardlink(self, name: str, target: str, **kw: Any) -> "TarBuilder":
+    def hardlink(self, name: str, target: str, **kw: Any) -> TarBuilder:
         self.tar.addfile(self._info(name, tarfile.LNKTYPE, 0o644, linkname=target, **kw))
         return self
 
-    def chardev(self, name: str, major: int, minor: int, mode: int = 0o666) -> "TarBuilder":
+    def chardev(self, name: str, major: int, minor: int, mode: int = 0o666) -> TarBuilder:
         self.tar.addfile(self._info(name, tarfile.CHRTYPE, mode, devmajor=major, devminor=minor))
         return self
 
-    def fifo(self, name: str, mode: int = 0o600) -> "TarBuilder":
+    def fifo(self, name: str, mode: int = 0o600) -> TarBuilder:
         self.tar.addfile(self._info(name, tarfile.FIFOTYPE, mode))
         return self
 

@@ -66,7 +66,7 @@ def image_archive(layers: list[bytes], tag: str = "big:1", layer_names: list[str
     cfg = _config([_sha(l) for l in layers])
     files: list[Any] = []
     seen = set()
-    for name, data in zip(names, layers):
+    for name, data in zip(names, layers, strict=True):
         if name not in seen:
             files.append((name, data))
             seen.add(name)
@@ -150,7 +150,7 @@ def test_load_follows_symlinks_inside_the_archive(env: Env) -> None:
     hexd = _sha(layer)[7:]
     # the layer is stored under blobs/ and the manifest names it through a relative symlink
     data = _archive([(f"blobs/sha256/{hexd}", layer), _symlink("legacy", "blobs/../old"),
-                     _symlink(f"old", "."), _symlink(f"{hexd}", f"blobs/sha256/{hexd}"),
+                     _symlink("old", "."), _symlink(f"{hexd}", f"blobs/sha256/{hexd}"),
                      ("c.json", _config([_sha(layer)])),
                      ("manifest.json", json.dumps([{"Config": "c.json", "RepoTags": ["lnk:1"],
                                                     "Layers": [f"legacy/{hexd}"]}]).encode())])

@@ -91,7 +91,7 @@ def test_prune_rules(env: Env) -> None:
     def users(image_id: str) -> list[tuple[str, bool]]:
         return [("c" * 64, False)] if image_id == used else []
     report = env.store.prune({}, users)
-    assert [d for d in report.deleted if "Deleted" in d][0] == {"Deleted": dangling}
+    assert next(d for d in report.deleted if "Deleted" in d) == {"Deleted": dangling}
     assert report.space_reclaimed == 100
     report = env.store.prune({"dangling": ["false"], "label!": ["k=w"]}, users)
     assert report.deleted == ()

@@ -123,7 +123,7 @@ def test_load_dockerd_archive(env: Env, tmp: Path) -> None:
 def test_load_twice_is_quiet_about_layers_and_renames(env: Env) -> None:
     load_saved(env)
     env.store.tag("tiny2:v1", "tiny", "latest")  # tiny:latest now names another image
-    names, msgs = load_saved(env)
+    _names, msgs = load_saved(env)
     assert not [m for m in msgs if "status" in m]  # layers already present
     assert msgs[0] == {"stream": f"The image tiny:latest already exists, renaming the old one with ID {TINY2} "
                                  "to empty string\n"}
@@ -225,7 +225,7 @@ def test_load_rejects_bad_archives(env: Env) -> None:
         env.store.load(_archive({"c.json": win, "manifest.json": json.dumps(
             [{"Config": "c.json", "RepoTags": [], "Layers": []}]).encode()}))
     assert env.store.list() == []
-    assert [i for i in env.snapshotter.list()] == []
+    assert list(env.snapshotter.list()) == []
     assert list((env.root / "tmp").iterdir()) == []
 
 

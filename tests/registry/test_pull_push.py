@@ -8,13 +8,21 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from conformance_tests.registry import (Registry, blob_file, put_manifest,
-                                        seed_image, sha256_digest, start_registry, upload_oci_image)
+from conformance_tests.registry import (
+    Registry,
+    blob_file,
+    put_manifest,
+    seed_image,
+    sha256_digest,
+    start_registry,
+    upload_oci_image,
+)
 from engine.content.store import ContentStore
 from engine.errors import EngineError, NotFound
 from engine.images import reference as refs

@@ -11,8 +11,9 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -22,8 +23,35 @@ from engine.runtime.client import ShimRuntime
 T = TypeVar("T")
 
 BUSYBOX = "/bin/busybox"
-APPLETS = ("sh", "echo", "cat", "ls", "id", "hostname", "sleep", "true", "false", "grep", "tty", "stat", "pwd",
-           "mount", "ps", "head", "kill", "touch", "wc", "ip", "ulimit", "env", "test", "stty", "printf", "tr", "unshare")
+APPLETS = (
+    "sh",
+    "echo",
+    "cat",
+    "ls",
+    "id",
+    "hostname",
+    "sleep",
+    "true",
+    "false",
+    "grep",
+    "tty",
+    "stat",
+    "pwd",
+    "mount",
+    "ps",
+    "head",
+    "kill",
+    "touch",
+    "wc",
+    "ip",
+    "ulimit",
+    "env",
+    "test",
+    "stty",
+    "printf",
+    "tr",
+    "unshare",
+)
 CGROUP_PARENT = f"pydockerd-test-{os.getpid()}"
 
 

@@ -65,9 +65,17 @@ def test_v1_create_apply_destroy(tmp_path: Path) -> None:
     assert (tmp_path / "cpuset" / "pydockerd" / "abc" / "cpuset.cpus").read_text() == "0-1"
     assert (tmp_path / "cpuset" / "pydockerd" / "abc" / "cpuset.mems").read_text() == "0"
     mem = tmp_path / "memory" / "pydockerd" / "abc"
-    m.apply({"memory": {"limit": 1 << 20, "swap": 2 << 20, "reservation": 1 << 19},
-             "pids": {"limit": 10}, "cpu": {"shares": 512, "quota": 50000, "period": 100000},
-             "devices": [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]})
+    m.apply(
+        {
+            "memory": {"limit": 1 << 20, "swap": 2 << 20, "reservation": 1 << 19},
+            "pids": {"limit": 10},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+            "devices": [
+                {"allow": False, "access": "rwm"},
+                {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            ],
+        }
+    )
     assert (mem / "memory.limit_in_bytes").read_text() == str(1 << 20)
     assert (mem / "memory.memsw.limit_in_bytes").read_text() == str(2 << 20)
     assert (mem / "memory.soft_limit_in_bytes").read_text() == str(1 << 19)

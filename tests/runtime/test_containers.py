@@ -5,14 +5,10 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
 from engine.errors import InvalidParameter
-from engine.runtime.client import ShimRuntime
 from tests.runtime.conftest import Bench, collect, run, wait_pid_gone
 
 
@@ -31,7 +27,10 @@ def test_echo_output_attach_and_log(bench: Bench) -> None:
         assert st.finished_at.endswith("Z")
     run(go())
     lines = bench.log_lines()
-    assert [(x["stream"], x["log"]) for x in lines if x["stream"] == "stdout"] == [("stdout", "hello\n"), ("stdout", "partial")]
+    assert [(x["stream"], x["log"]) for x in lines if x["stream"] == "stdout"] == [
+        ("stdout", "hello\n"),
+        ("stdout", "partial"),
+    ]
     assert ("stderr", "oops\n") in [(x["stream"], x["log"]) for x in lines]
     exit_json = json.loads((bench.bundle / "exit.json").read_text())
     assert exit_json["exit_code"] == 0 and exit_json["signal"] is None and exit_json["oom_killed"] is False
@@ -178,7 +177,7 @@ def test_user_switch_and_caps(bench: Bench) -> None:
         await a.close()
         await h.close()
         return (out + err).decode()
-    from engine.oci.user import resolve_user
+    from engine.containers.hostaccess import resolve_user
     uid, gid, groups = resolve_user(bench.rootfs, "user1")
     out = run(go(uid=uid, gid=gid, additional_gids=groups))
     assert out.splitlines()[:3] == ["1000", "1000", "1000 2000"]
@@ -292,8 +291,10 @@ def test_multiple_waiters(bench: Bench) -> None:
 
 def test_memory_and_pids_limits_applied(bench: Bench) -> None:
     async def go() -> str:
-        h = await bench.create(["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"],
-                               resources={"memory": {"limit": 64 * 1024 * 1024}, "pids": {"limit": 50}})
+        h = await bench.create(
+            ["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"],
+            resources={"memory": {"limit": 64 * 1024 * 1024}, "pids": {"limit": 50}},
+        )
         a = await h.attach(stdin=False, stdout=True, stderr=True)
         await h.start()
         out, err = await collect(a)
@@ -344,7 +345,9 @@ def test_host_network_and_pid_namespaces(bench: Bench) -> None:
 def test_large_output_with_slow_reader_loses_nothing(bench: Bench) -> None:
     async def go() -> None:
         # ~6 MiB through one attach that reads late: exercises the shim's backpressure
-        h = await bench.create(["sh", "-c", "i=0; while [ $i -lt 3000 ]; do head -c 2047 /dev/zero | tr '\\0' x; echo; i=$((i+1)); done"])
+        h = await bench.create(
+            ["sh", "-c", "i=0; while [ $i -lt 3000 ]; do head -c 2047 /dev/zero | tr '\\0' x; echo; i=$((i+1)); done"]
+        )
         a = await h.attach(stdin=False, stdout=True, stderr=False)
         await h.start()
         total = 0
@@ -391,7 +394,7 @@ def test_pause_resume_stats_pids_update(bench: Bench) -> None:
 
 
 def test_volume_like_binds_ro_rw_and_tmpfs_and_device(bench: Bench, tmp_path) -> None:
-    from engine.oci.devices import device_from_path
+    from engine.containers.devices import device_from_path
     vol = tmp_path / "vol"
     vol.mkdir()
     (vol / "f").write_text("from-host\n")

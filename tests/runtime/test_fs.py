@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from engine.runtime import fs
-from engine.runtime import syscalls as S
 from engine.runtime import protocol as P
+from engine.runtime import syscalls as S
 
 
 def test_secure_join_stays_in_root(tmp_path: Path) -> None:

@@ -1,7 +1,6 @@
 """The init sequence on the recording fake: order, arguments and error reporting, no root needed."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +143,9 @@ def test_missing_command(rootfs: Path) -> None:
 
 def test_namespace_paths_use_setns(rootfs: Path) -> None:
     sysc = S.RecordingSyscalls()
-    run_init(_cfg(rootfs, namespaces=(("mount", None), ("network", "/run/netns/n1"), ("uts", None), ("pid", None))), sysc)
+    run_init(
+        _cfg(rootfs, namespaces=(("mount", None), ("network", "/run/netns/n1"), ("uts", None), ("pid", None))), sysc
+    )
     assert ("setns", "/run/netns/n1", S.CLONE_NEWNET) in sysc.calls
     un = next(c for c in sysc.calls if c[0] == "unshare")
     assert un[1] == S.CLONE_NEWNS | S.CLONE_NEWUTS

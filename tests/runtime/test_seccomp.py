@@ -92,12 +92,20 @@ def test_capabilities_lift_restrictions() -> None:
 
 def test_allowlist_profile_and_masked_64bit_args() -> None:
     profile = {
-        "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
         "syscalls": [
             {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
-            {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 0xFFFFFFFF, "op": "SCMP_CMP_EQ"}]},
-            {"names": ["ioctl"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 1, "value": 0xFF00000000, "valueTwo": 0x1200000000, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {
+                "names": ["personality"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": 0xFFFFFFFF, "op": "SCMP_CMP_EQ"}],
+            },
+            {
+                "names": ["ioctl"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 1, "value": 0xFF00000000, "valueTwo": 0x1200000000, "op": "SCMP_CMP_MASKED_EQ"}],
+            },
             {"names": ["no_such_syscall"], "action": "SCMP_ACT_ALLOW"},
         ],
     }

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.containers import hostaccess
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.oci import hostopts
-from engine.oci.seccomp import default_document, default_profile, to_oci, Target
+from engine.oci.seccomp import Target, default_document, default_profile, to_oci
 from engine.oci.spec import SpecInput, build_spec
 from engine.types import HostConfig
 
@@ -26,10 +27,10 @@ NO_PEERS = _peers({})
 
 
 def _spec(hc: HostConfig, peers: hostopts.Peers = NO_PEERS, group_file: str = "", cdir: str = "/nonexistent") -> dict:
-    opts = hostopts.spec_options(hc, ["sh"], peers, group_file, cdir)
+    opts = hostopts.spec_options(hc, ["sh"], peers, group_file, cdir, hostaccess.HOST)
     args = opts.pop("args", ["sh"])
     # what the container service adds itself
-    own = dict(privileged=hc.privileged, cap_add=tuple(hc.cap_add), cap_drop=tuple(hc.cap_drop))
+    own = {"privileged": hc.privileged, "cap_add": tuple(hc.cap_add), "cap_drop": tuple(hc.cap_drop)}
     return build_spec(SpecInput(container_id="c" * 64, rootfs="/r", args=args, hostname="h", **own, **opts))
 
 
@@ -90,7 +91,7 @@ def test_uts_host_conflicts_with_hostname() -> None:
 # ------------------------------------------------------------------ seccomp
 def test_seccomp_choices() -> None:
     assert _spec(HostConfig())["linux"]["seccomp"] == default_profile(
-        [c for c in _spec(HostConfig())["process"]["capabilities"]["bounding"]])
+        list(_spec(HostConfig())["process"]["capabilities"]["bounding"]))
     assert "seccomp" not in _spec(HostConfig(security_opt=("seccomp=unconfined",)))["linux"]
     assert _spec(HostConfig(security_opt=("seccomp=builtin",)))["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
     custom = {"defaultAction": "SCMP_ACT_LOG", "syscalls": [
@@ -196,13 +197,18 @@ def test_pid_and_uts_modes() -> None:
 def test_shareable_shm_is_a_host_tmpfs(tmp_path: Path) -> None:
     cdir = tmp_path / "c"
     try:
-        s = _spec(HostConfig(ipc_mode="shareable", shm_size=1 << 20), cdir=str(cdir))
+        hc = HostConfig(ipc_mode="shareable", shm_size=1 << 20)
+        s = _spec(hc, cdir=str(cdir))
         shm = cdir / "mounts" / "shm"
         assert [m["source"] for m in s["mounts"] if m["destination"] == "/dev/shm"] == [str(shm)]
+        assert not shm.exists()                  # the spec options mount nothing: the bundle step does
+        assert hostopts.shareable_shm_size(hc) == 1 << 20
+        assert hostopts.shareable_shm_size(HostConfig()) is None
+        assert hostaccess.mount_shareable_shm(str(cdir), 1 << 20) == str(shm)
         line = next(ln for ln in Path("/proc/self/mounts").read_text().splitlines() if ln.split()[1] == str(shm))
         assert line.split()[2] == "tmpfs" and "size=1024k" in line
     finally:
-        hostopts.release_shm(str(cdir))
+        hostaccess.release_shm(str(cdir))
     assert not any(ln.split()[1] == str(cdir / "mounts" / "shm")
                    for ln in Path("/proc/self/mounts").read_text().splitlines())
 
@@ -216,7 +222,9 @@ def test_sysctls_on_top_of_defaults() -> None:
 
 def test_devices_and_rules() -> None:
     s = _spec(HostConfig(devices=(("/dev/null", "/dev/mynull", "rz"),), device_cgroup_rules=("c 240:* rm", "a *:* r")))
-    assert [(d["path"], d["type"], d["major"], d["minor"]) for d in s["linux"]["devices"]] == [("/dev/mynull", "c", 1, 3)]
+    assert [(d["path"], d["type"], d["major"], d["minor"]) for d in s["linux"]["devices"]] == [
+        ("/dev/mynull", "c", 1, 3)
+    ]
     rules = s["linux"]["resources"]["devices"]
     assert {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "r"} in rules
     assert rules[-3:] == [{"allow": True, "type": "c", "major": 240, "access": "rm"},

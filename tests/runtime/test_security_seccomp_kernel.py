@@ -68,7 +68,7 @@ def _in_child(filter_prog: bytes | None, calls: list[tuple[str, int, int]]) -> l
                     out.append(-ctypes.get_errno() if ret == -1 else ret)
             os.write(w, struct.pack(f"{len(out)}q", *out))
             os._exit(0)
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - the forked child must never return into pytest
             os._exit(5)
     os.close(w)
     data = b""

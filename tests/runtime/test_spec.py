@@ -6,8 +6,8 @@ from engine.oci.spec import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, SpecIn
 
 
 def _inp(**kw: object) -> SpecInput:
-    base = dict(container_id="c" * 64, rootfs="/r/rootfs", args=["sleep", "1000"], hostname="e6ac8bdb2307",
-                env=["PATH=/usr/bin", "HOSTNAME=e6ac8bdb2307"], cgroups_path="/docker/" + "c" * 64)
+    base = {"container_id": "c" * 64, "rootfs": "/r/rootfs", "args": ["sleep", "1000"], "hostname": "e6ac8bdb2307",
+                "env": ["PATH=/usr/bin", "HOSTNAME=e6ac8bdb2307"], "cgroups_path": "/docker/" + "c" * 64}
     base.update(kw)
     return SpecInput(**base)  # type: ignore[arg-type]
 
@@ -56,7 +56,7 @@ def test_non_root_user_gets_bounding_only() -> None:
 def test_tty_readonly_domainname_rlimits_nnp() -> None:
     s = build_spec(_inp(tty=True, readonly_rootfs=True, domainname="example.com", no_new_privileges=True,
                         rlimits=(("nofile", 100, 200),)))
-    assert list(s["process"])[0] == "terminal" and s["process"]["terminal"] is True
+    assert next(iter(s["process"])) == "terminal" and s["process"]["terminal"] is True
     assert s["root"]["readonly"] is True
     assert s["domainname"] == "example.com"
     assert s["process"]["noNewPrivileges"] is True
@@ -109,14 +109,21 @@ def test_resources_merge() -> None:
 
 
 def test_devices_are_created_and_allowed() -> None:
-    from engine.oci.devices import device_from_path, host_devices
+    from engine.containers.devices import device_from_path, host_devices
     d = device_from_path("/dev/null", "/dev/mynull", "rw")
     assert d["type"] == "c" and (d["major"], d["minor"]) == (1, 3)
     s = build_spec(_inp(devices=(d,)))
     assert s["linux"]["devices"] == [{k: v for k, v in d.items() if k != "access"}]
-    assert s["linux"]["resources"]["devices"][-1] == {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"}
+    assert s["linux"]["resources"]["devices"][-1] == {
+        "allow": True,
+        "type": "c",
+        "major": 1,
+        "minor": 3,
+        "access": "rw",
+    }
     assert any(x["path"] == "/dev/null" for x in host_devices())
     import pytest
+
     from engine.errors import InvalidParameter
     with pytest.raises(InvalidParameter):
         device_from_path("/etc/passwd")

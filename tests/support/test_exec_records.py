@@ -33,8 +33,17 @@ class FakeContainers:
 def make(**kw: Any) -> tuple[ex.ExecService, FakeContainers, ex.ExecInstance]:
     fc = FakeContainers()
     svc = ex.ExecService(fc)
-    args: dict[str, Any] = dict(cmd=["true"], env=[], user="", working_dir="", tty=False, attach_stdin=False,
-                                attach_stdout=True, attach_stderr=True, privileged=False)
+    args: dict[str, Any] = {
+        "cmd": ["true"],
+        "env": [],
+        "user": "",
+        "working_dir": "",
+        "tty": False,
+        "attach_stdin": False,
+        "attach_stdout": True,
+        "attach_stderr": True,
+        "privileged": False,
+    }
     args.update(kw)
     inst = svc.create("c", **args)
     return svc, fc, inst
@@ -59,7 +68,7 @@ def test_exec_ids_list_only_execs_that_have_not_exited() -> None:
 
 
 def test_exited_execs_are_collected_after_a_while() -> None:
-    svc, fc, inst = make()
+    svc, _fc, inst = make()
     finish(svc, inst, 0, ago=ex.EXEC_KEEP_SECONDS + 1)
     with pytest.raises(NotFound, match=f"No such exec instance: {inst.id}"):
         svc.get(inst.id)

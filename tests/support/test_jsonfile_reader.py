@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from engine.logs import reader as reader_module
 from engine.logs.jsonfile import JsonFileWriter, LogEntry, encode_entry, read_logs
 from engine.logs.reader import _tail_start, log_files, parse_line
 
@@ -86,7 +87,7 @@ def test_tail_across_rotated_files(tmp_path: Path) -> None:
     _write_numbered(log, 2, 8)
     assert log_files(log) == [Path(f"{log}.2"), Path(f"{log}.1"), log]
     assert _numbers(_run(_collect(log))) == list(range(10))
-    for n in range(0, 12):
+    for n in range(12):
         assert _numbers(_run(_collect(log, tail=n))) == (list(range(10))[max(0, 10 - n):] if n else [])
 
 
@@ -134,15 +135,24 @@ def test_follow_sees_new_lines_and_drains_after_stop(tmp_path: Path) -> None:
                                                  ("stderr", b"last")]
 
 
-def test_follow_with_tail_zero_shows_only_new(tmp_path: Path) -> None:
+def test_follow_with_tail_zero_shows_only_new(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = tmp_path / "c-json.log"
     _write_numbered(log, 5)
+    waiting: list[asyncio.Event] = []
+    real_wait = reader_module._Waker.wait
+
+    async def wait_and_tell(self: Any, stopped: asyncio.Event, timeout: float | None) -> None:
+        waiting[0].set()  # the follower read everything there is and now waits for the file to change
+        await real_wait(self, stopped, timeout)
+
+    monkeypatch.setattr(reader_module._Waker, "wait", wait_and_tell)
 
     async def main() -> list[int]:
+        waiting.append(asyncio.Event())
         stopped = asyncio.Event()
         it = read_logs(log, since_ns=None, until_ns=None, tail=0, follow=True, stopped=stopped)
         first = asyncio.ensure_future(it.__anext__())
-        await asyncio.sleep(0.05)   # let the reader reach the end of the file and start waiting
+        await waiting[0].wait()
         assert not first.done()
         _write_numbered(log, 2, 5)
         out = [int((await first).data)]
@@ -337,14 +347,16 @@ def test_cancelled_follower_closes_its_files(tmp_path: Path) -> None:
         before = open_fds()
         stopped = asyncio.Event()
         got: list[int] = []
+        four_read = asyncio.Event()
 
         async def follow() -> None:
             async for e in read_logs(log, since_ns=None, until_ns=None, tail=None, follow=True, stopped=stopped):
                 got.append(int(e.data))
+                if len(got) >= 4:
+                    four_read.set()
 
         task = asyncio.ensure_future(follow())
-        while len(got) < 4:
-            await asyncio.sleep(0.01)
+        await four_read.wait()
         during = open_fds()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

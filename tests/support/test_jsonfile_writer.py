@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.logs.jsonfile import (PARTIAL_LINE_LIMIT, JsonFileWriter, encode_entry, encode_string,
-                                  format_time)
+from engine.logs.jsonfile import PARTIAL_LINE_LIMIT, JsonFileWriter, encode_entry, encode_string, format_time
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -1,0 +1,292 @@
+"""``POST /build`` (the classic builder), ``POST /build/prune``, and ``/session`` / ``/grpc``.
+
+The route decodes the query and headers into ``BuildOptions``, spools the
+context, lets the build service prepare it (errors there get a status) and
+then streams the build's JSON messages as they happen.  With ``q`` the
+messages are held back: success sends only the image ID, a failure sends
+everything held plus the error (as dockerd does).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from engine import gojson
+from engine.build.backend import decode_registry_config
+from engine.build.builder import BuildOptions, StepError
+from engine.errors import EngineError, InvalidParameter, NotFound, NotImplementedYet
+from engine.images import reference
+from engine.types import HostConfig, Resources
+
+from .. import gotypes
+from ..backends import BuildBackend
+from ..errors import BadRequest, message_for
+from ..responses import docker_json, dumps, qbool, qint
+
+_END = object()
+
+
+# the Go types dockerd decodes the JSON query arguments into
+_QUERY_TYPES: dict[str, gojson.GoType] = {
+    "buildargs": gojson.Map(gojson.STRING, "map[string]*string"),
+    "labels": gojson.STRING_MAP,
+    "cachefrom": gojson.STRINGS,
+    "ulimits": gojson.Slice(gotypes.ULIMIT, "[]*units.Ulimit"),
+}
+
+
+def _json_query(request: Request, name: str, what: str) -> Any:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        value = gojson.loads(raw)
+        if name in _QUERY_TYPES:
+            gojson.check(value, _QUERY_TYPES[name])
+        return value
+    except (gojson.JSONSyntaxError, gojson.GoTypeError) as err:
+        raise BadRequest(f"error reading {what}: {err.message}") from None
+
+
+def _options(request: Request) -> BuildOptions:
+    q = request.query_params
+    tags: list[str] = []
+    for t in q.getlist("t"):
+        if not t:
+            continue
+        try:
+            ref = reference.parse_normalized(t)
+        except InvalidParameter as err:
+            raise EngineError(err.message) from None
+        if ref.digest is not None:
+            raise EngineError("build tag cannot contain a digest")
+        tags.append(str(ref.with_default_tag()))
+    build_args = _json_query(request, "buildargs", "build args") or {}
+    if not isinstance(build_args, dict):
+        raise BadRequest("error reading build args: json: cannot unmarshal into map")
+    labels = _json_query(request, "labels", "labels") or {}
+    cache_from = _json_query(request, "cachefrom", "cache from") or []
+    ulimits = _json_query(request, "ulimits", "ulimit settings") or []
+    extra_hosts = [h for h in (q.get("extrahosts") or "").split(",") if h]
+    resources = Resources(
+        memory=qint(request, "memory", 0) or 0,
+        memory_swap=qint(request, "memswap", 0) or 0,
+        cpu_shares=qint(request, "cpushares", 0) or 0,
+        cpu_period=qint(request, "cpuperiod", 0) or 0,
+        cpu_quota=qint(request, "cpuquota", 0) or 0,
+        cpuset_cpus=q.get("cpusetcpus") or "",
+        cpuset_mems=q.get("cpusetmems") or "",
+        ulimits=tuple((str(u.get("Name")), int(u.get("Soft") or 0), int(u.get("Hard") or 0))
+                      for u in ulimits if isinstance(u, dict)),
+    )
+    shm = qint(request, "shmsize", 0) or 0
+    if shm < 0:
+        raise BadRequest("invalid shm size")
+    host_config = HostConfig(resources=resources, shm_size=shm)
+    return BuildOptions(
+        dockerfile=q.get("dockerfile") or "",
+        tags=tags,
+        quiet=qbool(request, "q"),
+        no_cache=qbool(request, "nocache"),
+        remove=qbool(request, "rm", True) if "rm" in q else True,
+        force_remove=qbool(request, "forcerm"),
+        pull=qbool(request, "pull"),
+        build_args={str(k): (None if v is None else str(v)) for k, v in build_args.items()},
+        labels={str(k): str(v) for k, v in (labels or {}).items()},
+        target=q.get("target") or "",
+        network_mode=q.get("networkmode") or "",
+        platform=q.get("platform") or "",
+        extra_hosts=extra_hosts,
+        cache_from=[str(c) for c in cache_from if c],
+        host_config=host_config,
+        registry_auth=decode_registry_config(request.headers.get("X-Registry-Config")),
+    )
+
+
+async def _spool(request: Request, tmp_dir: str) -> str:
+    fd, path = tempfile.mkstemp(prefix="context-", dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.stream():
+                if chunk:
+                    await asyncio.to_thread(f.write, chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+async def _fetch_url(url: str, dest_dir: Path) -> tuple[Path, float | None]:
+    """ADD <url>: the body in a scratch file, and the Last-Modified time (the file's mtime)."""
+    import httpx
+    target = dest_dir / "download"
+    async with httpx.AsyncClient(follow_redirects=True, timeout=60) as client, \
+            client.stream("GET", url) as resp:
+        if resp.status_code >= 400:
+            raise StepError(f"failed to GET {url} with status {resp.status_code} {resp.reason_phrase}: "
+                            f"{(await resp.aread()).decode('utf-8', 'replace')}")
+        f = await asyncio.to_thread(open, target, "wb")
+        try:
+            async for chunk in resp.aiter_bytes():
+                await asyncio.to_thread(f.write, chunk)
+        finally:
+            f.close()
+        mtime = None
+        lm = resp.headers.get("last-modified")
+        if lm:
+            with contextlib.suppress(Exception):
+                mtime = parsedate_to_datetime(lm).timestamp()
+    return target, mtime
+
+
+async def _remote_context(url: str, tmp_dir: str, dockerfile_name: str) -> str:
+    """``remote``: a URL to a context tarball (any compression), or to a plain Dockerfile."""
+    import httpx
+    if not url.startswith(("http://", "https://")):
+        raise NotImplementedYet("only http(s) remote contexts are supported (no git)")
+    fd, path = tempfile.mkstemp(prefix="context-", dir=tmp_dir)
+    os.close(fd)
+    try:
+        async with httpx.AsyncClient(follow_redirects=True, timeout=120) as client, \
+                client.stream("GET", url) as resp:
+            if resp.status_code >= 400:
+                body = (await resp.aread()).decode("utf-8", "replace")
+                msg = (f"error downloading remote context {url}: failed to GET {url} with status "
+                       f"{resp.status_code} {resp.reason_phrase}: {body}")
+                raise NotFound(msg) if resp.status_code == 404 else EngineError(msg)
+            f = await asyncio.to_thread(open, path, "wb")
+            try:
+                async for chunk in resp.aiter_bytes():
+                    await asyncio.to_thread(f.write, chunk)
+            finally:
+                f.close()
+        if not await asyncio.to_thread(_looks_like_archive, path):
+            await asyncio.to_thread(_wrap_dockerfile, path, dockerfile_name)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+def _looks_like_archive(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(512)
+    return (head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00"
+            or (len(head) >= 262 and head[257:262] == b"ustar"))
+
+
+def _wrap_dockerfile(path: str, name: str) -> None:
+    """A downloaded Dockerfile becomes a context holding only it."""
+    import io
+    import tarfile
+    with open(path, "rb") as f:
+        data = f.read()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        ti = tarfile.TarInfo(name)
+        ti.size = len(data)
+        ti.mode = 0o600
+        t.addfile(ti, io.BytesIO(data))
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+
+
+async def build(request: Request) -> Response:
+    engine: BuildBackend = request.app.state.engine
+    opts = _options(request)
+    remote = request.query_params.get("remote") or ""
+    if remote:
+        await request.body()
+        path = await _remote_context(remote, str(engine.config.tmp_root), opts.dockerfile or "Dockerfile")
+    else:
+        path = await _spool(request, str(engine.config.tmp_root))
+    try:
+        prepared = await engine.builds.prepare(opts, Path(path))
+    finally:
+        os.unlink(path)
+
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    def emit(msg: dict[str, Any]) -> None:
+        queue.put_nowait(msg)
+
+    async def run() -> Any:
+        try:
+            return await engine.builds.run(prepared, emit, fetch_url=_fetch_url)
+        finally:
+            await asyncio.to_thread(prepared.cleanup)
+            queue.put_nowait(_END)
+
+    task = loop.create_task(run())
+
+    async def body() -> AsyncIterator[bytes]:
+        held: list[bytes] = []
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    break
+                line = dumps(item)
+                if opts.quiet:
+                    held.append(line)
+                else:
+                    yield line
+            try:
+                image = await task
+            except Exception as err:  # noqa: BLE001
+                msg = message_for(err)
+                detail: dict[str, Any] = {"message": msg}
+                if isinstance(err, StepError) and err.code:
+                    detail = {"code": err.code, "message": msg}
+                for line in held:
+                    yield line
+                yield dumps({"errorDetail": detail, "error": msg})
+                return
+            if opts.quiet:
+                yield dumps({"stream": image.id + "\n"})
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    return StreamingResponse(body(), media_type="application/json")
+
+
+async def prune(request: Request) -> Response:
+    from ..responses import qfilters
+    flt = qfilters(request)
+    for key in flt:
+        if key not in ("until", "id", "parent", "type", "description", "inuse", "shared", "private"):
+            raise BadRequest(f"Invalid filter '{key}'")
+    # The classic builder keeps no cache of its own: its cache is the images (pruned by image prune).
+    return docker_json({"CachesDeleted": None, "SpaceReclaimed": 0})
+
+
+async def session(request: Request) -> Response:
+    if request.headers.get("upgrade", "").lower() != "h2c":
+        return docker_json({"message": "no upgrade proto in request"}, status=400)
+    return docker_json({"message": "BuildKit is not supported by this daemon"}, status=501)
+
+
+async def grpc(request: Request) -> Response:
+    return docker_json({"message": "page not found"}, status=404)
+
+
+routes = [
+    Route("/build", build, methods=["POST"]),
+    Route("/build/prune", prune, methods=["POST"]),
+    Route("/session", session, methods=["POST"]),
+    Route("/grpc", grpc, methods=["POST"]),
+]

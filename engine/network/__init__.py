@@ -1,0 +1,1 @@
+"""Networking: IPAM, drivers (bridge/host/null), netns, firewall, ports, embedded DNS."""

@@ -1,0 +1,2 @@
+"""pydockerd helpers for users: a private daemon (``pydockerd.private``) and a pytest plugin
+(``pytest -p pydockerd.pytest_plugin``)."""
