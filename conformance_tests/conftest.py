@@ -156,6 +156,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 # nothing of a test daemon's networking may outlive it (issue 10)
                 print(f"\nnetworking left behind by the {d.kind} test daemon: {d.network_leftovers}")
                 session.exitstatus = 1
+            if d.mount_leftovers:
+                # no mount of a test daemon may outlive it (issue 11): rootfs, volumes, shm...
+                print(f"\nmounts left behind by the {d.kind} test daemon: {d.mount_leftovers}")
+                session.exitstatus = 1
             if d.leaks:
                 # Left behind by the daemon under test once all its containers were removed and it
                 # stopped: the run fails (the per-test check below names the test when it can).

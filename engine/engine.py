@@ -14,6 +14,7 @@ from .build.backend import EngineBackend as BuildEngineBackend
 from .build.service import BuildService
 from .config import Config
 from .containers import names as container_names
+from .containers.archive import ContainerArchive
 from .containers.commit import Committer
 from .containers.contents import ContainerContents
 from .containers.exec import ExecService
@@ -133,8 +134,12 @@ class Engine:
             config, self.db, lambda action, nid, attrs: self.events.publish_action("network", action, nid, attrs),
             Iptables(str(config.data_root)) if config.iptables else NoFirewall())
         self.networks.open_sync()
-        self.containers.add_contributor(NetworkContributor(self.networks, self.containers.get,
-                                                           self.containers.is_running))
+        self.network_contributor = NetworkContributor(self.networks, self.containers.get,
+                                                      self.containers.is_running)
+        self.containers.add_contributor(self.network_contributor)
+
+        self.archive = ContainerArchive(self.containers, self.volume_mounts.mounts_of, self.snapshotter.mounts,
+                                        config.python, config.bundles_root, self.events)
 
         self.execs = ExecService(self.containers)
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
@@ -169,6 +174,8 @@ class Engine:
             await self.containers.stop_all()    # --live-restore=false: dockerd's shutdown stops them
         await self.containers.close()
         await self.networks.ports.close()
+        await asyncio.to_thread(self.archive.close)   # the docker cp fork server
+        await self.network_contributor.dns.close()
         await asyncio.to_thread(self.db.close)
 
     # ----------------------------------------------------------- for the API
