@@ -239,29 +239,8 @@ class ContainerService:
             )
         c.state.removal_in_progress = True
         try:
-            if c.state.running:
-                self.monitor.restart_manager(c).cancel()
-                if c.state.restarting:
-                    await self.monitor.settle_restart(c.id)
-            # A run that is ending (or was just killed) is recorded to the end (exit status, `die`)
-            # before the container goes: also when its state already reads "exited", the exit
-            # recording may still be under way.
-            live = self.records.live(c.id)
-            if live is not None:
-                was_running = c.state.running
-                try:
-                    await live.handle.kill(int(_signal.SIGKILL))   # nothing to do once it exited
-                    if was_running:
-                        self.records.emit(c, "kill", signal=str(int(_signal.SIGKILL)))
-                except Exception:
-                    log.debug("SIGKILL to %s failed", c.id, exc_info=True)
-                await live.exited.wait()
-            async with self.records.lock(c.id):
-                if c.id not in self.records:
-                    raise no_such_container(ref)
-                await asyncio.to_thread(self.bundles.destroy_files, c)
-                # From here on no write may bring the row back (see records.save).
-                await self.records.delete_row(c.id)
+            while not await self._remove_stopped(c, ref, force):
+                pass   # it was being started meanwhile: end that run too
         except BaseException:
             self.records.undelete(c.id)
             c.state.removal_in_progress = False
@@ -276,6 +255,40 @@ class ContainerService:
         self.records.drop_lock(c.id)
         await self.contributors.removed(c, volumes=volumes)
         self.records.emit(c, "destroy")
+
+    async def _remove_stopped(self, c: Container, ref: str, force: bool) -> bool:
+        """Delete the container once no run of it is left; False when a start that was under way
+        got in first (the caller ends that run and tries again)."""
+        if c.state.running:
+            self.monitor.restart_manager(c).cancel()
+            if c.state.restarting:
+                await self.monitor.settle_restart(c.id)
+        # A run that is ending (or was just killed) is recorded to the end (exit status, `die`)
+        # before the container goes: also when its state already reads "exited", the exit
+        # recording may still be under way.
+        live = self.records.live(c.id)
+        if live is not None:
+            was_running = c.state.running
+            try:
+                await live.handle.kill(int(_signal.SIGKILL))   # nothing to do once it exited
+                if was_running:
+                    self.records.emit(c, "kill", signal=str(int(_signal.SIGKILL)))
+            except Exception:
+                log.debug("SIGKILL to %s failed", c.id, exc_info=True)
+            await live.exited.wait()
+        async with self.records.lock(c.id):
+            if c.id not in self.records:
+                raise no_such_container(ref)
+            if self.records.live(c.id) is not None or c.state.running:
+                # A start that held the lock went through before the removal could.
+                if not force:
+                    raise Conflict(f'cannot remove container "/{c.name}": container is running: '
+                                   "stop the container before removing or force remove")
+                return False
+            await asyncio.to_thread(self.bundles.destroy_files, c)
+            # From here on no write may bring the row back (see records.save).
+            await self.records.delete_row(c.id)
+        return True
 
     # ------------------------------------------------------------------- wait
     async def wait_future(self, ref: str, condition: str) -> asyncio.Future[Container]:
