@@ -152,14 +152,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 d.cli_proxy.close()
         finally:
             d.teardown()
+            # Nothing of a pydockerd test daemon's networking (issue 10) or mounts (issue 11) may outlive
+            # it: that fails the run.  dockerd 20.10's own leftovers (a veth of a container whose start a
+            # kill -9 cut short, say) are its bugs, not the suite's: reported, and cleaned up above.
+            fail = d.kind == "pydockerd"
             if d.network_leftovers:
-                # nothing of a test daemon's networking may outlive it (issue 10)
                 print(f"\nnetworking left behind by the {d.kind} test daemon: {d.network_leftovers}")
-                session.exitstatus = 1
+                if fail:
+                    session.exitstatus = 1
             if d.mount_leftovers:
-                # no mount of a test daemon may outlive it (issue 11): rootfs, volumes, shm...
                 print(f"\nmounts left behind by the {d.kind} test daemon: {d.mount_leftovers}")
-                session.exitstatus = 1
+                if fail:
+                    session.exitstatus = 1
             if d.leaks:
                 # Left behind by the daemon under test once all its containers were removed and it
                 # stopped: the run fails (the per-test check below names the test when it can).

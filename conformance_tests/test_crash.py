@@ -100,13 +100,16 @@ def _check_kill9(report: dict[str, Any]) -> None:
     assert not _failed(report), report
 
 
-@pytest.mark.reference_differs("dockerd 20.10 keeps exec-root dirs (and sometimes shims and cgroups) of containers "
-                               "whose start a kill -9 cut short, after their rm -f")
 def test_kill9_while_containers_start(daemon: Daemon, busybox: str) -> None:
     """Item 5: after a kill -9 during parallel starts, the containers that are not running hold
     no rootfs mount, start without stacking a second one, and rm -f leaves nothing."""
     daemon.require_private()
-    _check_kill9(_kill9_during_start(daemon, 6))
+    report = _kill9_during_start(daemon, 6)
+    if daemon.reference and _failed(report):
+        # not strict: whether 20.10 leaks depends on where the kill lands
+        pytest.xfail(f"dockerd 20.10 keeps exec-root dirs (sometimes shims and cgroups) of containers whose "
+                     f"start a kill -9 cut short, after their rm -f: {report}")
+    _check_kill9(report)
 
 
 @pytest.mark.stress
