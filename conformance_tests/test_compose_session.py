@@ -1,0 +1,454 @@
+"""docker compose v2 beyond `up -d`: attached `up` stopped with Ctrl-C, `logs -f`, `exec` with a
+tty, `events --json` around a `restart`; bad input (an unhealthy dependency, a published port
+already taken, a missing build context) ending with compose's own error and nothing half-made; and
+compose's labels and label filters compared with a peer daemon of the other kind.
+
+Networks declared here take netenv.compose_subnet(13..15) (0-12 belong to test_compose.py and the
+client-tool tests).
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from conformance_tests import netenv
+from conformance_tests.harness import DOCKER_CLI, Daemon
+from conformance_tests.images import build_busybox_rootfs
+from conformance_tests.peer import make_peer
+from conformance_tests.test_compose import Project
+from conformance_tests.util import ok
+
+# a service that says when it started, waits for a file exec creates, says so, and idles; it
+# answers SIGTERM at once (sh as pid 1 would ignore it and make every stop wait for the timeout)
+TICKER = textwrap.dedent("""\
+    name: {project}
+    services:
+      app:
+        image: busybox
+        init: true
+        command: ["sh", "-c", "echo app-started; until [ -f /tmp/go ]; do sleep 0.1; done;
+                              echo after-go; exec sleep 600"]
+        stop_grace_period: 5s
+      side:
+        image: busybox
+        init: true
+        command: ["sh", "-c", "echo side-started; exec sleep 600"]
+    networks:
+      default:
+        ipam:
+          config:
+            - subnet: "{subnet}"
+    """)
+
+
+def _project(daemon: Daemon, root: Path, text: str, slot: int = 13, **more: object) -> Project:
+    name = f"cmq{uuid.uuid4().hex[:8]}"
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "compose.yaml").write_text(text.format(project=name, subnet=netenv.compose_subnet(slot), **more))
+    return Project(daemon, name, d)
+
+
+def _popen(p: Project, *args: str, **kw: Any) -> subprocess.Popen[str]:
+    env = {**p.daemon.cli_env(), "DOCKER_BUILDKIT": "0"}
+    return subprocess.Popen([DOCKER_CLI, "compose", "--project-directory", str(p.dir), "-f",
+                             str(p.dir / "compose.yaml"), "-p", p.name, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            text=True, env=env, **kw)
+
+
+class LineReader:
+    """Lines of a child's stdout read as they come, with a deadline for each wait."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self.proc = proc
+        self.fd = proc.stdout.fileno()
+        os.set_blocking(self.fd, False)
+        self.buf = b""
+        self.lines: list[str] = []
+        self.eof = False
+
+    def _read(self, timeout: float) -> None:
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return
+        chunk = os.read(self.fd, 65536)
+        if not chunk:
+            self.eof = True
+            return
+        self.buf += chunk
+        *done, self.buf = self.buf.split(b"\n")
+        self.lines += [line.decode(errors="replace") for line in done]
+
+    def wait_for(self, predicate: Any, timeout: float, what: str) -> str:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for line in self.lines[seen:]:
+                if predicate(line):
+                    return line
+            seen = len(self.lines)
+            if self.eof:
+                raise AssertionError(f"output ended before {what}:\n" + "\n".join(self.lines))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"timed out waiting for {what}:\n" + "\n".join(self.lines))
+            self._read(min(left, 1.0))
+
+    def drain(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.eof and time.monotonic() < deadline:
+            self._read(min(deadline - time.monotonic(), 1.0))
+
+
+def _end(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=30)
+
+
+def _states(p: Project) -> dict[str, str]:
+    return {str(c["Names"]): str(c["State"]) for c in p.containers()}
+
+
+def test_up_attached_streams_prefixed_output_and_ctrl_c_stops_it(daemon: Daemon, busybox: str,
+                                                                  tmp_path: Path) -> None:
+    p = _project(daemon, tmp_path, TICKER)
+    proc = _popen(p, "up", "--no-color")
+    try:
+        out = LineReader(proc)
+        out.wait_for(lambda line: line.startswith("app-1") and line.endswith("| app-started"), 120,
+                     "app's first line, prefixed with its service")
+        out.wait_for(lambda line: line.startswith("side-1") and line.endswith("| side-started"), 120,
+                     "side's first line")
+        # output made after `up` attached is streamed too
+        p.ok("exec", "-T", "app", "touch", "/tmp/go")
+        out.wait_for(lambda line: line.startswith("app-1") and line.endswith("| after-go"), 60, "app's new line")
+        proc.send_signal(signal.SIGINT)             # what Ctrl-C on the terminal sends compose
+        proc.wait(timeout=120)
+        out.drain(10)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        assert proc.returncode == 130, (proc.returncode, out.lines, err)
+        assert out.lines[0] == "Attaching to app-1, side-1", out.lines
+        assert out.lines[-1] == "Gracefully Stopping... press Ctrl+C again to force", out.lines
+        assert f" Container {p.name}-app-1  Stopped" in err.splitlines(), err
+        assert f" Container {p.name}-side-1  Stopped" in err.splitlines(), err
+        states = _states(p)
+        assert states == {f"{p.name}-app-1": "exited", f"{p.name}-side-1": "exited"}, states
+    finally:
+        _end(proc)
+        p.compose("down", "-v", "--timeout", "1")
+
+
+def test_logs_follow_streams_new_prefixed_lines_and_ends_when_the_project_stops(daemon: Daemon, busybox: str,
+                                                                               tmp_path: Path) -> None:
+    p = _project(daemon, tmp_path, TICKER)
+    try:
+        p.ok("up", "-d", timeout=300)
+        proc = _popen(p, "logs", "-f", "--no-color")
+        try:
+            out = LineReader(proc)
+            out.wait_for(lambda line: line == "app-1   | app-started", 60, "app's earlier line")
+            out.wait_for(lambda line: line == "side-1  | side-started", 60, "side's earlier line")
+            assert not any("after-go" in line for line in out.lines)
+            p.ok("exec", "-T", "app", "touch", "/tmp/go")
+            out.wait_for(lambda line: line == "app-1   | after-go", 60, "a line written after logs -f started")
+            p.ok("stop", "--timeout", "5")
+            proc.wait(timeout=60)                   # following ends once every container stopped
+            assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+        finally:
+            _end(proc)
+    finally:
+        p.compose("down", "-v", "--timeout", "1")
+
+
+def test_exec_with_a_tty(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    p = _project(daemon, tmp_path, TICKER)
+    try:
+        p.ok("up", "-d", timeout=300)
+        env = {**daemon.cli_env(), "DOCKER_BUILDKIT": "0"}
+        child = pexpect.spawn(DOCKER_CLI, ["compose", "--project-directory", str(p.dir), "-p", p.name,
+                                           "exec", "app", "sh"], env=env, timeout=60, encoding="utf-8",
+                              dimensions=(33, 101))
+        try:
+            child.expect(r"[#$] ")
+            child.sendline("tty; stty size; exit 7")
+            child.expect(r"/dev/pts/\d+")
+            child.expect(r"33 101")
+            child.expect(pexpect.EOF)
+        finally:
+            child.close()
+        assert child.exitstatus == 7, (child.exitstatus, child.before)
+    finally:
+        p.compose("down", "-v", "--timeout", "1")
+
+
+def test_events_json_reports_a_restart(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    p = _project(daemon, tmp_path, TICKER)
+    try:
+        p.ok("up", "-d", timeout=300)
+        proc = _popen(p, "events", "--json")
+        try:
+            out = LineReader(proc)
+            # nothing tells when compose has subscribed: exec in the other service until its
+            # event comes through, then restart
+            def probe(line: str) -> bool:
+                return bool(json.loads(line).get("service") == "side")
+            deadline = time.monotonic() + 60
+            while True:
+                p.ok("exec", "-T", "side", "true")
+                try:
+                    out.wait_for(probe, 2, "an event of the probe exec")
+                    break
+                except TimeoutError:
+                    if time.monotonic() > deadline:
+                        raise
+            out.lines.clear()
+            p.ok("restart", "--timeout", "5", "app")
+            seen: list[dict[str, Any]] = []
+
+            def event(line: str) -> bool:
+                ev = json.loads(line)
+                if ev.get("service") == "side":     # the probe's exec_die and the like
+                    return False
+                seen.append(ev)
+                return bool(ev.get("action") == "restart")
+            out.wait_for(event, 60, "the restart event")
+        finally:
+            _end(proc)
+        actions = [ev["action"] for ev in seen]
+        assert actions[-1] == "restart" and {"kill", "die", "stop", "start"} <= set(actions), actions
+        for ev in seen:
+            assert ev["type"] == "container" and ev["service"] == "app", ev
+            assert ev["attributes"]["name"] == f"{p.name}-app-1", ev
+            assert ev["attributes"]["image"] == "busybox", ev
+            assert len(ev["id"]) == 64 and ev["time"], ev
+    finally:
+        p.compose("down", "-v", "--timeout", "1")
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_an_unhealthy_dependency_fails_up_wait(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    p = _project(daemon, tmp_path, textwrap.dedent("""\
+        name: {project}
+        services:
+          db:
+            image: busybox
+            init: true
+            command: ["sleep", "600"]
+            healthcheck:
+              test: ["CMD", "false"]
+              interval: 1s
+              timeout: 2s
+              retries: 2
+          app:
+            image: busybox
+            command: ["sleep", "600"]
+            depends_on:
+              db:
+                condition: service_healthy
+        networks:
+          default:
+            ipam:
+              config:
+                - subnet: "{subnet}"
+        """), slot=14)
+    try:
+        proc = p.compose("up", "-d", "--wait", timeout=300)
+        assert proc.returncode == 1, (proc.returncode, proc.stderr)
+        assert f"dependency failed to start: container {p.name}-db-1 is unhealthy" in proc.stderr, proc.stderr
+        states = _states(p)
+        assert states == {f"{p.name}-db-1": "running", f"{p.name}-app-1": "created"}, states
+        health = daemon.client.containers.get(f"{p.name}-db-1").attrs["State"]["Health"]["Status"]
+        assert health == "unhealthy"
+    finally:
+        p.compose("down", "-v", "--timeout", "1")
+    assert _states(p) == {}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_published_port_already_taken_on_the_host(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    p = _project(daemon, tmp_path, textwrap.dedent("""\
+        name: {project}
+        services:
+          web:
+            image: busybox
+            init: true
+            command: ["sleep", "600"]
+            ports:
+              - "127.0.0.1:{port}:80"
+        networks:
+          default:
+            ipam:
+              config:
+                - subnet: "{subnet}"
+        """), slot=14, port=port)
+    try:
+        proc = p.compose("up", "-d", timeout=300)
+        assert proc.returncode == 1, (proc.returncode, proc.stderr)
+        assert f"127.0.0.1:{port}" in proc.stderr and "address already in use" in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith(
+            f"Error response from daemon: driver failed programming external connectivity on endpoint {p.name}-web-1 "
+        ), proc.stderr
+        assert _states(p) == {f"{p.name}-web-1": "created"}
+    finally:
+        p.compose("down", "-v", "--timeout", "1")
+        holder.close()
+    assert _states(p) == {}
+
+
+def test_a_port_taken_by_another_service(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    port = _free_port()
+    p = _project(daemon, tmp_path, textwrap.dedent("""\
+        name: {project}
+        services:
+          first:
+            image: busybox
+            init: true
+            command: ["sleep", "600"]
+            ports:
+              - "127.0.0.1:{port}:80"
+          second:
+            image: busybox
+            init: true
+            command: ["sleep", "600"]
+            depends_on: [first]
+            ports:
+              - "127.0.0.1:{port}:80"
+        networks:
+          default:
+            ipam:
+              config:
+                - subnet: "{subnet}"
+        """), slot=14, port=port)
+    try:
+        proc = p.compose("up", "-d", timeout=300)
+        assert proc.returncode == 1, (proc.returncode, proc.stderr)
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last == (f"Error response from daemon: driver failed programming external connectivity on endpoint "
+                        f"{p.name}-second-1 ") + last.split(f"{p.name}-second-1 ", 1)[1], proc.stderr
+        assert last.endswith(f"Bind for 127.0.0.1:{port} failed: port is already allocated"), proc.stderr
+        assert _states(p) == {f"{p.name}-first-1": "running", f"{p.name}-second-1": "created"}
+    finally:
+        p.compose("down", "-v", "--timeout", "1")
+    assert _states(p) == {}
+    with socket.socket() as s:                      # the port was given back
+        s.bind(("127.0.0.1", port))
+
+
+def test_a_missing_build_context(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    p = _project(daemon, tmp_path, textwrap.dedent("""\
+        name: {project}
+        services:
+          web:
+            build: ./nowhere
+        networks:
+          default:
+            ipam:
+              config:
+                - subnet: "{subnet}"
+        """), slot=14)
+    try:
+        proc = p.compose("up", "-d", timeout=300)
+        assert proc.returncode == 1, (proc.returncode, proc.stderr)
+        assert f'unable to prepare context: path "{p.dir / "nowhere"}" not found' in proc.stderr, proc.stderr
+        assert _states(p) == {}
+        nets = ok(daemon.cli("network", "ls", "-q", "--filter", f"label=com.docker.compose.project={p.name}"))
+        assert nets == ""
+    finally:
+        p.compose("down", "-v", "--timeout", "1")
+
+
+# ---------------------------------------------------------------- labels, against a peer daemon
+
+LABELLED = textwrap.dedent("""\
+    name: {project}
+    services:
+      app:
+        image: busybox
+        init: true
+        command: ["sleep", "600"]
+        labels:
+          mine: "yes"
+        volumes:
+          - data:/data
+    networks:
+      default:
+        ipam:
+          config:
+            - subnet: "{subnet}"
+    volumes:
+      data: {{}}
+    """)
+
+
+@pytest.fixture(scope="module")
+def peer(daemon: Daemon) -> Iterator[Daemon]:
+    if not daemon.private:
+        pytest.skip("needs a private session daemon to start a peer of the other kind")
+    d = make_peer(daemon)
+    try:
+        tar = build_busybox_rootfs(d.root / "busybox-rootfs.tar")
+        ok(d.cli("import", "--change", 'CMD ["sh"]', "-", "busybox:latest", input=tar.read_bytes(), timeout=120))
+        yield d
+    finally:
+        d.teardown()
+
+
+def _labels_seen(d: Daemon, p: Project) -> dict[str, Any]:
+    flt = f"label=com.docker.compose.project={p.name}"
+    names = {kind: sorted(ok(d.cli(*cmd, "--filter", flt, "--format", "{{.Name}}" if kind != "container"
+                                   else "{{.Names}}")).split())
+             for kind, cmd in (("container", ("ps", "-a")), ("network", ("network", "ls")),
+                               ("volume", ("volume", "ls")))}
+    service = ok(d.cli("ps", "-a", "-q", "--filter", flt, "--filter", "label=com.docker.compose.service=app"))
+    container = json.loads(ok(d.cli("inspect", service.strip())))[0]["Config"]["Labels"]
+    network = json.loads(ok(d.cli("network", "inspect", f"{p.name}_default")))[0]["Labels"]
+    volume = json.loads(ok(d.cli("volume", "inspect", f"{p.name}_data")))[0]["Labels"]
+    # the image id differs (each daemon imported busybox itself): only its presence is compared
+    assert len(container.pop("com.docker.compose.image")) == 71
+    return {"names": names, "container": container, "network": network, "volume": volume}
+
+
+def test_labels_and_label_filters_match_the_other_daemon(daemon: Daemon, peer: Daemon, busybox: str,
+                                                         tmp_path: Path) -> None:
+    here = _project(daemon, tmp_path, LABELLED, slot=15)
+    there = Project(peer, here.name, here.dir)      # the same project, files and paths on both
+    try:
+        here.ok("up", "-d", timeout=300)
+        there.ok("up", "-d", timeout=300)
+        mine, theirs = _labels_seen(daemon, here), _labels_seen(peer, there)
+        assert mine == theirs
+        assert mine["names"] == {"container": [f"{here.name}-app-1"], "network": [f"{here.name}_default"],
+                                 "volume": [f"{here.name}_data"]}
+        assert mine["container"]["mine"] == "yes"
+        assert mine["container"]["com.docker.compose.project.working_dir"] == str(here.dir)
+        assert mine["network"]["com.docker.compose.network"] == "default"
+    finally:
+        here.compose("down", "-v", "--timeout", "1")
+        there.compose("down", "-v", "--timeout", "1")
