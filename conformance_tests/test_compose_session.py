@@ -25,7 +25,7 @@ import pexpect
 import pytest
 
 from conformance_tests import netenv
-from conformance_tests.harness import DOCKER_CLI, Daemon
+from conformance_tests.harness import DOCKER_CLI, Daemon, wait_until
 from conformance_tests.images import build_busybox_rootfs
 from conformance_tests.peer import make_peer
 from conformance_tests.test_compose import Project
@@ -148,10 +148,81 @@ def test_up_attached_streams_prefixed_output_and_ctrl_c_stops_it(daemon: Daemon,
         assert out.lines[-1] == "Gracefully Stopping... press Ctrl+C again to force", out.lines
         assert f" Container {p.name}-app-1  Stopped" in err.splitlines(), err
         assert f" Container {p.name}-side-1  Stopped" in err.splitlines(), err
+        # tini passed on compose's SIGTERM: the processes ended by it
+        assert _exit_codes(p, "app-1", "side-1") == [143, 143]
         states = _states(p)
         assert states == {f"{p.name}-app-1": "exited", f"{p.name}-side-1": "exited"}, states
     finally:
         _end(proc)
+        p.compose("down", "-v", "--timeout", "1")
+
+
+def _exit_codes(p: Project, *replicas: str) -> list[int]:
+    return [int(p.daemon.client.containers.get(f"{p.name}-{r}").attrs["State"]["ExitCode"]) for r in replicas]
+
+
+STUBBORN = textwrap.dedent("""\
+    name: {project}
+    services:
+      app:
+        image: busybox
+        # sleep as pid 1 ignores SIGTERM: only a kill ends it
+        command: ["sleep", "600"]
+        stop_grace_period: 2s
+    networks:
+      default:
+        ipam:
+          config:
+            - subnet: "{subnet}"
+    """)
+
+
+def test_ctrl_c_kills_what_ignores_sigterm_after_its_grace_period(daemon: Daemon, busybox: str,
+                                                                 tmp_path: Path) -> None:
+    p = _project(daemon, tmp_path, STUBBORN)
+    proc = _popen(p, "up", "--no-color")
+    try:
+        out = LineReader(proc)
+        out.wait_for(lambda line: line == "Attaching to app-1", 120, "compose to attach")
+        wait_until(lambda: _states(p) == {f"{p.name}-app-1": "running"}, 60, "app to run")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+        out.drain(10)
+        assert proc.returncode == 130, out.lines
+        assert out.lines[-1] == "Gracefully Stopping... press Ctrl+C again to force", out.lines
+        assert _states(p) == {f"{p.name}-app-1": "exited"}
+        assert _exit_codes(p, "app-1") == [137]    # the daemon's SIGKILL once the grace period ran out
+    finally:
+        _end(proc)
+        p.compose("down", "-v", "--timeout", "1")
+
+
+def test_up_exit_code_from_a_service_stops_the_others(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    p = _project(daemon, tmp_path, textwrap.dedent("""\
+        name: {project}
+        services:
+          job:
+            image: busybox
+            command: ["sh", "-c", "echo job-done; exit 3"]
+          side:
+            image: busybox
+            init: true
+            command: ["sleep", "600"]
+        networks:
+          default:
+            ipam:
+              config:
+                - subnet: "{subnet}"
+        """))
+    try:
+        proc = p.compose("up", "--no-color", "--exit-code-from", "job", timeout=300)
+        assert proc.returncode == 3, (proc.stdout, proc.stderr)
+        lines = [line.replace("\x1b[K", "") for line in proc.stdout.splitlines() if line.strip()]
+        assert lines[1] == "job-1  | job-done", lines
+        assert {"job-1 exited with code 3", "side-1 exited with code 143"} <= set(lines), lines
+        assert "Aborting on container exit..." in proc.stderr, proc.stderr
+        assert _states(p) == {f"{p.name}-job-1": "exited", f"{p.name}-side-1": "exited"}
+    finally:
         p.compose("down", "-v", "--timeout", "1")
 
 
@@ -232,7 +303,8 @@ def test_events_json_reports_a_restart(daemon: Daemon, busybox: str, tmp_path: P
         finally:
             _end(proc)
         actions = [ev["action"] for ev in seen]
-        assert actions[-1] == "restart" and {"kill", "die", "stop", "start"} <= set(actions), actions
+        assert actions == ["kill", "die", "stop", "start", "restart"], seen
+        assert seen[0]["attributes"]["signal"] == "15" and seen[1]["attributes"]["exitCode"] == "143", seen
         for ev in seen:
             assert ev["type"] == "container" and ev["service"] == "app", ev
             assert ev["attributes"]["name"] == f"{p.name}-app-1", ev
