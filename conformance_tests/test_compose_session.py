@@ -131,13 +131,11 @@ def test_up_attached_streams_prefixed_output_and_ctrl_c_stops_it(daemon: Daemon,
     proc = _popen(p, "up", "--no-color")
     try:
         out = LineReader(proc)
-        out.wait_for(lambda line: line.startswith("app-1") and line.endswith("| app-started"), 120,
-                     "app's first line, prefixed with its service")
-        out.wait_for(lambda line: line.startswith("side-1") and line.endswith("| side-started"), 120,
-                     "side's first line")
+        out.wait_for(lambda line: _says(line, "app-1", "app-started"), 120, "app's first prefixed line")
+        out.wait_for(lambda line: _says(line, "side-1", "side-started"), 120, "side's first line")
         # output made after `up` attached is streamed too
         p.ok("exec", "-T", "app", "touch", "/tmp/go")
-        out.wait_for(lambda line: line.startswith("app-1") and line.endswith("| after-go"), 60, "app's new line")
+        out.wait_for(lambda line: _says(line, "app-1", "after-go"), 60, "app's new line")
         proc.send_signal(signal.SIGINT)             # what Ctrl-C on the terminal sends compose
         proc.wait(timeout=120)
         out.drain(10)
@@ -155,6 +153,12 @@ def test_up_attached_streams_prefixed_output_and_ctrl_c_stops_it(daemon: Daemon,
     finally:
         _end(proc)
         p.compose("down", "-v", "--timeout", "1")
+
+
+def _says(line: str, replica: str, text: str) -> bool:
+    """A log line of compose's: the replica's name, padded to the longest one shown so far, '| ', text."""
+    prefix, sep, rest = line.partition(" | ")
+    return bool(sep) and prefix.rstrip(" ") == replica and rest == text
 
 
 def _exit_codes(p: Project, *replicas: str) -> list[int]:
@@ -218,7 +222,7 @@ def test_up_exit_code_from_a_service_stops_the_others(daemon: Daemon, busybox: s
         proc = p.compose("up", "--no-color", "--exit-code-from", "job", timeout=300)
         assert proc.returncode == 3, (proc.stdout, proc.stderr)
         lines = [line.replace("\x1b[K", "") for line in proc.stdout.splitlines() if line.strip()]
-        assert lines[1] == "job-1  | job-done", lines
+        assert _says(lines[1], "job-1", "job-done"), lines
         assert {"job-1 exited with code 3", "side-1 exited with code 143"} <= set(lines), lines
         assert "Aborting on container exit..." in proc.stderr, proc.stderr
         assert _states(p) == {f"{p.name}-job-1": "exited", f"{p.name}-side-1": "exited"}
@@ -234,11 +238,11 @@ def test_logs_follow_streams_new_prefixed_lines_and_ends_when_the_project_stops(
         proc = _popen(p, "logs", "-f", "--no-color")
         try:
             out = LineReader(proc)
-            out.wait_for(lambda line: line == "app-1   | app-started", 60, "app's earlier line")
-            out.wait_for(lambda line: line == "side-1  | side-started", 60, "side's earlier line")
+            out.wait_for(lambda line: _says(line, "app-1", "app-started"), 60, "app's earlier line")
+            out.wait_for(lambda line: _says(line, "side-1", "side-started"), 60, "side's earlier line")
             assert not any("after-go" in line for line in out.lines)
             p.ok("exec", "-T", "app", "touch", "/tmp/go")
-            out.wait_for(lambda line: line == "app-1   | after-go", 60, "a line written after logs -f started")
+            out.wait_for(lambda line: _says(line, "app-1", "after-go"), 60, "a line written after logs -f started")
             p.ok("stop", "--timeout", "5")
             proc.wait(timeout=60)                   # following ends once every container stopped
             assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
@@ -462,20 +466,36 @@ LABELLED = textwrap.dedent("""\
     name: {project}
     services:
       app:
-        image: busybox
+        build: ./app
         init: true
-        command: ["sleep", "600"]
         labels:
           mine: "yes"
         volumes:
           - data:/data
+        networks: [default, back]
+        depends_on:
+          db:
+            condition: service_started
+      db:
+        image: busybox
+        init: true
+        command: ["sleep", "600"]
+        networks: [back]
     networks:
       default:
         ipam:
           config:
             - subnet: "{subnet}"
+      back:
+        labels:
+          tier: back
+        ipam:
+          config:
+            - subnet: "{subnet_back}"
     volumes:
-      data: {{}}
+      data:
+        labels:
+          kept: "no"
     """)
 
 
@@ -498,29 +518,39 @@ def _labels_seen(d: Daemon, p: Project) -> dict[str, Any]:
                                    else "{{.Names}}")).split())
              for kind, cmd in (("container", ("ps", "-a")), ("network", ("network", "ls")),
                                ("volume", ("volume", "ls")))}
-    service = ok(d.cli("ps", "-a", "-q", "--filter", flt, "--filter", "label=com.docker.compose.service=app"))
-    container = json.loads(ok(d.cli("inspect", service.strip())))[0]["Config"]["Labels"]
-    network = json.loads(ok(d.cli("network", "inspect", f"{p.name}_default")))[0]["Labels"]
-    volume = json.loads(ok(d.cli("volume", "inspect", f"{p.name}_data")))[0]["Labels"]
-    # the image id differs (each daemon imported busybox itself): only its presence is compared
-    assert len(container.pop("com.docker.compose.image")) == 71
-    return {"names": names, "container": container, "network": network, "volume": volume}
+    seen: dict[str, Any] = {"names": names}
+    for service in ("app", "db"):
+        cid = ok(d.cli("ps", "-a", "-q", "--filter", flt, "--filter", f"label=com.docker.compose.service={service}"))
+        labels = json.loads(ok(d.cli("inspect", cid.strip())))[0]["Config"]["Labels"]
+        # image ids differ (each daemon imported busybox itself): only their shape is compared
+        assert labels.pop("com.docker.compose.image").startswith("sha256:")
+        seen[service] = labels
+    for net in ("default", "back"):
+        seen[net] = json.loads(ok(d.cli("network", "inspect", f"{p.name}_{net}")))[0]["Labels"]
+    seen["volume"] = json.loads(ok(d.cli("volume", "inspect", f"{p.name}_data")))[0]["Labels"]
+    seen["image"] = json.loads(ok(d.cli("image", "inspect", f"{p.name}-app")))[0]["Config"]["Labels"]
+    return seen
 
 
 def test_labels_and_label_filters_match_the_other_daemon(daemon: Daemon, peer: Daemon, busybox: str,
                                                          tmp_path: Path) -> None:
-    here = _project(daemon, tmp_path, LABELLED, slot=15)
+    here = _project(daemon, tmp_path, LABELLED, slot=14, subnet_back=netenv.compose_subnet(15))
+    (here.dir / "app").mkdir()
+    (here.dir / "app" / "Dockerfile").write_text('FROM busybox\nLABEL from.dockerfile=1\nCMD ["sleep", "600"]\n')
     there = Project(peer, here.name, here.dir)      # the same project, files and paths on both
     try:
         here.ok("up", "-d", timeout=300)
         there.ok("up", "-d", timeout=300)
         mine, theirs = _labels_seen(daemon, here), _labels_seen(peer, there)
         assert mine == theirs
-        assert mine["names"] == {"container": [f"{here.name}-app-1"], "network": [f"{here.name}_default"],
+        assert mine["names"] == {"container": [f"{here.name}-app-1", f"{here.name}-db-1"],
+                                 "network": [f"{here.name}_back", f"{here.name}_default"],
                                  "volume": [f"{here.name}_data"]}
-        assert mine["container"]["mine"] == "yes"
-        assert mine["container"]["com.docker.compose.project.working_dir"] == str(here.dir)
-        assert mine["network"]["com.docker.compose.network"] == "default"
+        assert mine["app"]["mine"] == "yes" and mine["app"]["from.dockerfile"] == "1"
+        assert mine["app"]["com.docker.compose.project.working_dir"] == str(here.dir)
+        assert mine["app"]["com.docker.compose.depends_on"] == "db:service_started:false"
+        assert mine["default"]["com.docker.compose.network"] == "default"
+        assert mine["back"]["tier"] == "back" and mine["volume"]["kept"] == "no"
     finally:
-        here.compose("down", "-v", "--timeout", "1")
-        there.compose("down", "-v", "--timeout", "1")
+        here.compose("down", "-v", "--rmi", "local", "--timeout", "1")
+        there.compose("down", "-v", "--rmi", "local", "--timeout", "1")
