@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -243,6 +244,10 @@ def test_logs_follow_streams_new_prefixed_lines_and_ends_when_the_project_stops(
             assert not any("after-go" in line for line in out.lines)
             p.ok("exec", "-T", "app", "touch", "/tmp/go")
             out.wait_for(lambda line: _says(line, "app-1", "after-go"), 60, "a line written after logs -f started")
+            tail = p.ok("logs", "--no-color", "--timestamps", "--tail", "1", "app").splitlines()
+            assert len(tail) == 1 and re.fullmatch(
+                r"app-1 +\| \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z after-go", tail[0]), tail
+            assert p.ok("logs", "--no-log-prefix", "side") == "side-started\n"
             p.ok("stop", "--timeout", "5")
             proc.wait(timeout=60)                   # following ends once every container stopped
             assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
@@ -543,6 +548,13 @@ def test_labels_and_label_filters_match_the_other_daemon(daemon: Daemon, peer: D
         there.ok("up", "-d", timeout=300)
         mine, theirs = _labels_seen(daemon, here), _labels_seen(peer, there)
         assert mine == theirs
+        # `compose ls` finds projects by their labels alone
+        listed = [json.loads(ok(d.cli("compose", "ls", "--all", "--format", "json"))) for d in (daemon, peer)]
+        assert listed[0] == listed[1] == [{"Name": here.name, "Status": "running(2)",
+                                           "ConfigFiles": str(here.dir / "compose.yaml")}], listed
+        ps = [sorted((r["Service"], r["State"]) for r in map(json.loads, prj.ok("ps", "--format", "json").splitlines()))
+              for prj in (here, there)]
+        assert ps[0] == ps[1] == [("app", "running"), ("db", "running")], ps
         assert mine["names"] == {"container": [f"{here.name}-app-1", f"{here.name}-db-1"],
                                  "network": [f"{here.name}_back", f"{here.name}_default"],
                                  "volume": [f"{here.name}_data"]}
