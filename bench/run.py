@@ -130,9 +130,17 @@ def start_private_dockerd() -> Target:
     return t
 
 
+def _die_with_parent() -> None:
+    """In the daemon's child before exec: SIGTERM when this bench process dies, even by SIGKILL (a
+    test's timeout), so no private daemon outlives its bench run."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)   # PR_SET_PDEATHSIG
+
+
 def _start_private(label: str, kind: str, argv: list[str], root: Path, host: str) -> Target:
     log = open(root / "daemon.log", "wb")
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_die_with_parent)
     t = Target(label, host, kind, pid=proc.pid, private_root=root, proc=proc, log=log)
     deadline = time.monotonic() + 60
     while not ping(host):
@@ -144,14 +152,15 @@ def _start_private(label: str, kind: str, argv: list[str], root: Path, host: str
     return t
 
 
-def start_private_pydockerd() -> Target:
+def start_private_pydockerd(bip: str = "") -> Target:
+    """``bip``: the default bridge's address and subnet (default: a /24 of its own)."""
     root = Path(tempfile.mkdtemp(prefix="pydbench-", dir="/tmp"))
     host = f"unix://{root}/docker.sock"
     argv = [sys.executable, "-m", "compat_server.daemon", "-H", host,
             "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
             "--pidfile", str(root / "pid"), "--bridge", f"pydb{os.getpid() % 100000}",
             # a bridge subnet and address pool of its own (other daemons run on this machine)
-            "--bip", f"10.209.{os.getpid() % 250}.1/24",
+            "--bip", bip or f"10.209.{os.getpid() % 250}.1/24",
             "--default-address-pool", f"base=10.208.{os.getpid() % 250}.0/24,size=28"]
     t = _start_private("pydockerd", "pydockerd", argv, root, host)
     t.bridge = f"pydb{os.getpid() % 100000}"
@@ -269,8 +278,9 @@ def daemon_processes(t: Target) -> list[int]:
 def find_shim(t: Target, container_id: str) -> int | None:
     marker = PYDOCKERD_SHIM_MARKER if t.kind == "pydockerd" else REFERENCE_SHIM_MARKER
     candidates = [pid for pid in _pids() if marker in _cmdline(pid)]
-    for pid in candidates:       # the shim that names our container (id or bundle path)
-        if container_id in _cmdline(pid):
+    naming = [pid for pid in candidates if container_id in _cmdline(pid)]
+    for pid in naming:           # the shim that names our container (id or bundle path), not a
+        if _ppid(pid) not in naming:  # child of it that has not reached its execve yet
             return pid
     for pid in candidates:       # else one whose child runs our container's `sleep`
         for child in _pids():
@@ -781,6 +791,66 @@ def cleanup_build_contexts() -> None:
         _BUILD_DIR = None
 
 
+# ------------------------------------------------------------------------ compose
+COMPOSE_FILE = """\
+services:
+  web:
+    image: bench-compose-web
+    ports: ["127.0.0.1::8080"]
+    volumes: ["data:/data"]
+  seed:
+    image: busybox:latest
+    command: ["sh", "-c", "echo seeded > /data/seed"]
+    volumes: ["data:/data"]
+  client:
+    image: busybox:latest
+    command: ["sleep", "3600"]
+    depends_on:
+      web: {condition: service_started}
+      seed: {condition: service_completed_successfully}
+volumes:
+  data: {}
+"""
+
+
+def _compose(t: Target, project: Path, *args: str) -> None:
+    env = {**t.env(), "DOCKER_BUILDKIT": "0"}
+    proc = subprocess.run([DOCKER, "compose", "-p", project.name, "--project-directory", str(project), *args],
+                          env=env, capture_output=True, timeout=300, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"[{t.label}] docker compose {' '.join(args)} failed: "
+                           f"{proc.stderr.decode(errors='replace').strip()}")
+
+
+def _compose_setup(t: Target) -> Path:
+    """The three-service project, its web image built beforehand (untimed, classic builder)."""
+    plugins = Path.home() / ".docker" / "cli-plugins"      # the compose plugin, in the private CLI config
+    if plugins.is_dir() and not (t.config_dir / "cli-plugins").exists():
+        (t.config_dir / "cli-plugins").symlink_to(plugins)
+    project = Path(tempfile.mkdtemp(prefix=f"benchcmp{t.label[:3]}", dir="/tmp"))
+    (project / "Dockerfile").write_text('FROM busybox:latest\nCMD ["httpd", "-f", "-p", "8080"]\n')
+    proc = subprocess.run([DOCKER, "build", "-q", "-t", "bench-compose-web", str(project)],
+                          env={**t.env(), "DOCKER_BUILDKIT": "0"}, capture_output=True, timeout=300, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"[{t.label}] building the compose bench image: {proc.stderr.decode(errors='replace')}")
+    (project / "compose.yaml").write_text(COMPOSE_FILE)
+    return project
+
+
+def _compose_up_down(t: Target, project: Any) -> None:
+    _compose(t, project, "up", "-d")
+    _compose(t, project, "down", "-v", "--timeout", "1")
+
+
+def _compose_cleanup(t: Target, project: Any) -> None:
+    try:
+        _compose(t, project, "down", "-v", "--timeout", "1")
+    except RuntimeError:
+        pass
+    t.docker("rmi", "-f", "bench-compose-web", check=False)
+    shutil.rmtree(project, ignore_errors=True)
+
+
 BENCHMARKS = {
     "run": Bench("run", "docker run --rm busybox true", None, _run_true),
     "exec": Bench("exec", "docker exec <running> true", _sleeper, _exec_true, _remove),
@@ -803,13 +873,14 @@ BENCHMARKS = {
                   _short_connections, _drop_first),
     "dns": Bench("dns", f"{DNS_LOOKUPS} lookups of a container name on a user network (one exec)", _dns_pair,
                  _dns_lookups, _dns_cleanup),
-    # Later: build of a small Dockerfile, logs -f latency.  Add a Bench here and it is reported.
     "build_cold": Bench("build_cold", "docker build --no-cache <10 steps, 20 MB COPY, 4 RUN> (classic builder)",
                         _build_setup, _build_cold, _build_teardown, prepare=_build_cold_prepare),
     "build_cached": Bench("build_cached", "docker build <the same 10 steps, all from the cache>", _build_cached_setup,
                           _build_cached, _build_teardown),
     "build_context": Bench("build_context", "docker build <FROM busybox, 100 MB context upload>", _build_setup,
                            _build_upload),
+    "compose": Bench("compose", "docker compose up -d + down -v of a 3-service project (image built)",
+                     _compose_setup, _compose_up_down, _compose_cleanup),
     # Later: logs -f latency.  Add a Bench here and it is reported.
 }
 

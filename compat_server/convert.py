@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import time
 from typing import Any
 
-from engine import gojson, timeutil
+from engine import gojson, system, timeutil
 from engine.errors import EngineError, go_json_kind
 from engine.logs import drivers as log_drivers
 from engine.network import contributor as net_contrib
@@ -30,7 +31,7 @@ from engine.types import (
     RestartPolicy,
 )
 
-from . import gotypes, resources_codec, versions
+from . import gotypes, resources_codec, unsupported, versions
 from .errors import BadRequest
 
 _go_kind = go_json_kind
@@ -44,12 +45,17 @@ def _strslice(value: Any) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+@functools.cache
+def _default_cgroupns_mode() -> str:
+    return "private" if system.cgroup_version() == "2" else "host"
+
+
 def default_host_config() -> dict[str, Any]:
     return {
         "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
         "NetworkMode": "bridge", "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "ConsoleSize": [0, 0],
-        "CapAdd": None, "CapDrop": None, "CgroupnsMode": "private", "Dns": [], "DnsOptions": [],
+        "CapAdd": None, "CapDrop": None, "CgroupnsMode": _default_cgroupns_mode(), "Dns": [], "DnsOptions": [],
         "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
         "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": False,
         "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864,
@@ -74,6 +80,7 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         raise BadRequest("config cannot be empty in order to create a container")
     # every field's JSON kind and integer range, in Go's words (dockerd's decoder runs first)
     gojson.check(body, gotypes.create_request(version))
+    unsupported.check_create(body)   # a field pydockerd cannot honour is refused, not ignored
     hc_in = body.get("HostConfig") or {}
 
     health = None
@@ -124,11 +131,12 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
     for key, value in hc_in.items():
         if value is not None or key in ("Binds", "CapAdd", "CapDrop", "ExtraHosts", "SecurityOpt"):
             full_hc[key] = copy.deepcopy(value)
-    # Empty means "the daemon's default": the runtime always gives a private
-    # cgroup and IPC namespace.
-    for key in ("CgroupnsMode", "IpcMode"):
-        if not full_hc.get(key):
-            full_hc[key] = "private"
+    # Empty means "the daemon's default": a private IPC namespace; for the cgroup
+    # namespace dockerd's default-cgroupns-mode (host on cgroup v1, private on v2).
+    if not full_hc.get("IpcMode"):
+        full_hc["IpcMode"] = "private"
+    if not full_hc.get("CgroupnsMode"):
+        full_hc["CgroupnsMode"] = _default_cgroupns_mode()
     if isinstance(full_hc.get("PidsLimit"), (int, float)) and full_hc["PidsLimit"] <= 0:
         full_hc["PidsLimit"] = None   # 0 and -1 mean unlimited: dockerd stores (and shows) null
     if full_hc.get("MemorySwappiness") == -1:
@@ -181,6 +189,7 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         pid_mode=hc_in.get("PidMode") or "",
         uts_mode=hc_in.get("UTSMode") or "",
         userns_mode=hc_in.get("UsernsMode") or "",
+        cgroupns_mode=full_hc["CgroupnsMode"],
         sysctls=dict(hc_in.get("Sysctls") or {}),
         # the CLI sends [] for --security-opt systempaths=unconfined
         masked_paths=tuple(hc_in["MaskedPaths"]) if isinstance(hc_in.get("MaskedPaths"), list) else None,
@@ -223,6 +232,8 @@ def _decode_mounts(raw: Any) -> tuple[MountSpec, ...]:
             bind_propagation=(bind or {}).get("Propagation") or "",
             bind_non_recursive=bool((bind or {}).get("NonRecursive")),
             bind_create_mountpoint=bool((bind or {}).get("CreateMountpoint")),
+            bind_readonly_non_recursive=bool((bind or {}).get("ReadOnlyNonRecursive")),
+            bind_readonly_force_recursive=bool((bind or {}).get("ReadOnlyForceRecursive")),
             has_volume_options=vol is not None,
             volume_nocopy=bool((vol or {}).get("NoCopy")),
             volume_labels=_opt_map((vol or {}).get("Labels")),

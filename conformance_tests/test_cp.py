@@ -215,3 +215,23 @@ def test_cp_docker_py(client, running: str) -> None:
         f = tf.extractfile("py.txt")
         assert f is not None and f.read() == b"from docker-py"
     assert stat["name"] == "py.txt" and stat["size"] == 14
+
+
+@pytest.mark.reference_differs("dockerd 20.10 looks the whole 'uid:gid' up in the daemon's passwd database")
+def test_copy_uid_gid_gives_files_to_the_container_user(daemon: Daemon, busybox: str, name: str) -> None:
+    ok(daemon.cli("create", "--name", name, "--user", "1234:4321", BUSYBOX, "stat", "-c", "%u:%g", "/tmp/owned",
+                  "/tmp/kept"))
+    hdr = {"Content-Type": "application/x-tar"}
+    assert daemon.raw("PUT", f"/containers/{name}/archive?path=/tmp&copyUIDGID=1", _tar(("owned", b"1", "file")),
+                      hdr).status == 200
+    assert daemon.raw("PUT", f"/containers/{name}/archive?path=/tmp", _tar(("kept", b"1", "file")), hdr).status == 200
+    ok(daemon.cli("start", "-a", name))
+    assert ok(daemon.cli("logs", name)).split() == ["1234:4321", "0:0"], "without copyUIDGID the tar's owner stays"
+
+
+def test_put_accepts_a_gzipped_archive(daemon: Daemon, running: str) -> None:
+    import gzip
+    body = gzip.compress(_tar(("zipped", b"unzipped\n", "file")))
+    resp = daemon.raw("PUT", f"/containers/{running}/archive?path=/tmp", body, {"Content-Type": "application/x-tar"})
+    assert resp.status == 200
+    assert ok(daemon.cli("exec", running, "cat", "/tmp/zipped")) == "unzipped\n"

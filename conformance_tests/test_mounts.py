@@ -299,3 +299,40 @@ def test_image_volume_becomes_an_anonymous_volume_with_the_image_content(
     finally:
         daemon.cli("rm", "-f", "-v", name, f"{name}-src")
         daemon.cli("rmi", "-f", image)
+
+
+@pytest.mark.reference_differs("volume-subpath came with API 1.45")
+def test_volume_subpath(daemon: Daemon, busybox: str, vol: str, name: str) -> None:
+    ok(daemon.cli("run", "--rm", "-v", f"{vol}:/v", BUSYBOX, "sh", "-c",
+                  "mkdir -p /v/sub/dir && echo deep > /v/sub/dir/f && ln -s / /v/link"))
+    out = ok(daemon.cli("run", "--rm", "--mount", f"type=volume,source={vol},target=/s,volume-subpath=sub/dir",
+                        BUSYBOX, "cat", "/s/f"))
+    assert out == "deep\n"
+    proc = daemon.cli("run", "--name", name, "--mount", f"type=volume,source={vol},target=/s,volume-subpath=link",
+                      BUSYBOX, "true")
+    assert proc.returncode != 0 and "cannot access path" in proc.stderr, "a symlink in the subpath is refused"
+    proc = daemon.cli("run", "--rm", "--mount", f"type=volume,source={vol},target=/s,volume-subpath=missing",
+                      BUSYBOX, "true")
+    assert proc.returncode != 0 and "cannot access path" in proc.stderr and "no such file or directory" in proc.stderr
+    proc = daemon.cli("create", "--mount", f"type=volume,source={vol},target=/s,volume-subpath=../up", BUSYBOX)
+    assert proc.returncode != 0 and "subpath must be a relative path within the volume" in proc.stderr
+    if daemon.private:
+        staged = [m for m in mounts_under(str(daemon.exec_root)) if "volume-subpaths" in m]
+        assert staged == [], "the staged subpath mounts went with the containers"
+
+
+@pytest.mark.reference_differs("dockerd 20.10 makes only the top of a read-only bind read-only (newer Docker: rro)")
+def test_read_only_bind_is_read_only_all_the_way_down(daemon: Daemon, busybox: str) -> None:
+    import subprocess
+    src = daemon.root / f"rro-{uuid.uuid4().hex[:6]}"
+    (src / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(src / "sub")], check=True)
+    try:
+        out = ok(daemon.cli("run", "--rm", "-v", f"{src}:/r:ro", BUSYBOX, "sh", "-c",
+                            "touch /r/sub/x 2>/dev/null && echo writable || echo read-only"))
+        assert out == "read-only\n", "the submount is read-only too"
+        out = ok(daemon.cli("run", "--rm", "--mount", f"type=bind,src={src},dst=/r,readonly,bind-recursive=writable",
+                            BUSYBOX, "sh", "-c", "touch /r/sub/x 2>/dev/null && echo writable || echo read-only"))
+        assert out == "writable\n", "bind-recursive=writable keeps submounts writable"
+    finally:
+        subprocess.run(["umount", "-l", str(src / "sub")], check=False)

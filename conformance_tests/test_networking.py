@@ -502,3 +502,30 @@ def test_exhausted_default_pool(daemon: Daemon, busybox: str, name: str, nets: N
     assert proc.returncode != 0 and len(nets.names) <= 16
     assert ("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to "
             "the network") in proc.stderr
+
+
+@pytest.mark.reference_differs("the reference dockerd runs with --iptables=false here (its chain names are "
+                                "machine-wide), which turns off the isolation between networks")
+def test_networks_are_isolated_from_each_other(daemon: Daemon, busybox: str, name: str, nets: Networks) -> None:
+    nets.create(name + "-n1")
+    nets.create(name + "-n2")
+    run_d(daemon, name + "-a", "--network", name + "-n1", BUSYBOX, "sleep", "300")
+    run_d(daemon, name + "-b", "--network", name + "-n2", BUSYBOX, "sleep", "300")
+    ip_a = inspect(daemon, name + "-a")["NetworkSettings"]["Networks"][name + "-n1"]["IPAddress"]
+    ok(daemon.cli("exec", name + "-a", "ping", "-c1", "-W2", name + "-a"))
+    assert daemon.cli("exec", name + "-b", "ping", "-c1", "-W1", ip_a).returncode != 0
+
+
+def test_restart_keeps_a_static_ip_and_stop_releases_addresses(daemon: Daemon, busybox: str, name: str,
+                                                                nets: Networks) -> None:
+    sub = nets.create(name + "-net")
+    ip = netenv.host_in(sub, 7)
+    run_d(daemon, name, "--network", name + "-net", "--ip", ip, BUSYBOX, "sleep", "300")
+    ok(daemon.cli("restart", "-t", "0", name))
+    assert inspect(daemon, name)["NetworkSettings"]["Networks"][name + "-net"]["IPAddress"] == ip
+    ok(daemon.cli("stop", "-t", "0", name))
+    ep = inspect(daemon, name)["NetworkSettings"]["Networks"][name + "-net"]
+    assert ep["IPAddress"] == "" and ep["IPAMConfig"] == {"IPv4Address": ip}
+    # the stopped container's address is free for another one meanwhile
+    out = ok(daemon.cli("run", "--rm", "--network", name + "-net", "--ip", ip, BUSYBOX, "ip", "-o", "addr"))
+    assert f"inet {ip}/28" in out

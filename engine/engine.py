@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import shutil
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from .registry.client import RegistryConfig
 from .registry.service import RegistryService
 from .runtime.api import RuntimeExecutor
 from .runtime.client import ShimRuntime
+from .runtime.syscalls import malloc_trim
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
 from .state import Database
@@ -75,6 +78,26 @@ class Events:
         return self._listeners
 
 
+TRIM_DELAY = 0.5  # seconds without a container removal before memory is given back
+
+
+async def _trim_after_removals(bus: EventBus) -> None:
+    """When containers have been removed (and none for TRIM_DELAY): collect, and return
+    the C heap's free pages to the kernel.  A burst of removals otherwise leaves the
+    daemon holding the memory its containers' records, streams and logs used."""
+    loop = asyncio.get_running_loop()
+    pending: asyncio.TimerHandle | None = None
+
+    def trim() -> None:
+        gc.collect()
+        malloc_trim()
+
+    async for _ev in bus.subscribe(None, None, lambda e: e.type == "container" and e.action == "destroy"):
+        if pending is not None:
+            pending.cancel()
+        pending = loop.call_later(TRIM_DELAY, trim)
+
+
 class Engine:
     def __init__(self, config: Config, *, runtime: RuntimeExecutor | None = None) -> None:
         """``runtime``: the container runtime (default: a shim per container); tests pass
@@ -103,6 +126,10 @@ class Engine:
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir), self.events)
         self.runtime: RuntimeExecutor = runtime if runtime is not None else ShimRuntime(config.python,
                                                                                         config.exec_root)
+        self.trimmer: asyncio.Task[None] | None = None
+        if isinstance(self.runtime, ShimRuntime):
+            # The shim parent starts in the background; the first container start waits for it.
+            threading.Thread(target=self.runtime.warm, name="shim-parent-start", daemon=True).start()
         # What /info lists and what create accepts: the drivers whose code runs here.
         self.plugins = Plugins()
         self.plugins.register_runtime(DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH)
@@ -127,7 +154,8 @@ class Engine:
         )
 
         # Volumes, binds and tmpfs of containers (engine/volumes/contributor.py)
-        self.volume_mounts = VolumeMounts(self.volumes, self.containers.get)
+        self.volume_mounts = VolumeMounts(self.volumes, self.containers.get,
+                                          str(config.exec_root / "volume-subpaths"))
         self.containers.add_contributor(self.volume_mounts)
         # --- networking
         self.networks = NetworkService(
@@ -158,6 +186,7 @@ class Engine:
     @classmethod
     async def open(cls, config: Config, *, runtime: RuntimeExecutor | None = None) -> Engine:
         engine = await asyncio.to_thread(lambda: cls(config, runtime=runtime))
+        engine.trimmer = asyncio.get_running_loop().create_task(_trim_after_removals(engine.events.bus))
         await engine.containers.restore()
         known = {c.id for c in engine.containers.list()}
         await engine.volume_mounts.settle(known.__contains__)
@@ -165,12 +194,21 @@ class Engine:
         return engine
 
     async def aclose(self) -> None:
+        if self.trimmer is not None:
+            self.trimmer.cancel()
         if not self.config.live_restore:
             await self.containers.stop_all()    # --live-restore=false: dockerd's shutdown stops them
+        anything_running = any(c.state.running for c in self.containers.list())
         await self.containers.close()
         await self.networks.ports.close()
         await asyncio.to_thread(self.archive.close)   # the docker cp fork server
         await self.network_contributor.dns.close()
+        if isinstance(self.runtime, ShimRuntime):
+            await asyncio.to_thread(self.runtime.close)
+        try:
+            await asyncio.to_thread(self.networks.shutdown_sync, anything_running=anything_running)
+        except Exception:   # a failed cleanup must not block the shutdown
+            log.exception("removing the bridges and rules of a stopped daemon")
         await asyncio.to_thread(self.db.close)
 
     # ----------------------------------------------------------- for the API

@@ -126,6 +126,8 @@ class MountSpec:
     bind_propagation: str = ""
     bind_non_recursive: bool = False
     bind_create_mountpoint: bool = False
+    bind_readonly_non_recursive: bool = False
+    bind_readonly_force_recursive: bool = False
     has_volume_options: bool = False
     volume_nocopy: bool = False
     volume_labels: dict[str, str] | None = None
@@ -181,6 +183,7 @@ class HostConfig:
     pid_mode: str = ""
     uts_mode: str = ""
     userns_mode: str = ""
+    cgroupns_mode: str = "host"    # "private": a cgroup namespace of its own (dockerd's default on cgroup v2)
     sysctls: dict[str, str] = field(default_factory=dict)
     masked_paths: tuple[str, ...] | None = None      # None = dockerd's defaults
     readonly_paths: tuple[str, ...] | None = None

@@ -12,7 +12,7 @@ from engine import timeutil
 from engine.errors import InvalidParameter, NotFound
 from engine.types import EndpointConfig
 
-from .. import gotypes, netcodec
+from .. import gotypes, netcodec, unsupported
 from ..backends import NetworksBackend
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, json_body, qfilters
@@ -96,6 +96,7 @@ async def connect(request: Request) -> Response:
     engine = _engine(request)
     body = await json_body(request, go_type=gotypes.NETWORK_CONNECT) or {}
     c = engine.containers.get(str(body.get("Container") or ""))
+    unsupported.check_connect(body)
     await engine.networks.connect(c, request.path_params["id"], _endpoint_config(body.get("EndpointConfig")),
                                   running=engine.containers.is_running(c))
     return Response(status_code=200)

@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from engine.types import RestartPolicy
 
-from .. import gotypes, resources_codec
+from .. import gotypes, resources_codec, unsupported
 from ..backends import ResourcesBackend
 from ..errors import BadRequest
 from ..responses import docker_json, dumps, json_body, no_content, qbool
@@ -32,6 +32,7 @@ async def unpause(request: Request) -> Response:
 
 async def update(request: Request) -> Response:
     body = await json_body(request, go_type=gotypes.UPDATE_CONFIG) or {}
+    unsupported.check_update(body)
     patch = resources_codec.decode_update(body)
     policy = None
     rp = body.get("RestartPolicy")

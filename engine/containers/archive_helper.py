@@ -12,14 +12,27 @@ Output protocol on stdout: one JSON line (``{"stat": ...}`` or ``{"error": kind,
 """
 from __future__ import annotations
 
+# Everything is imported before the chroot: the host's module paths do not exist inside the
+# container, and nothing may be imported (or loaded by NSS) from the container's files once we
+# are in it.  bz2, lzma and zlib are what tarfile's stream mode would import lazily.
+import bz2  # noqa: F401
 import datetime
 import json
+import lzma  # noqa: F401
 import os
 import shutil
 import stat as st
 import sys
 import tarfile
+import zlib  # noqa: F401
 from typing import IO, Any
+
+from engine.oci.user import resolve_user_from
+
+# No user/group name lookups in tar headers: glibc would load NSS modules from the container's
+# /lib once we are in its root (CVE-2019-14271 in dockerd's cp).
+setattr(tarfile, "pwd", None)  # noqa: B010
+setattr(tarfile, "grp", None)  # noqa: B010
 
 CLONE_NEWNS = 0x00020000
 MS_BIND = 0x1000
@@ -66,10 +79,14 @@ def go_mode(mode: int) -> int:
     return out
 
 
+# The daemon's time zone, read now: inside the container's root /etc/localtime is the container's.
+_LOCAL_TZ = datetime.datetime.now().astimezone().tzinfo
+
+
 def go_time(ns: int) -> str:
     """Go's RFC3339Nano (trailing zeros of the fraction dropped) in local time."""
     secs, frac = divmod(ns, 1_000_000_000)
-    local = datetime.datetime.fromtimestamp(secs).astimezone()
+    local = datetime.datetime.fromtimestamp(secs, _LOCAL_TZ)
     text = local.strftime("%Y-%m-%dT%H:%M:%S")
     if frac:
         text += "." + f"{frac:09d}".rstrip("0")
@@ -98,6 +115,12 @@ def _mount(lib: Any, src: str | None, target: str, fstype: str | None, flags: in
     _check(lib.mount(enc(src), enc(target), enc(fstype), flags, enc(data)), f"mount {src} on {target}")
 
 
+def _seal() -> None:
+    """After the chroot: no more imports from disk (the container's files could shadow modules)."""
+    sys.path[:] = []
+    sys.path_importer_cache.clear()
+
+
 def enter_running(pid: int) -> None:
     lib = _lib()
     root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY)
@@ -106,6 +129,7 @@ def enter_running(pid: int) -> None:
     os.fchdir(root_fd)
     os.chroot(".")
     os.chdir("/")
+    _seal()
 
 
 def enter_stopped(rootfs: str, layers: list[dict[str, Any]], mounts: list[dict[str, Any]]) -> None:
@@ -133,6 +157,7 @@ def enter_stopped(rootfs: str, layers: list[dict[str, Any]], mounts: list[dict[s
     os.chdir(rootfs)
     os.chroot(".")
     os.chdir("/")
+    _seal()
 
 
 def _abs(path: str) -> str:
@@ -188,12 +213,22 @@ def _write_tar(p: str, stat: dict[str, Any], out: IO[bytes]) -> None:
     if not is_dir:
         arcname = os.path.basename(src)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_BUF) as tf:
+        # big copies: the stream's buffer is re-joined on every write, 16 KiB pieces make that quadratic
+        tf.copybufsize = _BUF   # type: ignore[attr-defined]
         tf.add(src, arcname=arcname, recursive=True)
 
 
 def _inside(base: str, target: str) -> bool:
     base = base.rstrip("/") or "/"
     return base == "/" or target == base or target.startswith(base + "/")
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
@@ -215,10 +250,8 @@ def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
             raise Failure("invalid", "container rootfs is marked read-only")
     owner: tuple[int, int] | None = None
     if spec.get("copy_uid_gid"):
-        from pathlib import Path
-
-        from engine.containers.hostaccess import resolve_user
-        uid, gid, _ = resolve_user(Path("/"), spec.get("user") or "")
+        # (we are inside the container's root: its /etc/passwd and /etc/group are the ones read)
+        uid, gid, _ = resolve_user_from(spec.get("user") or "", _read_text)
         owner = (uid, gid)
     allow_overwrite = not spec.get("no_overwrite_dir_non_dir")
     with tarfile.open(fileobj=src, mode="r|*", bufsize=_BUF) as tf:

@@ -155,13 +155,7 @@ class ExecService:
                 raise EngineError("OCI runtime exec failed: exec failed: Cwd must be an absolute path: unknown")
             bundle = self.containers.config.bundles_root / c.id
             uid, gid, groups, home, sec = await asyncio.to_thread(self._prepare, c, bundle, inst.user)
-            env = [f"PATH={files.DEFAULT_PATH}", f"HOSTNAME={c.config.hostname}"]
-            if inst.tty:
-                env.append("TERM=xterm")
-            env = files.merge_env(env, [e for e in c.config.env if "=" in e])
-            env = files.merge_env(env, [e for e in inst.env if "=" in e])
-            if not any(e.startswith("HOME=") for e in env):
-                env.append(f"HOME={home}")
+            env = files.process_env(c.config.hostname, inst.tty, home, c.config.env, inst.env)
             # the container's capabilities, no_new_privs and --group-add apply to its execs too
             session = await live.handle.exec(
                 inst.id, args=inst.args, env=env, cwd=inst.working_dir or c.config.working_dir or "/",

@@ -1,21 +1,16 @@
 """Files dockerd writes for each container: hostname, hosts, resolv.conf."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
+
+from engine.fileutil import write_atomic
 
 DEFAULT_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fchmod(f.fileno(), mode)
-    os.replace(tmp, path)
+__all__ = ["write_atomic"]  # re-exported: one implementation, in engine.fileutil
 
 
 def hosts_content(hostname: str, domainname: str, ip: str | None, extra_hosts: tuple[str, ...]) -> str:
@@ -78,6 +73,22 @@ def resolv_conf_content(
 
 def _is_loopback(addr: str) -> bool:
     return addr.startswith("127.") or addr == "::1" or bool(re.fullmatch(r"0*:(0*:)*0*1", addr))
+
+
+def process_env(hostname: str, tty: bool, home: str, *layers: list[str] | tuple[str, ...]) -> list[str]:
+    """The environment dockerd gives a container's process, and an exec in it: PATH and
+    HOSTNAME, TERM=xterm with a tty, then each layer in order (the container's Env, an
+    exec's Env: a later entry replaces an earlier one of the same name; a bare "NAME",
+    from `-e NAME` when the client had no NAME, stays in Config.Env but never reaches a
+    process), and HOME from the user's passwd entry unless one was given."""
+    env = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}"]
+    if tty:
+        env.append("TERM=xterm")
+    for layer in layers:
+        env = merge_env(env, [e for e in layer if "=" in e])
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={home}")
+    return env
 
 
 def merge_env(base: list[str], overrides: list[str]) -> list[str]:

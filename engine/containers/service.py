@@ -574,15 +574,8 @@ class ContainerService:
         cfg = c.config
         hostname = plan.hostname if plan.hostname is not None else cfg.hostname
         uid, gid, groups, home = self._resolve(rootfs, cfg.user)
-        env = [f"PATH={files.DEFAULT_PATH}", f"HOSTNAME={hostname}"]
-        if cfg.tty:
-            env.append("TERM=xterm")
-        # "NAME" without "=" (from `-e NAME` when the client has no NAME) stays in
-        # Config.Env but never reaches the process, as with dockerd.
-        env = files.merge_env(env, plan.env)
-        env = files.merge_env(env, [e for e in cfg.env if "=" in e])
-        if not any(e.startswith("HOME=") for e in env):
-            env.append(f"HOME={home}")
+        # plan.env: what contributors (networking) add; the container's Env wins over it
+        env = files.process_env(hostname, cfg.tty, home, plan.env, cfg.env)
         cdir = plan.container_dir
         files.write_atomic(cdir / "hostname", (hostname + "\n").encode())
         hosts = files.hosts_content(hostname, cfg.domainname, None, c.host_config.extra_hosts)
@@ -676,12 +669,22 @@ class ContainerService:
             status = await live.handle.wait()
         except asyncio.CancelledError:
             raise
-        except Exception as err:
-            log.exception("lost the shim of %s", cid)
-            status = self.runtime.read_exit_status(self.config.bundles_root / cid)
+        except Exception as err:  # noqa: BLE001 - whatever failed the wait, the shim is gone
+            bundle = self.config.bundles_root / cid
+            status = self.runtime.read_exit_status(bundle)
             if status is None:
-                await self._record_exit(cid, live, 255, timeutil.now(), False, str(err))
+                # The shim was killed: its container died with it (the init's parent-death
+                # signal).  dockerd, when a shim disconnects, cleans up and records the task
+                # as killed: exit code 137, no error.
+                log.warning("lost the shim of %s (%s): the container is recorded as killed", cid, err)
+                c = self._containers.get(cid)
+                try:
+                    await self.runtime.cleanup(bundle, self._cgroups_path(c) if c is not None else None)
+                except Exception:
+                    log.exception("cleaning up after the shim of %s", cid)
+                await self._record_exit(cid, live, 137, timeutil.now(), False, "")
                 return
+            log.warning("lost the connection to the shim of %s (%s); it left an exit status", cid, err)
         await self._record_exit(
             cid, live, status.exit_code, status.finished_at, status.oom_killed, status.error
         )

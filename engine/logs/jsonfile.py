@@ -16,6 +16,8 @@ import os
 import re
 import time
 
+from engine.timeutil import format_ns
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:     # pathlib and typing cost ~6 ms at import; the shim needs neither
     from typing import Any
@@ -76,13 +78,7 @@ def encode_string(data: bytes) -> bytes:
     return b'"' + _escape_text(text).encode("utf-8") + b'"'
 
 
-def format_time(ns: int) -> str:
-    """Unix nanoseconds -> Go's RFC3339Nano in UTC ('...05.1234Z', no fraction when zero)."""
-    secs, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    if frac:
-        return base + "." + f"{frac:09d}".rstrip("0") + "Z"
-    return base + "Z"
+format_time = format_ns  # Go's RFC3339Nano, as everywhere else (engine.timeutil)
 
 
 def encode_entry(stream: str, data: bytes, time_ns: int, attrs: bytes | None = None) -> bytes:

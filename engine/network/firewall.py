@@ -6,6 +6,8 @@ calls for unit tests.  Every chain carries the daemon's prefix (derived from
 its data root), so two daemons on one machine never touch each other's rules:
 
     filter FORWARD     -> <P>-FWD     (per-network accept/isolation, published ports)
+                          <P>-ISO     (from one of our bridges to another: dropped, like dockerd's
+                                       DOCKER-ISOLATION chains)
     nat    PREROUTING  -> <P>-DNAT    (published ports, traffic arriving from outside)
     nat    OUTPUT      -> <P>-DNAT    (published ports, host-originated, loopback included)
     nat    POSTROUTING -> <P>-POST    (masquerade of each subnet, hairpin, host-originated)
@@ -111,6 +113,7 @@ class Iptables:
         self.fwd = self.prefix + "-FWD"
         self.dnat = self.prefix + "-DNAT"
         self.post = self.prefix + "-POST"
+        self.iso = self.prefix + "-ISO"      # traffic between two of this daemon's networks: dropped
 
     # --------------------------------------------------------------- plumbing
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -141,6 +144,7 @@ class Iptables:
     # -------------------------------------------------------------- interface
     def setup(self) -> None:
         self._new_chain("filter", self.fwd)
+        self._new_chain("filter", self.iso)
         self._new_chain("nat", self.dnat)
         self._new_chain("nat", self.post)
         self._ensure("filter", "FORWARD", ["-j", self.fwd], first=True)
@@ -154,6 +158,7 @@ class Iptables:
         self._delete("nat", "OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat])
         self._delete("nat", "POSTROUTING", ["-j", self.post])
         self._drop_chain("filter", self.fwd)
+        self._drop_chain("filter", self.iso)
         self._drop_chain("nat", self.dnat)
         self._drop_chain("nat", self.post)
 
@@ -167,6 +172,8 @@ class Iptables:
         else:
             out.append(("filter", self.fwd, ["-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
                                              "-j", "ACCEPT"]))
+            # leaving for another of our bridges is dropped in ISO; anything else is accepted
+            out.append(("filter", self.fwd, ["-i", br, "!", "-o", br, "-j", self.iso]))
             out.append(("filter", self.fwd, ["-i", br, "!", "-o", br, "-j", "ACCEPT"]))
             if r.masquerade:
                 for s in r.subnets:
@@ -175,6 +182,7 @@ class Iptables:
             # host-originated (127.0.0.1 included) to a published port: answer to the bridge address
             out.append(("nat", self.post, ["-o", br, "-m", "addrtype", "--src-type", "LOCAL", "-j", "MASQUERADE"]))
         out.append(("filter", self.fwd, ["-i", br, "-o", br, "-j", "ACCEPT" if r.icc else "DROP"]))
+        out.append(("filter", self.iso, ["-o", br, "-j", "DROP"]))
         return out
 
     def add_network(self, rules: NetworkRules) -> None:

@@ -67,6 +67,7 @@ class NetworkService:
         self._lock = asyncio.Lock()
         self.netns_root = config.exec_root / "netns"
         self.dns: Any = None    # the embedded DNS server (contributor.py sets it)
+        self._made_bridges: set[str] = set()   # bridges this run created (a given -b bridge is the admin's)
         self.pools: list[ipam.AddressPool] = [p for p in config.default_address_pools
                                             if isinstance(p, ipam.AddressPool)] or list(ipam.DEFAULT_POOLS)
 
@@ -135,6 +136,8 @@ class NetworkService:
 
     def _bring_up(self, n: Network) -> None:
         gateways = [f"{c.gateway}/{ipam.parse_subnet(c.subnet).prefixlen}" for c in n.ipam if c.gateway]
+        if not netlink.link_exists(n.bridge_name):
+            self._made_bridges.add(n.bridge_name)
         netlink.ensure_bridge(n.bridge_name, gateways, n.mtu)
         if self.config.iptables and not n.internal:
             # DNAT of host-originated traffic to 127.0.0.1 (see firewall.py)
@@ -145,6 +148,20 @@ class NetworkService:
         self.firewall.remove_network(self._rules(n))
         if not n.is_default_bridge:
             netlink.delete_bridge(n.bridge_name)
+
+    def shutdown_sync(self, *, anything_running: bool) -> None:
+        """Graceful daemon stop.  With no container left running nothing needs the rules or the
+        bridges: they are removed (and made again at the next start), so a stopped daemon leaves
+        nothing behind.  With live containers (live restore) everything stays for them."""
+        if anything_running:
+            return
+        for n in self._networks.values():
+            if n.driver != "bridge":
+                continue
+            self.firewall.remove_network(self._rules(n))
+            if not n.is_default_bridge or n.bridge_name in self._made_bridges:
+                netlink.delete_bridge(n.bridge_name)
+        self.firewall.teardown()
 
     # --------------------------------------------------------------- lookup
     def networks(self) -> list[Network]:
@@ -278,6 +295,8 @@ class NetworkService:
     def resolve_mode(self, c: Container) -> str:
         """"bridge" / "host" / "none" / "container:<ref>" / a user network's id."""
         mode = c.host_config.network_mode or "default"
+        if c.config.network_disabled:
+            return "none"
         if mode == "default":
             return self.default_network_name()
         return mode
@@ -426,12 +445,33 @@ class NetworkService:
                     await asyncio.to_thread(self._join, c, self.ns_path(c), att, _next_ifname(atts), first=False)
                     if not n.predefined and self.dns is not None:
                         await self.dns.serve(c.id, self.ns_path(c))
+                        # dockerd's rebuildDNS: a container that had the host's resolvers (it started
+                        # on the default bridge) now asks the embedded server
+                        await asyncio.to_thread(self._use_embedded_resolver, c)
                 except BaseException:
                     await asyncio.to_thread(self._leave, c, n.id)
                     self.store.delete_attachment(c.id, n.id)
                     raise
         self._publish("connect", n.id, {"container": c.id, "name": n.name, "type": n.driver})
         return n
+
+    def _use_embedded_resolver(self, c: Container) -> None:
+        from .contributor import HOST_RESOLV, resolv_for_user_network
+
+        path = Path(c.resolv_conf_path)
+        try:
+            current = path.read_text()
+        except OSError:
+            return
+        if "nameserver 127.0.0.11" in current.splitlines():
+            return
+        hc = c.host_config
+        text = resolv_for_user_network(HOST_RESOLV, hc.dns or self.config.dns, hc.dns_search or self.config.dns_search,
+                                       hc.dns_options or self.config.dns_options)
+        # in place: the container sees the file through a bind mount of this inode
+        with open(path, "r+") as f:
+            f.write(text)
+            f.truncate()
 
     def _leave(self, c: Container, nid: str) -> None:
         for att in self.attachments(c.id):

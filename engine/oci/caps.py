@@ -68,6 +68,22 @@ DEFAULT_CAPABILITIES: tuple[str, ...] = (
 )
 
 
+def every_capability() -> list[str]:
+    """All capabilities, by number: what a privileged container (or exec) gets."""
+    return sorted(CAPABILITIES, key=CAPABILITIES.__getitem__)
+
+
+def process_capabilities(caps: list[str] | tuple[str, ...], uid: int) -> dict[str, list[str]]:
+    """The OCI ``process.capabilities`` of a container's process or an exec: ``caps``
+    bound; effective and permitted only for root, as dockerd does (a non-root process
+    would lose them at execve anyway: no file capabilities)."""
+    out: dict[str, list[str]] = {"bounding": list(caps)}
+    if uid == 0:
+        out["effective"] = list(caps)
+        out["permitted"] = list(caps)
+    return out
+
+
 def normalize(name: str) -> str:
     """'net_admin' / 'NET_ADMIN' / 'CAP_NET_ADMIN' -> 'CAP_NET_ADMIN'."""
     up = name.strip().upper()
@@ -79,7 +95,7 @@ def tweak(base: list[str] | tuple[str, ...], cap_add: list[str] | tuple[str, ...
     """dockerd's --cap-add/--cap-drop rules: "ALL" added = every capability but the
     dropped ones; "ALL" dropped = only the added ones; otherwise drop, then add
     (so `--cap-drop X --cap-add X` keeps X)."""
-    everything = sorted(CAPABILITIES, key=CAPABILITIES.__getitem__)
+    everything = every_capability()
     adds = [normalize(c) for c in cap_add]
     drops = [normalize(c) for c in cap_drop]
     if "CAP_ALL" in adds:

@@ -25,6 +25,7 @@ from typing import Any
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.oci import seccomp as seccomp_profiles
 from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES, tweak
+from engine.oci.spec import DEFAULT_NAMESPACES
 
 # Where dockerd bind-mounts docker-init (tini) for --init.
 INIT_PATH_IN_CONTAINER = "/sbin/docker-init"
@@ -249,6 +250,9 @@ def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str, contai
         overrides.append(("uts", ""))
     if overrides:
         out["ns_overrides"] = tuple(overrides)
+    if hc.cgroupns_mode == "private":
+        # rooted at the container's cgroup: the init joins it before unsharing
+        out["namespaces"] = (*DEFAULT_NAMESPACES, ("cgroup", None))
 
     # sysctls on top of dockerd's defaults (the init refuses one outside the
     # container's own namespaces, with runc's words)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES, tweak
+from engine.oci.caps import DEFAULT_CAPABILITIES, every_capability, tweak
 from engine.oci.seccomp import default_profile
 
 OCI_VERSION = "1.0.2-dev"
@@ -113,7 +113,7 @@ class SpecInput:
 
 def _caps(inp: SpecInput) -> list[str]:
     if inp.privileged:
-        return sorted(CAPABILITIES, key=CAPABILITIES.__getitem__)
+        return every_capability()
     base = list(inp.capabilities) if inp.capabilities is not None else list(DEFAULT_CAPABILITIES)
     return tweak(base, inp.cap_add, inp.cap_drop)
 
@@ -358,7 +358,7 @@ def with_paths(masked: Iterable[str] | None, readonly: Iterable[str] | None) -> 
 def with_privileged(devices: Iterable[dict[str, Any]] = ()) -> SpecOption:
     """--privileged: every capability, every device allowed, no seccomp, no masked paths,
     read-write /sys and cgroups."""
-    caps = sorted(CAPABILITIES, key=CAPABILITIES.__getitem__)
+    caps = every_capability()
 
     def opt(spec: Spec) -> None:
         with_capabilities(caps)(spec)

@@ -557,13 +557,28 @@ def shares_to_weight(shares: int) -> int:
     return 1 + ((shares - 2) * 9999) // 262142
 
 
+# The host's cgroup mounts as read once by remember_mounts() (the shim parent does, so that
+# no shim reads and parses /proc/self/mountinfo: thousands of lines with many containers).
+_remembered: tuple[dict[str, str], str | None] | None = None
+
+
+def remember_mounts() -> None:
+    """Read the cgroup mounts now and use them for every later ``manager_for``."""
+    global _remembered
+    with open("/proc/self/mountinfo") as f:
+        _remembered = parse_mountinfo(f.read())
+
+
 def manager_for(cgroups_path: str, mountinfo: str | None = None) -> CgroupV1 | CgroupV2 | None:
     """The manager for this host: v2 when /sys/fs/cgroup is unified, else v1 (hybrid's
     empty unified mount is ignored).  None when no cgroup file system is mounted."""
-    if mountinfo is None:
-        with open("/proc/self/mountinfo") as f:
-            mountinfo = f.read()
-    v1, v2 = parse_mountinfo(mountinfo)
+    if mountinfo is None and _remembered is not None:
+        v1, v2 = _remembered
+    else:
+        if mountinfo is None:
+            with open("/proc/self/mountinfo") as f:
+                mountinfo = f.read()
+        v1, v2 = parse_mountinfo(mountinfo)
     if v2 == CGROUP_ROOT or (v2 and not v1):
         return CgroupV2(v2, cgroups_path)
     if v1:

@@ -1,10 +1,11 @@
 """The asyncio side of the shim: what the engine uses to run containers.
 
-``ShimRuntime.create`` starts a shim (a fresh interpreter, never a fork of the
-server) and returns a ``ShimHandle`` once the container is created and
-waiting for ``start``.  Attach sessions opened between create and start see
-every byte of output.  ``connect`` finds the shim of a running container
-after a server restart; ``read_exit_status`` reads what a finished shim left.
+``ShimRuntime.create`` starts a shim (forked by the preloaded shim parent, or a
+fresh interpreter; never a fork of the server: see ``spawner``) and returns a
+``ShimHandle`` once the container is created and waiting for ``start``.
+Attach sessions opened between create and start see every byte of output.
+``connect`` finds the shim of a running container after a server restart;
+``read_exit_status`` reads what a finished shim left.
 """
 from __future__ import annotations
 
@@ -12,26 +13,16 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from engine.errors import Conflict, EngineError, InvalidParameter, Unavailable
 from engine.runtime import protocol as P
 from engine.runtime.api import ExitStatus
-from engine.runtime.shim import EXIT_FILE, SOCKET_NAME, STATE_FILE
+from engine.runtime.shim import EXIT_FILE, SOCKET_NAME, STATE_FILE, proc_start_time, spec_view
+from engine.runtime.spawner import ShimSpawner
 
 log = logging.getLogger(__name__)
-
-_REPO_ROOT = str(Path(__file__).resolve().parents[2])
-
-# Start the shim without running engine/__init__.py: the shim must stay small
-# whatever the engine package grows to import.
-_BOOT = (
-    "import sys,types;"
-    "m=types.ModuleType('engine');m.__path__=[sys.argv[1]+'/engine'];sys.modules['engine']=m;"
-    "from engine.runtime.shim import main;main(sys.argv[2:])"
-)
 
 
 class StartFailed(EngineError):
@@ -334,15 +325,12 @@ class ShimHandle:
         Returns once it is about to execve; output is not lost because it flows
         over the connection this call opens.  Failures raise ``start_error``
         types (dockerd words; exit_code 126/127)."""
-        from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES
+        from engine.oci.caps import DEFAULT_CAPABILITIES, every_capability, process_capabilities
         if privileged:
-            caps = sorted(CAPABILITIES, key=CAPABILITIES.__getitem__)
+            caps = every_capability()
         else:
             caps = list(capabilities) if capabilities is not None else list(DEFAULT_CAPABILITIES)
-        capset: dict[str, list[str]] = {"bounding": caps}
-        if uid == 0:
-            capset["effective"] = caps
-            capset["permitted"] = caps
+        capset = process_capabilities(caps, uid)
         process: dict[str, Any] = {
             "terminal": tty,
             "user": {"uid": uid, "gid": gid, "additionalGids": list(additional_gids or [gid])},
@@ -450,6 +438,7 @@ class ShimRuntime:
     def __init__(self, python: str, exec_root: Path) -> None:
         self.python = python
         self.exec_root = Path(exec_root)
+        self._spawner = ShimSpawner(python, self.exec_root)
 
     async def create(
         self,
@@ -481,8 +470,9 @@ class ShimRuntime:
             "log_max_size": log_max_size,
             "log_max_files": log_max_files,
             "log_attrs": log_attrs,
+            "seccomp_cache": str(self.exec_root / "seccomp"),
         }
-        report = await asyncio.to_thread(self._spawn, bundle, opts)
+        report = await asyncio.to_thread(self._read_spec_and_spawn, bundle, opts)
         if not report.get("ok"):
             raise start_error(str(report.get("message", "unknown error")), int(report.get("exit_code") or 128))
         try:
@@ -496,36 +486,22 @@ class ShimRuntime:
             raise StartFailed("container's shim went away right after creating it")
         return handle
 
-    def _spawn(self, bundle: Path, opts: dict[str, Any]) -> dict[str, Any]:
-        env = dict(os.environ)
-        # Shims start often: let them cache bytecode, outside the source tree.
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(self.exec_root / "pycache")
-        env["PYTHONPATH"] = _REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        stderr = os.open(bundle / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    def _read_spec_and_spawn(self, bundle: Path, opts: dict[str, Any]) -> dict[str, Any]:
+        # The shim gets the part of the spec it acts on with its options (see shim.spec_view).
         try:
-            proc = subprocess.Popen(
-                [self.python, "-S", "-c", _BOOT, _REPO_ROOT, json.dumps(opts)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
-                start_new_session=True, close_fds=True, env=env, cwd=str(bundle),
-            )
-        finally:
-            os.close(stderr)
-        assert proc.stdout is not None
-        with proc.stdout:
-            line = proc.stdout.readline()
-            try:
-                report: dict[str, Any] | None = json.loads(line) if line.strip() else None
-            except ValueError:
-                report = None
-            if not report or not report.get("ok"):
-                proc.stdout.read()  # EOF: the shim has exited, nothing is left behind
-        proc.wait()  # the first process exits right after forking the shim
-        if report is None:
-            tail = _tail(bundle / "shim.log")
-            return {"ok": False, "message": f"container's shim failed to start{': ' + tail if tail else ''}",
-                    "exit_code": 128}
-        return report
+            with open(bundle / "config.json", "rb") as f:
+                opts["spec_view"] = spec_view(json.load(f))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            return {"ok": False, "message": f"reading the bundle's config.json: {e}", "exit_code": 128}
+        return self._spawner.spawn(bundle, opts)
+
+    def warm(self) -> None:
+        """Start the shim parent ahead of the first container (blocking: call it in a thread)."""
+        self._spawner.warm()
+
+    def close(self) -> None:
+        """Stop the shim parent; running shims and their containers are not affected."""
+        self._spawner.close()
 
     async def _connect(self, container_id: str, bundle: Path) -> ShimHandle | None:
         try:
@@ -564,14 +540,14 @@ def cleanup_bundle(bundle: Path, cgroups_path: str | None = None) -> None:
         state = json.loads((bundle / STATE_FILE).read_text())
     except (FileNotFoundError, ValueError):
         state = None
-    if state and _is_shim(int(state.get("shim_pid") or 0), bundle):
+    if state and _is_shim(int(state.get("shim_pid") or 0), bundle, int(state.get("shim_start") or 0)):
         return
     if state is None:
         try:
             shim_pid = int((bundle / "shim.pid").read_text())
         except (OSError, ValueError):
             shim_pid = 0
-        if _is_shim(shim_pid, bundle):
+        if _is_shim(shim_pid, bundle):  # a shim forked by the shim parent names its bundle too
             return
     cgroup = (state or {}).get("cgroup")
     if state:
@@ -603,7 +579,10 @@ def cleanup_bundle(bundle: Path, cgroups_path: str | None = None) -> None:
         pass
 
 
-def _is_shim(pid: int, bundle: Path) -> bool:
+def _is_shim(pid: int, bundle: Path, start_time: int = 0) -> bool:
+    """Is ``pid`` still this bundle's shim?  By its start time when the shim recorded
+    it (a forked shim's command line is its parent's, unless it could retitle itself),
+    else by the command line of a freshly started shim."""
     if pid <= 0:
         return False
     try:
@@ -613,6 +592,8 @@ def _is_shim(pid: int, bundle: Path) -> bool:
         return False
     if stat.rsplit(")", 1)[1].split()[0] == "Z":
         return False
+    if start_time:
+        return proc_start_time(pid) == start_time
     return b"engine.runtime.shim" in cmdline and str(bundle).encode() in cmdline
 
 
@@ -654,11 +635,3 @@ def _kill_pid(pid: int) -> None:
         os.kill(pid, 9)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _tail(path: Path, limit: int = 2000) -> str:
-    try:
-        data = path.read_bytes()[-limit:].decode(errors="replace").strip()
-    except OSError:
-        return ""
-    return data.splitlines()[-1] if data else ""

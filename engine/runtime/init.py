@@ -2,12 +2,16 @@
 
 Runs in the child the shim forks (already PID 1 of a new pid namespace when
 the spec asks for one).  ``run_init`` is one linear sequence, read it top to
-bottom; every kernel call goes through ``Syscalls`` so tests can replay it on
-``RecordingSyscalls`` without root.
+bottom; ``run_exec`` (docker exec) joins the running container instead of making
+it, and both end in the same builder (``_session_and_stdio`` first,
+``_open_terminal``, ``_set_limits``, ``_become_process`` last).  Every kernel
+call goes through ``Syscalls`` so tests can replay it on ``RecordingSyscalls``
+without root.
 
 Sync protocol with the shim (SOCK_SEQPACKET socketpair, one JSON object per
 message)::
 
+    init -> shim   {"type": "seccomp", "filter": hex}          the compiled filter (when the spec has one)
     init -> shim   {"type": "pty"} + SCM_RIGHTS master fd     (tty only)
     init -> shim   {"type": "ready", "pid": <pid in its ns>}   setup done, waiting
     shim -> init   {"type": "go"}                              execve now
@@ -93,16 +97,20 @@ class InitConfig:
 
     def __init__(
         self,
-        spec: dict[str, Any],
+        spec: dict[str, Any] | None,                      # None: read spec_path
         channel: Channel,
         stdio: tuple[int, int, int] | None = None,        # fds for 0/1/2; None when the spec asks for a tty
         cgroup_procs: list[str] | None = None,            # "0" is written to each
         cgroup_binds: list[tuple[str, str]] | None = None,  # v1: (host dir, name) for /sys/fs/cgroup
         cgroup_version: int = 1,
-        seccomp: bytes = b"",                             # compiled filter (the shim compiles it)
+        seccomp: bytes = b"",                             # compiled filter; b"": compile the spec's
+        seccomp_cache: str = "",                          # directory of compiled filters ("" = none)
+        spec_path: str = "",                              # config.json, when spec is None
     ) -> None:
-        self.spec = spec
+        self.spec: dict[str, Any] = spec if spec is not None else {}
+        self.spec_path = "" if spec is not None else spec_path
         self.seccomp = seccomp
+        self.seccomp_cache = seccomp_cache
         self.channel = channel
         self.stdio = stdio
         self.cgroup_procs = list(cgroup_procs or [])
@@ -123,10 +131,7 @@ def run_init(cfg: InitConfig, sys: S.Syscalls) -> None:
     _check_env(list(process.get("env") or []))
 
     # 1. Session and stdio: a new session so a tty can become our controlling terminal.
-    _step("setsid", sys.setsid)
-    if cfg.stdio is not None:
-        for target, fd in enumerate(cfg.stdio):
-            _step("setting up stdio", sys.dup2, fd, target)
+    _session_and_stdio(sys, cfg.stdio)
 
     # 2. Cgroups first, so the namespace below is rooted at the container's cgroup.
     for procs in cfg.cgroup_procs:
@@ -180,29 +185,72 @@ def run_init(cfg: InitConfig, sys: S.Syscalls) -> None:
 
     # 7. Terminal: a pty from the container's own devpts, sent to the shim.
     if tty:
-        _setup_console(cfg, sys)
+        _open_terminal(cfg.channel, sys, console=True)
 
     # 8. Limits.
-    for rl in process.get("rlimits") or []:
-        num = RLIMITS.get(str(rl.get("type", "")).upper())
-        if num is None:
-            raise InitError(f"unknown rlimit type {rl.get('type')!r}")
-        _step(f"setting rlimit {rl['type']}", sys.setrlimit, num, int(rl.get("soft", 0)), int(rl.get("hard", 0)))
-    if "oomScoreAdj" in process:
-        _step("setting oom_score_adj", sys.write_file, "/proc/self/oom_score_adj", str(int(process["oomScoreAdj"])))
+    _set_limits(sys, process, strict=True)
 
     # 9. Working directory, created (root-owned, like dockerd) when missing.
     cwd = process.get("cwd") or "/"
     if not sys.exists(cwd):
         _step(f"creating working directory {cwd}", fs.mkdir_all, sys, cwd, 0o755)
 
-    # 10. Identity and capabilities.  Seccomp like runc: without no_new_privs the filter
-    #     goes in while we still hold CAP_SYS_ADMIN (the calls left - setgroups, setresuid,
-    #     capset, prctl, chdir, the sync with the shim, execve - must then be allowed);
-    #     with it, right before execve, so a strict profile only has to allow execve.
+    # 10-12. Identity, the program, "ready", wait for start, execve.
+    _become_process(sys, cfg.channel, process, cfg.seccomp, ready={"type": "ready", "pid": os.getpid()},
+                    wait_for_go=True, empty_args_exit=128)
+
+
+def _session_and_stdio(sys: S.Syscalls, stdio: tuple[int, int, int] | None) -> None:
+    """A new session (so a tty can become the controlling terminal), then fds 0-2."""
+    _step("setsid", sys.setsid)
+    if stdio is not None:
+        for target, fd in enumerate(stdio):
+            _step("setting up stdio", sys.dup2, fd, target)
+
+
+def _open_terminal(channel: Channel, sys: S.Syscalls, console: bool) -> None:
+    """A pty from the container's devpts: the master goes to the shim, the slave becomes
+    our controlling terminal and stdio (and /dev/console, for the container's init)."""
+    master, slave_path = _step("opening a pty", sys.open_pty, "/dev/pts/ptmx")
+    slave = _step("opening the pty slave", sys.open, slave_path, os.O_RDWR | os.O_NOCTTY)
+    if console and sys.exists("/dev/console"):
+        _step("mounting /dev/console", sys.mount, slave_path, "/dev/console", None, S.MS_BIND, None)
+    channel.send({"type": "pty"}, master)
+    sys.close(master)
+    _step("setting the controlling terminal", sys.set_controlling_tty, slave)
+    for target in range(3):
+        sys.dup2(slave, target)
+    if slave > 2:
+        sys.close(slave)
+
+
+def _set_limits(sys: S.Syscalls, process: dict[str, Any], strict: bool) -> None:
+    """rlimits (an unknown type is an error for the init, skipped for an exec, like runc)
+    and oom_score_adj."""
+    for rl in process.get("rlimits") or []:
+        num = RLIMITS.get(str(rl.get("type", "")).upper())
+        if num is None:
+            if strict:
+                raise InitError(f"unknown rlimit type {rl.get('type')!r}")
+            continue
+        _step(f"setting rlimit {rl['type']}", sys.setrlimit, num, int(rl.get("soft", 0)), int(rl.get("hard", 0)))
+    if "oomScoreAdj" in process:
+        _step("setting oom_score_adj", sys.write_file, "/proc/self/oom_score_adj", str(int(process["oomScoreAdj"])))
+
+
+def _become_process(sys: S.Syscalls, channel: Channel, process: dict[str, Any], seccomp: bytes, *,
+                    ready: dict[str, Any], wait_for_go: bool, empty_args_exit: int) -> None:
+    """The tail the container's init and an exec share: identity and seccomp, cwd,
+    no_new_privs, the parent-death signal, the program looked up in PATH, "ready",
+    (for the init) "go", then execve.  Returns only with a fake execve."""
+    # Seccomp like runc: without no_new_privs the filter goes in while we still hold
+    # CAP_SYS_ADMIN (the calls left - setgroups, setresuid, capset, prctl, chdir, the sync
+    # with the shim, execve - must then be allowed); with it, right before execve, so a
+    # strict profile only has to allow execve.
+    cwd = process.get("cwd") or "/"
     late_seccomp = bool(process.get("noNewPrivileges"))
-    if cfg.seccomp and not late_seccomp:
-        _step("installing the seccomp filter", sys.seccomp_filter, cfg.seccomp)
+    if seccomp and not late_seccomp:
+        _step("installing the seccomp filter", sys.seccomp_filter, seccomp)
     user = process.get("user") or {}
     _switch_user(sys, int(user.get("uid", 0)), int(user.get("gid", 0)),
                  [int(g) for g in user.get("additionalGids") or []], process.get("capabilities") or {})
@@ -210,29 +258,27 @@ def run_init(cfg: InitConfig, sys: S.Syscalls) -> None:
         sys.chdir(cwd)
     except OSError as e:
         raise InitError(f'chdir to cwd ("{cwd}") set in config.json failed: {_err(e)}') from None
-    if process.get("noNewPrivileges"):
+    if late_seccomp:
         _step("setting no_new_privs", sys.prctl, S.PR_SET_NO_NEW_PRIVS, 1)
     # A container without its shim has no stdio and no one to record its exit:
     # die with the shim.  Set after the uid change, which clears it.
     _step("prctl(PR_SET_PDEATHSIG)", sys.prctl, S.PR_SET_PDEATHSIG, int(signal.SIGKILL))
-
-    # 11. Resolve the program in the container's PATH before telling the shim we are ready.
+    # Resolve the program in the container's PATH before telling the shim we are ready.
     args = list(process.get("args") or [])
     if not args:
-        raise InitError("args must not be empty", 128)
+        raise InitError("args must not be empty", empty_args_exit)
     env = list(process.get("env") or [])
     path_env = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
     try:
         exe = fs.look_path(args[0], path_env)
     except fs.ExecLookupError as e:
         raise InitError(e.message, e.exit_code) from None
-
-    # 12. Created: wait for start.
-    cfg.channel.send({"type": "ready", "pid": os.getpid()})
-    msg = cfg.channel.recv()
-    if not msg or msg.get("type") != "go":
-        raise _Abort()
-    _exec_now(sys, exe, args, env, cfg.seccomp if late_seccomp else b"")
+    channel.send(ready)
+    if wait_for_go:
+        msg = channel.recv()
+        if not msg or msg.get("type") != "go":
+            raise _Abort()
+    _exec_now(sys, exe, args, env, seccomp if late_seccomp else b"")
 
 
 class ExecFailed(Exception):
@@ -310,7 +356,10 @@ def _mount_one(cfg: InitConfig, sys: S.Syscalls, rootfs: str, m: dict[str, Any])
     dest_rel = m["destination"]
     typ = m.get("type") or ""
     src = m.get("source") or ""
-    opts = fs.parse_mount_options(m.get("options"))
+    # "rro" (recursively read-only): read-only like "ro", then mount_setattr for the submounts too
+    raw_opts = list(m.get("options") or [])
+    recursive_ro = "rro" in raw_opts
+    opts = fs.parse_mount_options(["ro" if o == "rro" else o for o in raw_opts])
     dest = fs.secure_join(rootfs, dest_rel)
     desc = f'error mounting "{src}" to rootfs at "{dest_rel}"'
     is_bind = bool(opts.flags & S.MS_BIND) or typ == "bind"
@@ -336,6 +385,8 @@ def _mount_one(cfg: InitConfig, sys: S.Syscalls, rootfs: str, m: dict[str, Any])
         extra = flags & ~(S.MS_BIND | S.MS_REC | S.MS_REMOUNT)
         if extra:
             _step(desc, sys.mount, None, dest, None, S.MS_BIND | S.MS_REMOUNT | (flags & ~S.MS_REC), None)
+        if recursive_ro:
+            _step(desc, sys.make_readonly_recursive, dest)
     else:
         try:
             sys.mount(src, dest, typ, flags, opts.data or None)
@@ -415,20 +466,6 @@ def _readonly_path(sys: S.Syscalls, path: str) -> None:
           S.MS_BIND | S.MS_REMOUNT | S.MS_RDONLY | S.MS_REC | flags, None)
 
 
-def _setup_console(cfg: InitConfig, sys: S.Syscalls) -> None:
-    master, slave_path = _step("opening a pty", sys.open_pty, "/dev/pts/ptmx")
-    slave = _step("opening the pty slave", sys.open, slave_path, os.O_RDWR | os.O_NOCTTY)
-    if sys.exists("/dev/console"):
-        _step("mounting /dev/console", sys.mount, slave_path, "/dev/console", None, S.MS_BIND, None)
-    cfg.channel.send({"type": "pty"}, master)
-    sys.close(master)
-    _step("setting the controlling terminal", sys.set_controlling_tty, slave)
-    for target in range(3):
-        sys.dup2(slave, target)
-    if slave > 2:
-        sys.close(slave)
-
-
 def _switch_user(sys: S.Syscalls, uid: int, gid: int, groups: list[int], caps: dict[str, Any]) -> None:
     # Capabilities this host does not give us (e.g. a sandbox without SYS_RESOURCE)
     # cannot be granted: leave them out instead of failing, so --privileged works.
@@ -485,10 +522,7 @@ def run_exec(cfg: ExecConfig, sys: S.Syscalls) -> None:
     namespace already).  Same reporting protocol as ``run_init``."""
     process = cfg.process
     _check_env(list(process.get("env") or []))
-    _step("setsid", sys.setsid)
-    if cfg.stdio is not None:
-        for target, fd in enumerate(cfg.stdio):
-            _step("setting up stdio", sys.dup2, fd, target)
+    _session_and_stdio(sys, cfg.stdio)
     for procs in cfg.cgroup_procs:
         try:
             sys.write_file(procs, "0")
@@ -504,50 +538,10 @@ def run_exec(cfg: ExecConfig, sys: S.Syscalls) -> None:
             _step(f"joining {name} namespace", sys.setns, theirs, flag)
     # setns(mnt) put us at the container's root; cwd is set below
     if process.get("terminal"):
-        master, slave_path = _step("opening a pty", sys.open_pty, "/dev/pts/ptmx")
-        slave = _step("opening the pty slave", sys.open, slave_path, os.O_RDWR | os.O_NOCTTY)
-        cfg.channel.send({"type": "pty"}, master)
-        sys.close(master)
-        _step("setting the controlling terminal", sys.set_controlling_tty, slave)
-        for target in range(3):
-            sys.dup2(slave, target)
-        if slave > 2:
-            sys.close(slave)
-    for rl in process.get("rlimits") or []:
-        num = RLIMITS.get(str(rl.get("type", "")).upper())
-        if num is not None:
-            _step(f"setting rlimit {rl['type']}", sys.setrlimit, num, int(rl.get("soft", 0)), int(rl.get("hard", 0)))
-    cwd = process.get("cwd") or "/"
-    late_seccomp = bool(process.get("noNewPrivileges"))  # see run_init
-    if cfg.seccomp and not late_seccomp:
-        _step("installing the seccomp filter", sys.seccomp_filter, cfg.seccomp)
-    user = process.get("user") or {}
-    _switch_user(sys, int(user.get("uid", 0)), int(user.get("gid", 0)),
-                 [int(g) for g in user.get("additionalGids") or []], process.get("capabilities") or {})
-    try:
-        sys.chdir(cwd)
-    except OSError as e:
-        raise InitError(f'chdir to cwd ("{cwd}") set in config.json failed: {_err(e)}') from None
-    if process.get("noNewPrivileges"):
-        _step("setting no_new_privs", sys.prctl, S.PR_SET_NO_NEW_PRIVS, 1)
-    # A container without its shim has no stdio and no one to record its exit:
-    # die with the shim.  Set after the uid change, which clears it.
-    _step("prctl(PR_SET_PDEATHSIG)", sys.prctl, S.PR_SET_PDEATHSIG, int(signal.SIGKILL))
-    args = list(process.get("args") or [])
-    if not args:
-        raise InitError("args must not be empty", 126)
-    env = list(process.get("env") or [])
-    path_env = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
-    try:
-        exe = fs.look_path(args[0], path_env)
-    except fs.ExecLookupError as e:
-        raise InitError(e.message, e.exit_code) from None
-    cfg.channel.send({"type": "ready"})
-    if cfg.wait_for_go:
-        msg = cfg.channel.recv()
-        if not msg or msg.get("type") != "go":
-            raise _Abort()
-    _exec_now(sys, exe, args, env, cfg.seccomp if late_seccomp else b"")
+        _open_terminal(cfg.channel, sys, console=False)
+    _set_limits(sys, process, strict=False)
+    _become_process(sys, cfg.channel, process, cfg.seccomp, ready={"type": "ready"},
+                    wait_for_go=cfg.wait_for_go, empty_args_exit=126)
 
 
 def _exec_now(sys: S.Syscalls, exe: str, args: list[str], env: list[str], seccomp: bytes = b"") -> None:
@@ -592,7 +586,31 @@ def exec_main(cfg: ExecConfig) -> None:
 
 def child_main(cfg: InitConfig) -> None:
     """Entry point in the forked child: run the init, report failures, never return."""
-    _run_and_exit(lambda: run_init(cfg, S.LinuxSyscalls()), cfg)
+    def init() -> None:
+        if cfg.spec_path:
+            try:
+                with open(cfg.spec_path, "rb") as f:
+                    cfg.spec = json.load(f)
+            except (OSError, ValueError) as e:
+                raise InitError(f"reading {cfg.spec_path}: {e}") from None
+        load_seccomp(cfg)
+        run_init(cfg, S.LinuxSyscalls())
+    _run_and_exit(init, cfg)
+
+
+def load_seccomp(cfg: InitConfig) -> None:
+    """Compile the spec's seccomp profile (unless the shim passed a compiled filter) and
+    send the filter to the shim, which installs it in every exec.  Done here, in the
+    init, so that the memory compiling takes goes away with our execve."""
+    profile = (cfg.spec.get("linux") or {}).get("seccomp")
+    if not profile or cfg.seccomp:
+        return
+    try:
+        from engine.runtime import seccomp as sc
+        cfg.seccomp = sc.compile_cached(profile, os.uname().machine, cfg.seccomp_cache)
+    except Exception as e:  # noqa: BLE001 - any defect of the profile is the start's error
+        raise InitError(f"error loading seccomp filter: {e}", 128) from None
+    cfg.channel.send({"type": "seccomp", "filter": cfg.seccomp.hex()})
 
 
 def _run_and_exit(fn: Any, cfg: InitConfig | ExecConfig) -> None:

@@ -211,3 +211,42 @@ def table_for(arch: str) -> dict[str, int]:
         from engine.runtime.syscall_table_i386 import SYSCALLS as I386
         return I386
     raise SeccompError(f"seccomp filters are not supported on {arch}")
+
+
+CACHE_ENTRIES = 64  # distinct profiles kept (the default one varies only with --cap-add/--cap-drop)
+
+
+def compile_cached(profile: dict[str, Any], arch: str, cache_dir: str = "") -> bytes:
+    """``compile_filter`` for this machine's table, through a cache of compiled filters in
+    ``cache_dir`` (a root-only directory under the exec root; "" = no cache).
+
+    A container start then reads ~12 KiB instead of compiling the profile (~3 ms).  The
+    key covers the profile as written in config.json, the architecture and this
+    compiler's source, so a changed compiler never reuses an old filter."""
+    if not cache_dir:
+        return compile_filter(profile, table_for(arch), arch)
+    import hashlib
+    import json
+    import os
+    me = os.stat(__file__)
+    key = hashlib.sha256(f"{arch}\0{me.st_mtime_ns}\0{me.st_size}\0".encode()
+                         + json.dumps(profile, separators=(",", ":")).encode()).hexdigest()
+    path = os.path.join(cache_dir, key + ".bpf")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        if data and len(data) % 8 == 0:
+            return data
+    except FileNotFoundError:
+        pass
+    data = compile_filter(profile, table_for(arch), arch)
+    try:
+        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+        entries = sorted(os.scandir(cache_dir), key=lambda e: e.stat().st_mtime_ns)
+        for old in entries[: max(0, len(entries) - CACHE_ENTRIES + 1)]:
+            os.unlink(old.path)
+        from engine.fileutil import write_atomic
+        write_atomic(path, data, 0o600)
+    except OSError:
+        pass  # a cache that cannot be written only costs the compile next time
+    return data

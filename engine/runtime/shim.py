@@ -67,13 +67,14 @@ import socket
 import sys
 import time
 
+from engine.fileutil import write_atomic
 from engine.runtime import cgroups as cg
 from engine.runtime import protocol as P
+from engine.timeutil import format_ns
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at every shim start
     from typing import Any
-
 
 SOCKET_NAME = "shim.sock"
 EXIT_FILE = "exit.json"
@@ -82,28 +83,30 @@ READ_CHUNK = 65536
 HIGH_WATER = 4 * 1024 * 1024     # pause container output while a client lags this much
 REPLAY_LIMIT = 64 * 1024         # recent output kept for attach(replay=True)
 DRAIN_TIMEOUT = 10.0             # seconds to flush slow clients after exit
-PRELOAD_DELAY = 0.3              # seconds after the start before the exec code is imported
+SETTLE_DELAY = 0.3               # seconds after the start before the shim settles (see _settle)
+SYNC_MESSAGE_MAX = 1 << 17        # the largest init message: a compiled seccomp filter, in hex
 OUTPUT_GRACE = 2.0               # seconds to wait for pipe EOF after the init was reaped
 
 
-def format_time_ns(ns: int) -> str:
-    """RFC 3339 with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano)."""
-    secs, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    if frac:
-        base += "." + f"{frac:09d}".rstrip("0")
-    return base + "Z"
+def spec_view(spec: dict[str, Any]) -> dict[str, Any]:
+    """The part of an OCI spec the shim itself acts on (the init reads the rest)."""
+    linux = spec.get("linux") or {}
+    return {
+        "namespaces": {ns["type"]: ns.get("path") for ns in linux.get("namespaces") or []},
+        "terminal": bool((spec.get("process") or {}).get("terminal")),
+        "cgroups_path": linux.get("cgroupsPath") or "",
+        "resources": linux.get("resources"),
+    }
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+def proc_start_time(pid: int) -> int:
+    """A process's start time (clock ticks since boot; 0 if it is gone): with the pid,
+    it names one process even after the pid is reused."""
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _load_log_writer(path: str, max_size: int | None = None, max_files: int = 1,
@@ -169,7 +172,7 @@ def _exit_status(status: int, error: str = "") -> dict[str, Any]:
     return {
         "exit_code": 128 + sig if sig else code,
         "signal": sig,
-        "finished_at": format_time_ns(time.time_ns()),
+        "finished_at": format_ns(time.time_ns()),
         "oom_killed": False,
         "error": error,
     }
@@ -202,7 +205,7 @@ class Shim:
         self.wake_r = -1
         self.error = ""
         self.seccomp = b""                          # compiled filter, for the init and every exec
-        self.preload_at: float | None = None        # when to import the exec code (idle after start)
+        self.settle_at: float | None = None        # when to settle (idle after the start)
 
     # ------------------------------------------------------------------ create
     def create(self) -> dict[str, Any]:
@@ -211,11 +214,18 @@ class Shim:
             os.unlink(os.path.join(self.bundle, EXIT_FILE))  # a previous run's status
         except FileNotFoundError:
             pass
-        with open(os.path.join(self.bundle, "config.json"), "rb") as f:
-            spec = json.load(f)
-        linux = spec.get("linux") or {}
-        namespaces = {ns["type"]: ns.get("path") for ns in linux.get("namespaces") or []}
-        self.tty = bool((spec.get("process") or {}).get("terminal")) or self.tty
+        # What the shim needs of the spec comes with the options (the server read it):
+        # parsing the whole spec here, seccomp profile and all, would leave its pages
+        # dirty in every shim.  The init reads config.json itself.
+        spec: dict[str, Any] | None = None
+        view = self.opts.get("spec_view")
+        if view is None:  # a server that did not send it
+            with open(os.path.join(self.bundle, "config.json"), "rb") as f:
+                spec = json.load(f)
+            view = spec_view(spec)
+        namespaces: dict[str, str | None] = view["namespaces"]
+        self.tty = bool(view["terminal"]) or self.tty
+        linux = {"cgroupsPath": view["cgroups_path"], "resources": view["resources"]}
 
         from engine.runtime import syscalls as S  # ctypes: only now, and only the shim needs it
         sysc = S.LinuxSyscalls()
@@ -242,15 +252,8 @@ class Shim:
                         "exit_code": 128,
                     }
 
-        if linux.get("seccomp"):
-            try:
-                from engine.runtime import seccomp as sc
-                arch = os.uname().machine
-                self.seccomp = sc.compile_filter(linux["seccomp"], sc.table_for(arch), arch)
-            except Exception as e:  # noqa: BLE001
-                self._destroy_cgroup()
-                return {"ok": False, "message": f"error loading seccomp filter: {e}", "exit_code": 128}
-
+        # The seccomp filter is compiled by the init (see init.load_seccomp): what
+        # compiling allocates is dropped at its execve instead of staying in the shim.
         stdio, child_fds = self._make_stdio(self.io, self.tty, self.open_stdin)
         parent_sync, child_sync = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sync = parent_sync
@@ -270,12 +273,14 @@ class Shim:
                 from engine.runtime.init import InitConfig, SocketChannel, child_main
                 cfg = InitConfig(
                     spec=spec,
+                    spec_path=os.path.join(self.bundle, "config.json"),
                     channel=SocketChannel(child_sync),
                     stdio=stdio,
                     cgroup_procs=self.cgroup.join_files() if self.cgroup else [],
                     cgroup_binds=self.cgroup.bind_sources() if self.cgroup else [],
                     cgroup_version=self.cgroup.version if self.cgroup else 1,
                     seccomp=self.seccomp,
+                    seccomp_cache=str(self.opts.get("seccomp_cache") or ""),
                 )
                 child_main(cfg)
             finally:
@@ -295,7 +300,7 @@ class Shim:
             f.write(str(pid))
         # What a later cleanup needs if this shim is ever killed (ShimRuntime.cleanup).
         write_atomic(os.path.join(self.bundle, STATE_FILE), json.dumps({
-            "shim_pid": os.getpid(), "init_pid": pid,
+            "shim_pid": os.getpid(), "shim_start": proc_start_time(os.getpid()), "init_pid": pid,
             "cgroup": cg.to_state(self.cgroup) if self.cgroup else None,
         }).encode())
         return report
@@ -326,7 +331,7 @@ class Shim:
         report: dict[str, Any] = {}
         while True:
             try:
-                msg, fds, _flags, _addr = socket.recv_fds(sync, 65536, 1)
+                msg, fds, _flags, _addr = socket.recv_fds(sync, SYNC_MESSAGE_MAX, 1)
             except OSError as e:
                 msg, fds = b"", []
                 self.error = str(e)
@@ -347,6 +352,9 @@ class Shim:
                 continue
             for fd in fds:
                 os.close(fd)
+            if typ == "seccomp":
+                self.seccomp = bytes.fromhex(m["filter"])  # for every later exec
+                continue
             if typ == "pid":
                 report["pid"] = int(m["pid"])
                 continue
@@ -425,8 +433,8 @@ class Shim:
                     if events & selectors.EVENT_WRITE and tag.sock.fileno() >= 0:
                         self._client_write(tag)
             now = time.monotonic()
-            if self.preload_at is not None and now >= self.preload_at:
-                self._preload_exec_code()
+            if self.settle_at is not None and now >= self.settle_at:
+                self._settle()
             for ex in list(self.execs.values()):
                 if ex.exit is not None and (not ex.io.outputs or now >= ex.reaped_at + OUTPUT_GRACE):
                     self._finish_exec(ex)
@@ -448,8 +456,8 @@ class Shim:
             deadlines.append(self.reaped_at + OUTPUT_GRACE)
         if self.exit_sent:
             deadlines.append(drain_deadline)
-        if self.preload_at is not None:
-            deadlines.append(self.preload_at)
+        if self.settle_at is not None:
+            deadlines.append(self.settle_at)
         return max(0.0, min(deadlines) - now) if deadlines else None
 
     # -- child processes
@@ -723,82 +731,92 @@ class Shim:
         self._send(c, P.ctrl({"id": req.get("id"), "ok": False, "error": error, **fields}))
 
     def _handle(self, c: Client, req: dict[str, Any]) -> None:
+        """Dispatch one request to its ``_op_<name>`` handler (see the protocol above)."""
         op = req.get("op")
-        if op == "hello":
-            self._reply(c, req, pid=self.init_pid, state=self.state, tty=self.tty, exit=self.exit)
-        elif op == "start":
-            if self.state != "created":
-                self._fail(c, req, f"container is {self.state}")
-                return
-            assert self.sync is not None
-            try:
-                self.sync.send(json.dumps({"type": "go"}).encode())
-            except OSError as e:
-                self._fail(c, req, f"cannot start container: {e}")
-                return
-            self.sync.close()
-            self.sync = None
-            self.state = "running"
-            self._reply(c, req)
-            self.preload_at = time.monotonic() + PRELOAD_DELAY
-        elif op == "kill":
-            target = c.exec.pid if c.exec is not None and c.exec.exit is None else None
-            if c.exec is None and self.exit is None:
-                target = self.init_pid
-            if target:
-                try:
-                    os.kill(target, int(req.get("signal", signal.SIGKILL)))
-                except ProcessLookupError:
-                    pass
-                except (OSError, ValueError) as e:
-                    self._fail(c, req, str(e))
-                    return
-                if target == self.init_pid and self.frozen and self.cgroup is not None:
-                    # A frozen process cannot act on a signal: thaw it, as dockerd
-                    # does when it stops or kills a paused container.
-                    try:
-                        self.cgroup.freeze(False)
-                        self.frozen = False
-                    except OSError:
-                        pass
-            self._reply(c, req)
-        elif op == "resize":
-            try:
-                self._resize(c.exec.io if c.exec is not None else self.io, int(req["height"]), int(req["width"]))
-            except (OSError, KeyError, ValueError) as e:
-                self._fail(c, req, f"resize: {e}")
-                return
-            self._reply(c, req)
-        elif op == "attach":
-            c.attached = True
-            c.want = {k for k, name in ((P.STDOUT, "stdout"), (P.STDERR, "stderr")) if req.get(name)}
-            c.stdin = bool(req.get("stdin")) and self.open_stdin
-            self._reply(c, req)
-            if req.get("replay"):
-                for kind, data in self.replay:
-                    if kind in c.want:
-                        self._send(c, P.frame(kind, data))
-            if self.exit_sent:
-                self._send(c, P.ctrl({"event": "exit", **(self.exit or {})}))
-        elif op == "close_stdin":
-            if c.exec is not None:
-                self._request_close_stdin(c.exec.io)
-            elif c.stdin and not c.stdin_closed:
-                c.stdin_closed = True
-                if self.stdin_once:
-                    self._request_close_stdin(self.io)
-            self._reply(c, req)
-        elif op == "wait":
-            if self.exit_sent:
-                self._reply(c, req, exit=self.exit)
-            else:
-                c.waits.append(req.get("id"))
-        elif op == "exec":
-            self._exec(c, req)
-        elif op in ("pause", "resume", "update", "stats", "pids"):
-            self._cgroup_op(c, req, op)
-        else:
+        handler = _OPS.get(op) if isinstance(op, str) else None
+        if handler is None:
             self._fail(c, req, f"unknown op {op!r}")
+        else:
+            handler(self, c, req)
+
+    def _op_hello(self, c: Client, req: dict[str, Any]) -> None:
+        self._reply(c, req, pid=self.init_pid, state=self.state, tty=self.tty, exit=self.exit)
+
+    def _op_start(self, c: Client, req: dict[str, Any]) -> None:
+        if self.state != "created":
+            self._fail(c, req, f"container is {self.state}")
+            return
+        assert self.sync is not None
+        try:
+            self.sync.send(json.dumps({"type": "go"}).encode())
+        except OSError as e:
+            self._fail(c, req, f"cannot start container: {e}")
+            return
+        self.sync.close()
+        self.sync = None
+        self.state = "running"
+        self._reply(c, req)
+        self.settle_at = time.monotonic() + SETTLE_DELAY
+
+    def _op_kill(self, c: Client, req: dict[str, Any]) -> None:
+        target = c.exec.pid if c.exec is not None and c.exec.exit is None else None
+        if c.exec is None and self.exit is None:
+            target = self.init_pid
+        if target:
+            try:
+                os.kill(target, int(req.get("signal", signal.SIGKILL)))
+            except ProcessLookupError:
+                pass
+            except (OSError, ValueError) as e:
+                self._fail(c, req, str(e))
+                return
+            if target == self.init_pid and self.frozen and self.cgroup is not None:
+                # A frozen process cannot act on a signal: thaw it, as dockerd
+                # does when it stops or kills a paused container.
+                try:
+                    self.cgroup.freeze(False)
+                    self.frozen = False
+                except OSError:
+                    pass
+        self._reply(c, req)
+
+    def _op_resize(self, c: Client, req: dict[str, Any]) -> None:
+        try:
+            self._resize(c.exec.io if c.exec is not None else self.io, int(req["height"]), int(req["width"]))
+        except (OSError, KeyError, ValueError) as e:
+            self._fail(c, req, f"resize: {e}")
+            return
+        self._reply(c, req)
+
+    def _op_attach(self, c: Client, req: dict[str, Any]) -> None:
+        c.attached = True
+        c.want = {k for k, name in ((P.STDOUT, "stdout"), (P.STDERR, "stderr")) if req.get(name)}
+        c.stdin = bool(req.get("stdin")) and self.open_stdin
+        self._reply(c, req)
+        if req.get("replay"):
+            for kind, data in self.replay:
+                if kind in c.want:
+                    self._send(c, P.frame(kind, data))
+        if self.exit_sent:
+            self._send(c, P.ctrl({"event": "exit", **(self.exit or {})}))
+
+    def _op_close_stdin(self, c: Client, req: dict[str, Any]) -> None:
+        if c.exec is not None:
+            self._request_close_stdin(c.exec.io)
+        elif c.stdin and not c.stdin_closed:
+            c.stdin_closed = True
+            if self.stdin_once:
+                self._request_close_stdin(self.io)
+        self._reply(c, req)
+
+    def _op_wait(self, c: Client, req: dict[str, Any]) -> None:
+        if self.exit_sent:
+            self._reply(c, req, exit=self.exit)
+        else:
+            c.waits.append(req.get("id"))
+
+    def _op_cgroup(self, c: Client, req: dict[str, Any]) -> None:
+        self._cgroup_op(c, req, str(req["op"]))
 
     def _resize(self, io: Stdio, height: int, width: int) -> None:
         if io.master < 0:
@@ -901,11 +919,24 @@ class Shim:
 
     def _preload_exec_code(self) -> None:
         """Import the in-container exec code here, once, so that forked exec children
-        find it loaded instead of importing it on every exec (milliseconds each).
-        Done when the shim is idle after the start, not before: that would delay the start."""
-        self.preload_at = None
+        find it loaded instead of importing it on every exec (milliseconds each).  A
+        shim forked by the shim parent has it already."""
         if "engine.runtime.init" not in sys.modules:
-            pass
+            __import__("engine.runtime.init")
+            __import__("engine.oci.caps")
+
+    def _settle(self) -> None:
+        """Once the container runs and the shim is idle: load the exec code, and give
+        back what creating the container used (the spec, the init's setup): collect,
+        then return the free pages of the C heap to the kernel (malloc_trim).  Every
+        page the shim keeps is its own, not shared with the shim parent: fewer kept,
+        less memory per container."""
+        self.settle_at = None
+        self._preload_exec_code()
+        import gc
+        gc.collect()
+        from engine.runtime import syscalls as S
+        S.malloc_trim()
 
     def _finish_exec(self, ex: Exec) -> None:
         assert ex.exit is not None
@@ -946,13 +977,34 @@ class Shim:
         self.exit_sent = True
 
 
+
+# op -> handler; every request of the protocol (module docstring) has one
+_OPS: dict[str, Any] = {
+    "hello": Shim._op_hello,
+    "start": Shim._op_start,
+    "kill": Shim._op_kill,
+    "resize": Shim._op_resize,
+    "attach": Shim._op_attach,
+    "close_stdin": Shim._op_close_stdin,
+    "wait": Shim._op_wait,
+    "exec": Shim._exec,
+    **dict.fromkeys(("pause", "resume", "update", "stats", "pids"), Shim._op_cgroup),
+}
+
 def main(argv: list[str] | None = None) -> None:
+    """A shim in a fresh interpreter (the fallback when no shim parent serves)."""
     argv = sys.argv[1:] if argv is None else argv
     opts = json.loads(argv[0])
     os.chdir(opts["bundle"])
     # Detach: the server's child exits now, the shim lives on as an orphan.
     if os.fork() != 0:
         os._exit(0)
+    run(opts)
+
+
+def run(opts: dict[str, Any]) -> None:
+    """Create the container, report on stdout, serve until it is over; never returns.
+    Runs in the detached process, cwd the bundle, stdout the server's report pipe."""
     shim = Shim(opts)
     try:
         shim.log = _load_log_writer(

@@ -11,9 +11,12 @@ the container's anonymous volumes.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import posixpath
+import shutil
+import stat
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -22,6 +25,7 @@ from typing import Any
 from ..containers.contributors import BaseContributor, StartPlan
 from ..errors import EngineError, InvalidParameter, NotFound
 from ..runtime.fs import secure_join
+from ..snapshots import mount as mnt
 from ..types import Container
 from . import parse
 from .model import BIND, TMPFS, VOLUME, MountPoint
@@ -37,8 +41,12 @@ def duplicate(dest: str) -> InvalidParameter:
 class VolumeMounts(BaseContributor):
     name = "volumes"
 
-    def __init__(self, volumes: VolumeService, lookup: Callable[[str], Container]) -> None:
+    def __init__(self, volumes: VolumeService, lookup: Callable[[str], Container],
+                 staging_root: str | None = None) -> None:
         self.volumes = volumes
+        # where a volume subpath is bind-mounted (from a descriptor) before the runtime binds it
+        self._staging = staging_root
+        self._staged: dict[str, list[str]] = {}
         self._lookup = lookup                 # a container by id or name (for --volumes-from)
         self._mounts: dict[str, list[MountPoint]] = {
             cid: [MountPoint(**m) for m in data] for cid, data in volumes.load_container_mounts().items()}
@@ -47,10 +55,6 @@ class VolumeMounts(BaseContributor):
     # --------------------------------------------------------------- queries
     def mounts_of(self, c: Container) -> list[MountPoint]:
         return list(self._mounts.get(c.id, ()))
-
-    def uses(self, c: Container, value: str) -> bool:
-        """The `volume` filter of `docker ps`: a volume name, bind source or destination."""
-        return any(value in (m.destination, m.name or m.source) for m in self._mounts.get(c.id, ()))
 
     # ---------------------------------------------------------------- create
     async def created(self, c: Container) -> None:
@@ -128,18 +132,23 @@ class VolumeMounts(BaseContributor):
         changed = False
         for i, mp in enumerate(points):
             if mp.type == VOLUME:
-                path = await self.volumes.mount(mp.name, c.id, container=c.id, destination=mp.destination,
-                                                rw=mp.rw, propagation=mp.propagation)
+                try:
+                    path = await self.volumes.mount(mp.name, c.id, container=c.id, destination=mp.destination,
+                                                    rw=mp.rw, propagation=mp.propagation)
+                except EngineError as err:
+                    raise type(err)(f"error while mounting volume '{mp.source}': {err.message}") from None
                 mounted.append(mp.name)
-                if mp.copy_data:
+                if mp.subpath:
+                    path = await asyncio.to_thread(self._stage_subpath, c.id, i, path, mp.subpath)
+                elif mp.copy_data:
                     await asyncio.to_thread(copy_up, str(plan.rootfs), mp.destination, path)
                     points[i] = replace(mp, copy_data=False)
                     changed = True
-                opts = ("rbind", "ro" if not mp.rw else "rw", mp.propagation or "rprivate")
+                opts = ("rbind", _read_only_option(mp), mp.propagation or "rprivate")
                 extra.append((mp.destination, "bind", path, opts))
             elif mp.type == BIND:
                 await asyncio.to_thread(_prepare_bind_source, mp)
-                opts = ("bind" if mp.non_recursive else "rbind", "ro" if not mp.rw else "rw",
+                opts = ("bind" if mp.non_recursive else "rbind", _read_only_option(mp),
                         mp.propagation or "rprivate")
                 extra.append((mp.destination, "bind", mp.source, opts))
             elif mp.type == TMPFS:
@@ -155,7 +164,47 @@ class VolumeMounts(BaseContributor):
         if changed:
             await self.volumes.save_container_mounts(c.id, [asdict(m) for m in points])
 
+    def _stage_subpath(self, cid: str, index: int, volume_path: str, subpath: str) -> str:
+        """Open ``subpath`` below the volume one component at a time, refusing symlinks, and
+        bind-mount what was opened (by descriptor) on a staging point: a link swapped in later
+        cannot redirect the container's mount (dockerd's safepath does the same)."""
+        if self._staging is None:
+            raise EngineError("volume subpaths need a staging directory")
+        fd = os.open(volume_path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            for part in [p for p in subpath.split("/") if p not in ("", ".")]:
+                try:
+                    nfd = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                except OSError as err:
+                    raise NotFound(f"cannot access path {posixpath.join(volume_path, subpath)}: "
+                                   f"{_go_errno(err.errno)}") from None
+                os.close(fd)
+                fd = nfd
+                if stat.S_ISLNK(os.fstat(fd).st_mode):
+                    raise NotFound(f"cannot access path {posixpath.join(volume_path, subpath)}: "
+                                   f"{_go_errno(errno.ELOOP)}")
+            is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+            target = os.path.join(self._staging, cid, str(index))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if is_dir:
+                os.makedirs(target, exist_ok=True)
+            elif not os.path.exists(target):
+                open(target, "a").close()
+            mnt.unmount_all(target)
+            mnt.mount_raw(f"/proc/self/fd/{fd}", target, None, mnt.MS_BIND, None)
+        finally:
+            os.close(fd)
+        self._staged.setdefault(cid, []).append(target)
+        return target
+
+    def _unstage(self, cid: str) -> None:
+        for target in self._staged.pop(cid, []):
+            mnt.unmount_all(target)
+        if self._staging is not None:
+            shutil.rmtree(os.path.join(self._staging, cid), ignore_errors=True)
+
     async def release(self, c: Container) -> None:
+        await asyncio.to_thread(self._unstage, c.id)
         names = self._mounted.pop(c.id, [])
         for name in names:
             try:
@@ -180,6 +229,20 @@ class VolumeMounts(BaseContributor):
                 except EngineError:
                     log.warning("removing anonymous volume %s", vol.name, exc_info=True)
 
+    def _unstage_all(self) -> None:
+        assert self._staging is not None
+        if os.path.isdir(self._staging):
+            for cid in os.listdir(self._staging):
+                self._unstage_dir(cid)
+
+    def _unstage_dir(self, cid: str) -> None:
+        assert self._staging is not None
+        base = os.path.join(self._staging, cid)
+        for name in os.listdir(base) if os.path.isdir(base) else ():
+            mnt.unmount_all(os.path.join(base, name))
+        shutil.rmtree(base, ignore_errors=True)
+        self._staged.pop(cid, None)
+
     async def restore(self, c: Container, *, running: bool) -> None:
         if running:
             self._mounted[c.id] = [m.name for m in self._mounts.get(c.id, ()) if m.type == VOLUME]
@@ -187,6 +250,9 @@ class VolumeMounts(BaseContributor):
     async def settle(self, exists: Callable[[str], bool]) -> None:
         """After every container was restored: references of containers that are gone are dropped,
         devices of volumes no running container mounts are unmounted."""
+        # staged subpaths: a running container has its own copy of the bind, the rest are leftovers
+        if self._staging is not None:
+            await asyncio.to_thread(self._unstage_all)
         for cid in [cid for cid in self._mounts if not exists(cid)]:
             self._mounts.pop(cid, None)
             await self.volumes.drop_container_mounts(cid)
@@ -196,6 +262,20 @@ class VolumeMounts(BaseContributor):
             for name in names:
                 in_use.setdefault(name, set()).add(cid)
         await self.volumes.settle(in_use)
+
+
+def _read_only_option(mp: MountPoint) -> str:
+    """dockerd's choice for a bind-like mount: "rw", "ro" (bind-recursive=writable), else "rro"."""
+    if mp.rw:
+        return "rw"
+    if mp.ro_non_recursive and mp.ro_force_recursive:
+        raise EngineError("mount options conflict: ReadOnlyNonRecursive && ReadOnlyForceRecursive")
+    return "ro" if mp.ro_non_recursive else "rro"
+
+
+def _go_errno(code: int | None) -> str:
+    text = os.strerror(code or errno.EIO)
+    return text[:1].lower() + text[1:]
 
 
 def _prepare_bind_source(mp: MountPoint) -> None:

@@ -52,3 +52,7 @@ class MountPoint:
     from_binds: bool = False
     non_recursive: bool = False
     tmpfs_options: tuple[str, ...] = ()   # extra mount flags of a tmpfs (exec/noexec)
+    subpath: str = ""                     # --mount volume-subpath: a directory inside the volume
+    # read-only binds are recursively read-only ("rro") unless bind-recursive=writable asked otherwise
+    ro_non_recursive: bool = False
+    ro_force_recursive: bool = False

@@ -104,14 +104,19 @@ def parse_mount(spec: MountSpec, *, check_source: bool = True) -> MountPoint:
             raise _config_error(t, f"bind source path does not exist: {spec.source}")
         return MountPoint(type=BIND, destination=dest, source=posixpath.normpath(spec.source), rw=not spec.read_only,
                           propagation=spec.bind_propagation or DEFAULT_PROPAGATION,
-                          non_recursive=spec.bind_non_recursive, from_binds=spec.bind_create_mountpoint)
+                          non_recursive=spec.bind_non_recursive, from_binds=spec.bind_create_mountpoint,
+                          ro_non_recursive=spec.bind_readonly_non_recursive,
+                          ro_force_recursive=spec.bind_readonly_force_recursive)
     if t == VOLUME:
+        subpath = ""
         if spec.volume_subpath:
             if not spec.source:
                 raise _config_error(t, "must not set Subpath when using anonymous volumes")
-            raise _config_error(t, "subpath is not supported by pydockerd yet")
+            subpath = posixpath.normpath(spec.volume_subpath)
+            if subpath.startswith(("/", "../")) or subpath == "..":
+                raise _config_error(t, "subpath must be a relative path within the volume")
         return MountPoint(type=VOLUME, destination=dest, name=spec.source, driver=spec.volume_driver,
-                          rw=not spec.read_only, mode="z", copy_data=not spec.volume_nocopy)
+                          rw=not spec.read_only, mode="z", copy_data=not spec.volume_nocopy, subpath=subpath)
     if t == TMPFS:
         if spec.source:
             raise _config_error(t, "field Source must not be specified")

@@ -170,8 +170,13 @@ class VolumeService:
             if key not in LIST_FILTERS:
                 raise InvalidParameter(f"invalid filter '{key}'")
         dangling: bool | None = None
-        for value in filters.get("dangling", []):
-            dangling = _parse_bool("dangling", value)
+        if "dangling" in filters:
+            # dockerd's GetBoolOrDefault: exactly one of 0/false and 1/true
+            values = filters["dangling"]
+            no, yes = bool({"0", "false"} & set(values)), bool({"1", "true"} & set(values))
+            if no == yes:
+                raise InvalidParameter(f"invalid filter 'dangling=[{' '.join(values)}]'")
+            dangling = yes
         patterns = []
         for p in filters.get("name", []):
             try:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from engine.runtime import cgroups as cg
 
 MOUNTINFO_HYBRID = """\
@@ -187,3 +189,9 @@ def test_v2_freeze_and_stats_on_fake(tmp_path: Path) -> None:
     st = m.stats()
     assert st["memory_stats"]["usage"] == 100 and "limit" not in st["memory_stats"]
     assert st["cpu_stats"]["cpu_usage"]["total_usage"] == 7000
+
+
+def test_remembered_mounts_spare_every_later_manager_reading_mountinfo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cg, "_remembered", cg.parse_mountinfo(MOUNTINFO_V2))
+    assert isinstance(cg.manager_for("/x/y"), cg.CgroupV2)  # not this host's (hybrid) mounts
+    assert isinstance(cg.manager_for("/x/y", MOUNTINFO_HYBRID), cg.CgroupV1)  # an explicit text still wins

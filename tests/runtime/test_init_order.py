@@ -171,3 +171,20 @@ def test_sysctls_outside_the_container_namespaces_are_refused(rootfs: Path) -> N
     sysc = S.RecordingSyscalls()
     run_init(_cfg(rootfs, sysctls={"kernel.shmmax": "1000", "net.ipv4.ip_forward": "1"}), sysc)
     assert ("write_file", "/proc/sys/kernel/shmmax", "1000") in sysc.calls
+
+
+def test_recursively_read_only_bind(rootfs: Path, tmp_path: Path) -> None:
+    """OCI "rro": bind, read-only remount, then mount_setattr over the whole subtree; "ro" skips the last."""
+    src = tmp_path / "src"
+    src.mkdir()
+    sysc = S.RecordingSyscalls()
+    run_init(_cfg(rootfs, extra_mounts=[("/rro", "bind", str(src), ("rbind", "rro", "rprivate")),
+                                         ("/ro", "bind", str(src), ("rbind", "ro", "rprivate"))]), sysc)
+    rro, ro = str(rootfs / "rro"), str(rootfs / "ro")
+    calls = sysc.calls
+    bind = _index(calls, lambda c: c[0] == "mount" and c[1] == str(src) and c[2] == rro)
+    remount = _index(calls, lambda c: c[0] == "mount" and c[2] == rro and c[4] & S.MS_REMOUNT and c[4] & S.MS_RDONLY)
+    setattr_ = _index(calls, lambda c: c == ("make_readonly_recursive", rro))
+    assert bind < remount < setattr_
+    assert ("make_readonly_recursive", ro) not in calls
+    _index(calls, lambda c: c[0] == "mount" and c[2] == ro and c[4] & S.MS_REMOUNT and c[4] & S.MS_RDONLY)

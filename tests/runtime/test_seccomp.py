@@ -1,7 +1,9 @@
 """Seccomp: the profile, its BPF compilation (run on a tiny interpreter), and the kernel."""
 from __future__ import annotations
 
+import os
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -177,3 +179,34 @@ def test_unconfined(bench: Bench) -> None:
     if "userns-denied" in out:
         pytest.skip("this kernel refuses user namespaces even without a filter")
     assert "userns-ok" in out
+
+
+def test_compiled_filters_are_cached_per_profile(tmp_path: Path) -> None:
+    cache = str(tmp_path / "seccomp")
+    profile = default_profile(list(DEFAULT_CAPABILITIES))
+    compiled = sc.compile_filter(profile, sc.table_for("x86_64"), "x86_64")
+    assert sc.compile_cached(profile, "x86_64", cache) == compiled
+    (entry,) = os.listdir(cache)
+    assert os.stat(cache).st_mode & 0o777 == 0o700
+    # the next start reads the entry instead of compiling: a marked entry comes back
+    marked = compiled[:-8] + struct.pack("HBBI", sc.RET_K, 0, 0, sc.RET_ALLOW)
+    with open(os.path.join(cache, entry), "wb") as f:
+        f.write(marked)
+    assert sc.compile_cached(profile, "x86_64", cache) == marked
+    # another profile is another entry; a torn entry is compiled again
+    other = default_profile(list(DEFAULT_CAPABILITIES) + ["CAP_SYS_ADMIN"])
+    assert sc.compile_cached(other, "x86_64", cache) == sc.compile_filter(other, sc.table_for("x86_64"), "x86_64")
+    assert len(os.listdir(cache)) == 2
+    with open(os.path.join(cache, entry), "wb") as f:
+        f.write(b"abc")
+    assert sc.compile_cached(profile, "x86_64", cache) == compiled
+
+
+def test_the_cache_keeps_a_bounded_number_of_filters(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sc, "CACHE_ENTRIES", 3)
+    cache = str(tmp_path / "seccomp")
+    for i in range(6):
+        sc.compile_cached({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": i + 1}]}, "x86_64", cache)
+    assert len(os.listdir(cache)) == 3

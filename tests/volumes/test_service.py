@@ -46,6 +46,8 @@ def test_create_inspect_list_remove(tmp_path: Path) -> None:
     assert [v.name for v in svc.find({"name": ["ata"]})[0]] == ["data1"]
     with pytest.raises(InvalidParameter, match="invalid filter 'bogus'"):
         svc.find({"bogus": ["x"]})
+    with pytest.raises(InvalidParameter, match=r"^invalid filter 'dangling=\[maybe\]'$"):
+        svc.find({"dangling": ["maybe"]})
     run(svc.remove("data1"))
     assert not (tmp_path / "volumes" / "data1").exists()
     assert rec.events[-1] == ("volume", "destroy", "data1", {"driver": "local"})
