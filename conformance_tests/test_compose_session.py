@@ -278,6 +278,28 @@ def test_exec_with_a_tty(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
         p.compose("down", "-v", "--timeout", "1")
 
 
+def test_run_rm_with_a_tty(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    p = _project(daemon, tmp_path, TICKER)
+    try:
+        env = {**daemon.cli_env(), "DOCKER_BUILDKIT": "0"}
+        child = pexpect.spawn(DOCKER_CLI, ["compose", "--project-directory", str(p.dir), "-p", p.name,
+                                           "run", "--rm", "-e", "WHO=tty-run", "--no-deps", "side", "sh"],
+                              env=env, timeout=120, encoding="utf-8", dimensions=(40, 120))
+        try:
+            child.expect(r"[#$] ")
+            child.sendline('tty; stty size; echo "$WHO"; exit 5')
+            child.expect(r"/dev/pts/\d+")
+            child.expect(r"40 120")
+            child.expect(r"tty-run")
+            child.expect(pexpect.EOF)
+        finally:
+            child.close()
+        assert child.exitstatus == 5, (child.exitstatus, child.before)
+        wait_until(lambda: _states(p) == {}, 60, "the one-off container to be removed")
+    finally:
+        p.compose("down", "-v", "--timeout", "1")
+
+
 def test_events_json_reports_a_restart(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
     p = _project(daemon, tmp_path, TICKER)
     try:
