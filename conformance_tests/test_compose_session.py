@@ -182,6 +182,32 @@ STUBBORN = textwrap.dedent("""\
     """)
 
 
+def test_ctrl_c_typed_on_a_terminal(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    """compose on a pty: ^C from the terminal (SIGINT to its process group) stops the project.
+    (A second ^C while a stop is still waiting out a grace period leaves compose 2.40 hanging against
+    either daemon, so it is not tested.)"""
+    p = _project(daemon, tmp_path, TICKER)
+    env = {**daemon.cli_env(), "DOCKER_BUILDKIT": "0"}
+    child = pexpect.spawn(DOCKER_CLI, ["compose", "--project-directory", str(p.dir), "-p", p.name, "up",
+                                       "--menu=false", "--no-color"], env=env, timeout=120, encoding="utf-8",
+                          dimensions=(40, 160))
+    try:
+        child.expect("Attaching to app-1, side-1")
+        child.expect(r"app-1 +\| app-started")
+        wait_until(lambda: set(_states(p).values()) == {"running"}, 60, "both services to run")
+        child.sendcontrol("c")
+        child.expect("Gracefully Stopping")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 130, (child.exitstatus, child.signalstatus, child.before)
+        assert _states(p) == {f"{p.name}-app-1": "exited", f"{p.name}-side-1": "exited"}
+        assert _exit_codes(p, "app-1", "side-1") == [143, 143]
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+        p.compose("down", "-v", "--timeout", "1")
+
+
 def test_ctrl_c_kills_what_ignores_sigterm_after_its_grace_period(daemon: Daemon, busybox: str,
                                                                  tmp_path: Path) -> None:
     p = _project(daemon, tmp_path, STUBBORN)
