@@ -117,6 +117,10 @@ class ContainerService:
         self._containers: dict[str, Container] = {}
         self._names: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # set when a start through the API (start, restart) is over: a stop or kill arriving
+        # meanwhile waits for it, as dockerd's container lock makes them wait, instead of
+        # answering "already stopped" for a container that is running a moment later
+        self._starting: dict[str, asyncio.Event] = {}
         self._live: dict[str, _Live] = {}
         self._pending_attach: dict[str, list[ContainerAttach]] = {}
         self._exit_waiters: dict[str, list[asyncio.Future[Container]]] = {}
@@ -395,7 +399,22 @@ class ContainerService:
             self._reset_restart_manager(c)
             # A client hanging up does not cut the start short: a shim started for nobody
             # would keep its created container (and cgroup) forever.
+            await self._tracked_start(c)
+
+    async def _tracked_start(self, c: Container) -> None:
+        """_start_locked (the caller holds the lock) that a concurrent stop or kill waits for."""
+        done = self._starting[c.id] = asyncio.Event()
+        try:
             await run_to_completion(self._start_locked(c))
+        finally:
+            if self._starting.get(c.id) is done:
+                del self._starting[c.id]
+            done.set()
+
+    async def _start_settled(self, c: Container) -> None:
+        starting = self._starting.get(c.id)
+        if starting is not None:
+            await starting.wait()
 
     # --------------------------------------------------------- restart policy
     def _restart_manager(self, c: Container) -> RestartManager:
@@ -767,6 +786,7 @@ class ContainerService:
     # -------------------------------------------------------------- stop/kill
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         c = self.get(ref)
+        await self._start_settled(c)
         if not c.state.running:
             raise NotModified("Container already stopped")
         live = self._live.get(c.id)
@@ -811,6 +831,7 @@ class ContainerService:
     async def kill(self, ref: str, sig: str | None = None) -> None:
         c = self.get(ref)
         signum = parse_signal(sig) if sig else int(_signal.SIGKILL)
+        await self._start_settled(c)
         if not c.state.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         if self._kill_cancels_restart(c, signum):
@@ -841,7 +862,7 @@ class ContainerService:
         async with self._lock(c.id):
             if not c.state.running:
                 self._reset_restart_manager(c)
-                await run_to_completion(self._start_locked(c))
+                await self._tracked_start(c)
         self._emit(c, "restart")
 
     # ------------------------------------------- pause, update, stats (ops_resources)
