@@ -79,7 +79,7 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
     if body is None:
         raise BadRequest("config cannot be empty in order to create a container")
     # every field's JSON kind and integer range, in Go's words (dockerd's decoder runs first)
-    gojson.check(body, gotypes.create_request(version))
+    body = gojson.decode_as(body, gotypes.create_request(version))   # keys matched regardless of case, as Go
     unsupported.check_create(body)   # a field pydockerd cannot honour is refused, not ignored
     hc_in = body.get("HostConfig") or {}
 

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Directory of per-registry CA certificates (default /etc/pydockerd/certs.d)")
     p.add_argument("--label", action="append", dest="labels", default=None)
     p.add_argument("--iptables", nargs="?", const=True, type=_bool_flag, default=None)
+    p.add_argument("--cgroup-parent", default=None,
+                   help='Set parent cgroup for all containers (default "pydockerd")')
     # --- networking
     p.add_argument("--ip-masq", nargs="?", const=True, type=_bool_flag, default=None)
     p.add_argument("--icc", nargs="?", const=True, type=_bool_flag, default=None)
@@ -86,6 +88,7 @@ CONFIG_KEYS = {
     "fixed-cidr": "fixed_cidr", "ip": "default_ip", "mtu": "mtu", "dns": "dns", "dns-search": "dns_search",
     "dns-opts": "dns_opts", "default-address-pools": "default_address_pools",
     "registry-mirrors": "registry_mirrors", "registry-certs-dir": "registry_certs_dir",
+    "cgroup-parent": "cgroup_parent",
 }
 
 
@@ -134,7 +137,7 @@ def resolve_options(argv: list[str] | None) -> argparse.Namespace:
         "hosts": [DEFAULT_HOST], "data_root": "/var/lib/pydockerd", "exec_root": "/run/pydockerd",
         "pidfile": "/var/run/pydockerd.pid", "log_level": "info", "debug": False, "bridge": "docker0",
         "storage_driver": None, "insecure_registries": [], "labels": [],
-        "registry_mirrors": [], "registry_certs_dir": "/etc/pydockerd/certs.d",
+        "registry_mirrors": [], "registry_certs_dir": "/etc/pydockerd/certs.d", "cgroup_parent": "pydockerd",
     }
     for dest, value in defaults.items():
         if getattr(args, dest) is None:
@@ -195,6 +198,14 @@ def write_pidfile(path: Path) -> None:
     os.replace(tmp, path)
 
 
+def cgroup_parent(value: str) -> str:
+    """--cgroup-parent: a cgroup path relative to each hierarchy's root (cgroupfs driver)."""
+    parts = [p for p in str(value).split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise DaemonError(f"invalid cgroup parent {value!r}: a path below the cgroup root is expected")
+    return "/".join(parts)
+
+
 def pick_storage_driver(requested: str | None, data_root: Path) -> str:
     if requested:
         return requested
@@ -250,6 +261,7 @@ async def run(args: argparse.Namespace) -> int:
         insecure_registries=tuple(args.insecure_registries),
         registry_mirrors=tuple(args.registry_mirrors),
         registry_certs_dir=Path(args.registry_certs_dir),
+        cgroup_parent=cgroup_parent(args.cgroup_parent),
         **network_options(args),
         live_restore=args.live_restore is not False,
     )

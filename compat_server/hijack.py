@@ -130,7 +130,7 @@ class HijackHandlers:
 
     async def _exec_start(self, req: HijackRequest, conn: HijackConn, exec_id: str, version: str) -> None:
         body = gojson.loads(req.body, stream=True) if req.body.strip() else {}
-        gojson.check(body, gotypes.EXEC_START)
+        body = gojson.decode_as(body, gotypes.EXEC_START)
         body = body or {}
         execs = self.engine.execs
         inst = execs.get(exec_id)

@@ -93,7 +93,7 @@ async def json_body(request: Request, *, allow_empty: bool = True, go_type: gojs
         raise BadRequest("invalid JSON: got EOF while reading request body")
     value = gojson.loads(body, stream=True)
     if go_type is not None:
-        gojson.check(value, go_type)
+        value = gojson.decode_as(value, go_type)   # Go's type errors; keys matched regardless of case
     return value
 
 

@@ -104,8 +104,8 @@ HOST_CONFIG: dict[str, Field] = {
     "AutoRemove": Field("removal when the container exits (--rm)"),
     "VolumeDriver": Field("the driver of the container's volumes (local only)"),
     "VolumesFrom": Field("another container's mounts"),
-    "Mounts": Field("bind, volume and tmpfs mounts (--mount)",
-                    "type image, and BindOptions ReadOnlyNonRecursive/ReadOnlyForceRecursive: refused"),
+    "Mounts": Field("bind (with bind-recursive: enabled, disabled, writable, readonly), volume and tmpfs mounts "
+                    "(--mount)"),
     "ConsoleSize": Field("the initial terminal size"),
     "Annotations": Field("", "non-empty: refused, pydockerd runs no OCI runtime to pass them to"),
     "CapAdd": Field("capabilities"),
@@ -210,11 +210,6 @@ def check_create(body: Mapping[str, Any]) -> None:
     for key, (refused, reason) in _HOST_RULES.items():
         if refused(hc.get(key)):
             raise _refuse(f"HostConfig.{key}", reason)
-    for i, m in enumerate(hc.get("Mounts") or ()):
-        bind = (m or {}).get("BindOptions") or {}
-        for key in ("ReadOnlyNonRecursive", "ReadOnlyForceRecursive"):
-            if bind.get(key):
-                raise _refuse(f"HostConfig.Mounts[{i}].BindOptions.{key}", "read-only bind mounts are recursive")
     links = set(hc.get("Links") or ())
     nc = body.get("NetworkingConfig") or {}
     endpoints = nc.get("EndpointsConfig") if isinstance(nc, Mapping) else None

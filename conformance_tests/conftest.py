@@ -112,6 +112,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         f"CLI proxy {_SUMMARY.get('proxy', 'off')}, docker-py {_SUMMARY.get('docker_py', 'off')}"
         + ("" if _SUMMARY.get("spec") else " (api_spec missing: well-formedness only)")
     )
+    if _SUMMARY.get("leaks"):
+        terminalreporter.write_line(f"FAILED: the {_SUMMARY.get('kind')} daemon left behind after its teardown:",
+                                    red=True)
+        for what, items in _SUMMARY["leaks"].items():
+            terminalreporter.write_line(f"  {what}: {', '.join(items[:10])}{' ...' if len(items) > 10 else ''}")
     if _SUMMARY.get("kind") in ("pydockerd", "dockerd"):
         terminalreporter.write_line(f"daemon log: {harness.LAST_LOG_DIR}/pydc-last-{_SUMMARY['kind']}.log")
 
@@ -155,6 +160,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 # no mount of a test daemon may outlive it (issue 11): rootfs, volumes, shm...
                 print(f"\nmounts left behind by the {d.kind} test daemon: {d.mount_leftovers}")
                 session.exitstatus = 1
+            if d.leaks:
+                # Left behind by the daemon under test once all its containers were removed and it
+                # stopped: the run fails (the per-test check below names the test when it can).
+                _SUMMARY["leaks"] = d.leaks
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
@@ -219,9 +229,20 @@ def _leave_no_containers(request: pytest.FixtureRequest) -> Iterator[None]:
         d.start()
         pytest.fail(f"the {d.kind} daemon was not running at the end of this test; its log ended with:\n{tail}",
                     pytrace=False)
-    for cid in set(d.list_container_ids()) - before:
+    created = set(d.list_container_ids()) - before
+    for cid in created:
         d.seen_container_ids.add(cid)
         try:
             d.raw("DELETE", f"/containers/{cid}?force=1&v=1", timeout=30)
         except OSError:
             pass
+    if d.kind == "pydockerd":
+        # Nothing of a removed container may remain (cgroups, mounts, shims, exec-root dirs);
+        # containers of this test removed by the test itself included (new cgroups under the
+        # daemon's own parent that no remaining container owns).
+        remaining = set(d.list_container_ids())
+        suspects = (created | {p.name for p in harness.cgroups_under(d.cgroup_parent)}
+                    | harness._container_ids_under(d.exec_root)) - remaining
+        leaks = d.wait_no_leftovers(suspects) if suspects else {}
+        if leaks:
+            pytest.fail(f"this test left behind (of removed containers): {leaks}", pytrace=False)

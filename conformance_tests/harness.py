@@ -179,12 +179,12 @@ def unmount_all_under(prefix: str) -> None:
         subprocess.run(["umount", "-l", mount_point], capture_output=True)
 
 
-def remove_cgroups(ids: Iterable[str]) -> None:
-    """rmdir (bottom-up) every cgroup dir whose name contains one of `ids`."""
+def cgroups_of(ids: Iterable[str]) -> list[Path]:
+    """Every cgroup dir (any hierarchy, a few levels deep) whose name contains one of `ids`."""
     ids = [i for i in ids if len(i) >= 12]
+    found: list[Path] = []
     if not ids or not CGROUP_ROOT.is_dir():
-        return
-    victims: list[Path] = []
+        return found
     for hierarchy in CGROUP_ROOT.iterdir():
         if not hierarchy.is_dir() or hierarchy.is_symlink():
             continue
@@ -195,7 +195,31 @@ def remove_cgroups(ids: Iterable[str]) -> None:
                 continue
             for d in dirnames:
                 if any(i in d for i in ids):
-                    victims.append(Path(dirpath) / d)
+                    found.append(Path(dirpath) / d)
+    return found
+
+
+def cgroup_hierarchies() -> list[Path]:
+    if not CGROUP_ROOT.is_dir():
+        return []
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        return [CGROUP_ROOT]     # unified (v2) only
+    return [h for h in CGROUP_ROOT.iterdir() if h.is_dir() and not h.is_symlink()]
+
+
+def cgroups_under(parent: str) -> list[Path]:
+    """Every cgroup below `parent` (relative to each hierarchy's root), deepest first."""
+    found: list[Path] = []
+    for hierarchy in cgroup_hierarchies():
+        base = hierarchy / parent
+        if base.is_dir():
+            found.extend(Path(dp) / d for dp, dirs, _ in os.walk(base) for d in dirs)
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def remove_cgroups(ids: Iterable[str]) -> None:
+    """rmdir (bottom-up) every cgroup dir whose name contains one of `ids`."""
+    victims = cgroups_of(ids)
     for victim in sorted(victims, key=lambda p: len(p.parts), reverse=True):
         for sub in sorted(victim.rglob("*"), key=lambda p: len(p.parts), reverse=True):
             if sub.is_dir():
@@ -227,6 +251,8 @@ class Daemon:
     cli_proxy: Any = None  # conformance_tests.proxy.ValidatingProxy
     cli_host: str = ""  # where the CLI connects: the checking proxy when there is one
     seen_container_ids: set[str] = field(default_factory=set)
+    cgroup_parent: str = ""  # pydockerd: a cgroup parent of its own, so leaks are found by place
+    leaks: dict[str, list[str]] = field(default_factory=dict)  # what teardown found left behind
     network_leftovers: list[str] = field(default_factory=list)
     # mounts under the daemon's roots after it stopped with every container removed (issue 11)
     mount_leftovers: list[str] = field(default_factory=list)
@@ -433,6 +459,45 @@ class Daemon:
             pass
         return []
 
+    # ---- leaks
+    def leftovers(self, ids: Iterable[str] | None = None) -> dict[str, list[str]]:
+        """What of this daemon's containers is still on the machine: of the containers `ids`,
+        or (None) of all of them.  Meant for moments when none should be running."""
+        ids = set(ids) if ids is not None else None
+        found: dict[str, list[str]] = {}
+
+        def mine(text: str) -> bool:
+            return ids is None or any(i in text for i in ids)
+
+        if ids is None:
+            cgroups = [str(p) for p in cgroups_under(self.cgroup_parent)] if self.cgroup_parent else []
+        else:
+            cgroups = [str(p) for h in cgroup_hierarchies() for i in ids
+                       if self.cgroup_parent and (p := h / self.cgroup_parent / i).exists()]
+        if cgroups:
+            found["cgroups"] = cgroups
+        mounts = [m for m in mounts_under(str(self.root)) if mine(m)]
+        if mounts:
+            found["mounts"] = mounts
+        shims = [str(pid) for pid in processes_mentioning(SHIM_MARKER, str(self.exec_root))
+                 if mine(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                         if Path(f"/proc/{pid}").exists() else "")]
+        if shims:
+            found["shim processes"] = shims
+        dirs = sorted(d for d in _container_ids_under(self.exec_root) if ids is None or d in ids)
+        if dirs:
+            found["exec-root dirs"] = dirs
+        return found
+
+    def wait_no_leftovers(self, ids: Iterable[str] | None = None, timeout: float = 10) -> dict[str, list[str]]:
+        """leftovers(), once they stayed for `timeout` seconds (a shim takes a moment to exit)."""
+        ids = set(ids) if ids is not None else None
+        try:
+            wait_until(lambda: not self.leftovers(ids), timeout, "the daemon's leftovers to go", interval=0.1)
+        except TimeoutError:
+            pass
+        return self.leftovers(ids)
+
     def teardown(self) -> None:
         """Remove everything the daemon and its containers left behind (best effort, bounded).
 
@@ -456,6 +521,9 @@ class Daemon:
                 self.stop()
                 # before the reaping below unmounts and deletes what a daemon left
                 self.network_leftovers = self._network_leftovers(bridges)
+                if self.kind == "pydockerd":
+                    # Every container was removed and the daemon stopped: nothing of it may remain.
+                    self.leaks = self.wait_no_leftovers(None, timeout=5)
             finally:
                 try:
                     self._stop_containerd()
@@ -558,6 +626,11 @@ class Daemon:
             self.mount_leftovers = mounts_under(root)
         unmount_all_under(root)
         remove_cgroups(ids)
+        if self.cgroup_parent:
+            for cg in cgroups_under(self.cgroup_parent):
+                _rmdir_quiet(cg)
+            for hierarchy in cgroup_hierarchies():
+                _rmdir_quiet(hierarchy / self.cgroup_parent)
         # Keep the daemon's log for post-mortems; the rest of the private dir goes.
         if self._log is not None and self._log.exists():
             shutil.copyfile(self._log, LAST_LOG_DIR / f"pydc-last-{self.kind}.log")
@@ -610,12 +683,13 @@ def make_daemon() -> Daemon:
         ]
     elif wanted == "pydockerd":
         host = f"unix://{root}/docker.sock"
-        d = Daemon(kind="pydockerd", host=host, root=root)
+        d = Daemon(kind="pydockerd", host=host, root=root, cgroup_parent=f"pydc-{root.name.removeprefix('pydc-')}")
         d._argv = [
             sys.executable, "-m", "compat_server.daemon",
             "-H", host, "--data-root", str(d.data_root), "--exec-root", str(d.exec_root),
             "--pidfile", str(d.pidfile), "--bridge", netenv.default_bridge("pydockerd"),
             # its own subnets too, so two suites (or a suite and a system daemon) never share one
+            "--cgroup-parent", d.cgroup_parent,
             "--bip", netenv.bip("pydockerd"), "--default-address-pool", netenv.default_address_pool(),
         ]
     else:

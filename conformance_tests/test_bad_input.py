@@ -487,3 +487,20 @@ def test_build_query_json_type_errors(daemon: Daemon, busybox: str, query: str, 
     resp = daemon.raw("POST", f"{V}/build?{name}={quote(value)}", body=_context_tar(),
                       headers={"Content-Type": "application/x-tar"})
     assert (resp.status, resp.message) == (400, message)
+
+
+def test_body_keys_are_matched_regardless_of_case(daemon: Daemon, busybox: str) -> None:
+    """Go's decoder matches JSON keys without regard to case: a lowercase field is acted on, not
+    accepted and ignored."""
+    body = json.dumps({"image": "busybox", "cmd": ["true"], "labels": {"k": "v"},
+                       "hostconfig": {"memory": 64 << 20, "readonlyrootfs": True}})
+    resp = daemon.raw("POST", f"{V}/containers/create", body=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 201, resp.body
+    cid = resp.json()["Id"]
+    try:
+        info = daemon.raw("GET", f"{V}/containers/{cid}/json").json()
+        assert info["HostConfig"]["Memory"] == 64 << 20
+        assert info["HostConfig"]["ReadonlyRootfs"] is True
+        assert info["Config"]["Labels"] == {"k": "v"} and info["Config"]["Cmd"] == ["true"]
+    finally:
+        daemon.raw("DELETE", f"{V}/containers/{cid}?force=1")

@@ -179,3 +179,34 @@ def test_recorder_hook_validates_and_skips_streams() -> None:
     rec.hook(Resp("http://x/v1.44/stream", b"{}"), stream=True)
     assert calls == ["/ok", "/bad"]
     assert len(rec.failures) == 1 and "nope" in rec.failures[0]
+
+
+def test_leftovers_finds_what_a_daemon_left(tmp_path: Path) -> None:
+    """The teardown's leak check sees a cgroup under the daemon's own parent and a container
+    dir in its exec root (no daemon needed: a Daemon record over a scratch dir)."""
+    from conformance_tests import harness
+
+    cid = "f" * 64
+    d = harness.Daemon(kind="pydockerd", host="unix:///nonexistent", root=tmp_path,
+                       cgroup_parent=f"pydc-selfcheck-{tmp_path.name}")
+    assert d.leftovers() == {}
+    (d.exec_root / "containers" / cid).mkdir(parents=True)
+    hierarchies = harness.cgroup_hierarchies()
+    made: list[Path] = []
+    try:
+        for h in hierarchies[:1]:
+            try:
+                (h / d.cgroup_parent / cid).mkdir(parents=True)
+                made.append(h / d.cgroup_parent / cid)
+            except OSError:
+                pass
+        found = d.leftovers()
+        assert found["exec-root dirs"] == [cid]
+        if made:
+            assert found["cgroups"] == [str(made[0])]
+            assert d.leftovers({cid})["cgroups"] == [str(made[0])]
+        assert d.leftovers({"e" * 64}) == {}
+    finally:
+        for p in made:
+            p.rmdir()
+            p.parent.rmdir()

@@ -8,7 +8,8 @@ import subprocess
 import time
 from typing import Any
 
-from conformance_tests.harness import DOCKER_CLI, Daemon, wait_until
+from conformance_tests import harness
+from conformance_tests.harness import DOCKER_CLI, Daemon, mounts_under, wait_until
 
 
 class StreamReader:
@@ -125,3 +126,32 @@ def since_now() -> str:
 
 def until_now() -> str:
     return _now_arg()
+
+
+def traces_of(daemon: Daemon, ids: set[str]) -> dict[str, list[str]]:
+    """What of these (removed) containers is still on the machine, for either daemon: mounts
+    under its dirs, dirs named by their ids in its exec root, processes naming them, cgroups."""
+    found: dict[str, list[str]] = {}
+    mounts = [m for m in mounts_under(str(daemon.root)) if any(i in m for i in ids)]
+    if mounts:
+        found["mounts"] = mounts
+    dirs = sorted(harness._container_ids_under(daemon.exec_root) & ids)
+    if dirs:
+        found["exec dirs"] = dirs
+    procs = [p for i in ids for p in harness.processes_mentioning(i)]
+    if procs:
+        found["processes"] = [str(p) for p in procs]
+    cgroups = harness.cgroups_of(ids)
+    if cgroups:
+        found["cgroups"] = [str(c) for c in cgroups]
+    return found
+
+
+def wait_no_traces(daemon: Daemon, ids: set[str], timeout: float = 10) -> dict[str, list[str]]:
+    """traces_of(), once they stayed for `timeout` seconds (a shim takes a moment to exit)."""
+    try:
+        wait_until(lambda: not traces_of(daemon, ids), timeout, "the removed containers' traces to go",
+                   interval=0.1)
+    except TimeoutError:
+        pass
+    return traces_of(daemon, ids)

@@ -191,6 +191,11 @@ class Engine:
         known = {c.id for c in engine.containers.list()}
         await engine.volume_mounts.settle(known.__contains__)
         await asyncio.to_thread(engine.build_backend.recover)
+        # What an ingest (load, pull, import, commit) killed half-way left: nothing runs yet.
+        freed = await asyncio.to_thread(engine.images.collect_garbage,
+                                        [c.id for c in engine.containers.list()])
+        if freed:
+            log.info("garbage collection at start freed %d bytes", freed)
         return engine
 
     async def aclose(self) -> None:

@@ -328,6 +328,44 @@ def check(value: Any, go_type: GoType) -> None:
     _check(value, go_type, "", ())
 
 
+def canonical(value: Any, go_type: GoType) -> Any:
+    """`value` with every struct key spelled as its Go field is: Go's decoder matches keys without
+    regard to case (an exact match first), so ``{"memory": 1}`` sets HostConfig.Memory.  Of several
+    spellings of one field the last in the document wins, as in Go.  Unknown keys stay as they are."""
+    if isinstance(go_type, Struct) and isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            name = _field_name(go_type, key)
+            ft = go_type.fields.get(name) if name is not None else None
+            if name is None or ft is None:
+                out[key] = item
+            else:
+                out.pop(name, None)      # keep document order for the winner
+                out[name] = canonical(item, ft)
+        return out
+    if isinstance(go_type, (Slice, Array)) and isinstance(value, list):
+        return [canonical(v, go_type.elem) for v in value]
+    if isinstance(go_type, Map) and isinstance(value, dict):
+        return {k: canonical(v, go_type.elem) for k, v in value.items()}
+    return value
+
+
+def _field_name(t: Struct, key: str) -> str | None:
+    if key in t.fields:
+        return key
+    low = key.lower()
+    for k in t.fields:
+        if k.lower() == low:
+            return k
+    return None
+
+
+def decode_as(value: Any, go_type: GoType) -> Any:
+    """What dockerd's decoder makes of `value`: the kinds checked (Go's errors), the keys canonical."""
+    check(value, go_type)
+    return canonical(value, go_type)
+
+
 def _fail(value: Any, type_name: str, struct: str, path: tuple[str, ...], literal: bool = False) -> GoTypeError:
     what = kind_of(value)
     if literal:

@@ -73,6 +73,10 @@ class ExecService:
             raise NotFound(f"No such exec instance: {exec_id}")
         return inst
 
+    def unregister(self, exec_id: str) -> None:
+        """Forget an exec (a health probe's, once it is done): no inspect of it any more."""
+        self._execs.pop(exec_id, None)
+
     def _current(self, inst: ExecInstance) -> bool:
         """An exec lives as long as the run of the container it was created in (dockerd
         unregisters a container's execs when it stops), and exited ones a while longer."""
@@ -80,7 +84,7 @@ class ExecService:
             return True
         if inst.exited_at:
             return time.monotonic() - inst.exited_at < EXEC_KEEP_SECONDS
-        c = self.containers._containers.get(inst.container_id)   # created, never started
+        c = self.containers.records.find(inst.container_id)   # created, never started
         return c is not None and c.state.running and c.state.started_at == inst.started_at
 
     def _forget(self, inst: ExecInstance) -> None:
@@ -88,7 +92,7 @@ class ExecService:
         self._drop_from_container(inst)
 
     def _drop_from_container(self, inst: ExecInstance) -> None:
-        c = self.containers._containers.get(inst.container_id)
+        c = self.containers.records.find(inst.container_id)
         ids = c.annotations.get("ExecIDs") if c is not None else None
         if ids and inst.id in ids:
             ids.remove(inst.id)
@@ -98,14 +102,14 @@ class ExecService:
         lists that we no longer know (e.g. from before a daemon restart)."""
         for inst in [i for i in self._execs.values() if not self._current(i)]:
             self._forget(inst)
-        for c in self.containers._containers.values():
+        for c in self.containers.records.all():
             ids = c.annotations.get("ExecIDs")
             if ids:
                 ids[:] = [i for i in ids if i in self._execs and self._execs[i].exit_code is None]
 
     def _running_live(self, container_id: str) -> tuple[Any, Any]:
         c = self.containers.get(container_id)
-        live = self.containers._live.get(c.id)
+        live = self.containers.records.live(c.id)
         if c.state.status == PAUSED:
             raise Conflict(f"Container {container_id} is paused, unpause the container before exec")
         if c.state.status == RESTARTING or c.state.restarting:
@@ -130,7 +134,7 @@ class ExecService:
         self._execs[inst.id] = inst
         ids = c.annotations.setdefault("ExecIDs", [])
         ids.append(inst.id)
-        self.containers._emit(c, "exec_create: " + _event_command(cmd), execID=inst.id)
+        self.containers.records.emit(c, "exec_create: " + _event_command(cmd), execID=inst.id)
         return inst
 
     def check_startable(self, exec_id: str) -> None:
@@ -173,7 +177,7 @@ class ExecService:
             raise
         inst.pid = getattr(session, "pid", 0)
         inst.session = session
-        self.containers._emit(c, "exec_start: " + _event_command(inst.args), execID=inst.id)
+        self.containers.records.emit(c, "exec_start: " + _event_command(inst.args), execID=inst.id)
 
         if detach:
             asyncio.get_running_loop().create_task(self.complete(inst))
@@ -181,7 +185,7 @@ class ExecService:
 
     def _prepare(self, c: Any, bundle: Path, user: str) -> tuple[int, int, list[int], str, dict[str, Any]]:
         """User lookup in the rootfs and the container's security options (one thread hop)."""
-        uid, gid, groups, home = self.containers._resolve(bundle / "rootfs", user)
+        uid, gid, groups, home = self.containers.resolve_user_in(bundle / "rootfs", user)
         return uid, gid, list(groups), home, _exec_security(c, bundle / "rootfs")
 
     async def complete(self, inst: ExecInstance) -> None:
@@ -198,13 +202,13 @@ class ExecService:
         # like dockerd: the container lists only execs that have not exited
         self._drop_from_container(inst)
         inst.done.set()
-        cc = self.containers._containers.get(inst.container_id)
+        cc = self.containers.records.find(inst.container_id)
         if cc is not None:
-            self.containers._emit(cc, "exec_die", execID=inst.id, exitCode=str(inst.exit_code))
+            self.containers.records.emit(cc, "exec_die", execID=inst.id, exitCode=str(inst.exit_code))
 
     def note_detached(self, inst: ExecInstance) -> None:
         """The client detached from a running exec: dockerd records an `exec_detach` event."""
-        self.containers._emit(self.containers.get(inst.container_id), "exec_detach", execID=inst.id)
+        self.containers.records.emit(self.containers.get(inst.container_id), "exec_detach", execID=inst.id)
 
     async def resize(self, exec_id: str, height: int, width: int) -> None:
         inst = self.get(exec_id)
@@ -226,9 +230,9 @@ def _exec_security(c: Any, rootfs: Path) -> dict[str, Any]:
 
 
 def _read_group_file(rootfs: Path) -> str:
-    from .service import _read_in_root
+    from .bundle import read_in_root
 
-    return _read_in_root(rootfs, "etc/group")
+    return read_in_root(rootfs, "etc/group")
 
 
 def _event_command(cmd: list[str]) -> str:

@@ -109,9 +109,9 @@ class _QueueWriter:
         if not self.buf:
             return
         chunk, self.buf = bytes(self.buf), bytearray()
-        self._put(chunk)
+        self.put(chunk)
 
-    def _put(self, item: bytes | BaseException | None) -> None:
+    def put(self, item: bytes | BaseException | None) -> None:
         while True:
             if self.cancelled.is_set():
                 raise BrokenPipeError("export cancelled")
@@ -141,11 +141,11 @@ class ThreadStream:
         try:
             self._produce(self._writer)
             self._writer.flush()
-            self._writer._put(None)
+            self._writer.put(None)
         except BaseException as err:  # noqa: BLE001  (handed to the reader)
             if not self.cancelled.is_set():
                 try:
-                    self._writer._put(err)
+                    self._writer.put(err)
                 except BrokenPipeError:
                     pass
 

@@ -181,7 +181,7 @@ class HealthMonitors:
             return
         if task is not asyncio.current_task():
             task.cancel()
-        c = self.containers._containers.get(cid)
+        c = self.containers.records.find(cid)
         if c is not None and c.state.health is not None:
             c.state.health.status = UNHEALTHY
 
@@ -201,12 +201,12 @@ class HealthMonitors:
     async def _run(self, cid: str) -> None:
         try:
             while True:
-                c = self.containers._containers.get(cid)
+                c = self.containers.records.find(cid)
                 if c is None or c.state.health is None:
                     return
                 hc = c.config.healthcheck or HealthConfig()
                 await asyncio.sleep(self._interval(c, hc) / 1e9)
-                c = self.containers._containers.get(cid)
+                c = self.containers.records.find(cid)
                 if c is None or c.state.health is None:
                     return
                 if c.state.status != RUNNING:
@@ -315,9 +315,7 @@ class HealthMonitors:
         ids = c.annotations.get("ExecIDs")
         if isinstance(ids, list) and inst.id in ids:
             ids.remove(inst.id)
-        registry = getattr(self.execs, "_execs", None)
-        if isinstance(registry, dict):
-            registry.pop(inst.id, None)
+        self.execs.unregister(inst.id)
 
     async def _record(self, c: Container, hc: HealthConfig, entry: HealthLogEntry) -> None:
         health = c.state.health
@@ -329,5 +327,5 @@ class HealthMonitors:
         if health.status != before:
             # Persisted on changes only (dockerd keeps probe results in memory between
             # checkpoints too): fast probes must not turn into a stream of disk writes.
-            await self.containers._save(c)
-            self.containers._emit(c, f"health_status: {health.status}")
+            await self.containers.records.save(c)
+            self.containers.records.emit(c, f"health_status: {health.status}")

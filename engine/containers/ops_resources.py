@@ -27,12 +27,12 @@ def _not_running(c: Any) -> Conflict:
 
 async def pause(svc: ContainerService, ref: str) -> None:
     c = svc.get(ref)
-    async with svc._lock(c.id):
+    async with svc.records.lock(c.id):
         if not c.state.running or c.state.restarting:
             raise _not_running(c)
         if c.state.paused:
             raise Conflict(f"Container {c.id} is already paused")
-        live = svc._live.get(c.id)
+        live = svc.records.live(c.id)
         if live is None:
             raise _not_running(c)
         try:
@@ -46,16 +46,16 @@ async def pause(svc: ContainerService, ref: str) -> None:
         c.state = replace(c.state, status=PAUSED, paused=True)
         if svc.health is not None:
             svc.health.container_paused(c.id)     # no probes while frozen (dockerd: unhealthy)
-        await svc._save(c)
-    svc._emit(c, "pause")
+        await svc.records.save(c)
+    svc.records.emit(c, "pause")
 
 
 async def unpause(svc: ContainerService, ref: str) -> None:
     c = svc.get(ref)
-    async with svc._lock(c.id):
+    async with svc.records.lock(c.id):
         if not c.state.paused:
             raise Conflict(f"Container {c.id} is not paused")
-        live = svc._live.get(c.id)
+        live = svc.records.live(c.id)
         if live is None:
             raise _not_running(c)
         try:
@@ -67,8 +67,8 @@ async def unpause(svc: ContainerService, ref: str) -> None:
         c.state = replace(c.state, status=RUNNING, paused=False)
         if svc.health is not None:
             svc.health.container_unpaused(c)      # probing resumes, status kept until the next probe
-        await svc._save(c)
-    svc._emit(c, "unpause")
+        await svc.records.save(c)
+    svc.records.emit(c, "unpause")
 
 
 async def update(
@@ -84,13 +84,13 @@ async def update(
     if restart_policy is not None:
         validate_policy(restart_policy)  # before the lookup, as dockerd
     c = svc.get(ref)
-    async with svc._lock(c.id):
+    async with svc.records.lock(c.id):
         hc = c.host_config
         if restart_policy is not None and restart_policy.name not in ("", "no") and hc.auto_remove:
             raise InvalidParameter("Restart policy cannot be updated because AutoRemove is enabled for the container")
         new_res = res.merge_update(hc.resources, patch, c.id)
         new_res, warnings = res.validate(new_res, res.HostLimits.probe(), update=True)
-        live = svc._live.get(c.id)
+        live = svc.records.live(c.id)
         if live is not None and c.state.running and new_res != hc.resources:
             try:
                 await live.handle.update(res.update_oci(new_res))
@@ -104,13 +104,13 @@ async def update(
         c.host_config = new_hc
         if annotate is not None:
             annotate(c, new_res, restart_policy)
-        await svc._save(c)
-    svc._emit(c, "update")
+        await svc.records.save(c)
+    svc.records.emit(c, "update")
     return warnings
 
 
 async def _sample(svc: ContainerService, c: Any) -> dict[str, Any] | None:
-    live = svc._live.get(c.id)
+    live = svc.records.live(c.id)
     if live is None or not c.state.running:
         return None
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import logging
 import platform as _platform
 import secrets
 import shutil
@@ -35,6 +36,8 @@ from . import reference as refs
 from .changes import apply_changes, empty_config
 from .layer import ApplyResult, apply_file, apply_layer
 from .reference import Reference
+
+log = logging.getLogger(__name__)
 
 _MIGRATIONS = [
     """
@@ -149,6 +152,9 @@ class ImageStore:
         self.tmp.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._configs: dict[str, dict[str, Any]] = {}
+        # Layers registered by this process that no image has used yet (an ingest under way):
+        # the garbage collector of `image prune` leaves them alone.
+        self._fresh: set[str] = set()
         db.migrate("images", _MIGRATIONS)
         self._recover()
 
@@ -174,6 +180,66 @@ class ImageStore:
                 for c in lost:
                     conn.execute("DELETE FROM image_layers WHERE chain_id = ?", (c,))
             self.db.transaction_sync(_forget)
+
+    # ================================================================ garbage
+    def collect_garbage(self, container_keys: Iterable[str] | None = None) -> int:
+        """Remove layers no image uses and no snapshot stacks on, as containerd's GC does once
+        a lease ended: what a load, pull or import killed half-way left.  Returns the bytes freed.
+
+        With ``container_keys`` (at daemon start, when no ingest runs) it also removes the
+        writable snapshots of containers that do not exist and content blobs nothing refers to.
+        Without (``image prune`` while the daemon serves) layers registered by an ingest still
+        under way in this process are spared: their image is about to be created.
+        """
+        freed = 0
+        with self._lock:
+            at_start = container_keys is not None
+            if at_start:
+                keys = set(container_keys or ())
+                for info in self.snapshotter.list():
+                    if (info.kind != "committed" and not info.key.startswith(("sha256:", _EXTRACT_PREFIX))
+                            and info.key not in keys and not self.snapshotter.children(info.key)):
+                        log.info("removing the snapshot of a container that does not exist: %s", info.key[:12])
+                        self.snapshotter.remove(info.key)
+            used: set[str] = set()
+            for r in self.db.query_sync("SELECT chain_ids FROM images"):
+                used.update(json.loads(r["chain_ids"]))
+            layers = self._layers()
+            spared = set() if at_start else set(self._fresh)
+
+            def depth(chain: str) -> int:
+                n = 0
+                key: str | None = chain
+                while key is not None and key in layers and n < 10_000:
+                    key = layers[key].parent
+                    n += 1
+                return n
+
+            orphans = [c for c in layers if c not in used and c not in spared]
+            for chain in sorted(orphans, key=depth, reverse=True):   # top layers first
+                if self.snapshotter.exists(chain) and self.snapshotter.children(chain):
+                    continue  # a container (or a kept layer) still stacks on it
+                layer = layers[chain]
+
+                def _del(conn: sqlite3.Connection, chain: str = chain) -> None:
+                    conn.execute("DELETE FROM image_layers WHERE chain_id = ?", (chain,))
+                self.db.transaction_sync(_del)
+                if self.snapshotter.exists(chain):
+                    self.snapshotter.remove(chain)
+                if not self.db.query_sync("SELECT 1 FROM image_layers WHERE diff_id = ?", (layer.diff_id,)):
+                    if self.content.exists(layer.diff_id):
+                        freed += self.content.info(layer.diff_id).size
+                        self.content.delete(layer.diff_id)
+                freed += layer.size
+                log.info("removed layer %s, which no image uses", chain[:19])
+            if at_start:
+                wanted = {r["id"] for r in self.db.query_sync("SELECT id FROM images")}
+                wanted.update(r["diff_id"] for r in self.db.query_sync("SELECT diff_id FROM image_layers"))
+                for desc in list(self.content.walk()):
+                    if desc.digest not in wanted:
+                        self.content.delete(desc.digest)
+                        freed += desc.size
+        return freed
 
     # ================================================================ reading
     def _config(self, image_id: str) -> dict[str, Any]:
@@ -322,8 +388,10 @@ class ImageStore:
             with self._lock:
                 if self.snapshotter.exists(chain):
                     self.snapshotter.remove(key)
+                    self._fresh.add(chain)
                     return self.layer(chain)
                 self.snapshotter.commit(chain, key)
+                self._fresh.add(chain)
                 layer = Layer(chain, result.diff_id, parent, result.size)
 
                 def _insert(conn: sqlite3.Connection) -> None:
@@ -364,6 +432,7 @@ class ImageStore:
                          (image_id, parent, cfg.get("created") or "", json.dumps(chains)))
         with self._lock:
             self.db.transaction_sync(_insert)
+            self._fresh.difference_update(chains)   # used by an image now
         return image_id
 
     def set_parent(self, image_id: str, parent_id: str) -> None:
@@ -537,6 +606,7 @@ class ImageStore:
             def _del(conn: sqlite3.Connection, chain: str = chain) -> None:
                 conn.execute("DELETE FROM image_layers WHERE chain_id = ?", (chain,))
             self.db.transaction_sync(_del)
+            self._fresh.discard(chain)
             if self.snapshotter.exists(chain):
                 self.snapshotter.remove(chain)
             if not self.db.query_sync("SELECT 1 FROM image_layers WHERE diff_id = ?", (layer.diff_id,)):
@@ -581,10 +651,13 @@ class ImageStore:
         return list_images(self, flt, all_=all_, shared_size=shared_size, containers=containers)
 
     def prune(self, flt: dict[str, builtins.list[str]], users: Callable[[str], builtins.list[tuple[str, bool]]]) -> Any:
-        """``POST /images/prune``; returns a PruneReport."""
+        """``POST /images/prune``; returns a PruneReport.  Layers no image uses any more (an
+        ingest that failed half-way) are collected too."""
         from .prune import prune_images
         with self._lock:
-            return prune_images(self, flt, users)
+            report = prune_images(self, flt, users)
+            self.collect_garbage()
+            return report
 
     # ================================================================ misc
     def layer_tar(self, diff_id: str) -> BinaryIO:

@@ -178,7 +178,7 @@ def parse_profile(text: str) -> dict[str, Any]:
     """The JSON of ``--security-opt seccomp=...`` -> a profile document."""
     try:
         doc = gojson.loads(text)
-        gojson.check(doc, _SECCOMP)
+        doc = gojson.decode_as(doc, _SECCOMP)
     except (gojson.JSONSyntaxError, gojson.GoTypeError) as e:
         raise ProfileError(f"Decoding seccomp profile failed: {e.message}") from None
     if not isinstance(doc, dict):  # null

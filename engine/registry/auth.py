@@ -56,7 +56,7 @@ def decode_header(value: str | None) -> AuthConfig:
 
 def decode_body(body: bytes) -> AuthConfig:
     doc = gojson.loads(body, stream=True) if body.strip() else {}
-    gojson.check(doc, _AUTH_CONFIG)
+    doc = gojson.decode_as(doc, _AUTH_CONFIG)
     return from_json(doc)
 
 

@@ -177,3 +177,23 @@ def test_valid_bodies_and_nulls_pass() -> None:
 def test_keys_match_case_insensitively_like_go() -> None:
     with pytest.raises(gojson.GoTypeError, match="HostConfig.hostconfig.memory of type int64"):
         gojson.check({"hostconfig": {"memory": "x"}}, gotypes.create_request("1.41"))
+
+
+def test_keys_are_matched_regardless_of_case_as_go_does() -> None:
+    from compat_server import gotypes
+    t = gotypes.create_request("1.50")
+    body = {"image": "busybox", "cmd": ["true"], "hostconfig": {"memory": 1 << 20, "Memory": 2 << 20,
+                                                                "cpushares": 3, "unknownKey": 1}}
+    out = gojson.canonical(body, t)
+    assert out["Image"] == "busybox" and out["Cmd"] == ["true"]
+    hc = out["HostConfig"]
+    assert hc["Memory"] == 2 << 20            # the last spelling wins, as in Go
+    assert hc["CpuShares"] == 3 and hc["unknownKey"] == 1
+    assert "memory" not in hc
+
+
+def test_a_lowercase_field_is_acted_on_not_ignored() -> None:
+    from compat_server.convert import decode_create
+    cfg, hc, _ = decode_create({"image": "busybox", "hostconfig": {"memory": 8 << 20, "readonlyrootfs": True}}, "1.50")
+    assert cfg.image == "busybox"
+    assert hc.resources.memory == 8 << 20 and hc.readonly_rootfs is True

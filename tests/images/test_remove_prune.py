@@ -123,3 +123,30 @@ def test_parent_links_survive_save_and_load(env: Env) -> None:
     # an invalid parent (not a prefix) is refused like dockerd
     with pytest.raises(EngineError, match="is not a valid parent"):
         env.store.set_parent(parent, child)
+
+
+def _blob_count(env: Env) -> int:
+    return sum(1 for _ in env.content.walk())
+
+
+def test_garbage_collection_of_layers_no_image_uses(env: Env) -> None:
+    """Layers an ingest left without an image (a load killed between layers): prune spares
+    those of an ingest still under way in this process; a restart's collection takes them all,
+    keeps what images and containers use, and removes snapshots of containers that do not exist."""
+    kept = make_image(env, [layer("a")])
+    env.store._add_ref(refs.parse_normalized("kept:1"), kept)   # tagged: prune keeps it
+    blobs = _blob_count(env)
+    one = env.store.register_layer(io.BytesIO(layer("x")), None)
+    env.store.register_layer(io.BytesIO(layer("y")), one.chain_id)
+    env.store.prepare_rootfs("c" * 64, kept)            # a container that exists
+    env.store.prepare_rootfs("d" * 64, kept)            # one whose record is gone
+    env.store.prune({}, no_users)
+    assert env.store._layer_exists(one.chain_id), "prune must spare the layers of an ingest under way"
+    env = env.reopen()                                  # the daemon restarts: the ingest is over
+    freed = env.store.collect_garbage(["c" * 64])
+    assert freed > 0
+    assert not env.store._layer_exists(one.chain_id)
+    assert _blob_count(env) == blobs
+    assert env.store.get(kept).id == kept
+    assert env.snapshotter.exists("c" * 64) and not env.snapshotter.exists("d" * 64)
+    assert env.store.collect_garbage(["c" * 64]) == 0

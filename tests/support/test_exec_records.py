@@ -17,16 +17,26 @@ class FakeContainers:
         self.c = Container(id="a" * 64, name="c", created="2026-01-01T00:00:00Z", image_id="sha256:x",
                            config=ContainerConfig(), host_config=HostConfig(), path="sh", args=(),
                            state=ContainerState(status="running", pid=5, started_at="2026-01-01T00:00:01Z"))
+        self.records = self       # the exec service goes through the records' public API
         self._containers = {self.c.id: self.c}
         self._live = {self.c.id: SimpleNamespace()}
         self.events: list[tuple[str, dict[str, str]]] = []
+
+    def find(self, cid: str) -> Container | None:
+        return self._containers.get(cid)
+
+    def all(self) -> list[Container]:
+        return list(self._containers.values())
+
+    def live(self, cid: str) -> Any:
+        return self._live.get(cid)
 
     def get(self, ref: str) -> Container:
         if ref not in (self.c.id, self.c.name):
             raise NotFound(f"No such container: {ref}")
         return self.c
 
-    def _emit(self, c: Container, action: str, **extra: str) -> None:
+    def emit(self, c: Container, action: str, **extra: str) -> None:
         self.events.append((action, extra))
 
 
