@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 async def stop(svc: ContainerService, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
     c = svc.get(ref)
+    await svc.start_settled(c)
     if not c.state.running:
         raise NotModified("Container already stopped")
     live = svc.records.live(c.id)
@@ -65,6 +66,7 @@ async def stop(svc: ContainerService, ref: str, timeout: int | None = None, sig:
 async def kill(svc: ContainerService, ref: str, sig: str | None = None) -> None:
     c = svc.get(ref)
     signum = parse_signal(sig) if sig else int(_signal.SIGKILL)
+    await svc.start_settled(c)
     if not c.state.running:
         raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
     if svc.monitor.kill_cancels_restart(c, signum):

@@ -79,6 +79,10 @@ class ContainerService:
         self.health: Any = None
         # Per-container resources outside the image and runtime (networks, volumes): contributors.py
         self.contributors = Contributors()
+        # set when a start through the API (start, restart) is over: a stop or kill arriving
+        # meanwhile waits for it, as dockerd's container lock makes them wait, instead of
+        # answering "already stopped" for a container that is running a moment later
+        self._starting: dict[str, asyncio.Event] = {}
 
     def add_contributor(self, contrib: StartContributor) -> None:
         """Register a start contributor (see contributors.py); called by the composition root."""
@@ -173,7 +177,23 @@ class ContainerService:
             self.monitor.reset_restart_manager(c)
             # A client hanging up does not cut the start short: a shim started for nobody
             # would keep its created container (and cgroup) forever.
+            await self._tracked_start(c)
+
+    async def _tracked_start(self, c: Container) -> None:
+        """The start sequence (the caller holds the lock) that a concurrent stop or kill waits for."""
+        done = self._starting[c.id] = asyncio.Event()
+        try:
             await run_to_completion(self.starter.start_locked(c))
+        finally:
+            if self._starting.get(c.id) is done:
+                del self._starting[c.id]
+            done.set()
+
+    async def start_settled(self, c: Container) -> None:
+        """Return once no start through the API is under way for `c`."""
+        starting = self._starting.get(c.id)
+        if starting is not None:
+            await starting.wait()
 
     # ------------------------------------------------------------------ exec
     def resolve_user_in(self, rootfs: Path, user: str) -> tuple[int, int, tuple[int, ...], str]:
@@ -205,7 +225,7 @@ class ContainerService:
         async with self.records.lock(c.id):
             if not c.state.running:
                 self.monitor.reset_restart_manager(c)
-                await run_to_completion(self.starter.start_locked(c))
+                await self._tracked_start(c)
         self.records.emit(c, "restart")
 
     # ------------------------------------------- pause, update, stats (ops_resources)

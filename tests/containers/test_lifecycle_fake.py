@@ -534,3 +534,34 @@ def test_attach_before_start_gets_all_output_and_stdin(tmp_path: Path, runtime: 
         await att.close()
         await d.close()
     run(go())
+
+
+def test_a_stop_during_a_start_waits_for_it_and_stops_the_container(tmp_path: Path, runtime: FakeRuntime,
+                                                                    images: FakeRootfsImages) -> None:
+    """dockerd's container lock: a stop that comes while the start is under way is not answered
+    'already stopped' (compose aborting a project right after starting it relies on this)."""
+    async def go() -> None:
+        d = FakeDaemon(tmp_path, runtime, images)
+        c = await create(d, "sleep", "1000")
+        gate, entered = asyncio.Event(), asyncio.Event()
+        real_create = runtime.create
+
+        async def held_create(*args: object, **kw: object) -> object:
+            entered.set()
+            await gate.wait()
+            return await real_create(*args, **kw)  # type: ignore[arg-type]
+        runtime.create = held_create  # type: ignore[method-assign,assignment]
+        start = asyncio.create_task(d.containers.start(c.id))
+        await asyncio.wait_for(entered.wait(), 10)
+        stop = asyncio.create_task(d.containers.stop(c.id, timeout=0))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not stop.done()                      # without the wait it had raised NotModified
+        gate.set()
+        await start
+        await stop
+        assert c.state.status == EXITED and c.state.exit_code == 137
+        assert d.actions(c.id) == ["create", "start", "kill", "kill", "die", "stop"]
+        assert_no_leftovers(d, images)
+        await d.close()
+    run(go())
