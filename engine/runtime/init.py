@@ -185,7 +185,7 @@ def run_init(cfg: InitConfig, sys: S.Syscalls) -> None:
 
     # 7. Terminal: a pty from the container's own devpts, sent to the shim.
     if tty:
-        _open_terminal(cfg.channel, sys, console=True)
+        _open_terminal(cfg.channel, sys, console=True, size=process.get("consoleSize"))
 
     # 8. Limits.
     _set_limits(sys, process, strict=True)
@@ -208,11 +208,15 @@ def _session_and_stdio(sys: S.Syscalls, stdio: tuple[int, int, int] | None) -> N
             _step("setting up stdio", sys.dup2, fd, target)
 
 
-def _open_terminal(channel: Channel, sys: S.Syscalls, console: bool) -> None:
+def _open_terminal(channel: Channel, sys: S.Syscalls, console: bool, size: Any = None) -> None:
     """A pty from the container's devpts: the master goes to the shim, the slave becomes
-    our controlling terminal and stdio (and /dev/console, for the container's init)."""
+    our controlling terminal and stdio (and /dev/console, for the container's init).  The
+    process's consoleSize is set here, before the process runs (a resize by the shim after
+    "pty" could come after the process read its size: `stty size` said it had none)."""
     master, slave_path = _step("opening a pty", sys.open_pty, "/dev/pts/ptmx")
     slave = _step("opening the pty slave", sys.open, slave_path, os.O_RDWR | os.O_NOCTTY)
+    if isinstance(size, dict) and size.get("height") and size.get("width"):
+        _step("setting the console size", sys.set_window_size, slave, int(size["height"]), int(size["width"]))
     if console and sys.exists("/dev/console"):
         _step("mounting /dev/console", sys.mount, slave_path, "/dev/console", None, S.MS_BIND, None)
     channel.send({"type": "pty"}, master)
@@ -538,7 +542,7 @@ def run_exec(cfg: ExecConfig, sys: S.Syscalls) -> None:
             _step(f"joining {name} namespace", sys.setns, theirs, flag)
     # setns(mnt) put us at the container's root; cwd is set below
     if process.get("terminal"):
-        _open_terminal(cfg.channel, sys, console=False)
+        _open_terminal(cfg.channel, sys, console=False, size=process.get("consoleSize"))
     _set_limits(sys, process, strict=False)
     _become_process(sys, cfg.channel, process, cfg.seccomp, ready={"type": "ready"},
                     wait_for_go=cfg.wait_for_go, empty_args_exit=126)

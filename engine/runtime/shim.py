@@ -860,9 +860,14 @@ class Shim:
         if c.exec is not None or c.attached:
             self._fail(c, req, "connection already in use")
             return
-        process = req.get("process") or {}
+        process = dict(req.get("process") or {})
         tty = bool(process.get("terminal"))
         open_stdin = bool(req.get("open_stdin"))
+        size = req.get("console_size")
+        if tty and size and len(size) == 2 and all(size):
+            # set by the init on the pty before the process runs (the resize after "pty" stays for
+            # the master side, as before)
+            process["consoleSize"] = {"height": int(size[0]), "width": int(size[1])}
         self._preload_exec_code()
         ex = Exec(str(req.get("exec_id", "")), c)
         stdio, child_fds = self._make_stdio(ex.io, tty, open_stdin)

@@ -18,6 +18,7 @@ import os
 import resource as _resource
 import socket
 import struct
+import termios
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ class Syscalls:
     def setdomainname(self, name: str) -> None: raise NotImplementedError
     def setsid(self) -> None: raise NotImplementedError
     def set_controlling_tty(self, fd: int) -> None: raise NotImplementedError
+    def set_window_size(self, fd: int, height: int, width: int) -> None: raise NotImplementedError
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0) -> None: raise NotImplementedError
     def capbset_drop(self, cap: int) -> None: raise NotImplementedError
     def capset(self, effective: int, permitted: int, inheritable: int) -> None: raise NotImplementedError
@@ -318,6 +320,9 @@ class LinuxSyscalls(Syscalls):
     def set_controlling_tty(self, fd: int) -> None:
         fcntl.ioctl(fd, TIOCSCTTY, 0)
 
+    def set_window_size(self, fd: int, height: int, width: int) -> None:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0) -> None:
         _check(self._libc.prctl(option, arg2, arg3, 0, 0), f"prctl({option})")
 
@@ -431,6 +436,8 @@ class RecordingSyscalls(Syscalls):
     def setdomainname(self, name: str) -> None: self._rec("setdomainname", name)
     def setsid(self) -> None: self._rec("setsid")
     def set_controlling_tty(self, fd: int) -> None: self._rec("set_controlling_tty", fd)
+    def set_window_size(self, fd: int, height: int, width: int) -> None:
+        self._rec("set_window_size", fd, height, width)
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0) -> None: self._rec("prctl", option, arg2, arg3)
     def capbset_drop(self, cap: int) -> None: self._rec("capbset_drop", cap)
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:

@@ -188,3 +188,22 @@ def test_recursively_read_only_bind(rootfs: Path, tmp_path: Path) -> None:
     assert bind < remount < setattr_
     assert ("make_readonly_recursive", ro) not in calls
     _index(calls, lambda c: c[0] == "mount" and c[2] == ro and c[4] & S.MS_REMOUNT and c[4] & S.MS_RDONLY)
+
+
+
+def test_a_tty_gets_its_console_size_before_the_process_runs() -> None:
+    """The init sets consoleSize on the pty slave before it becomes the process's terminal (a
+    resize by the shim after "pty" could come after the process read it: `stty size` found none)."""
+    from engine.runtime.init import _open_terminal
+
+    sysc = S.RecordingSyscalls()
+    chan = FakeChannel([])
+    _open_terminal(chan, sysc, console=False, size={"height": 33, "width": 111})
+    sizes = [c for c in sysc.calls if c[0] == "set_window_size"]
+    assert len(sizes) == 1 and sizes[0][2:] == (33, 111)
+    names = sysc.names()
+    assert names.index("set_window_size") < names.index("set_controlling_tty")
+    assert chan.sent[0][0] == {"type": "pty"}
+    sysc = S.RecordingSyscalls()
+    _open_terminal(FakeChannel([]), sysc, console=False)
+    assert "set_window_size" not in sysc.names()
