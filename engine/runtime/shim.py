@@ -83,6 +83,7 @@ READ_CHUNK = 65536
 HIGH_WATER = 4 * 1024 * 1024     # pause container output while a client lags this much
 REPLAY_LIMIT = 64 * 1024         # recent output kept for attach(replay=True)
 DRAIN_TIMEOUT = 10.0             # seconds to flush slow clients after exit
+EXEC_WAIT = 5.0   # seconds a start waits for the init's execve before answering anyway
 SETTLE_DELAY = 0.3               # seconds after the start before the shim settles (see _settle)
 SYNC_MESSAGE_MAX = 1 << 17        # the largest init message: a compiled seccomp filter, in hex
 OUTPUT_GRACE = 2.0               # seconds to wait for pipe EOF after the init was reaped
@@ -752,6 +753,15 @@ class Shim:
         except OSError as e:
             self._fail(c, req, f"cannot start container: {e}")
             return
+        # Answer once the container's process is what it runs: the sync socket is close-on-exec
+        # in the init, so EOF means the execve happened (or the init exited).  A start that
+        # answered at "go" let `docker top` see the init, and a stop sent right after the start
+        # reach a process that had not set up its signal handlers yet.
+        try:
+            self.sync.settimeout(EXEC_WAIT)
+            self.sync.recv(1)
+        except OSError:
+            pass    # a slow init (timeout) or a gone one: the exit is recorded as usual
         self.sync.close()
         self.sync = None
         self.state = "running"
