@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any, Self
 
-from .errors import InvalidParameter
+from .errors import InvalidParameter, go_json_kind
 
 MAX_DEPTH = 10000
 
@@ -304,19 +304,8 @@ def named(base: Scalar, name: str) -> Scalar:
     return Scalar(name, base.kind, base.bits)
 
 
-def kind_of(value: object) -> str:
-    """The JSON kind Go's decoder names in "cannot unmarshal <kind> into ..." errors."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null"
+# The JSON kind Go's decoder names in "cannot unmarshal <kind> into ..." errors (one helper).
+kind_of = go_json_kind
 
 
 class GoTypeError(InvalidParameter):
