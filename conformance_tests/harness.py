@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance_tests import netenv
+from pydockerd.private import container_ids_under, mounts_under
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKER_CLI = os.environ.get("CONFORMANCE_DOCKER_CLI", "/usr/local/bin/docker")
@@ -160,17 +161,6 @@ def processes_mentioning(*needles: str) -> list[int]:
         if all(n in cmdline for n in needles):
             found.append(int(entry.name))
     return found
-
-
-def mounts_under(prefix: str) -> list[str]:
-    prefix = prefix.rstrip("/") + "/"
-    result = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split()
-        mount_point = fields[4].replace("\\040", " ")
-        if mount_point.startswith(prefix):
-            result.append(mount_point)
-    return result
 
 
 def unmount_all_under(prefix: str) -> None:
@@ -640,18 +630,8 @@ class Daemon:
 
 
 def _container_ids_under(root: Path, depth: int = 6) -> set[str]:
-    """Names of 64-hex directories below `root`: container ids in any daemon's exec root layout."""
-    found: set[str] = set()
-    if not root.is_dir():
-        return found
-    base = len(root.parts)
-    for dirpath, dirnames, _ in os.walk(root):
-        if len(Path(dirpath).parts) - base >= depth:
-            dirnames[:] = []
-        for d in dirnames:
-            if len(d) == 64 and all(c in "0123456789abcdef" for c in d):
-                found.add(d)
-    return found
+    """Container ids (64-hex directory names) in any daemon's exec root layout."""
+    return container_ids_under(root, depth)
 
 
 def new_private_root() -> Path:

@@ -210,7 +210,7 @@ class PrivateDaemon:
 
     def _reap(self) -> None:
         root = str(self.root)
-        ids = _container_ids_under(self.exec_root) | _container_ids_under(self.data_root)
+        ids = container_ids_under(self.exec_root) | container_ids_under(self.data_root)
         for pid in _pids_mentioning(root):
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -220,7 +220,7 @@ class PrivateDaemon:
             _wait_until(lambda: not _pids_mentioning(root), 10, "leftover processes to exit")
         except TimeoutError:
             pass
-        for mount_point in sorted(set(_mounts_under(root)), key=len, reverse=True):
+        for mount_point in sorted(set(mounts_under(root)), key=len, reverse=True):
             subprocess.run(["umount", "-l", mount_point], capture_output=True, check=False)
         _remove_cgroups(ids)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
@@ -241,7 +241,8 @@ def _pids_mentioning(needle: str) -> list[int]:
     return found
 
 
-def _mounts_under(prefix: str) -> list[str]:
+def mounts_under(prefix: str) -> list[str]:
+    """Mount points below `prefix` (the test harness uses this too)."""
     prefix = prefix.rstrip("/") + "/"
     out = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
@@ -251,7 +252,8 @@ def _mounts_under(prefix: str) -> list[str]:
     return out
 
 
-def _container_ids_under(root: Path, depth: int = 4) -> set[str]:
+def container_ids_under(root: Path, depth: int = 4) -> set[str]:
+    """Names of 64-hex directories below `root`: container ids in any daemon's root layout."""
     found: set[str] = set()
     if not root.is_dir():
         return found
