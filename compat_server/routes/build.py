@@ -32,7 +32,7 @@ from engine.types import HostConfig, Resources
 
 from ..backends import BuildBackend
 from ..errors import BadRequest, message_for
-from ..responses import docker_json, dumps, qbool, qint
+from ..responses import docker_json, dumps, qbool
 
 _END = object()
 
@@ -67,6 +67,32 @@ def _typed(value: Any, what: str, go_type: str, container: type, item: str, *,
     return value
 
 
+def _int_or_zero(request: Request, name: str) -> int:
+    """dockerd's Int64ValueOrZero: a number, or 0 for anything else."""
+    try:
+        return int(request.query_params.get(name) or 0)
+    except ValueError:
+        return 0
+
+
+def _check_unsupported(request: Request) -> None:
+    """What dockerd refuses before building, in its words."""
+    q = request.query_params
+    if qbool(request, "squash"):
+        raise BadRequest("squash is only supported with experimental mode")
+    isolation = q.get("isolation") or ""
+    if isolation not in ("", "default"):
+        raise BadRequest(f'Unsupported isolation: "{isolation}"')
+    if q.getlist("securityopt"):
+        raise BadRequest("The daemon on this platform does not support setting security options on build")
+    version = q.get("version") or ""
+    if version == "2":
+        # The session-based BuildKit protocol is not served here (Builder-Version: 1).
+        raise BadRequest("buildkit is only supported with experimental mode")
+    if version not in ("", "1"):
+        raise EngineError(f'invalid version "{version}"')
+
+
 def _options(request: Request) -> BuildOptions:
     q = request.query_params
     tags: list[str] = []
@@ -87,21 +113,25 @@ def _options(request: Request) -> BuildOptions:
     cache_from = _typed(_json_query(request, "cachefrom", "cache from"), "cache from", "[]string", list,
                         "string") or []
     ulimits = _json_query(request, "ulimits", "ulimit settings") or []
-    extra_hosts = [h for h in (q.get("extrahosts") or "").split(",") if h]
+    _check_unsupported(request)
+    # Repeated, or one comma-joined value: both reach dockerd as a list of host:ip entries.
+    extra_hosts = [h for v in q.getlist("extrahosts") for h in v.split(",") if h]
     resources = Resources(
-        memory=qint(request, "memory", 0) or 0,
-        memory_swap=qint(request, "memswap", 0) or 0,
-        cpu_shares=qint(request, "cpushares", 0) or 0,
-        cpu_period=qint(request, "cpuperiod", 0) or 0,
-        cpu_quota=qint(request, "cpuquota", 0) or 0,
+        memory=_int_or_zero(request, "memory"),
+        memory_swap=_int_or_zero(request, "memswap"),
+        cpu_shares=_int_or_zero(request, "cpushares"),
+        cpu_period=_int_or_zero(request, "cpuperiod"),
+        cpu_quota=_int_or_zero(request, "cpuquota"),
         cpuset_cpus=q.get("cpusetcpus") or "",
         cpuset_mems=q.get("cpusetmems") or "",
         ulimits=tuple((str(u.get("Name")), int(u.get("Soft") or 0), int(u.get("Hard") or 0))
                       for u in ulimits if isinstance(u, dict)),
     )
-    shm = qint(request, "shmsize", 0) or 0
-    if shm < 0:
-        raise BadRequest("invalid shm size")
+    raw_shm = q.get("shmsize") or ""
+    try:
+        shm = int(raw_shm) if raw_shm else 0
+    except ValueError:
+        raise EngineError(f'strconv.ParseInt: parsing "{raw_shm}": invalid syntax') from None
     host_config = HostConfig(resources=resources, shm_size=shm)
     return BuildOptions(
         dockerfile=q.get("dockerfile") or "",
