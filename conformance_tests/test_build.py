@@ -964,6 +964,7 @@ def test_copy_chown_unknown_names(daemon: Daemon, busybox: str, chown: str, mess
      "The daemon on this platform does not support setting security options on build"),
     ("version=3", 500, 'invalid version "3"'),
     ("shmsize=abc", 500, 'strconv.ParseInt: parsing "abc": invalid syntax'),
+    ("platform=foo", 400, '"foo": unknown operating system or architecture: invalid argument'),
 ])
 def test_refused_build_options(daemon: Daemon, busybox: str, query: str, status: int, message: str) -> None:
     resp = daemon.raw("POST", f"/build?{query}", body=tar_of({"Dockerfile": b"FROM busybox\n"}),

@@ -75,6 +75,23 @@ def _int_or_zero(request: Request, name: str) -> int:
         return 0
 
 
+_KNOWN_OS = {"aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux", "nacl",
+             "netbsd", "openbsd", "plan9", "solaris", "windows", "zos"}
+_KNOWN_ARCH = {"386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "loong64", "mips", "mipsle", "mips64",
+               "mips64le", "mips64p32", "mips64p32le", "ppc", "ppc64", "ppc64le", "riscv", "riscv64", "s390", "s390x",
+               "sparc", "sparc64", "wasm", "x86_64", "x86-64", "aarch64", "armhf", "armel", "i386"}
+
+
+def _check_platform(platform: str) -> None:
+    """containerd's platform specifier check (dockerd's words)."""
+    if not platform:
+        return
+    from engine.registry.pull import parse_platform
+    parse_platform(platform)   # raises for a malformed specifier
+    if "/" not in platform and platform.lower() not in _KNOWN_OS | _KNOWN_ARCH:
+        raise BadRequest(f'"{platform}": unknown operating system or architecture: invalid argument')
+
+
 def _check_unsupported(request: Request) -> None:
     """What dockerd refuses before building, in its words."""
     q = request.query_params
@@ -114,6 +131,7 @@ def _options(request: Request) -> BuildOptions:
                         "string") or []
     ulimits = _json_query(request, "ulimits", "ulimit settings") or []
     _check_unsupported(request)
+    _check_platform(q.get("platform") or "")
     # Repeated, or one comma-joined value: both reach dockerd as a list of host:ip entries.
     extra_hosts = [h for v in q.getlist("extrahosts") for h in v.split(",") if h]
     resources = Resources(
