@@ -989,3 +989,13 @@ def test_buildkit_version_refused(daemon: Daemon, busybox: str) -> None:
     resp = daemon.raw("POST", "/build?version=2", body=tar_of({"Dockerfile": b"FROM busybox\n"}),
                       headers={"Content-Type": "application/x-tar"}, timeout=60)
     assert (resp.status, resp.message) == (400, "buildkit is only supported with experimental mode")
+
+
+@pytest.mark.parametrize("query,status,message", [
+    ("filters=%7B%22foo%22%3A%5B%22bar%22%5D%7D", 400, "failed to prune build cache: Invalid filter 'foo'"),
+    ("filters=%7B%22until%22%3A%5B%22zz%22%5D%7D", 500,
+     "failed to prune build cache: \"until\" filter expects a duration (e.g., '24h'): time: invalid duration \"zz\""),
+])
+def test_builder_prune_bad_filters(daemon: Daemon, query: str, status: int, message: str) -> None:
+    resp = daemon.raw("POST", f"/build/prune?{query}")
+    assert (resp.status, resp.message) == (status, message)

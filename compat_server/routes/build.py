@@ -389,8 +389,16 @@ async def prune(request: Request) -> Response:
     from ..responses import qfilters
     flt = qfilters(request)
     for key in flt:
-        if key not in ("until", "id", "parent", "type", "description", "inuse", "shared", "private"):
-            raise BadRequest(f"Invalid filter '{key}'")
+        if key not in ("until", "unused-for", "id", "parent", "type", "description", "inuse", "shared",
+                       "private"):
+            raise BadRequest(f"failed to prune build cache: Invalid filter '{key}'")
+    for value in flt.get("until", []) + flt.get("unused-for", []):
+        from engine.images.changes import parse_duration
+        try:
+            parse_duration(value)
+        except InvalidParameter as err:
+            raise EngineError(f"failed to prune build cache: \"until\" filter expects a duration (e.g., '24h'): "
+                              f"{err.message}") from None
     # The classic builder keeps no cache of its own: its cache is the images (pruned by image prune).
     return docker_json({"CachesDeleted": None, "SpaceReclaimed": 0})
 
