@@ -1,11 +1,12 @@
 """The starlette application: routes served bare and under /v{major}.{minor}/."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -14,13 +15,18 @@ from engine.errors import EngineError
 
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
+from .http.connection import BODY_ERROR
+from .routes import archive as archive_routes
 from .routes import build as build_routes
 from .routes import container_extra, containers, distribution, images, plugins, system
+from .routes import disk_usage as disk_usage_routes
 from .routes import exec as exec_routes
 from .routes import networks as network_routes
 from .routes import prune as prune_routes
 from .routes import resources as resource_routes
 from .routes import volumes as volume_routes
+
+log = logging.getLogger(__name__)
 
 
 class VersionMiddleware:
@@ -67,6 +73,15 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     return Response(error_body(str(exc.detail)), status_code=exc.status_code, media_type="application/json")
 
 
+async def body_not_read(request: Request, exc: Exception) -> Response:
+    """The request body ended early: badly framed (dockerd: 400 with Go's words), or the client left."""
+    problem = (request.scope.get(BODY_ERROR) or {}).get("message")
+    if problem:
+        return Response(error_body(str(problem)), status_code=400, media_type="application/json")
+    log.debug("client went away before its request body was read: %s %s", request.method, request.url.path)
+    return Response(status_code=400)  # nobody is there to read it
+
+
 async def swarm_unavailable(request: Request) -> Response:
     return Response(
         error_body("This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" "
@@ -90,6 +105,7 @@ def build_app(engine: Any) -> ASGIApp:
     routes = [
         *system.routes,
         *prune_routes.routes,
+        *archive_routes.routes,
         *containers.routes,
         *container_extra.routes,
         *resource_routes.routes,
@@ -99,6 +115,7 @@ def build_app(engine: Any) -> ASGIApp:
         *distribution.routes,
         *plugins.routes,
         *volume_routes.routes,
+        *disk_usage_routes.routes,
         *build_routes.routes,
         *_swarm_routes(),
     ]
@@ -108,6 +125,7 @@ def build_app(engine: Any) -> ASGIApp:
             EngineError: engine_error_handler,
             BadRequest: engine_error_handler,
             HTTPException: http_exception,
+            ClientDisconnect: body_not_read,
         },
     )
     app.state.engine = engine

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine import gojson, timeutil
 from engine.errors import EngineError, go_json_kind
+from engine.logs import drivers as log_drivers
 from engine.network import contributor as net_contrib
 from engine.network import ports as net_ports
 from engine.types import (
@@ -140,8 +141,6 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
     lc = hc_in.get("LogConfig") or {}
     if not lc.get("Type"):
         full_hc["LogConfig"] = {"Type": "json-file", "Config": dict(lc.get("Config") or {})}
-    elif lc.get("Type") not in ("json-file",):
-        raise BadRequest(f"failed to create logger: logger: no log driver named '{lc.get('Type')}' is registered")
     if full_hc["LogConfig"].get("Config") is None:
         full_hc["LogConfig"]["Config"] = {}
     shm = hc_in.get("ShmSize") or 0
@@ -194,7 +193,7 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         volumes_from=tuple(hc_in.get("VolumesFrom") or ()),
         volume_driver=hc_in.get("VolumeDriver") or "",
     )
-    host = _decode_networking(body, hc_in, host, full_hc)
+    host = _decode_networking(body, hc_in, host)
     annotations = {"HostConfig": full_hc, "NetworkingConfig": body.get("NetworkingConfig")}
     return config, host, annotations
 
@@ -239,8 +238,7 @@ def _decode_mounts(raw: Any) -> tuple[MountSpec, ...]:
 
 
 # --- networking: PortBindings, PublishAllPorts, Links, NetworkingConfig.EndpointsConfig
-def _decode_networking(body: dict[str, Any], hc_in: dict[str, Any], host: HostConfig,
-                       full_hc: dict[str, Any]) -> HostConfig:
+def _decode_networking(body: dict[str, Any], hc_in: dict[str, Any], host: HostConfig) -> HostConfig:
     raw_pb = hc_in.get("PortBindings") or {}
     if not isinstance(raw_pb, dict):
         raise BadRequest("json: cannot unmarshal PortBindings")
@@ -277,8 +275,6 @@ def _decode_networking(body: dict[str, Any], hc_in: dict[str, Any], host: HostCo
         net_contrib.check_create(host, hostname_given=bool(body.get("Hostname")), mac_given=mac_given)
     except EngineError as e:
         raise BadRequest(e.message) from None
-    if mode == "host" and raw_pb:
-        full_hc["PortBindings"] = {}
     return host
 
 
@@ -415,7 +411,7 @@ def encode_inspect(c: Container, graph_driver: dict[str, Any], version: str, siz
         "ResolvConfPath": c.resolv_conf_path,
         "HostnamePath": c.hostname_path,
         "HostsPath": c.hosts_path,
-        "LogPath": c.log_path,
+        "LogPath": log_drivers.shown_log_path(c.host_config.log_config.type, c.log_path),
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
         "Driver": c.driver,

@@ -117,6 +117,7 @@ ENDPOINT_SETTINGS = Struct("network.EndpointSettings", "EndpointSettings", {
     "Links": STRINGS, "Aliases": STRINGS, "MacAddress": STRING, "DriverOpts": STRING_MAP,
     "NetworkID": STRING, "EndpointID": STRING, "Gateway": STRING, "IPAddress": STRING, "IPPrefixLen": INT,
     "IPv6Gateway": STRING, "GlobalIPv6Address": STRING, "GlobalIPv6PrefixLen": INT, "DNSNames": STRINGS,
+    "GwPriority": INT,
 })
 NETWORKING_CONFIG = Struct("network.NetworkingConfig", "NetworkingConfig", {
     "EndpointsConfig": Map(ENDPOINT_SETTINGS, "map[string]*network.EndpointSettings"),
@@ -153,3 +154,22 @@ EXEC_OPTIONS = Struct("container.ExecOptions", "ExecOptions", {
 EXEC_START = Struct("container.ExecStartOptions", "ExecStartOptions", {
     "Detach": BOOL, "Tty": BOOL, "ConsoleSize": Array(UINT, 2, "[2]uint"),
 })
+
+# Network bodies (newer Docker's names; dockerd 20.10 says NetworkCreateRequest, NetworkConnect,
+# NetworkDisconnect).
+IPAM = Struct("network.IPAM", "IPAM", {
+    "Driver": STRING, "Options": STRING_MAP,
+    "Config": Slice(Struct("network.IPAMConfig", "IPAMConfig", {
+        "Subnet": STRING, "IPRange": STRING, "Gateway": STRING, "AuxiliaryAddresses": STRING_MAP,
+    }), "[]network.IPAMConfig"),
+})
+NETWORK_CREATE = Struct("network.CreateRequest", "CreateRequest", {
+    "Name": STRING, "CheckDuplicate": BOOL, "Driver": STRING, "Scope": STRING, "EnableIPv4": BOOL,
+    "EnableIPv6": BOOL, "IPAM": IPAM, "Internal": BOOL, "Attachable": BOOL, "Ingress": BOOL, "ConfigOnly": BOOL,
+    "ConfigFrom": Struct("network.ConfigReference", "ConfigReference", {"Network": STRING}),
+    "Options": STRING_MAP, "Labels": STRING_MAP,
+})
+NETWORK_CONNECT = Struct("network.ConnectOptions", "ConnectOptions", {
+    "Container": STRING, "EndpointConfig": ENDPOINT_SETTINGS,
+})
+NETWORK_DISCONNECT = Struct("network.DisconnectOptions", "DisconnectOptions", {"Container": STRING, "Force": BOOL})

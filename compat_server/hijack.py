@@ -12,6 +12,7 @@ import re
 from typing import Any, Protocol
 
 from engine import gojson
+from engine.containers.exec import parse_detach_keys
 from engine.errors import EngineError, InvalidParameter
 
 from . import gotypes, versions, wsattach
@@ -97,9 +98,12 @@ class HijackHandlers:
         c = svc.get(ref)
         tty = c.config.tty
         content_type = RAW if tty or not versions.at_least(version, "1.42") else MUX
-        att = None
+        keys = _detach_keys(q)
+        att: Any = None
         if stream:
             att = await svc.attach(c.id, stdin=want_stdin, stdout=want_stdout, stderr=want_stderr)
+        # dockerd watches a terminal's stdin for the detach keys: the attach ends, the container runs on
+        detaching = _Detaching(att, keys) if att is not None and tty and att.stdin else None
         try:
             if req.upgrade:
                 await conn.start_upgrade(content_type)
@@ -111,7 +115,11 @@ class HijackHandlers:
                     if (entry.stream == "stdout" and want_stdout) or (entry.stream == "stderr" and want_stderr):
                         code = 1 if entry.stream == "stdout" else 2
                         await conn.write(entry.data if tty else mux_frame(code, entry.data))
-            if att is not None:
+            if detaching is not None:
+                await self._pump(conn, detaching, tty, stop=detaching.detached)
+                if detaching.detached.is_set():
+                    svc.note_detached(att)
+            elif att is not None:
                 await self._pump(conn, att, tty)
             await conn.close_write()
         finally:
@@ -133,11 +141,14 @@ class HijackHandlers:
         detach = bool(body.get("Detach"))
         if detach:
             await execs.start(exec_id, detach=True, console_size=console)
-            await conn.send_response(200, [("Content-Type", "application/json")], b"")
+            await conn.send_response(200, [], b"")  # dockerd: an empty 200, no content type
             return
         # Like dockerd, "already running/has already run" and a stopped container are
         # reported inside the stream once it is open (start() raises below).
-        tty = bool(body.get("Tty", inst.tty)) or inst.tty
+        # Framing follows the start request's Tty, not the exec's (dockerd): an exec made with a
+        # terminal and started with Tty=false is framed (all of it on stdout, as the terminal
+        # merges the streams); one made without and started with Tty=true is raw stdout only.
+        tty = bool(body.get("Tty"))
         content_type = RAW if tty or not versions.at_least(version, "1.42") else MUX
         if req.upgrade:
             await conn.start_upgrade(content_type)
@@ -153,7 +164,7 @@ class HijackHandlers:
                 await conn.write(text if tty else mux_frame(1, text))
                 await conn.close_write()
                 return
-            streams = _ExecStreams(session, inst)
+            streams = _ExecStreams(session, inst, drop_stderr=tty and not inst.tty)
             await self._pump(conn, streams, tty, stop=streams.detached)
             if streams.detached.is_set():
                 # the client detached: the exec goes on; its exit is collected in the background
@@ -213,51 +224,106 @@ class BadRequestError(InvalidParameter):
     pass
 
 
+DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p,ctrl-q
+
+
+def _detach_keys(query: dict[str, list[str]]) -> bytes:
+    """The attach's ``detachKeys`` (the CLI sends its --detach-keys or config.json's detachKeys)."""
+    spec = (query.get("detachKeys") or [""])[-1]
+    if not spec:
+        return DEFAULT_DETACH_KEYS
+    try:
+        return parse_detach_keys(spec)
+    except EngineError:
+        raise BadRequestError(f"Invalid detach keys ({spec}) provided") from None
+
+
+class DetachScanner:
+    """Finds the detach sequence in a terminal's input, holding back a partial match.
+
+    Input passes through except the sequence itself; bytes held as a possible start of it
+    are let through when the sequence does not follow (as dockerd's escape proxy does).
+    """
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self.detached = asyncio.Event()
+        self._held = b""
+
+    def scan(self, data: bytes) -> bytes:
+        if not self.keys:
+            return data
+        out = bytearray()
+        for b in data:
+            self._held += bytes([b])
+            if self.keys.startswith(self._held):
+                if self._held == self.keys:
+                    self._held = b""
+                    self.detached.set()
+                    return bytes(out)
+                continue
+            out += self._held
+            self._held = b""
+        return bytes(out)
+
+
+class _Detaching:
+    """A container attach whose stdin is watched for the detach keys."""
+
+    def __init__(self, att: Any, keys: bytes) -> None:
+        self.att = att
+        self._scanner = DetachScanner(keys)
+        self.detached = self._scanner.detached
+
+    async def read(self) -> Any:
+        frame = await self.att.read()
+        return None if self.detached.is_set() else frame
+
+    async def write(self, data: bytes) -> None:
+        if self.detached.is_set():
+            return
+        data = self._scanner.scan(data)
+        if data:
+            await self.att.write(data)
+
+    async def close_stdin(self) -> None:
+        if not self.detached.is_set():
+            await self.att.close_stdin()
+
+
 class _ExecStreams:
     """An exec session seen through the attach interface the pump uses."""
 
-    def __init__(self, session: Any, inst: Any) -> None:
+    def __init__(self, session: Any, inst: Any, drop_stderr: bool = False) -> None:
         self.session = session
         self.inst = inst
-        self.detached = asyncio.Event()
+        self.drop_stderr = drop_stderr
         # dockerd watches a tty exec's stdin for its detach keys (default ctrl-p,ctrl-q)
-        self._keys = b""
+        keys = b""
         if inst.tty and inst.open_stdin:
-            from engine.containers.exec import parse_detach_keys
-            self._keys = parse_detach_keys(inst.detach_keys) if inst.detach_keys else b"\x10\x11"
-        self._held = b""      # a partial match of the keys, not passed on yet
+            keys = parse_detach_keys(inst.detach_keys) if inst.detach_keys else DEFAULT_DETACH_KEYS
+        self._scanner = DetachScanner(keys)
+        self.detached = self._scanner.detached
 
     async def read(self) -> tuple[int, bytes] | None:
         while True:
             frame: tuple[int, bytes] | None = await self.session.read()
             if frame is None:
                 return None
+            if self.detached.is_set():
+                return None  # nothing more on a stream the client detached from
             stream, _ = frame
+            if stream == 2 and self.drop_stderr:
+                continue
             if (stream == 1 and self.inst.open_stdout) or (stream == 2 and self.inst.open_stderr) or self.inst.tty:
                 return frame
 
     async def write(self, data: bytes) -> None:
         if not self.inst.open_stdin or self.detached.is_set():
             return
-        if self._keys:
-            data = self._scan(data)
+        data = self._scanner.scan(data)
         if data:
             await self.session.write(data)
-
-    def _scan(self, data: bytes) -> bytes:
-        """Pass ``data`` on except a (partial) detach sequence; a complete one detaches."""
-        out = bytearray()
-        for b in data:
-            self._held += bytes([b])
-            if self._keys.startswith(self._held):
-                if self._held == self._keys:
-                    self._held = b""
-                    self.detached.set()
-                    return bytes(out)
-                continue
-            out += self._held     # not the sequence after all: let the held bytes through
-            self._held = b""
-        return bytes(out)
 
     async def close_stdin(self) -> None:
         if self.inst.open_stdin:

@@ -30,23 +30,17 @@ FIELDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _typed(body: dict[str, Any], where: str) -> dict[str, Any]:
+def _typed(body: dict[str, Any]) -> dict[str, Any]:
+    """The resource fields a body sets; their JSON types were checked against Go's (compat_server.gotypes)."""
     out: dict[str, Any] = {}
     for key, (attr, gotype) in FIELDS.items():
-        if key not in body or body[key] is None:
-            continue
-        v = body[key]
-        ok = isinstance(v, str) if gotype == "string" else (isinstance(v, (int, float)) and not isinstance(v, bool))
-        if not ok or (gotype != "string" and float(v) != int(v)):
-            raise BadRequest(
-                f"json: cannot unmarshal {go_json_kind(v)} into Go struct field {where}.{key} of type {gotype}"
-            )
-        out[attr] = v if gotype == "string" else int(v)
+        if key in body and body[key] is not None:
+            out[attr] = body[key] if gotype == "string" else int(body[key])
     return out
 
 
-def decode(hc: dict[str, Any], where: str = "CreateRequest.HostConfig") -> Resources:
-    vals = _typed(hc, where)
+def decode(hc: dict[str, Any], where: str = "HostConfig.HostConfig") -> Resources:
+    vals = _typed(hc)
     swappiness = hc.get("MemorySwappiness")
     ulimits = []
     for u in hc.get("Ulimits") or []:
@@ -88,7 +82,7 @@ def _device_values(hc: dict[str, Any], key: str, value_key: str, where: str) -> 
 
 def decode_update(body: dict[str, Any]) -> dict[str, Any]:
     """An update body -> the Resources attributes it sets (merge_update's input)."""
-    return _typed(body, "UpdateConfig")
+    return _typed(body)
 
 
 def encode_into(hc: dict[str, Any], r: Resources) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import socket
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from conformance_tests.harness import Daemon, RawResponse
+from conformance_tests.harness import Daemon, RawResponse, socket_path_of
 from conformance_tests.util import ok
 
 BUSYBOX = "busybox"
@@ -305,3 +307,183 @@ def test_filters_decode_errors(daemon: Daemon, filters: str, message: str) -> No
     resp = daemon.raw("GET", f"{V}/containers/json?filters={quote(filters)}")
     assert resp.status in (400, 500)
     assert resp.message == message
+
+
+# ---------------------------------------------------------------- values that fail at start (item 9)
+
+RUNC = "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: "
+
+
+def _create_and_start(daemon: Daemon, fields: dict[str, Any]) -> tuple[str, RawResponse]:
+    resp = daemon.raw("POST", f"{V}/containers/create", body=json.dumps({"Image": BUSYBOX, **fields}))
+    assert resp.status == 201, resp.message
+    cid = str(resp.json()["Id"])
+    return cid, daemon.raw("POST", f"{V}/containers/{cid}/start")
+
+
+def _state(daemon: Daemon, cid: str) -> tuple[str, int, str]:
+    s = daemon.raw("GET", f"{V}/containers/{cid}/json").json()["State"]
+    return s["Status"], s["ExitCode"], s["Error"]
+
+
+@pytest.mark.parametrize("fields, error", [
+    ({"Cmd": ["true"], "Env": ["A=a\x00b"]},
+     'error during container init: environment variable value can\'t contain null(\\x00): "A=a\\x00b"'),
+    ({"Cmd": ["true"], "Env": ["A\x00=b"]},
+     'error during container init: environment variable name can\'t contain null(\\x00): "A\\x00=b"'),
+    ({"Cmd": ["true"], "Hostname": "a\x00b"},
+     'error during container init: environment variable value can\'t contain null(\\x00): "HOSTNAME=a\\x00b"'),
+], ids=["env-value", "env-name", "hostname"])
+def test_nul_in_the_environment_fails_the_start(daemon: Daemon, busybox: str, fields: dict[str, Any],
+                                                error: str) -> None:
+    cid, resp = _create_and_start(daemon, fields)
+    try:
+        assert (resp.status, resp.message) == (500, f"{RUNC}{error}: unknown")
+        assert _state(daemon, cid) == ("created", 128, f"{RUNC}{error}: unknown")
+    finally:
+        daemon.raw("DELETE", f"/containers/{cid}?force=1")
+
+
+def test_nul_in_an_argument_fails_the_exec(daemon: Daemon, busybox: str) -> None:
+    """runc starts the process; its execve fails with EINVAL and says so on stderr."""
+    cid, resp = _create_and_start(daemon, {"Cmd": ["echo", "a\x00b"]})
+    try:
+        assert resp.status == 204
+        wait = daemon.raw("POST", f"{V}/containers/{cid}/wait", timeout=60).json()
+        assert wait["StatusCode"] == 1
+        assert _state(daemon, cid) == ("exited", 1, "")
+        logs = daemon.raw("GET", f"{V}/containers/{cid}/logs?stdout=1&stderr=1").body
+        assert logs == b"\x02\x00\x00\x00\x00\x00\x00\x21exec /bin/echo: invalid argument\n"
+    finally:
+        daemon.raw("DELETE", f"/containers/{cid}?force=1")
+
+
+def test_nul_in_the_entrypoint_is_not_found(daemon: Daemon, busybox: str) -> None:
+    cid, resp = _create_and_start(daemon, {"Entrypoint": ["ec\x00ho"], "Cmd": ["x"]})
+    try:
+        error = f'{RUNC}exec: "ec\\x00ho": executable file not found in $PATH: unknown'
+        assert (resp.status, resp.message) == (400, error)
+        assert _state(daemon, cid) == ("created", 127, error)
+    finally:
+        daemon.raw("DELETE", f"/containers/{cid}?force=1")
+
+
+def test_nul_in_the_working_dir_is_refused_at_create(daemon: Daemon, busybox: str) -> None:
+    before = set(daemon.list_container_ids())
+    resp = daemon.raw("POST", f"{V}/containers/create",
+                      body=json.dumps({"Image": BUSYBOX, "Cmd": ["true"], "WorkingDir": "/a\x00b"}))
+    assert resp.status >= 400
+    assert re.fullmatch(r"lstat /\S+/a\x00b: invalid argument", resp.message), resp.message
+    assert set(daemon.list_container_ids()) == before
+
+
+@pytest.mark.skipif(not os.path.exists("/sys/fs/cgroup/cpu/cpu.shares"), reason="needs cgroup v1's cpu.shares")
+@pytest.mark.parametrize("shares, bound", [(2 ** 63 - 1, "maximum allowed cpu-shares is 262144"),
+                                           (1, "minimum allowed cpu-shares is 2")])
+def test_cpu_shares_out_of_the_kernels_range_fail_the_start(daemon: Daemon, busybox: str, shares: int,
+                                                            bound: str) -> None:
+    cid, resp = _create_and_start(daemon, {"Cmd": ["true"], "HostConfig": {"CpuShares": shares}})
+    try:
+        error = (f"{RUNC}error during container init: error setting cgroup config for procHooks process: "
+                 f"the {bound}: unknown")
+        assert (resp.status, resp.message) == (500, error)
+        assert _state(daemon, cid) == ("created", 128, error)
+    finally:
+        daemon.raw("DELETE", f"/containers/{cid}?force=1")
+
+
+def test_missing_device_fails_the_start(daemon: Daemon, busybox: str) -> None:
+    cid, resp = _create_and_start(daemon, {"Cmd": ["true"], "HostConfig": {"Devices": [
+        {"PathOnHost": "/dev/no-such-device-x", "PathInContainer": "/dev/x", "CgroupPermissions": "rwm"}]}})
+    try:
+        error = 'error gathering device information while adding custom device "/dev/no-such-device-x": ' \
+                "no such file or directory"
+        assert (resp.status, resp.message) == (500, error)
+        assert _state(daemon, cid) == ("created", 128, error)
+    finally:
+        daemon.raw("DELETE", f"/containers/{cid}?force=1")
+
+
+# ---------------------------------------------------------------- request framing (item 10)
+
+def _raw_exchange(daemon: Daemon, data: bytes) -> bytes:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(socket_path_of(daemon.host))
+    try:
+        s.sendall(data)
+        out = b""
+        while b"\r\n\r\n" not in out or not out.rstrip().endswith(b"}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
+BAD_CHUNK = (b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+
+
+def test_bad_chunk_size_gets_gos_words(daemon: Daemon) -> None:
+    out = _raw_exchange(daemon, BAD_CHUNK)
+    assert re.match(rb"HTTP/1.1 (400|500) ", out), out
+    assert out.endswith(b'"invalid byte in chunk length"}\n'), out
+    assert daemon.raw("GET", "/_ping").status == 200
+
+
+@pytest.mark.reference_differs("20.10 answers 500 for a body it cannot read; current Docker answers 400")
+def test_bad_chunk_size_is_400(daemon: Daemon) -> None:
+    assert _raw_exchange(daemon, BAD_CHUNK).startswith(b"HTTP/1.1 400 ")
+
+
+@pytest.mark.parametrize("path, body, message", [
+    ("networks/create", {"Name": "x", "Internal": "y"},
+     r"json: cannot unmarshal string into Go struct field (Network)?CreateRequest\.Internal of type bool"),
+    ("networks/create", {"Name": 5},
+     r"json: cannot unmarshal number into Go struct field (Network)?CreateRequest\.Name of type string"),
+    ("networks/create", {"Name": "x", "IPAM": {"Config": [{"Subnet": 5}]}},
+     r"json: cannot unmarshal number into Go struct field IPAMConfig\.IPAM\.Config\.Subnet of type string"),
+    ("networks/create", {"Name": "x", "Options": {"a": 1}},
+     r"json: cannot unmarshal number into Go struct field (Network)?CreateRequest\.Options of type string"),
+    ("networks/create", [1], r"json: cannot unmarshal array into Go value of type (types\.NetworkCreateRequest|"
+                             r"network\.CreateRequest)"),
+    ("networks/bridge/connect", {"Container": 5},
+     r"json: cannot unmarshal number into Go struct field (NetworkConnect|ConnectOptions)\.Container of type string"),
+    ("networks/bridge/connect", {"Container": "x", "EndpointConfig": {"Aliases": 5}},
+     r"json: cannot unmarshal number into Go struct field EndpointSettings\.EndpointConfig\.Aliases "
+     r"of type \[\]string"),
+    ("networks/bridge/disconnect", {"Container": "x", "Force": "y"},
+     r"json: cannot unmarshal string into Go struct field (NetworkDisconnect|DisconnectOptions)\.Force of type bool"),
+], ids=lambda v: v.replace("/", "-") if isinstance(v, str) and not v.startswith("json") else None)
+def test_network_bodies_type_errors(daemon: Daemon, path: str, body: Any, message: str) -> None:
+    resp = daemon.raw("POST", f"{V}/{path}", body=json.dumps(body))
+    assert resp.status == 400
+    assert re.fullmatch(message, resp.message), resp.message
+
+
+def _context_tar() -> bytes:
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"FROM busybox\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("query, message", [
+    ('ulimits=[{"Name":"nofile","Soft":"a"}]',
+     "error reading ulimit settings: json: cannot unmarshal string into Go struct field Ulimit.Soft of type int64"),
+    ('buildargs={"a":1}', "error reading build args: json: cannot unmarshal number into Go value of type string"),
+    ('labels={"a":1}', "error reading labels: json: cannot unmarshal number into Go value of type string"),
+], ids=["ulimits", "buildargs", "labels"])
+def test_build_query_json_type_errors(daemon: Daemon, busybox: str, query: str, message: str) -> None:
+    name, _, value = query.partition("=")
+    resp = daemon.raw("POST", f"{V}/build?{name}={quote(value)}", body=_context_tar(),
+                      headers={"Content-Type": "application/x-tar"})
+    assert (resp.status, resp.message) == (400, message)

@@ -185,3 +185,34 @@ def test_load_oci_layout_without_manifest_json(daemon: Daemon) -> None:
         assert inspect(daemon, f"{key}:1", "image")["Id"] == spec.image_id
     finally:
         daemon.raw("DELETE", f"/images/{spec.image_id}?force=1")
+
+
+def test_layer_entries_climbing_out_stay_in_the_layer(daemon: Daemon, busybox: str, tmp_path: Any) -> None:
+    """dockerd applies a layer chrooted into it: "/abs" and "../../up" land inside the image (item 11)."""
+    key = f"conf-confined-{uuid.uuid4().hex[:8]}"
+
+    def hostile(tar: tarfile.TarFile) -> None:
+        for name, data in (("/abs-file", b"abs\n"), ("../../up-file", b"up\n"), ("a/../../../etc/conf-x", b"x\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+
+    hostile_layer = layer_tar({"marker": b"m\n"}, extra=hostile)
+    base = json.loads(ok(daemon.cli("image", "inspect", "busybox")))[0]
+    saved = daemon.root / f"{key}-base.tar"
+    ok(daemon.cli("save", "-o", str(saved), "busybox"))
+    with tarfile.open(saved) as t:
+        manifest = json.loads(t.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        base_layers = [t.extractfile(p).read() for p in manifest[0]["Layers"]]  # type: ignore[union-attr]
+    assert len(base_layers) == len(base["RootFS"]["Layers"])
+    spec = ImageSpec([*base_layers, hostile_layer], tags=[f"{key}:1"], cmd=["sh"])
+    path = write_archive(tmp_path / f"{key}.tar", [spec])
+    try:
+        out = ok(daemon.cli("load", "-i", str(path)))
+        assert out.strip() == f"Loaded image: {key}:1"
+        got = ok(daemon.cli("run", "--rm", f"{key}:1", "cat", "/abs-file", "/up-file", "/etc/conf-x", "/marker"))
+        assert got == "abs\nup\nx\nm\n"
+        assert not (daemon.root / "up-file").exists() and not (daemon.data_root.parent / "up-file").exists()
+    finally:
+        daemon.cli("rmi", "-f", f"{key}:1")

@@ -234,8 +234,9 @@ class Connection:
             "client": peer.client,
             "server": peer.server,
             "extensions": {"pydockerd": peer.as_extension()},
+            BODY_ERROR: {},  # filled in when the body cannot be read (shared by scope copies)
         }
-        cycle = _Cycle(self, method)
+        cycle = _Cycle(self, method, scope)
         try:
             await self.app(scope, cycle.receive, cycle.send)
         except asyncio.CancelledError:
@@ -275,8 +276,9 @@ class Connection:
 class _Cycle:
     """The receive/send pair of one request."""
 
-    def __init__(self, conn: Connection, method: str) -> None:
+    def __init__(self, conn: Connection, method: str, scope: dict[str, Any]) -> None:
         self.conn = conn
+        self.scope = scope
         self.h11 = conn.h11
         self.head_request = method == "HEAD"
         self.body_done = False
@@ -295,8 +297,17 @@ class _Cycle:
                 if self.h11.they_are_waiting_for_100_continue and not self.head_sent:
                     await self._write(self.h11.send(h11.InformationalResponse(status_code=100, headers=[])))
                 event = await self.conn.next_event()
-            except h11.RemoteProtocolError:
-                event = None
+            except h11.RemoteProtocolError as err:
+                if self.conn.inbox.eof.is_set():
+                    event = None  # the client hung up mid-body: below
+                else:
+                    # A body the client framed wrongly (a bad chunk size...): the app sees the body
+                    # end, and learns why from the scope, to answer 400 as dockerd does.
+                    log.debug("bad request body: %s", err)
+                    self.body_done = True
+                    self.scope[BODY_ERROR]["message"] = (
+                        "invalid byte in chunk length" if _chunked(self.scope) else str(err))
+                    return {"type": "http.disconnect"}
             if isinstance(event, h11.Data):
                 return {"type": "http.request", "body": bytes(event.data), "more_body": True}
             if isinstance(event, h11.EndOfMessage):
@@ -376,6 +387,13 @@ class _Cycle:
             return
         self.head_sent = True
         await self._write(out)
+
+
+BODY_ERROR = "pydockerd.body_error"  # scope key: why a request body could not be read
+
+
+def _chunked(scope: dict[str, Any]) -> bool:
+    return any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower() for k, v in scope["headers"])
 
 
 def _reason(status: int) -> bytes:

@@ -30,6 +30,7 @@ from engine.errors import EngineError, InvalidParameter, NotFound, NotImplemente
 from engine.images import reference
 from engine.types import HostConfig, Resources
 
+from .. import gotypes
 from ..backends import BuildBackend
 from ..errors import BadRequest, message_for
 from ..responses import docker_json, dumps, qbool
@@ -37,34 +38,26 @@ from ..responses import docker_json, dumps, qbool
 _END = object()
 
 
+# the Go types dockerd decodes the JSON query arguments into
+_QUERY_TYPES: dict[str, gojson.GoType] = {
+    "buildargs": gojson.Map(gojson.STRING, "map[string]*string"),
+    "labels": gojson.STRING_MAP,
+    "cachefrom": gojson.STRINGS,
+    "ulimits": gojson.Slice(gotypes.ULIMIT, "[]*units.Ulimit"),
+}
+
+
 def _json_query(request: Request, name: str, what: str) -> Any:
     raw = request.query_params.get(name)
     if not raw:
         return None
     try:
-        return gojson.loads(raw)
-    except gojson.JSONSyntaxError as err:
+        value = gojson.loads(raw)
+        if name in _QUERY_TYPES:
+            gojson.check(value, _QUERY_TYPES[name])
+        return value
+    except (gojson.JSONSyntaxError, gojson.GoTypeError) as err:
         raise BadRequest(f"error reading {what}: {err.message}") from None
-
-
-def _typed(value: Any, what: str, go_type: str, container: type, item: str, *,
-           nullable_values: bool = False) -> Any:
-    """Go's decoding into a map or slice of strings: its words for a value of the wrong kind."""
-    if value is None:
-        return None
-    if not isinstance(value, container):
-        raise BadRequest(f"error reading {what}: json: cannot unmarshal {gojson.kind_of(value)} into Go value "
-                         f"of type {go_type}")
-    items: list[Any] = list(value.values()) if isinstance(value, dict) else list(value) \
-        if isinstance(value, list) else []
-    for v in items:
-        if isinstance(v, str) or (v is None and nullable_values):
-            continue
-        if v is None:
-            continue   # Go leaves a null element as the zero value
-        raise BadRequest(f"error reading {what}: json: cannot unmarshal {gojson.kind_of(v)} into Go value "
-                         f"of type {item}")
-    return value
 
 
 def _int_or_zero(request: Request, name: str) -> int:
@@ -123,12 +116,9 @@ def _options(request: Request) -> BuildOptions:
         if ref.digest is not None:
             raise EngineError("build tag cannot contain a digest")
         tags.append(str(ref.with_default_tag()))
-    build_args = _typed(_json_query(request, "buildargs", "build args"), "build args", "map[string]*string",
-                        dict, "string", nullable_values=True) or {}
-    labels = _typed(_json_query(request, "labels", "labels"), "labels", "map[string]string", dict,
-                    "string") or {}
-    cache_from = _typed(_json_query(request, "cachefrom", "cache from"), "cache from", "[]string", list,
-                        "string") or []
+    build_args = _json_query(request, "buildargs", "build args") or {}
+    labels = _json_query(request, "labels", "labels") or {}
+    cache_from = _json_query(request, "cachefrom", "cache from") or []
     ulimits = _json_query(request, "ulimits", "ulimit settings") or []
     _check_unsupported(request)
     _check_platform(q.get("platform") or "")
@@ -389,7 +379,8 @@ async def prune(request: Request) -> Response:
     from ..responses import qfilters
     flt = qfilters(request)
     for key in flt:
-        if key not in ("until", "unused-for", "id", "parent", "type", "description", "inuse", "shared",
+        # dockerd accepts "label" (and the old "unused-for") too, e.g. from `docker system prune --filter`
+        if key not in ("until", "unused-for", "label", "id", "parent", "type", "description", "inuse", "shared",
                        "private"):
             raise BadRequest(f"failed to prune build cache: Invalid filter '{key}'")
     for value in flt.get("until", []) + flt.get("unused-for", []):

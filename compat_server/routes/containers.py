@@ -167,11 +167,12 @@ async def logs(request: Request) -> Response:
         raise BadRequest(f"invalid value for since/until: {err}") from err
     tty = c.config.tty
     stopped = engine.containers.logs_stopped_event(c)
+    # before the head: a driver that keeps no logs is dockerd's 501, not an empty stream
+    entries = engine.read_logs(c, since_ns=since_ns, until_ns=until_ns, tail=tail, follow=follow, stopped=stopped)
 
     async def body() -> AsyncIterator[bytes]:
         yield b""  # head now, so a follower sees the stream open at once
-        async for entry in engine.read_logs(c, since_ns=since_ns, until_ns=until_ns, tail=tail,
-                                            follow=follow, stopped=stopped):
+        async for entry in entries:
             if entry.stream == "stdout" and not stdout:
                 continue
             if entry.stream == "stderr" and not stderr:

@@ -12,7 +12,7 @@ from engine import timeutil
 from engine.errors import InvalidParameter, NotFound
 from engine.types import EndpointConfig
 
-from .. import netcodec
+from .. import gotypes, netcodec
 from ..backends import NetworksBackend
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, json_body, qfilters
@@ -60,7 +60,7 @@ def _str_map(value: Any, what: str) -> dict[str, str]:
 
 async def create_network(request: Request) -> Response:
     engine = _engine(request)
-    body = await json_body(request, allow_empty=False)
+    body = await json_body(request, allow_empty=False, go_type=gotypes.NETWORK_CREATE)
     if not isinstance(body, dict):
         raise BadRequest("invalid JSON body")
     ipam = body.get("IPAM") or {}
@@ -94,7 +94,7 @@ def _endpoint_config(raw: Any) -> EndpointConfig:
 
 async def connect(request: Request) -> Response:
     engine = _engine(request)
-    body = await json_body(request) or {}
+    body = await json_body(request, go_type=gotypes.NETWORK_CONNECT) or {}
     c = engine.containers.get(str(body.get("Container") or ""))
     await engine.networks.connect(c, request.path_params["id"], _endpoint_config(body.get("EndpointConfig")),
                                   running=engine.containers.is_running(c))
@@ -103,7 +103,7 @@ async def connect(request: Request) -> Response:
 
 async def disconnect(request: Request) -> Response:
     engine = _engine(request)
-    body = await json_body(request) or {}
+    body = await json_body(request, go_type=gotypes.NETWORK_DISCONNECT) or {}
     c = engine.containers.get(str(body.get("Container") or ""))
     await engine.networks.disconnect(c, request.path_params["id"], force=bool(body.get("Force")))
     return Response(status_code=200)

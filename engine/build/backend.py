@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .. import gojson
 from ..errors import EngineError, InvalidParameter, NotFound
 from ..images.reference import parse_normalized
 from ..images.store import dumps_go
@@ -307,8 +307,8 @@ def decode_registry_config(header: str | None) -> dict[str, Any]:
         return {}
     try:
         raw = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
-        data = json.loads(raw)
-    except (ValueError, TypeError):
+        data = gojson.loads(raw)
+    except (ValueError, TypeError):  # gojson's errors are ValueErrors too (too deep, not JSON)
         raise InvalidParameter("invalid X-Registry-Config header") from None
     return data if isinstance(data, dict) else {}
 

@@ -32,10 +32,13 @@ from ..errors import (
     NotModified,
     no_such_container,
 )
-from ..logs.options import parse_log_opts, validate_log_opts
+from ..events.api import EventPublisher
+from ..images.api import RootfsImages
+from ..logs import drivers as log_drivers
 from ..logs.tag import container_attrs
 from ..oci import hostopts
 from ..plugins import stock_runtimes
+from ..runtime.api import RuntimeExecutor
 from ..state import Database
 from ..types import (
     DEAD,
@@ -51,7 +54,7 @@ from ..types import (
     container_from_jsonable,
     to_jsonable,
 )
-from . import files, ops_resources, resources
+from . import files, hostaccess, ops_resources, resources
 from . import health as health_checks
 from .attach import ContainerAttach
 from .contributors import Contributors, StartContributor, StartPlan
@@ -89,9 +92,9 @@ class ContainerService:
         self,
         config: Config,
         db: Database,
-        images: Any,
-        runtime: Any,
-        events: Any,
+        images: RootfsImages,
+        runtime: RuntimeExecutor,
+        events: EventPublisher,
         *,
         build_spec: Callable[..., dict[str, Any]],
         spec_input: Callable[..., Any],
@@ -256,7 +259,11 @@ class ContainerService:
         host_config = replace(host_config, resources=limits)
         hostopts.check_create(host_config, bool(config.hostname), self._peer)
 
-        validate_log_opts(host_config.log_config.config)
+        log_drivers.validate(host_config.log_config.type, host_config.log_config.config)
+        if "\x00" in config.working_dir:
+            # dockerd makes the working directory at create; the lstat of a path with a NUL fails
+            rootfs = self.config.bundles_root / cid / "rootfs"
+            raise EngineError(f"lstat {rootfs}{config.working_dir}: invalid argument")
         if not name:
             name = self._generate_name(lambda n: n in self._names, fallback=cid[:12])
             self._reserve_name(name, cid)
@@ -273,7 +280,7 @@ class ContainerService:
             path=argv[0],
             args=tuple(argv[1:]),
             state=ContainerState(),
-            log_path=str(cdir / f"{cid}-json.log"),
+            log_path=str(log_drivers.log_file(host_config.log_config.type, cdir, cid) or ""),
             hostname_path=str(cdir / "hostname"),
             hosts_path=str(cdir / "hosts"),
             resolv_conf_path=str(cdir / "resolv.conf"),
@@ -353,7 +360,9 @@ class ContainerService:
     def _create_files(self, c: Container, image_id: str) -> None:
         cdir = self.config.containers_root / c.id
         cdir.mkdir(parents=True, exist_ok=False)
-        Path(c.log_path).touch(mode=0o640)
+        if c.log_path:
+            Path(c.log_path).parent.mkdir(exist_ok=True)
+            Path(c.log_path).touch(mode=0o640)
         self.images.prepare_rootfs(c.id, image_id)
 
     def _destroy_files(self, c: Container) -> None:
@@ -369,7 +378,7 @@ class ContainerService:
             pass
         except Exception:  # keep removing what can be removed
             log.exception("removing rootfs of %s", c.id)
-        hostopts.release_shm(str(self.config.containers_root / c.id))
+        hostaccess.release_shm(str(self.config.containers_root / c.id))
         shutil.rmtree(self.config.containers_root / c.id, ignore_errors=True)
         shutil.rmtree(self.config.bundles_root / c.id, ignore_errors=True)
 
@@ -457,20 +466,20 @@ class ContainerService:
             await asyncio.to_thread(
                 files.write_atomic, bundle / "config.json", json.dumps(spec).encode()
             )
-            log_opts = parse_log_opts(c.host_config.log_config.config)
+            log_sink = log_drivers.sink(c.host_config.log_config.type, c.host_config.log_config.config, c.log_path)
             log_attrs = container_attrs(c.host_config.log_config.config, c.config.labels, c.config.env,
                                         container_id=c.id, name=c.name, image_id=c.image_id,
                                         image_name=c.config.image)
             handle = await self.runtime.create(
                 c.id,
                 bundle,
-                log_path=Path(c.log_path),
+                log_path=log_sink.path,
                 tty=c.config.tty,
                 open_stdin=c.config.open_stdin,
                 stdin_once=c.config.stdin_once,
                 console_size=c.host_config.console_size if any(c.host_config.console_size) else None,
-                log_max_size=log_opts.max_size,
-                log_max_files=log_opts.max_files,
+                log_max_size=log_sink.max_size,
+                log_max_files=log_sink.max_files,
                 log_attrs=log_attrs or None,
             )
         except EngineError as err:
@@ -604,7 +613,11 @@ class ContainerService:
             group_text = _read_in_root(rootfs, "etc/group") if c.host_config.group_add else ""
         except OSError:
             group_text = ""
-        sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text, str(cdir))
+        sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text, str(cdir),
+                                    hostaccess.HOST)
+        shm_size = hostopts.shareable_shm_size(c.host_config)
+        if shm_size is not None:
+            hostaccess.mount_shareable_shm(str(cdir), shm_size)
         ns_paths = plan.namespace_overrides()
         if ns_paths:
             # --network etc. from a contributor; the security options' own joins (ipc/pid/uts) win
@@ -633,6 +646,7 @@ class ContainerService:
             resources=resources.with_block_io(c.host_config.resources),
             rlimits=resources.rlimits(c.host_config.resources),
             oom_score_adj=c.host_config.resources.oom_score_adj,
+            extra_options=tuple(plan.spec_options),
             **sec,
         )
         return self._build_spec(inp)
@@ -736,7 +750,7 @@ class ContainerService:
             self.images.unmount_rootfs(c.id, bundle / "rootfs")
         except Exception:
             log.exception("unmounting rootfs of %s", c.id)
-        hostopts.release_shm(str(self.config.containers_root / c.id))
+        hostaccess.release_shm(str(self.config.containers_root / c.id))
 
     async def _after_exit(self, c: Container) -> None:
         if c.host_config.auto_remove and c.id in self._containers and not c.state.removal_in_progress:
@@ -785,6 +799,10 @@ class ContainerService:
                 except Exception:
                     log.debug("SIGKILL to %s failed", c.id, exc_info=True)
                 await live.exited.wait()
+        if c.state.restarting and self._restart_manager(c).canceled:
+            # The run ended into a back-off while we waited (its restart is cancelled): return
+            # once the container is exited, as from a stop during the back-off.
+            await self._settle_restart(c.id)
         self._emit(c, "stop")
 
     async def kill(self, ref: str, sig: str | None = None) -> None:
@@ -951,6 +969,12 @@ class ContainerService:
         self._emit(c, "attach")
         return att
 
+    def note_detached(self, att: ContainerAttach) -> None:
+        """The client left an attach with its detach keys: dockerd records a `detach` event."""
+        c = self._containers.get(att.container_id)
+        if c is not None:
+            self._emit(c, "detach")
+
     def forget_attach(self, att: ContainerAttach) -> None:
         pending = self._pending_attach.get(att.container_id)
         if pending and att in pending:
@@ -1099,6 +1123,19 @@ class ContainerService:
                 log.warning("auto-removing %s at daemon start failed", c.id[:12], exc_info=True)
 
         await asyncio.gather(*(boot_start(c) for c in to_start), *(boot_remove(c) for c in to_remove))
+
+    async def stop_all(self) -> None:
+        """Stop every running container, each with its own stop signal and timeout (a daemon shutdown
+        without live restore, as dockerd's)."""
+        async def stop_one(c: Container) -> None:
+            try:
+                await self.stop(c.id)
+            except NotModified:
+                pass
+            except Exception:
+                log.warning("stopping %s at daemon shutdown failed", c.id[:12], exc_info=True)
+
+        await asyncio.gather(*(stop_one(c) for c in list(self._containers.values()) if c.state.running))
 
     async def close(self) -> None:
         """Drop shim connections; containers keep running."""

@@ -2,7 +2,7 @@
 
 Written against the directory file descriptor of the snapshot's root: every
 path component is opened with O_NOFOLLOW, so no entry can write through a
-symlink, and ``..`` or absolute names are refused before anything is written.
+symlink; absolute names and ``..`` stay inside the root, as dockerd's chrooted apply keeps them.
 Deletions in the layer (``.wh.<name>`` whiteouts and ``.wh..wh..opq`` opaque
 markers) become overlayfs whiteouts (a 0:0 character device, the
 ``trusted.overlay.opaque`` xattr) in "overlay" mode, or real deletions from the
@@ -134,7 +134,7 @@ class _HashingReader:
 # --- paths ---------------------------------------------------------------------
 
 def clean_parts(name: str) -> list[str]:
-    """Split a tar member name into components, refusing anything that leaves the root."""
+    """Split an archive member name into components, refusing anything that leaves the root."""
     if name.startswith("/"):
         raise LayerError(f"invalid tar entry {name!r}: absolute path is outside of the layer root")
     parts: list[str] = []
@@ -143,6 +143,26 @@ def clean_parts(name: str) -> list[str]:
             continue
         if p == "..":
             raise LayerError(f"invalid tar entry {name!r}: path is outside of the layer root")
+        parts.append(p)
+    return parts
+
+
+def confined_parts(name: str) -> list[str]:
+    """Split a layer entry's name (or hardlink target) into components inside the layer root.
+
+    dockerd 20.10 applies a layer chrooted into it: an absolute name or one climbing
+    out with ``..`` lands inside the root, as if the root were ``/`` (``../../etc/x``
+    is ``etc/x``).  Names are resolved lexically, like Go's filepath.Clean; escapes
+    through symlinks are refused when the components are opened.
+    """
+    parts: list[str] = []
+    for p in name.split("/"):
+        if p in ("", "."):
+            continue
+        if p == "..":
+            if parts:
+                parts.pop()
+            continue
         parts.append(p)
     return parts
 
@@ -219,7 +239,7 @@ class _Applier:
 
     # -- entries -------------------------------------------------------------
     def apply(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-        parts = clean_parts(member.name)
+        parts = confined_parts(member.name)
         if not parts:
             return  # the root itself: the snapshot's directory keeps its own metadata
         leaf = parts[-1]
@@ -310,7 +330,7 @@ class _Applier:
                 _set_xattrs(f"/proc/self/fd/{pfd}/{leaf}", xattrs)
             os.utime(leaf, ns=(atime_ns, mtime_ns), dir_fd=pfd, follow_symlinks=False)
         elif m.islnk():
-            tparts = clean_parts(m.linkname)
+            tparts = confined_parts(m.linkname)
             if not tparts:
                 raise LayerError(f"invalid hardlink {m.name!r} -> {m.linkname!r}")
             tfd = self.open_dir(tparts[:-1], m.name, create=False)

@@ -68,6 +68,10 @@ def parse_mountinfo(text: str) -> tuple[dict[str, str], str | None]:
     return v1, v2
 
 
+class CgroupValueError(OSError):
+    """The kernel did not take a value as given (runc: "error setting cgroup config")."""
+
+
 def _write(path: str, value: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     try:
@@ -243,6 +247,11 @@ class CgroupV1:
             shares = _int(cpu.get("shares"))
             if shares:
                 _write(os.path.join(cd, "cpu.shares"), str(shares))
+                # the kernel clamps the value to its range: runc reads it back and refuses
+                got = int(_read(os.path.join(cd, "cpu.shares")).strip() or shares)
+                if got != shares:
+                    bound = "maximum" if shares > got else "minimum"
+                    raise CgroupValueError(f"the {bound} allowed cpu-shares is {got}")
             period = _int(cpu.get("period"))
             if period:
                 _write(os.path.join(cd, "cpu.cfs_period_us"), str(period))

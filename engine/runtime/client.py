@@ -456,7 +456,7 @@ class ShimRuntime:
         container_id: str,
         bundle: Path,
         *,
-        log_path: Path,
+        log_path: Path | None,
         tty: bool,
         open_stdin: bool,
         stdin_once: bool,

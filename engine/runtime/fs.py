@@ -130,9 +130,11 @@ def look_path(name: str, path_env: str, *, root: str = "/") -> str:
         try:
             check(name)
         except PermissionError:
-            raise ExecLookupError(f'exec: "{name}": permission denied', 126) from None
+            raise ExecLookupError(f'exec: {go_quote(name)}: permission denied', 126) from None
         except OSError as e:
-            raise ExecLookupError(f'exec: "{name}": stat {name}: {_strerror(e)}', 127) from None
+            raise ExecLookupError(f'exec: {go_quote(name)}: stat {name}: {_strerror(e)}', 127) from None
+        except ValueError:  # a NUL byte: the stat's EINVAL
+            raise ExecLookupError(f'exec: {go_quote(name)}: stat {name}: invalid argument', 127) from None
         return name
     for d in path_env.split(":"):
         if d == "":
@@ -140,10 +142,10 @@ def look_path(name: str, path_env: str, *, root: str = "/") -> str:
         cand = os.path.join(d, name)
         try:
             check(cand)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL byte, no such file
             continue
         return cand
-    raise ExecLookupError(f'exec: "{name}": executable file not found in $PATH', 127)
+    raise ExecLookupError(f'exec: {go_quote(name)}: executable file not found in $PATH', 127)
 
 
 def _strerror(e: OSError) -> str:
@@ -155,3 +157,20 @@ class ExecLookupError(Exception):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
+
+
+def go_quote(text: str) -> str:
+    """Go's %q of a string (strconv.Quote): printable characters kept, the rest escaped."""
+    named = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+             "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+    out = []
+    for ch in text:
+        if ch in named:
+            out.append(named[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'

@@ -20,6 +20,7 @@ can give the user dockerd's error text and exit code (127/126/128).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -119,6 +120,7 @@ def run_init(cfg: InitConfig, sys: S.Syscalls) -> None:
         raise InitError(f"rootfs ({rootfs}) does not exist")
     namespaces = {ns["type"]: ns.get("path") for ns in linux.get("namespaces") or []}
     tty = bool(process.get("terminal"))
+    _check_env(list(process.get("env") or []))
 
     # 1. Session and stdio: a new session so a tty can become our controlling terminal.
     _step("setsid", sys.setsid)
@@ -482,6 +484,7 @@ def run_exec(cfg: ExecConfig, sys: S.Syscalls) -> None:
     """Join a running container and exec a process in it (we were forked into its pid
     namespace already).  Same reporting protocol as ``run_init``."""
     process = cfg.process
+    _check_env(list(process.get("env") or []))
     _step("setsid", sys.setsid)
     if cfg.stdio is not None:
         for target, fd in enumerate(cfg.stdio):
@@ -562,6 +565,20 @@ def _exec_now(sys: S.Syscalls, exe: str, args: list[str], env: list[str], seccom
         sys.execve(exe, args, env)
     except OSError as e:
         raise ExecFailed(exe, e) from None
+    except ValueError:  # a NUL byte in an argument: execve's EINVAL, as runc's exec reports it
+        raise ExecFailed(exe, OSError(errno.EINVAL, os.strerror(errno.EINVAL))) from None
+
+
+def _check_env(env: list[str]) -> None:
+    """runc's checks of the process environment (its words), before anything is executed."""
+    for pair in env:
+        name, _, value = pair.partition("=")
+        for part, what in ((name, "name"), (value, "value")):
+            if "\x00" in part:
+                raise InitError(f"error during container init: environment variable {what} "
+                                f"can't contain null(\\x00): {fs.go_quote(pair)}")
+
+
 
 
 def exec_main(cfg: ExecConfig) -> None:

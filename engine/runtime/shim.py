@@ -227,6 +227,13 @@ class Shim:
                 try:
                     self.cgroup.create()
                     self.cgroup.apply(linux.get("resources"))
+                except cg.CgroupValueError as e:
+                    self._destroy_cgroup()
+                    return {
+                        "ok": False, "exit_code": 128,
+                        "message": "error during container init: error setting cgroup config for procHooks "
+                                   f"process: {e}",
+                    }
                 except OSError as e:
                     self._destroy_cgroup()
                     return {
