@@ -999,3 +999,17 @@ def test_buildkit_version_refused(daemon: Daemon, busybox: str) -> None:
 def test_builder_prune_bad_filters(daemon: Daemon, query: str, status: int, message: str) -> None:
     resp = daemon.raw("POST", f"/build/prune?{query}")
     assert (resp.status, resp.message) == (status, message)
+
+
+def test_rm_false_keeps_every_step_container(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nENV A=1\nRUN echo kept\n"})
+    before = container_ids(daemon)
+    proc = docker_build(daemon, ctx, "--no-cache", "--rm=false")
+    assert proc.returncode == 0, proc.stderr
+    assert "Removing intermediate container" not in proc.stdout
+    shorts = re.findall(r"^ ---> Running in ([0-9a-f]{12})$", proc.stdout, re.MULTILINE)
+    kept = container_ids(daemon) - before
+    assert len(shorts) == 2 and sorted(c[:12] for c in kept) == sorted(shorts)
+    for cid in kept:
+        ok(daemon.cli("rm", "-f", cid))
+    daemon.cli("rmi", built_id(proc.stdout))
