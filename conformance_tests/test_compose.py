@@ -24,9 +24,6 @@ from conformance_tests import netenv
 from conformance_tests.harness import DOCKER_CLI, Daemon, wait_until
 from conformance_tests.util import ok
 
-# The client reaches the web service by its name through the embedded DNS server.
-NEEDS_DNS = pytest.mark.pydockerd_missing("embedded DNS on user networks (service names)")
-
 WEB_DOCKERFILE = """\
 FROM busybox
 COPY index.html /www/index.html
@@ -152,7 +149,6 @@ def _web_port(p: Project) -> int:
     return int(port)
 
 
-@NEEDS_DNS
 def test_up_wait_brings_the_project_up_in_dependency_order(project: Project) -> None:
     rows = [json.loads(line) for line in project.ok("ps", "-a", "--format", "json").splitlines() if line.strip()]
     by_service = {r["Service"]: r for r in rows}
@@ -165,14 +161,12 @@ def test_up_wait_brings_the_project_up_in_dependency_order(project: Project) -> 
                for pub in publishers)
 
 
-@NEEDS_DNS
 def test_published_port_serves_the_built_image_to_the_host(project: Project) -> None:
     port = _web_port(project)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
         assert resp.read() == b"hello from compose\n"
 
 
-@NEEDS_DNS
 def test_client_reached_web_by_service_name_after_its_dependencies(project: Project) -> None:
     wait_until(lambda: "client-done" in project.compose("logs", "client").stdout, 60, "the client's output")
     logs = project.ok("logs", "--no-color", "client")
@@ -181,7 +175,6 @@ def test_client_reached_web_by_service_name_after_its_dependencies(project: Proj
     assert "client-1  | hello from compose" in logs.splitlines(), logs
 
 
-@NEEDS_DNS
 def test_exec_sees_volume_bind_mount_and_environment(project: Project) -> None:
     assert project.ok("exec", "-T", "web", "cat", "/data/seed") == "seeded\n"
     assert project.ok("exec", "-T", "web", "cat", "/src/hello.txt") == "bind-mounted source\n"
@@ -191,7 +184,6 @@ def test_exec_sees_volume_bind_mount_and_environment(project: Project) -> None:
     assert denied.returncode != 0                                 # :ro bind mount
 
 
-@NEEDS_DNS
 def test_run_rm_with_a_profile_and_cp_and_top(project: Project) -> None:
     out = project.ok("--profile", "debug", "run", "--rm", "debug")
     assert "debug profile ran" in out
@@ -203,7 +195,6 @@ def test_run_rm_with_a_profile_and_cp_and_top(project: Project) -> None:
     assert "httpd" in top
 
 
-@NEEDS_DNS
 def test_second_up_recreates_only_what_changed(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
     # its own project: the containers a test makes are removed after it (conftest), so the shared
     # project must not get new ones
@@ -226,7 +217,6 @@ def test_second_up_recreates_only_what_changed(daemon: Daemon, busybox: str, tmp
         p.compose("down", "-v", "--rmi", "local", "--timeout", "1")
 
 
-@NEEDS_DNS
 def test_stop_start_restart_pause_unpause(project: Project) -> None:
     project.ok("pause", "web")
     assert project.daemon.client.containers.get(f"{project.name}-web-1").status == "paused"
@@ -238,7 +228,6 @@ def test_stop_start_restart_pause_unpause(project: Project) -> None:
     assert project.daemon.client.containers.get(f"{project.name}-client-1").status == "running"
 
 
-@NEEDS_DNS
 def test_scale_resolves_the_service_name_to_every_replica(project: Project) -> None:
     project.ok("up", "-d", "--wait", "--scale", "web=3", "--no-recreate", timeout=300)
     webs = [c for c in project.containers(all_=False) if "-web-" in str(c["Names"])]
@@ -253,7 +242,6 @@ def test_scale_resolves_the_service_name_to_every_replica(project: Project) -> N
     project.ok("up", "-d", "--wait", "--scale", "web=1", "--no-recreate", timeout=300)
 
 
-@NEEDS_DNS
 def test_down_removes_containers_networks_volumes_and_local_images(daemon: Daemon, busybox: str,
                                                                    tmp_path: Path) -> None:
     name = f"cmp{uuid.uuid4().hex[:8]}"

@@ -37,7 +37,6 @@ def _env(daemon: Daemon, **extra: str) -> dict[str, str]:
     return {**daemon.cli_env(), "PYTHONPATH": str(REPO_ROOT), **extra}
 
 
-@pytest.mark.pydockerd_missing("embedded DNS on user networks (the worker reaches web by name)")
 def test_compose_example(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
     project = _copy("compose", tmp_path)
     env = _env(daemon, COMPOSE_PROJECT_NAME=project.name.replace("-", ""))
