@@ -955,3 +955,61 @@ def test_copy_chown_unknown_names(daemon: Daemon, busybox: str, chown: str, mess
     body = tar_of({"Dockerfile": f"FROM busybox\nCOPY --chown={chown} f /x\n".encode(), "f": b"f"})
     resp = daemon.raw("POST", "/build", body=body, headers={"Content-Type": "application/x-tar"}, timeout=60)
     assert stream(resp.body)[-1] == {"errorDetail": {"message": message}, "error": message}
+
+
+@pytest.mark.parametrize("query,status,message", [
+    ("squash=1", 400, "squash is only supported with experimental mode"),
+    ("isolation=hyperv", 400, 'Unsupported isolation: "hyperv"'),
+    ("securityopt=seccomp%3Dunconfined", 400,
+     "The daemon on this platform does not support setting security options on build"),
+    ("version=3", 500, 'invalid version "3"'),
+    ("shmsize=abc", 500, 'strconv.ParseInt: parsing "abc": invalid syntax'),
+    ("platform=foo", 400, '"foo": unknown operating system or architecture: invalid argument'),
+])
+def test_refused_build_options(daemon: Daemon, busybox: str, query: str, status: int, message: str) -> None:
+    resp = daemon.raw("POST", f"/build?{query}", body=tar_of({"Dockerfile": b"FROM busybox\n"}),
+                      headers={"Content-Type": "application/x-tar"}, timeout=60)
+    assert (resp.status, resp.message) == (status, message)
+
+
+def test_accepted_build_options(daemon: Daemon, busybox: str, images_made: list[str]) -> None:
+    """isolation=default, repeated extrahosts and non-numeric limits (read as 0, as dockerd does)."""
+    body = tar_of({"Dockerfile": b"FROM busybox\nRUN grep -c 'a.example\\|b.example' /etc/hosts\n"})
+    resp = daemon.raw("POST", "/build?isolation=default&extrahosts=a.example:1.2.3.4&extrahosts=b.example:5.6.7.8"
+                              "&memory=abc&nocache=1&forcerm=1", body=body,
+                      headers={"Content-Type": "application/x-tar"}, timeout=120)
+    msgs = stream(resp.body)
+    assert resp.status == 200 and "error" not in msgs[-1], msgs[-2:]
+    assert {"stream": "2\n"} in msgs
+    images_made.append(next(m["aux"]["ID"] for m in msgs if "aux" in m))
+
+
+@pytest.mark.reference_differs("20.10 serves BuildKit (version=2) itself")
+def test_buildkit_version_refused(daemon: Daemon, busybox: str) -> None:
+    resp = daemon.raw("POST", "/build?version=2", body=tar_of({"Dockerfile": b"FROM busybox\n"}),
+                      headers={"Content-Type": "application/x-tar"}, timeout=60)
+    assert (resp.status, resp.message) == (400, "buildkit is only supported with experimental mode")
+
+
+@pytest.mark.parametrize("query,status,message", [
+    ("filters=%7B%22foo%22%3A%5B%22bar%22%5D%7D", 400, "failed to prune build cache: Invalid filter 'foo'"),
+    ("filters=%7B%22until%22%3A%5B%22zz%22%5D%7D", 500,
+     "failed to prune build cache: \"until\" filter expects a duration (e.g., '24h'): time: invalid duration \"zz\""),
+])
+def test_builder_prune_bad_filters(daemon: Daemon, query: str, status: int, message: str) -> None:
+    resp = daemon.raw("POST", f"/build/prune?{query}")
+    assert (resp.status, resp.message) == (status, message)
+
+
+def test_rm_false_keeps_every_step_container(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nENV A=1\nRUN echo kept\n"})
+    before = container_ids(daemon)
+    proc = docker_build(daemon, ctx, "--no-cache", "--rm=false")
+    assert proc.returncode == 0, proc.stderr
+    assert "Removing intermediate container" not in proc.stdout
+    shorts = re.findall(r"^ ---> Running in ([0-9a-f]{12})$", proc.stdout, re.MULTILINE)
+    kept = container_ids(daemon) - before
+    assert len(shorts) == 2 and sorted(c[:12] for c in kept) == sorted(shorts)
+    for cid in kept:
+        ok(daemon.cli("rm", "-f", cid))
+    daemon.cli("rmi", built_id(proc.stdout))

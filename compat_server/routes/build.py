@@ -33,7 +33,7 @@ from engine.types import HostConfig, Resources
 from .. import gotypes
 from ..backends import BuildBackend
 from ..errors import BadRequest, message_for
-from ..responses import docker_json, dumps, qbool, qint
+from ..responses import docker_json, dumps, qbool
 
 _END = object()
 
@@ -60,24 +60,47 @@ def _json_query(request: Request, name: str, what: str) -> Any:
         raise BadRequest(f"error reading {what}: {err.message}") from None
 
 
-def _typed(value: Any, what: str, go_type: str, container: type, item: str, *,
-           nullable_values: bool = False) -> Any:
-    """Go's decoding into a map or slice of strings: its words for a value of the wrong kind."""
-    if value is None:
-        return None
-    if not isinstance(value, container):
-        raise BadRequest(f"error reading {what}: json: cannot unmarshal {gojson.kind_of(value)} into Go value "
-                         f"of type {go_type}")
-    items: list[Any] = list(value.values()) if isinstance(value, dict) else list(value) \
-        if isinstance(value, list) else []
-    for v in items:
-        if isinstance(v, str) or (v is None and nullable_values):
-            continue
-        if v is None:
-            continue   # Go leaves a null element as the zero value
-        raise BadRequest(f"error reading {what}: json: cannot unmarshal {gojson.kind_of(v)} into Go value "
-                         f"of type {item}")
-    return value
+def _int_or_zero(request: Request, name: str) -> int:
+    """dockerd's Int64ValueOrZero: a number, or 0 for anything else."""
+    try:
+        return int(request.query_params.get(name) or 0)
+    except ValueError:
+        return 0
+
+
+_KNOWN_OS = {"aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux", "nacl",
+             "netbsd", "openbsd", "plan9", "solaris", "windows", "zos"}
+_KNOWN_ARCH = {"386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "loong64", "mips", "mipsle", "mips64",
+               "mips64le", "mips64p32", "mips64p32le", "ppc", "ppc64", "ppc64le", "riscv", "riscv64", "s390", "s390x",
+               "sparc", "sparc64", "wasm", "x86_64", "x86-64", "aarch64", "armhf", "armel", "i386"}
+
+
+def _check_platform(platform: str) -> None:
+    """containerd's platform specifier check (dockerd's words)."""
+    if not platform:
+        return
+    from engine.registry.pull import parse_platform
+    parse_platform(platform)   # raises for a malformed specifier
+    if "/" not in platform and platform.lower() not in _KNOWN_OS | _KNOWN_ARCH:
+        raise BadRequest(f'"{platform}": unknown operating system or architecture: invalid argument')
+
+
+def _check_unsupported(request: Request) -> None:
+    """What dockerd refuses before building, in its words."""
+    q = request.query_params
+    if qbool(request, "squash"):
+        raise BadRequest("squash is only supported with experimental mode")
+    isolation = q.get("isolation") or ""
+    if isolation not in ("", "default"):
+        raise BadRequest(f'Unsupported isolation: "{isolation}"')
+    if q.getlist("securityopt"):
+        raise BadRequest("The daemon on this platform does not support setting security options on build")
+    version = q.get("version") or ""
+    if version == "2":
+        # The session-based BuildKit protocol is not served here (Builder-Version: 1).
+        raise BadRequest("buildkit is only supported with experimental mode")
+    if version not in ("", "1"):
+        raise EngineError(f'invalid version "{version}"')
 
 
 def _options(request: Request) -> BuildOptions:
@@ -93,28 +116,30 @@ def _options(request: Request) -> BuildOptions:
         if ref.digest is not None:
             raise EngineError("build tag cannot contain a digest")
         tags.append(str(ref.with_default_tag()))
-    build_args = _typed(_json_query(request, "buildargs", "build args"), "build args", "map[string]*string",
-                        dict, "string", nullable_values=True) or {}
-    labels = _typed(_json_query(request, "labels", "labels"), "labels", "map[string]string", dict,
-                    "string") or {}
-    cache_from = _typed(_json_query(request, "cachefrom", "cache from"), "cache from", "[]string", list,
-                        "string") or []
+    build_args = _json_query(request, "buildargs", "build args") or {}
+    labels = _json_query(request, "labels", "labels") or {}
+    cache_from = _json_query(request, "cachefrom", "cache from") or []
     ulimits = _json_query(request, "ulimits", "ulimit settings") or []
-    extra_hosts = [h for h in (q.get("extrahosts") or "").split(",") if h]
+    _check_unsupported(request)
+    _check_platform(q.get("platform") or "")
+    # Repeated, or one comma-joined value: both reach dockerd as a list of host:ip entries.
+    extra_hosts = [h for v in q.getlist("extrahosts") for h in v.split(",") if h]
     resources = Resources(
-        memory=qint(request, "memory", 0) or 0,
-        memory_swap=qint(request, "memswap", 0) or 0,
-        cpu_shares=qint(request, "cpushares", 0) or 0,
-        cpu_period=qint(request, "cpuperiod", 0) or 0,
-        cpu_quota=qint(request, "cpuquota", 0) or 0,
+        memory=_int_or_zero(request, "memory"),
+        memory_swap=_int_or_zero(request, "memswap"),
+        cpu_shares=_int_or_zero(request, "cpushares"),
+        cpu_period=_int_or_zero(request, "cpuperiod"),
+        cpu_quota=_int_or_zero(request, "cpuquota"),
         cpuset_cpus=q.get("cpusetcpus") or "",
         cpuset_mems=q.get("cpusetmems") or "",
         ulimits=tuple((str(u.get("Name")), int(u.get("Soft") or 0), int(u.get("Hard") or 0))
                       for u in ulimits if isinstance(u, dict)),
     )
-    shm = qint(request, "shmsize", 0) or 0
-    if shm < 0:
-        raise BadRequest("invalid shm size")
+    raw_shm = q.get("shmsize") or ""
+    try:
+        shm = int(raw_shm) if raw_shm else 0
+    except ValueError:
+        raise EngineError(f'strconv.ParseInt: parsing "{raw_shm}": invalid syntax') from None
     host_config = HostConfig(resources=resources, shm_size=shm)
     return BuildOptions(
         dockerfile=q.get("dockerfile") or "",
@@ -357,7 +382,14 @@ async def prune(request: Request) -> Response:
         # dockerd accepts "label" (and the old "unused-for") too, e.g. from `docker system prune --filter`
         if key not in ("until", "unused-for", "label", "id", "parent", "type", "description", "inuse", "shared",
                        "private"):
-            raise BadRequest(f"Invalid filter '{key}'")
+            raise BadRequest(f"failed to prune build cache: Invalid filter '{key}'")
+    for value in flt.get("until", []) + flt.get("unused-for", []):
+        from engine.images.changes import parse_duration
+        try:
+            parse_duration(value)
+        except InvalidParameter as err:
+            raise EngineError(f"failed to prune build cache: \"until\" filter expects a duration (e.g., '24h'): "
+                              f"{err.message}") from None
     # The classic builder keeps no cache of its own: its cache is the images (pruned by image prune).
     return docker_json({"CachesDeleted": None, "SpaceReclaimed": 0})
 

@@ -48,7 +48,6 @@ class BuildBackend(Protocol):
     async def get_image(self, ref: str) -> BuildImage | None: ...
     async def pull_image(self, ref: str, platform: str, auth: dict[str, Any], emit: Emit) -> BuildImage: ...
     async def cached_child(self, parent_id: str, probe: Callable[[dict[str, Any]], bool]) -> BuildImage | None: ...
-    async def history_images(self, image_id: str) -> list[BuildImage]: ...
     async def create_container(self, config: ContainerConfig, host_config: HostConfig) -> str: ...
     async def run_container(self, cid: str, output: Callable[[bytes], None]) -> int: ...
     async def remove_container(self, cid: str) -> None: ...
@@ -130,21 +129,6 @@ class EngineBackend:
                     best = self._wrap(img)
             return best
         return await asyncio.to_thread(find)
-
-    async def history_images(self, image_id: str) -> list[BuildImage]:
-        """The image and its ancestors by the parent chain, nearest first (for --cache-from)."""
-        def chain() -> list[BuildImage]:
-            out: list[BuildImage] = []
-            current: str = image_id
-            while current:
-                try:
-                    img = self.images.get(current)
-                except NotFound:
-                    break
-                out.append(self._wrap(img))
-                current = img.parent
-            return out
-        return await asyncio.to_thread(chain)
 
     async def tag(self, image_id: str, name: str) -> str:
         _, familiar = await asyncio.to_thread(self.images.tag, image_id, name)

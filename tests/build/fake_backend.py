@@ -50,13 +50,6 @@ class FakeBackend:
                 return self.images[child]
         return None
 
-    async def history_images(self, image_id: str) -> list[BuildImage]:
-        out = []
-        while image_id:
-            out.append(self.images[image_id])
-            image_id = self.parents.get(image_id, "")
-        return out
-
     def _copy_of(self, image_id: str) -> Path:
         self._n += 1
         dest = self.root / f"snap-{self._n}"
