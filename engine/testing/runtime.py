@@ -414,7 +414,10 @@ class FakeRuntime:
         self.fail_next_create: EngineError | None = None
 
     def program_for(self, args: list[str]) -> Program | None:
-        return self.programs.get(args[0]) if args else None
+        """By name, or by the last part of a path ("/bin/sh" is "sh", as every busybox applet)."""
+        if not args:
+            return None
+        return self.programs.get(args[0]) or self.programs.get(args[0].rsplit("/", 1)[-1])
 
     def lost_event(self, fc: FakeContainer) -> asyncio.Event:
         ev = self._lost.get(fc.bundle)

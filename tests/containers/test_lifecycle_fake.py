@@ -565,3 +565,17 @@ def test_a_stop_during_a_start_waits_for_it_and_stops_the_container(tmp_path: Pa
         assert_no_leftovers(d, images)
         await d.close()
     run(go())
+
+
+def test_a_shell_healthcheck(tmp_path: Path, runtime: FakeRuntime, images: FakeRootfsImages) -> None:
+    async def go() -> None:
+        d = FakeDaemon(tmp_path, runtime, images)
+        hc = HealthConfig(test=("CMD-SHELL", "echo checking; exit 1"), interval_ns=5 * MS, retries=1)
+        c = await create(d, "sleep", "1000", healthcheck=hc)
+        await d.containers.start(c.id)
+        await until(lambda: "health_status: unhealthy" in d.actions(c.id))
+        assert c.state.health is not None
+        assert c.state.health.log[-1].exit_code == 1 and c.state.health.log[-1].output == "checking\n"
+        await d.containers.kill(c.id)
+        await d.close()
+    run(go())
