@@ -84,7 +84,7 @@ class Target:
                 self.proc.wait(timeout=10)
         if self.log is not None:
             self.log.close()
-        if self.private_root is not None and self.kind == "pydockerd" and self.bridge:
+        if self.private_root is not None and self.bridge:
             _remove_networking(self.bridge, self.private_root / "data")
         if self.private_root is not None:
             _unmount_under(self.private_root)
@@ -114,9 +114,20 @@ def start_private_dockerd() -> Target:
     dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
     root = Path(tempfile.mkdtemp(prefix="refbench-", dir="/tmp"))
     host = f"unix://{root}/docker.sock"
+    # its own bridge and subnets (for run on the default bridge and published ports); iptables stays
+    # off: dockerd's chain names are machine-wide and other daemons run here, so its published ports
+    # go through docker-proxy, which is also what it uses for 127.0.0.1 with iptables on
+    bridge = f"pydrb{os.getpid() % 100000}"
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], capture_output=True, check=False)
+    subprocess.run(["ip", "addr", "add", f"10.207.{os.getpid() % 250}.1/24", "dev", bridge], capture_output=True,
+                   check=False)
+    subprocess.run(["ip", "link", "set", bridge, "up"], capture_output=True, check=False)
     argv = [dockerd, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-            "--pidfile", str(root / "pid"), "-H", host, "--bridge", "none", "--iptables=false"]
-    return _start_private("reference", "dockerd", argv, root, host)
+            "--pidfile", str(root / "pid"), "-H", host, "--bridge", bridge, "--iptables=false",
+            "--default-address-pool", f"base=10.206.{os.getpid() % 250}.0/24,size=28"]
+    t = _start_private("reference", "dockerd", argv, root, host)
+    t.bridge = bridge
+    return t
 
 
 def _start_private(label: str, kind: str, argv: list[str], root: Path, host: str) -> Target:
@@ -538,6 +549,238 @@ def _pull(t: Target, ref: Any) -> None:
     t.docker("pull", "-q", str(ref), timeout=600)
 
 
+# ------------------------------------------------------------ volumes and docker cp
+CP_MB = 100
+BENCH_VOLUME = "bench-vol"
+_CP_DIR: Path | None = None
+
+
+def cp_tree() -> Path:
+    """A directory of ~100 MB of random files (ten of 10 MB), made once per run."""
+    global _CP_DIR
+    if _CP_DIR is None:
+        _CP_DIR = Path(tempfile.mkdtemp(prefix="bench-cp-", dir="/var/tmp"))
+        tree = _CP_DIR / "tree"
+        tree.mkdir()
+        for i in range(CP_MB // 10):
+            (tree / f"blob{i}").write_bytes(os.urandom(10 << 20))
+    return _CP_DIR / "tree"
+
+
+def _volume_setup(t: Target) -> str:
+    t.docker("volume", "create", BENCH_VOLUME)
+    return BENCH_VOLUME
+
+
+def _volume_run(t: Target, vol: Any) -> None:
+    t.docker("run", "--rm", "-v", f"{vol}:/data", IMAGE, "true")
+
+
+def _volume_cleanup(t: Target, vol: Any) -> None:
+    t.docker("volume", "rm", "-f", str(vol), check=False)
+
+
+def _cp_in(t: Target, cid: Any) -> None:
+    t.docker("cp", str(cp_tree()), f"{cid}:/tmp/tree", timeout=600)
+
+
+def _cp_out_setup(t: Target) -> str:
+    cid = _sleeper(t)
+    t.docker("cp", str(cp_tree()), f"{cid}:/tmp/tree", timeout=600)
+    return cid
+
+
+def _cp_out_dest(t: Target) -> Path:
+    assert _CP_DIR is not None
+    return _CP_DIR / f"out-{t.label}"
+
+
+def _cp_out_prepare(t: Target, cid: Any) -> None:
+    shutil.rmtree(_cp_out_dest(t), ignore_errors=True)
+
+
+def _cp_out(t: Target, cid: Any) -> None:
+    t.docker("cp", f"{cid}:/tmp/tree", str(_cp_out_dest(t)), timeout=600)
+
+
+def _cp_out_cleanup(t: Target, cid: Any) -> None:
+    _cp_out_prepare(t, cid)
+    _remove(t, cid)
+# ----------------------------------------------------------------- networking
+TCP_BYTES = int(os.environ.get("BENCH_TCP_BYTES", str(1 << 30)))   # 1 GiB through a published port
+CONN_COUNT = 200                                                      # short HTTP connections per step
+DNS_LOOKUPS = 50                                                      # container-name lookups per step
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
+def _connect(port: int, deadline: float = 20) -> socket.socket:
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=30)
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.02)
+
+
+def _tcp_sink(t: Target) -> tuple[str, int]:
+    """A container that says "go" on each connection, then reads everything into /dev/null."""
+    port = _free_port()
+    cid = t.docker("run", "-d", "-p", f"{port}:3000", IMAGE, "sh", "-c",
+                   'while :; do nc -l -p 3000 -e sh -c "echo go; exec cat > /dev/null"; done').stdout.decode().strip()
+    return cid, port
+
+
+def _tcp_push(t: Target, state: Any) -> None:
+    """TCP_BYTES from the host to 127.0.0.1:<published>; done when the container has read it all."""
+    _, port = state
+    chunk = b"\0" * (1 << 20)
+    for _ in range(500):
+        # between two connections the sink restarts `nc -l`: a connection made in that gap is
+        # refused, or closed by a proxy before the "go"; it is retried
+        with _connect(port) as s:
+            if s.recv(3) != b"go\n":
+                time.sleep(0.01)
+                continue
+            sent = 0
+            while sent < TCP_BYTES:
+                s.sendall(chunk[:min(TCP_BYTES - sent, len(chunk))])
+                sent += len(chunk)
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(65536):
+                pass
+            return
+    raise RuntimeError("the TCP sink never took a connection")
+
+
+def _drop_first(t: Target, state: Any) -> None:
+    _remove(t, state[0])
+
+
+def _http_server(t: Target) -> tuple[str, int]:
+    port = _free_port()
+    cid = t.docker("run", "-d", "-p", f"{port}:3000", IMAGE, "sh", "-c",
+                   "mkdir -p /www && echo ok > /www/i && exec httpd -f -p 3000 -h /www").stdout.decode().strip()
+    _connect(port).close()
+    return cid, port
+
+
+def _short_connections(t: Target, state: Any) -> None:
+    _, port = state
+    for _ in range(CONN_COUNT):
+        with _connect(port) as s:
+            s.sendall(b"GET /i HTTP/1.0\r\n\r\n")
+            while s.recv(4096):
+                pass
+
+
+def _dns_pair(t: Target) -> tuple[str, str, str]:
+    net = f"bench-net-{os.getpid()}"
+    t.docker("network", "create", net)
+    a = t.docker("run", "-d", "--network", net, "--name", f"bench-dns-a-{os.getpid()}", IMAGE,
+                 "sleep", "3600").stdout.decode().strip()
+    b = t.docker("run", "-d", "--network", net, IMAGE, "sleep", "3600").stdout.decode().strip()
+    return net, a, b
+
+
+def _dns_lookups(t: Target, state: Any) -> None:
+    _, _, b = state
+    t.docker("exec", b, "sh", "-c",
+             f"for i in $(seq {DNS_LOOKUPS}); do nslookup bench-dns-a-{os.getpid()} >/dev/null || exit 1; done")
+
+
+def _dns_cleanup(t: Target, state: Any) -> None:
+    net, a, b = state
+    t.docker("rm", "-f", a, b, check=False)
+    t.docker("network", "rm", net, check=False)
+# ------------------------------------------------------------------ build
+BUILD_DOCKERFILE = """\
+FROM busybox
+WORKDIR /app
+COPY data/ ./data/
+RUN cat data/* | wc -c > /size
+RUN echo one > /one
+RUN echo two > /two
+RUN ls -la /app/data > /listing
+ENV MODE=bench
+EXPOSE 8080
+CMD ["cat", "/size"]
+"""
+_BUILD_DIR: Path | None = None
+
+
+def _build_contexts() -> Path:
+    """Two contexts, made once: the 10-step one (~20 MB in 5 files) and a 100 MB upload-only one."""
+    global _BUILD_DIR
+    if _BUILD_DIR is None:
+        root = Path(tempfile.mkdtemp(prefix="bench-build-"))
+        steps = root / "steps"
+        (steps / "data").mkdir(parents=True)
+        (steps / "Dockerfile").write_text(BUILD_DOCKERFILE)
+        for i in range(5):
+            (steps / "data" / f"part{i}.bin").write_bytes(os.urandom(4 << 20))
+        upload = root / "upload"
+        upload.mkdir()
+        (upload / "Dockerfile").write_text("FROM busybox\n")
+        with open(upload / "big.bin", "wb") as f:
+            for _ in range(100):
+                f.write(os.urandom(1 << 20))
+        _BUILD_DIR = root
+    return _BUILD_DIR
+
+
+def _classic_build(t: Target, *args: str) -> None:
+    env = t.env()
+    env["DOCKER_BUILDKIT"] = "0"     # the classic builder on both daemons
+    proc = subprocess.run([DOCKER, "build", "-q", *args], env=env, capture_output=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"[{t.label}] docker build {' '.join(args)} failed: "
+                           f"{proc.stderr.decode(errors='replace').strip()}")
+
+
+def _build_setup(t: Target) -> Path:
+    return _build_contexts()
+
+
+def _build_cold_prepare(t: Target, root: Any) -> None:
+    t.docker("rmi", "-f", "bench-build:cold", check=False)   # the last build and its step images
+
+
+def _build_cold(t: Target, root: Any) -> None:
+    _classic_build(t, "--no-cache", "-t", "bench-build:cold", str(Path(root) / "steps"))
+
+
+def _build_cached_setup(t: Target) -> Path:
+    root = _build_contexts()
+    _classic_build(t, "-t", "bench-build:cached", str(root / "steps"))
+    return root
+
+
+def _build_cached(t: Target, root: Any) -> None:
+    _classic_build(t, "-t", "bench-build:cached", str(Path(root) / "steps"))
+
+
+def _build_upload(t: Target, root: Any) -> None:
+    _classic_build(t, str(Path(root) / "upload"))
+
+
+def _build_teardown(t: Target, root: Any) -> None:
+    t.docker("rmi", "-f", "bench-build:cold", "bench-build:cached", check=False)
+
+
+def cleanup_build_contexts() -> None:
+    global _BUILD_DIR
+    if _BUILD_DIR is not None:
+        shutil.rmtree(_BUILD_DIR, ignore_errors=True)
+        _BUILD_DIR = None
+
+
 BENCHMARKS = {
     "run": Bench("run", "docker run --rm busybox true", None, _run_true),
     "exec": Bench("exec", "docker exec <running> true", _sleeper, _exec_true, _remove),
@@ -549,7 +792,25 @@ BENCHMARKS = {
                   _pull, _remove_pulled, prepare=_remove_pulled),
     "list": Bench("list", f"GET /containers/json x{LIST_REQUESTS} ({LIST_CLIENTS} clients, {LIST_CONTAINERS} ctrs)",
                   _many_created, _list_burst, _remove_many),
+    "volrun": Bench("volrun", f"docker run --rm -v {BENCH_VOLUME}:/data busybox true", _volume_setup, _volume_run,
+                    _volume_cleanup),
+    "cpin": Bench("cpin", f"docker cp <{CP_MB} MB dir> <running>:/tmp/tree", _sleeper, _cp_in, _remove),
+    "cpout": Bench("cpout", f"docker cp <running>:/tmp/tree <{CP_MB} MB dir>", _cp_out_setup, _cp_out,
+                   _cp_out_cleanup, prepare=_cp_out_prepare),
+    "tcp": Bench("tcp", f"{TCP_BYTES >> 20} MiB host -> container through 127.0.0.1:<published port>",
+                 _tcp_sink, _tcp_push, _drop_first),
+    "conn": Bench("conn", f"{CONN_COUNT} short HTTP connections through a published port", _http_server,
+                  _short_connections, _drop_first),
+    "dns": Bench("dns", f"{DNS_LOOKUPS} lookups of a container name on a user network (one exec)", _dns_pair,
+                 _dns_lookups, _dns_cleanup),
     # Later: build of a small Dockerfile, logs -f latency.  Add a Bench here and it is reported.
+    "build_cold": Bench("build_cold", "docker build --no-cache <10 steps, 20 MB COPY, 4 RUN> (classic builder)",
+                        _build_setup, _build_cold, _build_teardown, prepare=_build_cold_prepare),
+    "build_cached": Bench("build_cached", "docker build <the same 10 steps, all from the cache>", _build_cached_setup,
+                          _build_cached, _build_teardown),
+    "build_context": Bench("build_context", "docker build <FROM busybox, 100 MB context upload>", _build_setup,
+                           _build_upload),
+    # Later: logs -f latency.  Add a Bench here and it is reported.
 }
 
 
@@ -658,6 +919,10 @@ def main(argv: list[str] | None = None) -> int:
             for label, stats in measure(targets, BENCHMARKS[name], args.n, args.warmup).items():
                 if name == "list":  # a throughput: requests per second at the median step
                     stats["requests_per_s"] = round(LIST_REQUESTS / (stats["median_ms"] / 1000), 1)
+                if name == "tcp":
+                    stats["mib_per_s"] = round((TCP_BYTES >> 20) / (stats["median_ms"] / 1000), 1)
+                if name == "conn":
+                    stats["connections_per_s"] = round(CONN_COUNT / (stats["median_ms"] / 1000), 1)
                 results["targets"][label]["bench"][name] = stats
         if not args.no_rss:
             for t in targets:
@@ -685,7 +950,10 @@ def main(argv: list[str] | None = None) -> int:
             t.close()
         if _SAVELOAD_DIR is not None:
             shutil.rmtree(_SAVELOAD_DIR, ignore_errors=True)
+        if _CP_DIR is not None:
+            shutil.rmtree(_CP_DIR, ignore_errors=True)
         stop_pull_registry()
+        cleanup_build_contexts()
     return 0
 
 

@@ -16,8 +16,10 @@ from engine.errors import EngineError
 from . import versions
 from .errors import BadRequest, engine_error_handler, error_body
 from .http.connection import BODY_ERROR
+from .routes import archive as archive_routes
 from .routes import build as build_routes
 from .routes import container_extra, containers, distribution, images, plugins, system
+from .routes import disk_usage as disk_usage_routes
 from .routes import exec as exec_routes
 from .routes import networks as network_routes
 from .routes import prune as prune_routes
@@ -103,6 +105,7 @@ def build_app(engine: Any) -> ASGIApp:
     routes = [
         *system.routes,
         *prune_routes.routes,
+        *archive_routes.routes,
         *containers.routes,
         *container_extra.routes,
         *resource_routes.routes,
@@ -112,6 +115,7 @@ def build_app(engine: Any) -> ASGIApp:
         *distribution.routes,
         *plugins.routes,
         *volume_routes.routes,
+        *disk_usage_routes.routes,
         *build_routes.routes,
         *_swarm_routes(),
     ]

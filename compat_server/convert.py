@@ -193,7 +193,7 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig,
         volumes_from=tuple(hc_in.get("VolumesFrom") or ()),
         volume_driver=hc_in.get("VolumeDriver") or "",
     )
-    host = _decode_networking(body, hc_in, host, full_hc)
+    host = _decode_networking(body, hc_in, host)
     annotations = {"HostConfig": full_hc, "NetworkingConfig": body.get("NetworkingConfig")}
     return config, host, annotations
 
@@ -238,8 +238,7 @@ def _decode_mounts(raw: Any) -> tuple[MountSpec, ...]:
 
 
 # --- networking: PortBindings, PublishAllPorts, Links, NetworkingConfig.EndpointsConfig
-def _decode_networking(body: dict[str, Any], hc_in: dict[str, Any], host: HostConfig,
-                       full_hc: dict[str, Any]) -> HostConfig:
+def _decode_networking(body: dict[str, Any], hc_in: dict[str, Any], host: HostConfig) -> HostConfig:
     raw_pb = hc_in.get("PortBindings") or {}
     if not isinstance(raw_pb, dict):
         raise BadRequest("json: cannot unmarshal PortBindings")
@@ -276,8 +275,6 @@ def _decode_networking(body: dict[str, Any], hc_in: dict[str, Any], host: HostCo
         net_contrib.check_create(host, hostname_given=bool(body.get("Hostname")), mac_given=mac_given)
     except EngineError as e:
         raise BadRequest(e.message) from None
-    if mode == "host" and raw_pb:
-        full_hc["PortBindings"] = {}
     return host
 
 

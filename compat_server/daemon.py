@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dns-opt", action="append", dest="dns_opts", default=None)
     p.add_argument("--default-address-pool", action="append", dest="default_address_pools", default=None)
     p.add_argument("--live-restore", nargs="?", const=True, type=_bool_flag, default=None,
-                   help="Accepted for compatibility: containers always survive daemon restarts")
+                   help="Keep containers running while the daemon is down (default true; false: a daemon "
+                        "shutdown stops them, as dockerd's default)")
     return p
 
 
@@ -250,6 +251,7 @@ async def run(args: argparse.Namespace) -> int:
         registry_mirrors=tuple(args.registry_mirrors),
         registry_certs_dir=Path(args.registry_certs_dir),
         **network_options(args),
+        live_restore=args.live_restore is not False,
     )
     engine = await Engine.open(config)
     server = Server(build_app(engine), HijackHandlers(engine).handle, hosts=list(args.hosts), tls=tls,

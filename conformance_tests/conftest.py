@@ -151,6 +151,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 # nothing of a test daemon's networking may outlive it (issue 10)
                 print(f"\nnetworking left behind by the {d.kind} test daemon: {d.network_leftovers}")
                 session.exitstatus = 1
+            if d.mount_leftovers:
+                # no mount of a test daemon may outlive it (issue 11): rootfs, volumes, shm...
+                print(f"\nmounts left behind by the {d.kind} test daemon: {d.mount_leftovers}")
+                session.exitstatus = 1
 
 
 @pytest.fixture(scope="session")

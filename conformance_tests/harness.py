@@ -228,6 +228,8 @@ class Daemon:
     cli_host: str = ""  # where the CLI connects: the checking proxy when there is one
     seen_container_ids: set[str] = field(default_factory=set)
     network_leftovers: list[str] = field(default_factory=list)
+    # mounts under the daemon's roots after it stopped with every container removed (issue 11)
+    mount_leftovers: list[str] = field(default_factory=list)
     _torn_down: bool = False
 
     # ---- paths
@@ -504,8 +506,11 @@ class Daemon:
         bridges, netns files (the session end asserts there is nothing)."""
         leftovers = [f"veth {v} on {b}" for b in sorted(bridges) for v in netenv.ports_of(b)]
         netns_dir = self.exec_root / "netns"
-        if netns_dir.is_dir():
-            leftovers += [f"netns {p}" for p in netns_dir.iterdir()]
+        # dockerd unmounts the namespaces of removed containers lazily (libnetwork's garbage collector
+        # runs once a minute), so only pydockerd's are checked; the reaping below removes dockerd's
+        if netns_dir.is_dir() and self.kind == "pydockerd":
+            # dockerd keeps "default" (the host's own namespace) there
+            leftovers += [f"netns {p}" for p in netns_dir.iterdir() if p.name != "default"]
         return leftovers
 
     def _remove_kept_networking(self, bridges: set[str]) -> list[str]:
@@ -548,6 +553,7 @@ class Daemon:
             wait_until(lambda: not processes_mentioning(root), 10, "leftover processes to exit")
         except TimeoutError:
             pass
+        self.mount_leftovers = mounts_under(root)
         unmount_all_under(root)
         remove_cgroups(ids)
         # Keep the daemon's log for post-mortems; the rest of the private dir goes.

@@ -100,3 +100,8 @@ def remove_chains(prefix: str) -> None:
             subprocess.run(["iptables", "-w", "-t", table, "-F", chain], capture_output=True, check=False)
         for chain in [c.split(":", 1)[1] for c in chains_with(prefix) if c.startswith(table + ":")]:
             subprocess.run(["iptables", "-w", "-t", table, "-X", chain], capture_output=True, check=False)
+
+
+def subnet6(i: int) -> str:
+    """The i-th explicit IPv6 test subnet: a /64 of a ULA prefix of this run."""
+    return f"fd00:215:{SLOT}:{i}::/64"

@@ -36,7 +36,7 @@ def make_peer(session: harness.Daemon) -> harness.Daemon:
             sys.executable, "-m", "compat_server.daemon",
             "-H", host, "--data-root", str(d.data_root), "--exec-root", str(d.exec_root),
             "--pidfile", str(d.pidfile), "--bridge", f"pyp{os.getpid() % 100000}",
-            "--bip", f"10.207.{os.getpid() % 250}.1/24",
+            "--bip", f"10.206.{os.getpid() % 250}.1/24",
         ]
     try:
         d.start()

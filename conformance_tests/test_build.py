@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conformance_tests.harness import DOCKER_CLI, Daemon
+from conformance_tests.harness import DOCKER_CLI, Daemon, mounts_under
 from conformance_tests.util import container_ids, inspect, ok
 
 BUSYBOX = "busybox"
@@ -349,10 +349,10 @@ def test_dockerfile_from_stdin_and_dockerignore(daemon: Daemon, busybox: str, tm
 
 
 def test_dockerignore_checked_by_the_daemon(daemon: Daemon, busybox: str, images_made: list[str]) -> None:
-    """A client that sends ignored files anyway (raw API): the daemon removes the Dockerfile and
-    .dockerignore when .dockerignore names them."""
-    body = tar_of({"Dockerfile": b"FROM busybox\nCOPY . /ctx/\n", ".dockerignore": b"Dockerfile\n.dockerignore\n",
-                   "data.txt": b"d"})
+    """A client that sends ignored files anyway (raw API): like dockerd, the daemon removes only the
+    Dockerfile and .dockerignore when .dockerignore names them (the other patterns are the client's job)."""
+    body = tar_of({"Dockerfile": b"FROM busybox\nCOPY . /ctx/\n",
+                   ".dockerignore": b"Dockerfile\n.dockerignore\n*.txt\n", "data.txt": b"d"})
     resp = daemon.raw("POST", "/build?t=ignore-raw", body=body, headers={"Content-Type": "application/x-tar"},
                       timeout=120)
     images_made.append("ignore-raw")
@@ -501,6 +501,10 @@ def test_bad_step_reported_in_the_stream(daemon: Daemon, busybox: str, dockerfil
     assert msgs[-1] == {"errorDetail": {"message": message}, "error": message}
     assert container_ids(daemon) == before
     assert ok(daemon.cli("images", "-aq", "--no-trunc")).split() == images_before
+    if daemon.kind == "pydockerd":
+        # No step's scratch mount or snapshot is left behind.
+        assert mounts_under(str(daemon.root)) == []
+        assert not list((daemon.exec_root / "build").iterdir())
 
 
 def test_unknown_base_image(daemon: Daemon, busybox: str) -> None:
@@ -519,6 +523,13 @@ def test_bad_request_parameters(daemon: Daemon, busybox: str) -> None:
     resp = daemon.raw("POST", "/build?buildargs=notjson", body=body, headers=hdr)
     assert resp.status == 400
     assert resp.message == "error reading build args: invalid character 'o' in literal null (expecting 'u')"
+    resp = daemon.raw("POST", "/build?buildargs=%5B1%5D", body=body, headers=hdr)
+    assert resp.status == 400
+    assert resp.message == ("error reading build args: json: cannot unmarshal array into Go value of type "
+                            "map[string]*string")
+    resp = daemon.raw("POST", "/build?buildargs=%7B%22a%22%3A1%7D", body=body, headers=hdr)
+    assert resp.status == 400
+    assert resp.message == "error reading build args: json: cannot unmarshal number into Go value of type string"
     resp = daemon.raw("POST", "/build?target=nope", body=body, headers=hdr)
     assert resp.status == 400 and resp.message == "failed to reach build target nope in Dockerfile"
     resp = daemon.raw("POST", "/build?dockerfile=nope", body=body, headers=hdr)
@@ -634,12 +645,12 @@ def test_add_tar_through_escaping_symlink_writes_nothing_on_the_host(daemon: Dae
     # dockerd fails the step (the link's target does not exist in its chroot); pydockerd keeps the
     # write inside the layer. Either way the host directory stays empty.
     assert list(target.iterdir()) == []
-    last = stream(resp.body)[-1]
-    if "aux" in str(stream(resp.body)):
-        image = next(m for m in stream(resp.body) if "aux" in m)["aux"]["ID"]
-        daemon.cli("rmi", image)
+    msgs = stream(resp.body)
+    aux = [m["aux"]["ID"] for m in msgs if "aux" in m]
+    if aux:
+        daemon.cli("rmi", aux[-1])
     else:
-        assert "error" in last
+        assert "error" in msgs[-1]
         assert ok(daemon.cli("images", "-aq", "--no-trunc")).split() == images_before
 
 
@@ -668,13 +679,14 @@ def test_client_gone_cancels_the_build(daemon: Daemon, busybox: str, tmp_path: P
     before = container_ids(daemon)
     env = daemon.cli_env()
     env["DOCKER_BUILDKIT"] = "0"
+    env["DOCKER_HOST"] = daemon.host   # straight to the daemon: the checking proxy would outlive the client
     out = tmp_path / "out"
     with open(out, "w") as f:
         proc = subprocess.Popen([DOCKER_CLI, "build", "--no-cache", str(ctx)], stdout=f, stderr=subprocess.STDOUT,
                                 env=env)
     try:
         deadline = time.monotonic() + 120
-        while "started" not in out.read_text():
+        while "started" not in out.read_text().splitlines():   # the RUN's own output line
             assert time.monotonic() < deadline, out.read_text()
             assert proc.poll() is None, out.read_text()
             time.sleep(0.1)
@@ -755,3 +767,191 @@ def test_remote_context_tarball_and_dockerfile(daemon: Daemon, busybox: str, ima
     finally:
         server.shutdown()
         server.server_close()
+
+
+HISTORY_DOCKERFILE = """\
+FROM busybox
+HEALTHCHECK --interval=5s --timeout=3s --retries=2 CMD cat /etc/hostname
+HEALTHCHECK NONE
+SHELL ["/bin/sh", "-ec"]
+VOLUME /data /other
+VOLUME ["/j"]
+ENTRYPOINT ["/bin/echo", "x"]
+ENTRYPOINT echo shell
+CMD echo a b
+USER 1000:1000
+STOPSIGNAL SIGUSR1
+ONBUILD RUN echo x
+LABEL "a b"=c d="e f"
+ENV X=1 Y="z"
+EXPOSE 80/udp 90
+MAINTAINER me
+ARG A=1 B
+"""
+
+# What dockerd 20.10's classic builder writes (newest first).
+HISTORY_CREATED_BY = [
+    "/bin/sh -ec #(nop)  ARG A=1 B",
+    "/bin/sh -ec #(nop)  MAINTAINER me",
+    "/bin/sh -ec #(nop)  EXPOSE 80/udp 90",
+    "/bin/sh -ec #(nop)  ENV X=1 Y=z",
+    "/bin/sh -ec #(nop)  LABEL a b=c d=e f",
+    "/bin/sh -ec #(nop)  ONBUILD RUN echo x",
+    "/bin/sh -ec #(nop)  STOPSIGNAL SIGUSR1",
+    "/bin/sh -ec #(nop)  USER 1000:1000",
+    '/bin/sh -ec #(nop)  CMD ["/bin/sh" "-ec" "echo a b"]',
+    '/bin/sh -ec #(nop)  ENTRYPOINT ["/bin/sh" "-ec" "echo shell"]',
+    '/bin/sh -ec #(nop)  ENTRYPOINT ["/bin/echo" "x"]',
+    "/bin/sh -ec #(nop)  VOLUME [/j]",
+    "/bin/sh -ec #(nop)  VOLUME [/data /other]",
+    "/bin/sh -ec #(nop)  SHELL [/bin/sh -ec]",
+    "/bin/sh -c #(nop)  HEALTHCHECK &{[\"NONE\"] \"0s\" \"0s\" \"0s\" '\\x00'}",
+    "/bin/sh -c #(nop)  HEALTHCHECK &{[\"CMD-SHELL\" \"cat /etc/hostname\"] \"5s\" \"3s\" \"0s\" '\\x02'}",
+]
+
+
+def test_history_and_config_of_every_metadata_instruction(daemon: Daemon, busybox: str, tmp_path: Path,
+                                                          images_made: list[str]) -> None:
+    ctx = write_context(tmp_path, {"Dockerfile": HISTORY_DOCKERFILE})
+    proc = docker_build(daemon, ctx, "-t", "history-build")
+    images_made.append("history-build")
+    assert proc.returncode == 0, proc.stderr
+    history = ok(daemon.cli("history", "--no-trunc", "--format", "{{.CreatedBy}}", "history-build")).splitlines()
+    assert history[:len(HISTORY_CREATED_BY)] == HISTORY_CREATED_BY
+    cfg = inspect(daemon, "history-build", "image")["Config"]
+    assert cfg["Entrypoint"] == ["/bin/sh", "-ec", "echo shell"] and cfg["Cmd"] == ["/bin/sh", "-ec", "echo a b"]
+    assert cfg["Volumes"] == {"/data": {}, "/j": {}, "/other": {}}
+    assert cfg["Labels"] == {"a b": "c", "d": "e f"} and cfg["OnBuild"] == ["RUN echo x"]
+    # HEALTHCHECK NONE keeps the earlier timings (dockerd's create fills them into the shared config).
+    assert cfg["Healthcheck"] == {"Test": ["NONE"], "Interval": 5_000_000_000, "Timeout": 3_000_000_000,
+                                  "Retries": 2}
+
+
+def test_one_aux_message_per_stage(daemon: Daemon, busybox: str, images_made: list[str]) -> None:
+    body = tar_of({"Dockerfile": b"FROM busybox AS a\nENV A=1\nFROM busybox\nENV B=2\n"})
+    resp = daemon.raw("POST", "/build?t=two-aux", body=body, headers={"Content-Type": "application/x-tar"},
+                      timeout=120)
+    images_made.append("two-aux")
+    msgs = stream(resp.body)
+    aux = [i for i, m in enumerate(msgs) if "aux" in m]
+    assert len(aux) == 2
+    assert msgs[aux[0] + 1] == {"stream": "Step 3/4 : FROM busybox"}
+    assert msgs[aux[1]]["aux"]["ID"] == inspect(daemon, "two-aux", "image")["Id"]
+    assert msgs[aux[1] + 1]["stream"].startswith("Successfully built ")
+
+
+def test_run_network_and_extra_hosts(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN grep -c '1.2.3.4[[:space:]]*foo.example' "
+                                                 "/etc/hosts && ls /sys/class/net | tr '\\n' ' ' && echo\n"})
+    proc = docker_build(daemon, ctx, "--no-cache", "--add-host", "foo.example:1.2.3.4", "--network", "none",
+                        "--force-rm")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    at = lines.index("1")
+    assert lines[at + 1].split() == ["lo"]
+    images = re.findall(r"Successfully built ([0-9a-f]{12})", proc.stdout)
+    daemon.cli("rmi", images[0])
+
+
+def test_step_container_events(daemon: Daemon, busybox: str, tmp_path: Path, images_made: list[str]) -> None:
+    import time
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nENV E=1\nCOPY f /f\nRUN true\n", "f": "x"})
+    since = int(time.time()) - 1
+    proc = docker_build(daemon, ctx, "--no-cache", "-t", "events-build")
+    images_made.append("events-build")
+    assert proc.returncode == 0, proc.stderr
+    until = int(time.time()) + 1
+    out = ok(daemon.cli("events", "--since", str(since), "--until", str(until), "--filter", "type=container",
+                        "--format", "{{.Action}} {{.Actor.ID}}"))
+    env_short, run_short = re.findall(r"^ ---> Running in ([0-9a-f]{12})$", proc.stdout, re.MULTILINE)
+    events = [line.split() for line in out.splitlines()]
+    # ENV: a container created and destroyed; COPY: none; RUN: created, attached, started, died, destroyed.
+    assert [a for a, actor in events if actor.startswith(env_short)] == ["create", "destroy"]
+    assert [a for a, actor in events if actor.startswith(run_short)] == ["create", "attach", "start", "die",
+                                                                         "destroy"]
+    ours = [actor for _, actor in events if actor.startswith((env_short, run_short))]
+    assert ours.index(next(a for a in ours if a.startswith(run_short))) == 2   # ENV's come first
+
+
+def test_copy_from_an_image_and_no_automatic_platform_args(daemon: Daemon, busybox: str, tmp_path: Path,
+                                                          images_made: list[str]) -> None:
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nCOPY --from=busybox /bin/busybox /copied-bb\n"
+                                                 "ARG TARGETARCH\nARG BUILDPLATFORM\n"
+                                                 "RUN echo \"[$TARGETARCH][$BUILDPLATFORM]\" > /plat\n"})
+    proc = docker_build(daemon, ctx, "-t", "copy-from-image")
+    images_made.append("copy-from-image")
+    assert proc.returncode == 0, proc.stderr
+    # The classic builder sets no TARGET*/BUILD* args by itself.
+    out = ok(daemon.cli("run", "--rm", "copy-from-image", "sh", "-c", "cat /plat; cmp /bin/busybox /copied-bb && "
+                                                                     "echo same"))
+    assert out == "[][]\nsame\n"
+
+
+def test_dockerfile_paths_stdin_and_build_arg_in_from(daemon: Daemon, busybox: str, tmp_path: Path,
+                                                      images_made: list[str]) -> None:
+    images_made.extend(["df-sub", "df-stdin", "df-arg"])
+    ctx = write_context(tmp_path / "ctx", {"sub/Dockerfile.dev": "FROM busybox\nCOPY f /from-sub\n", "f": "sub"})
+    proc = docker_build(daemon, ctx, "-f", str(ctx / "sub" / "Dockerfile.dev"), "-t", "df-sub")
+    assert proc.returncode == 0, proc.stderr
+    assert ok(daemon.cli("run", "--rm", "df-sub", "cat", "/from-sub")) == "sub"
+    # `docker build -` with only a Dockerfile on stdin: no context at all.
+    proc = docker_build(daemon, "-", "-t", "df-stdin", input="FROM busybox\nRUN echo no-context > /n\n")
+    assert proc.returncode == 0, proc.stderr
+    assert ok(daemon.cli("run", "--rm", "df-stdin", "cat", "/n")) == "no-context\n"
+    # An ARG before FROM, set by --build-arg, picks the base.
+    ok(daemon.cli("tag", BUSYBOX, "df-base:other"))
+    images_made.append("df-base:other")
+    arg_ctx = write_context(tmp_path / "arg", {"Dockerfile": "ARG TAG=missing\nFROM df-base:${TAG}\nENV T=1\n"})
+    proc = docker_build(daemon, arg_ctx, "--build-arg", "TAG=other", "-t", "df-arg")
+    assert proc.returncode == 0, proc.stderr
+    assert "Step 2/3 : FROM df-base:${TAG}" in proc.stdout
+    assert "One or more build-args" not in proc.stdout
+
+
+def test_run_steps_get_container_isolation(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN grep -E '^(Seccomp|CapEff):' /proc/self/status "
+                                                 "&& echo pid=$$\n"})
+    proc = docker_build(daemon, ctx, "--no-cache", "--force-rm")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert re.search(r"^Seccomp:\s+2$", out, re.MULTILINE), out          # Docker's default filter
+    assert re.search(r"^CapEff:\s+00000000a80425fb$", out, re.MULTILINE), out   # the default capabilities
+    assert "pid=1" in out.splitlines()                                    # its own pid namespace
+    daemon.cli("rmi", built_id(out))
+
+
+def test_run_writes_under_a_declared_volume_are_not_kept(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    before = ok(daemon.cli("volume", "ls", "-q")).split()
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN mkdir /data && echo base > /data/base\n"
+                                                 "VOLUME /data\nRUN echo lost > /data/lost && echo kept > /kept\n"
+                                                 "RUN ls /data && cat /kept\n"})
+    proc = docker_build(daemon, ctx, "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    at = lines.index("Step 5/5 : RUN ls /data && cat /kept")
+    assert lines[at + 2:at + 4] == ["base", "kept"]
+    # The step containers' anonymous volumes went with them.
+    assert ok(daemon.cli("volume", "ls", "-q")).split() == before
+    daemon.cli("rmi", built_id(proc.stdout))
+
+
+def test_second_healthcheck_notes_the_override(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nHEALTHCHECK CMD true\nHEALTHCHECK CMD false\n"})
+    proc = docker_build(daemon, ctx, "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    at = lines.index("Step 3/3 : HEALTHCHECK CMD false")
+    assert lines[at + 1] == "Note: overriding previous HEALTHCHECK: [CMD-SHELL true]"
+    daemon.cli("rmi", built_id(proc.stdout))
+
+
+@pytest.mark.parametrize("chown,message", [
+    ("nouser", "unable to convert uid/gid chown string to host mapping: can't find uid for user nouser: "
+               "no such user: nouser"),
+    ("0:nogroup-x", "unable to convert uid/gid chown string to host mapping: can't find gid for group "
+                    "nogroup-x: no such group: nogroup-x"),
+])
+def test_copy_chown_unknown_names(daemon: Daemon, busybox: str, chown: str, message: str) -> None:
+    body = tar_of({"Dockerfile": f"FROM busybox\nCOPY --chown={chown} f /x\n".encode(), "f": b"f"})
+    resp = daemon.raw("POST", "/build", body=body, headers={"Content-Type": "application/x-tar"}, timeout=60)
+    assert stream(resp.body)[-1] == {"errorDetail": {"message": message}, "error": message}

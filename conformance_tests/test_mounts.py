@@ -197,6 +197,10 @@ def test_volume_events(daemon: Daemon, busybox: str, vol: str, name: str) -> Non
     (["--mount", "type=bogus,target=/x"], 'invalid mount config for type "bogus": mount type unknown'),
     (["-v", "/a:/x:bogus"], "invalid mode: bogus"),
     (["--tmpfs", "/x", "-v", "/a:/x"], "Duplicate mount point: /x"),
+    (["-v", "rel/dir:/x"], '"rel/dir" includes invalid characters for a local volume name'),
+    (["--mount", "type=tmpfs,source=/src,target=/x"], 'invalid mount config for type "tmpfs": field Source must '
+                                                       "not be specified"),
+    (["--mount", "type=volume,target=relative"], "mount path must be absolute"),
 ])
 def test_bad_mount_input(daemon: Daemon, busybox: str, args: list[str], needle: str) -> None:
     before = set(ok(daemon.cli("volume", "ls", "-q")).split())
@@ -244,3 +248,54 @@ def test_volumes_across_a_daemon_crash(daemon: Daemon, busybox: str, vol: str, n
             assert ok(daemon.cli("volume", "rm", tvol)).split() == [tvol]
     finally:
         daemon.raw("DELETE", f"/volumes/{tvol}?force=1")
+
+
+def test_shared_propagation_needs_a_shared_source(daemon: Daemon, busybox: str, name: str) -> None:
+    src = daemon.root / f"prop-{uuid.uuid4().hex[:6]}"
+    src.mkdir()
+    proc = daemon.cli("run", "--name", name, "-v", f"{src}:/p:rshared", BUSYBOX, "true")
+    assert proc.returncode != 0
+    assert f"path {src} is mounted on " in proc.stderr and "but it is not a shared mount" in proc.stderr
+
+
+def test_volume_list_shape(daemon: Daemon, vol: str) -> None:
+    ok(daemon.cli("volume", "create", vol))
+    body = daemon.raw("GET", "/volumes").json()
+    assert set(body) == {"Volumes", "Warnings"} and body["Warnings"] is None
+    assert next(v for v in body["Volumes"] if v["Name"] == vol)["Scope"] == "local"
+    resp = daemon.raw("GET", "/volumes?filters=" + '{"bogus":["x"]}')
+    # newer Docker: "invalid filter 'bogus'" (dockerd 20.10 capitalises it)
+    assert resp.status == 400 and resp.message.lower() == "invalid filter 'bogus'"
+
+
+def test_legacy_copy_endpoint_is_gone(daemon: Daemon, busybox: str, name: str) -> None:
+    ok(daemon.cli("create", "--name", name, BUSYBOX, "true"))
+    resp = daemon.raw("POST", f"/containers/{name}/copy", json.dumps({"Resource": "/etc/passwd"}),
+                      {"Content-Type": "application/json"})
+    assert resp.status == 404, "removed from the API (it answered 404 from API 1.24 on)"
+
+
+def test_failed_start_releases_volume_mounts(daemon: Daemon, busybox: str, vol: str, name: str) -> None:
+    ok(daemon.cli("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", vol))
+    proc = daemon.cli("run", "--name", name, "-v", f"{vol}:/t", BUSYBOX, "/no/such/command")
+    assert proc.returncode != 0
+    if daemon.private:
+        assert mounts_under(str(daemon.data_root / "volumes")) == [], "the failed start let go of the device"
+    assert "volume is in use" in daemon.cli("volume", "rm", vol).stderr, "the container still references it"
+
+
+def test_image_volume_becomes_an_anonymous_volume_with_the_image_content(
+        daemon: Daemon, busybox: str, name: str) -> None:
+    image = f"volimg-{uuid.uuid4().hex[:6]}"
+    ok(daemon.cli("run", "--name", f"{name}-src", BUSYBOX, "sh", "-c", "mkdir /seed && echo seeded > /seed/f"))
+    try:
+        ok(daemon.cli("commit", "--change", 'VOLUME ["/seed"]', f"{name}-src", image))
+        out = ok(daemon.cli("run", "--name", name, image, "cat", "/seed/f"))
+        assert out == "seeded\n"
+        m = inspect(daemon, name)["Mounts"]
+        assert len(m) == 1 and m[0]["Type"] == "volume" and m[0]["Destination"] == "/seed" and m[0]["Mode"] == ""
+        ok(daemon.cli("rm", "-v", name))
+        assert m[0]["Name"] not in ok(daemon.cli("volume", "ls", "-q")).split()
+    finally:
+        daemon.cli("rm", "-f", "-v", name, f"{name}-src")
+        daemon.cli("rmi", "-f", image)

@@ -67,3 +67,30 @@ def test_container_exiting_while_daemon_down_reports_exit_code(daemon: Daemon, b
     ok(daemon.cli("start", name))  # and it can be started again
     wait_for_log(daemon, name, "ready")
     assert inspect(daemon, name)["State"]["Running"] is True
+
+
+def test_live_restore_false_stops_containers_when_the_daemon_shuts_down(daemon: Daemon, busybox: str,
+                                                                        name: str) -> None:
+    """--live-restore=false (dockerd's default): a graceful daemon shutdown stops the containers
+    (stop signal, then SIGKILL after the stop timeout); they are exited when the daemon is back."""
+    daemon.require_private()
+    argv = list(daemon._argv)
+    try:
+        daemon.stop()
+        daemon._argv = [a for a in argv if a != "--live-restore"] + ["--live-restore=false"]
+        daemon.start()
+        assert daemon.raw("GET", "/info").json()["LiveRestoreEnabled"] is False
+        ok(daemon.cli("run", "-d", "--name", name, "--stop-timeout", "1", BUSYBOX, "sh", "-c",
+                      "trap 'echo got-term' TERM; echo ready; while :; do sleep 0.05; done"))
+        wait_for_log(daemon, name, "ready")
+        pid = state(daemon, name)["Pid"]
+        daemon.stop()                                            # SIGTERM: a graceful shutdown
+        assert _pid_gone(pid), "a shutdown without live restore stops the containers"
+    finally:
+        daemon._argv = argv
+        if daemon.pid is None:
+            daemon.start()
+    st = state(daemon, name)
+    assert st["Status"] == "exited" and st["ExitCode"] == 137    # the trap ignored TERM: killed
+    assert "got-term" in ok(daemon.cli("logs", name))
+    assert daemon.raw("GET", "/info").json()["LiveRestoreEnabled"] is True   # the session daemon again

@@ -14,6 +14,9 @@ class Config:
     bip: str | None = None           # --bip
     # --- networking (engine/network) ---------------------------------------------
     iptables: bool = True            # --iptables
+    # --live-restore: containers keep running when the daemon stops (our default; dockerd's is false,
+    # where a daemon shutdown stops them first)
+    live_restore: bool = True
     ip_masq: bool = True             # --ip-masq
     icc: bool = True                 # --icc
     userland_proxy: bool = True      # --userland-proxy

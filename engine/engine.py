@@ -14,10 +14,12 @@ from .build.backend import EngineBackend as BuildEngineBackend
 from .build.service import BuildService
 from .config import Config
 from .containers import names as container_names
+from .containers.archive import ContainerArchive
 from .containers.commit import Committer
 from .containers.contents import ContainerContents
 from .containers.exec import ExecService
 from .containers.health import HealthMonitors
+from .containers.hostaccess import resolve_user
 from .containers.prune import ContainerPruner
 from .containers.service import ContainerService
 from .content.store import ContentStore
@@ -33,10 +35,10 @@ from .network.contributor import NetworkContributor
 from .network.firewall import Iptables, NoFirewall
 from .network.service import NetworkService
 from .oci.spec import SpecInput, build_spec
-from .oci.user import resolve_user
 from .plugins import DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH, Plugins
 from .registry.client import RegistryConfig
 from .registry.service import RegistryService
+from .runtime.api import RuntimeExecutor
 from .runtime.client import ShimRuntime
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
@@ -74,7 +76,9 @@ class Events:
 
 
 class Engine:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, runtime: RuntimeExecutor | None = None) -> None:
+        """``runtime``: the container runtime (default: a shim per container); tests pass
+        ``engine.testing.runtime.FakeRuntime``."""
         self.config = config
         self.facts: HostFacts = host_facts()
         self.build_time = timeutil.format_ns(int(os.path.getmtime(__file__) * 1e9))
@@ -97,7 +101,8 @@ class Engine:
         self.events = Events(EventBus())
         self.registry = RegistryService(self.images, self.db, RegistryConfig(
             config.insecure_registries, config.registry_mirrors, config.registry_certs_dir), self.events)
-        self.runtime = ShimRuntime(config.python, config.exec_root)
+        self.runtime: RuntimeExecutor = runtime if runtime is not None else ShimRuntime(config.python,
+                                                                                        config.exec_root)
         # What /info lists and what create accepts: the drivers whose code runs here.
         self.plugins = Plugins()
         self.plugins.register_runtime(DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH)
@@ -129,8 +134,12 @@ class Engine:
             config, self.db, lambda action, nid, attrs: self.events.publish_action("network", action, nid, attrs),
             Iptables(str(config.data_root)) if config.iptables else NoFirewall())
         self.networks.open_sync()
-        self.containers.add_contributor(NetworkContributor(self.networks, self.containers.get,
-                                                           self.containers.is_running))
+        self.network_contributor = NetworkContributor(self.networks, self.containers.get,
+                                                      self.containers.is_running)
+        self.containers.add_contributor(self.network_contributor)
+
+        self.archive = ContainerArchive(self.containers, self.volume_mounts.mounts_of, self.snapshotter.mounts,
+                                        config.python, config.bundles_root, self.events)
 
         self.execs = ExecService(self.containers)
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
@@ -147,8 +156,8 @@ class Engine:
         self.builds = BuildService(self.build_backend, config.tmp_root)
 
     @classmethod
-    async def open(cls, config: Config) -> Engine:
-        engine = await asyncio.to_thread(cls, config)
+    async def open(cls, config: Config, *, runtime: RuntimeExecutor | None = None) -> Engine:
+        engine = await asyncio.to_thread(lambda: cls(config, runtime=runtime))
         await engine.containers.restore()
         known = {c.id for c in engine.containers.list()}
         await engine.volume_mounts.settle(known.__contains__)
@@ -156,8 +165,12 @@ class Engine:
         return engine
 
     async def aclose(self) -> None:
+        if not self.config.live_restore:
+            await self.containers.stop_all()    # --live-restore=false: dockerd's shutdown stops them
         await self.containers.close()
         await self.networks.ports.close()
+        await asyncio.to_thread(self.archive.close)   # the docker cp fork server
+        await self.network_contributor.dns.close()
         await asyncio.to_thread(self.db.close)
 
     # ----------------------------------------------------------- for the API

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
+import queue
 import tempfile
 from collections.abc import AsyncIterator
 from email.utils import parsedate_to_datetime
@@ -58,6 +60,26 @@ def _json_query(request: Request, name: str, what: str) -> Any:
         raise BadRequest(f"error reading {what}: {err.message}") from None
 
 
+def _typed(value: Any, what: str, go_type: str, container: type, item: str, *,
+           nullable_values: bool = False) -> Any:
+    """Go's decoding into a map or slice of strings: its words for a value of the wrong kind."""
+    if value is None:
+        return None
+    if not isinstance(value, container):
+        raise BadRequest(f"error reading {what}: json: cannot unmarshal {gojson.kind_of(value)} into Go value "
+                         f"of type {go_type}")
+    items: list[Any] = list(value.values()) if isinstance(value, dict) else list(value) \
+        if isinstance(value, list) else []
+    for v in items:
+        if isinstance(v, str) or (v is None and nullable_values):
+            continue
+        if v is None:
+            continue   # Go leaves a null element as the zero value
+        raise BadRequest(f"error reading {what}: json: cannot unmarshal {gojson.kind_of(v)} into Go value "
+                         f"of type {item}")
+    return value
+
+
 def _options(request: Request) -> BuildOptions:
     q = request.query_params
     tags: list[str] = []
@@ -71,11 +93,12 @@ def _options(request: Request) -> BuildOptions:
         if ref.digest is not None:
             raise EngineError("build tag cannot contain a digest")
         tags.append(str(ref.with_default_tag()))
-    build_args = _json_query(request, "buildargs", "build args") or {}
-    if not isinstance(build_args, dict):
-        raise BadRequest("error reading build args: json: cannot unmarshal into map")
-    labels = _json_query(request, "labels", "labels") or {}
-    cache_from = _json_query(request, "cachefrom", "cache from") or []
+    build_args = _typed(_json_query(request, "buildargs", "build args"), "build args", "map[string]*string",
+                        dict, "string", nullable_values=True) or {}
+    labels = _typed(_json_query(request, "labels", "labels"), "labels", "map[string]string", dict,
+                    "string") or {}
+    cache_from = _typed(_json_query(request, "cachefrom", "cache from"), "cache from", "[]string", list,
+                        "string") or []
     ulimits = _json_query(request, "ulimits", "ulimit settings") or []
     extra_hosts = [h for h in (q.get("extrahosts") or "").split(",") if h]
     resources = Resources(
@@ -113,17 +136,61 @@ def _options(request: Request) -> BuildOptions:
     )
 
 
-async def _spool(request: Request, tmp_dir: str) -> str:
-    fd, path = tempfile.mkstemp(prefix="context-", dir=tmp_dir)
+class _BodyPipe(io.RawIOBase):
+    """The request body as a blocking file for the unpacking thread, fed chunk by chunk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=256)
+        self._buf = memoryview(b"")
+        self._eof = False
+        self.abandoned = False   # the reader stopped: the feeder drops what comes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf and not self._eof:
+            item = self.chunks.get()
+            if item is None:
+                self._eof = True
+            else:
+                self._buf = memoryview(item)
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def close(self) -> None:
+        self.abandoned = True
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.chunks.get_nowait()
+        super().close()
+
+
+async def _pump(request: Request, pipe: _BodyPipe) -> None:
+    def put_blocking(item: bytes | None) -> None:
+        while not pipe.abandoned:
+            try:
+                pipe.chunks.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue   # the reader may have given up meanwhile: look again
+
+    async def put(item: bytes | None) -> None:
+        try:
+            pipe.chunks.put_nowait(item)
+        except queue.Full:
+            await asyncio.to_thread(put_blocking, item)   # the unpacking thread is behind
+
     try:
-        with os.fdopen(fd, "wb") as f:
-            async for chunk in request.stream():
-                if chunk:
-                    await asyncio.to_thread(f.write, chunk)
-    except BaseException:
-        os.unlink(path)
-        raise
-    return path
+        async for chunk in request.stream():
+            if chunk and not pipe.abandoned:
+                await put(chunk)
+    finally:
+        if not pipe.abandoned:
+            await put(None)
 
 
 async def _fetch_url(url: str, dest_dir: Path) -> tuple[Path, float | None]:
@@ -208,12 +275,20 @@ async def build(request: Request) -> Response:
     if remote:
         await request.body()
         path = await _remote_context(remote, str(engine.config.tmp_root), opts.dockerfile or "Dockerfile")
+        try:
+            with open(path, "rb") as f:  # noqa: ASYNC230 - opening is instant; reading happens in a thread
+                prepared = await engine.builds.prepare(opts, f)
+        finally:
+            os.unlink(path)
     else:
-        path = await _spool(request, str(engine.config.tmp_root))
-    try:
-        prepared = await engine.builds.prepare(opts, Path(path))
-    finally:
-        os.unlink(path)
+        # The context is unpacked while it arrives (no spool file in between).
+        pipe = _BodyPipe()
+        pump = asyncio.ensure_future(_pump(request, pipe))
+        try:
+            prepared = await engine.builds.prepare(opts, io.BufferedReader(pipe, 1 << 20))
+        finally:
+            pipe.close()
+            await pump
 
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -229,6 +304,17 @@ async def build(request: Request) -> Response:
             queue.put_nowait(_END)
 
     task = loop.create_task(run())
+
+    async def watch_client() -> None:
+        # dockerd cancels the build's context when the client goes: so do we, even mid-RUN.
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                task.cancel()
+                return
+
+    watcher = loop.create_task(watch_client())
+    task.add_done_callback(lambda _: watcher.cancel())
 
     async def body() -> AsyncIterator[bytes]:
         held: list[bytes] = []
@@ -268,7 +354,9 @@ async def prune(request: Request) -> Response:
     from ..responses import qfilters
     flt = qfilters(request)
     for key in flt:
-        if key not in ("until", "id", "parent", "type", "description", "inuse", "shared", "private"):
+        # dockerd accepts "label" (and the old "unused-for") too, e.g. from `docker system prune --filter`
+        if key not in ("until", "unused-for", "label", "id", "parent", "type", "description", "inuse", "shared",
+                       "private"):
             raise BadRequest(f"Invalid filter '{key}'")
     # The classic builder keeps no cache of its own: its cache is the images (pruned by image prune).
     return docker_json({"CachesDeleted": None, "SpaceReclaimed": 0})

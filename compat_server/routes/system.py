@@ -175,7 +175,7 @@ async def info(request: Request) -> Response:
             "Error": "",
             "RemoteManagers": None,
         },
-        "LiveRestoreEnabled": True,
+        "LiveRestoreEnabled": engine.config.live_restore,
         "Isolation": "",
         "InitBinary": "docker-init",
         "ContainerdCommit": {"ID": "", "Expected": ""},

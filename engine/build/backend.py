@@ -161,8 +161,16 @@ class EngineBackend:
         att = await self.containers.attach(cid, stdin=False, stdout=True, stderr=True)
         exited = await self.containers.wait_future(cid, WAIT_NEXT_EXIT)
         try:
+            starting = asyncio.ensure_future(self.containers.start(cid))
             try:
-                await self.containers.start(cid)
+                # A cancelled build must not cut a start in half: let it finish, then stop.
+                await asyncio.shield(starting)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await starting
+                self.containers.forget_attach(att)
+                self.containers.cancel_wait(exited)
+                raise
             except BaseException:
                 self.containers.forget_attach(att)
                 self.containers.cancel_wait(exited)
@@ -179,12 +187,13 @@ class EngineBackend:
 
     async def remove_container(self, cid: str) -> None:
         with contextlib.suppress(NotFound):
-            await self.containers.remove(cid, force=True)
+            await self.containers.remove(cid, force=True, volumes=True)   # its anonymous volumes too
 
     # ----------------------------------------------------------- mounts
     @contextlib.asynccontextmanager
     async def _mounted(self, key: str) -> AsyncIterator[Path]:
-        target = Path(tempfile.mkdtemp(prefix="mnt-", dir=self.mount_root))
+        await asyncio.to_thread(self.mount_root.mkdir, parents=True, exist_ok=True)
+        target = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="mnt-", dir=self.mount_root))
         try:
             await asyncio.to_thread(self.snapshotter.mount_all, self.snapshotter.mounts(key), str(target))
             try:

@@ -19,6 +19,7 @@ content hash of COPY sources, the build args RUN uses).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import posixpath
@@ -171,6 +172,8 @@ class Builder:
                     self.out("\n")
                     await dispatchers.dispatch(self, st, inst)
                     self.step_done(st)
+                if st.image is not None:
+                    self.emit({"aux": {"ID": st.image.id}})   # dockerd: one per stage
                 last = st
         except asyncio.CancelledError:
             # The client went away: dockerd kills and removes the step's container.
@@ -313,8 +316,8 @@ class Builder:
                 cfg = self._image_config(st, probe_cfg, "")
                 st.image = await self.backend.commit(key, None, cfg, self._history(cfg, probe_cfg["Cmd"]))
             return
-        cid = await self.backend.create_container(self._container_config(st, probe_cfg), self._host_config())
-        self.tmp_containers.append(cid)
+        _fill_healthcheck_from_image(st)
+        cid = await self._create(self._container_config(st, probe_cfg))
         self.out(f" ---> Running in {cid[:12]}\n")
         if change is not None:
             async with self.backend.mount_container(cid) as root:
@@ -348,9 +351,7 @@ class Builder:
         run_cfg = dict(probe_cfg)
         run_cfg["Cmd"] = cmd
         run_cfg["Env"] = env
-        cid = await self.backend.create_container(
-            self._container_config(st, run_cfg, entrypoint_override=True), self._host_config())
-        self.tmp_containers.append(cid)
+        cid = await self._create(self._container_config(st, run_cfg, entrypoint_override=True))
         self.out(f" ---> Running in {cid[:12]}\n")
         code = await self.backend.run_container(cid, self.raw_output)
         if code != 0:
@@ -359,6 +360,18 @@ class Builder:
         st.image = await self.backend.commit(cid, st.image, cfg, self._history(cfg, probe_cmd))
         if self.opts.remove or self.opts.force_remove:
             await self.remove_containers()
+
+    async def _create(self, config: ContainerConfig) -> str:
+        """Create a step container and record it for removal, even if the build is cancelled meanwhile."""
+        creating = asyncio.ensure_future(self.backend.create_container(config, self._host_config()))
+        try:
+            cid = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                self.tmp_containers.append(await creating)
+            raise
+        self.tmp_containers.append(cid)
+        return cid
 
     def _container_config(self, st: StageState, cfg: dict[str, Any], *,
                           entrypoint_override: bool = False) -> ContainerConfig:
@@ -373,7 +386,8 @@ class Builder:
             working_dir=cfg.get("WorkingDir") or "",
             labels=dict(cfg.get("Labels") or {}),
             exposed_ports=tuple((cfg.get("ExposedPorts") or {}).keys()),
-            volumes=(),
+            # Declared volumes are volumes in the step too: what RUN writes there is not committed.
+            volumes=tuple((cfg.get("Volumes") or {}).keys()),
             shell=tuple(cfg["Shell"]) if cfg.get("Shell") else None,
             healthcheck=HealthConfig(test=("NONE",)) if (hc or _image_has_healthcheck(st)) else None,
             stop_signal=cfg.get("StopSignal") or None,
@@ -404,6 +418,19 @@ def _config_of(image: BuildImage) -> dict[str, Any]:
     cfg = empty_config()
     cfg.update(copy.deepcopy(image.run_config))
     return ordered(cfg)
+
+
+def _fill_healthcheck_from_image(st: StageState) -> None:
+    """dockerd's create merges the image's healthcheck timings into the step's config in place, and
+    the classic builder shares that struct with its run config: zero timings of the stage's
+    HEALTHCHECK are filled from the current image's (visible after ``HEALTHCHECK NONE``)."""
+    hc = st.config.get("Healthcheck")
+    base = st.image.run_config.get("Healthcheck") if st.image is not None else None
+    if not isinstance(hc, dict) or not hc.get("Test") or not isinstance(base, dict):
+        return
+    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
+        if not hc.get(key) and base.get(key):
+            hc[key] = base[key]
 
 
 def _image_has_healthcheck(st: StageState) -> bool:

@@ -125,6 +125,11 @@ async def dispatch_entrypoint(b: Builder, st: StageState, inst: Instruction) -> 
     await b.commit_meta(st, f"ENTRYPOINT {_go_quote_list(ep)}")
 
 
+def _go_list(items: list[str]) -> str:
+    """Go's %v of a []string: [a b]."""
+    return "[" + " ".join(items) + "]"
+
+
 def _go_quote_list(items: list[str]) -> str:
     """Go's %q of a []string: ["a" "b"] (as the classic builder writes CMD/ENTRYPOINT comments)."""
     return "[" + " ".join(json.dumps(i, ensure_ascii=False) for i in items) + "]"
@@ -198,7 +203,7 @@ async def dispatch_volume(b: Builder, st: StageState, inst: Instruction) -> None
             raise StepError("VOLUME specified can not be an empty string")
         vols[v] = {}
     st.config["Volumes"] = vols
-    await b.commit_meta(st, f"VOLUME {_go_quote_list(words)}")
+    await b.commit_meta(st, f"VOLUME {_go_list(words)}")
 
 
 async def dispatch_user(b: Builder, st: StageState, inst: Instruction) -> None:
@@ -238,7 +243,7 @@ def _valid_signal(s: str) -> bool:
 
 async def dispatch_shell(b: Builder, st: StageState, inst: Instruction) -> None:
     st.config["Shell"] = list(inst.args)
-    await b.commit_meta(st, f"SHELL {_go_quote_list(list(inst.args))}")
+    await b.commit_meta(st, f"SHELL {_go_list(list(inst.args))}")
 
 
 async def dispatch_onbuild(b: Builder, st: StageState, inst: Instruction) -> None:
@@ -273,28 +278,51 @@ async def dispatch_healthcheck(b: Builder, st: StageState, inst: Instruction) ->
                 raise StepError("--retries cannot be negative")
             if retries:
                 hc["Retries"] = retries
+    old = (st.config.get("Healthcheck") or {}).get("Test") or []
+    if old and old[0] != "NONE":
+        b.out(f"Note: overriding previous HEALTHCHECK: {_go_list(list(old))}\n")
     st.config["Healthcheck"] = hc
     await b.commit_meta(st, f"HEALTHCHECK {_hc_comment(hc)}")
 
 
 def _hc_comment(hc: dict[str, Any]) -> str:
-    """Go's %q-free %v of a HealthConfig: &{["CMD-SHELL" "x"] "5s" ...} — we keep the test and flags."""
+    """Go's %q of a *HealthConfig, as the classic builder writes it into history:
+    &{["CMD-SHELL" "x"] "5s" "3s" "0s" '\x02'}."""
     parts = [_go_quote_list(hc["Test"])]
-    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
-        parts.append(_go_duration(int(hc.get(key) or 0)))
-    parts.append(str(int(hc.get("Retries") or 0)))
+    for key in ("Interval", "Timeout", "StartPeriod"):
+        parts.append(f'"{_go_duration(int(hc.get(key) or 0))}"')
+    parts.append(_go_quote_rune(int(hc.get("Retries") or 0)))
     return "&{" + " ".join(parts) + "}"
 
 
+def _go_quote_rune(n: int) -> str:
+    """Go's %q of an int: a quoted character literal."""
+    special = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 39: "\\'",
+               92: "\\\\"}
+    if n in special:
+        return f"'{special[n]}'"
+    if 32 <= n < 127 or (n > 160 and chr(n).isprintable()):
+        return f"'{chr(n)}'"
+    if n < 256:
+        return f"'\\x{n:02x}'"
+    return f"'\\u{n:04x}'" if n < 0x10000 else f"'\\U{n:08x}'"
+
+
 def _go_duration(ns: int) -> str:
+    """Go's time.Duration String(): 1h2m3s, 1.5s, 300ms, 0s."""
     if ns == 0:
         return "0s"
-    s = ns / 1e9
-    if s >= 60:
-        m, sec = divmod(int(s), 60)
-        h, m = divmod(m, 60)
-        return (f"{h}h" if h else "") + f"{m}m{sec}s"
-    return f"{s:g}s"
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size:
+                return f"{ns / size:g}{unit}"
+    h, rem = divmod(ns, 3_600_000_000_000)
+    m, rem = divmod(rem, 60_000_000_000)
+    sec = rem / 1e9
+    out = f"{h}h" if h else ""
+    if h or m:
+        out += f"{m}m"
+    return out + f"{sec:g}s"
 
 
 async def dispatch_arg(b: Builder, st: StageState, inst: Instruction) -> None:
@@ -480,17 +508,35 @@ async def _do_copy(b: Builder, st: StageState, what: str, sources: list[_Source]
 
 
 def _chown(root: Path, chown: str) -> tuple[int, int]:
+    """--chown=user[:group] by name or number, names looked up in the image's /etc/passwd and
+    /etc/group; a lone user is also the group (the classic builder's rule)."""
     if not chown:
         return 0, 0
-    from ..oci.user import resolve_user
-    user, sep, _ = chown.partition(":")
-    try:
-        uid, gid, _ = resolve_user(root, chown if sep else user)
-    except Exception as err:  # noqa: BLE001
-        raise StepError(f"unable to convert uid/gid chown string to host mapping: {err}") from None
-    if not sep and user.isdigit():
-        gid = uid
+    user, _, group = chown.partition(":")
+    group = group or user
+    prefix = "unable to convert uid/gid chown string to host mapping: "
+    uid = _lookup_id(root, "/etc/passwd", user)
+    if uid is None:
+        raise StepError(f"{prefix}can't find uid for user {user}: no such user: {user}")
+    gid = _lookup_id(root, "/etc/group", group)
+    if gid is None:
+        raise StepError(f"{prefix}can't find gid for group {group}: no such group: {group}")
     return uid, gid
+
+
+def _lookup_id(root: Path, table: str, name: str) -> int | None:
+    if name.isdigit():
+        return int(name)
+    path = fsutil.resolve(root, table)
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
+            return int(fields[2])
+    return None
 
 
 DISPATCHERS: dict[str, Dispatcher] = {

@@ -84,7 +84,8 @@ def _remove_existing(path: Path, keep_dir: bool) -> None:
 # --------------------------------------------------------------- extraction
 def open_archive(fileobj: BinaryIO) -> tarfile.TarFile:
     """A tar stream in any of the compressions the daemon accepts (plain, gzip, bzip2, xz)."""
-    return tarfile.open(fileobj=fileobj, mode="r|*")
+    # Big reads: the stream reader's default 10 KiB records make a 100 MB context crawl.
+    return tarfile.open(fileobj=fileobj, mode="r|*", bufsize=1 << 20)
 
 
 def extract(tar: tarfile.TarFile, root: Path, dest: str = "/", *, keep_owner: bool = True,

@@ -8,7 +8,6 @@ context lives in a scratch directory removed when the build ends.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import posixpath
 import shutil
@@ -45,35 +44,35 @@ class BuildService:
         self.tmp_root = tmp_root
 
     # ------------------------------------------------------------ prepare
-    async def prepare(self, opts: BuildOptions, context_tar: Path) -> PreparedBuild:
+    async def prepare(self, opts: BuildOptions, context: BinaryIO) -> PreparedBuild:
+        """``context``: the tar stream (read in a worker thread, so it may be a pipe fed by the client)."""
         workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="build-", dir=self.tmp_root))
         try:
-            context = workdir / "context"
-            context.mkdir()
-            await asyncio.to_thread(self._unpack, context_tar, context)
-            text = await asyncio.to_thread(self._dockerfile, context, opts)
+            root = workdir / "context"
+            root.mkdir()
+            await asyncio.to_thread(self._unpack, context, root)
+            text = await asyncio.to_thread(self._dockerfile, root, opts)
             parsed = parse(text, opts.dockerfile or "Dockerfile")
             if opts.labels:
                 _append_labels(parsed, opts)
-            prepared = PreparedBuild(opts, context, parsed, workdir)
-            Builder(self.backend, opts, parsed, context, lambda m: None).check_target()
+            prepared = PreparedBuild(opts, root, parsed, workdir)
+            Builder(self.backend, opts, parsed, root, lambda m: None).check_target()
             return prepared
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
 
     @staticmethod
-    def _unpack(context_tar: Path, dest: Path) -> None:
-        with open(context_tar, "rb") as f:
-            head = f.read(1)
-            if not head:
-                return  # an empty body: an empty context
-            f.seek(0)
-            try:
-                with fsutil.open_archive(f) as tar:
-                    fsutil.extract(tar, dest, "/", keep_owner=True)
-            except (tarfile.TarError, EOFError):
-                raise EngineError("unexpected EOF") from None
+    def _unpack(context: BinaryIO, dest: Path) -> None:
+        try:
+            with fsutil.open_archive(context) as tar:
+                fsutil.extract(tar, dest, "/", keep_owner=True)
+        except tarfile.ReadError as err:
+            if str(err) == "empty file":
+                return  # no body: an empty context
+            raise EngineError("unexpected EOF") from None
+        except (tarfile.TarError, EOFError):
+            raise EngineError("unexpected EOF") from None
 
     @staticmethod
     def _dockerfile(context: Path, opts: BuildOptions) -> str:
@@ -94,7 +93,11 @@ class BuildService:
         ignore = fsutil.resolve(context, ".dockerignore")
         if ignore.is_file():
             matcher = PatternMatcher.from_file_content(ignore.read_text("utf-8", "replace"))
-            _apply_ignore(context, matcher, {rel.lstrip("./") or rel, ".dockerignore"})
+            # As dockerd: the client applied the patterns; the daemon only drops the Dockerfile and
+            # .dockerignore when they are excluded (the CLI's -f - relies on it).
+            for name in {posixpath.normpath(rel), ".dockerignore"}:
+                if matcher.matches(name):
+                    fsutil.resolve(context, name, follow_last=False).unlink(missing_ok=True)
         return text
 
     # ----------------------------------------------------------------- run
@@ -102,7 +105,6 @@ class BuildService:
         opts = prepared.opts
         b = Builder(self.backend, opts, prepared.parsed, prepared.context, emit, fetch_url=fetch_url)
         image = await b.build()
-        emit({"aux": {"ID": image.id}})
         unused = b.args.unused()
         if unused:
             b.out(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
@@ -114,36 +116,22 @@ class BuildService:
 
 
 def _append_labels(parsed: Parsed, opts: BuildOptions) -> None:
-    """--label: a LABEL instruction after the last stage's (the classic builder appends one to the file)."""
+    """--label: one LABEL step per key (sorted), after the last stage to build (current dockerd;
+    20.10 appended one LABEL line to the file's last stage). The values are not expanded."""
     from .parse import parse_trigger
-    line = "LABEL " + " ".join(f"{_go_quote(k)}='{v}'" for k, v in sorted(opts.labels.items())) + " "
     stages = parsed.stages
+    stage = stages[-1]
     if opts.target:
-        for s in stages:
-            if s.name == opts.target.lower():
-                s.instructions.append(parse_trigger(line))
-                return
-    stages[-1].instructions.append(parse_trigger(line))
+        stage = next((s for s in stages if s.name == opts.target.lower()), stage)
+    for key, value in sorted(opts.labels.items()):
+        inst = parse_trigger("LABEL " + _go_quote(key) + "='" + value.replace("'", "'\\''") + "'")
+        inst.original = f"LABEL {key}={value}"
+        stage.instructions.append(inst)
 
 
 def _go_quote(s: str) -> str:
     import json
     return json.dumps(s, ensure_ascii=False)
-
-
-def _apply_ignore(context: Path, matcher: PatternMatcher, keep_unless_named: set[str]) -> None:
-    """Remove what .dockerignore excludes (the CLI already did; the daemon checks again)."""
-    for entry in sorted(fsutil.walk(context), key=lambda p: len(p.parts), reverse=True):
-        if entry == context:
-            continue
-        rel = str(entry.relative_to(context))
-        if matcher.matches(rel):
-            if entry.is_dir() and not entry.is_symlink():
-                # keep the directory while something inside is re-included
-                with contextlib.suppress(OSError):
-                    entry.rmdir()
-            else:
-                entry.unlink(missing_ok=True)
 
 
 _ = (InvalidParameter, StepError, BinaryIO)

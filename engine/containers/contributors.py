@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ..oci.spec import SpecOption
 from ..types import Container
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class StartPlan:
     hostname: str | None = None       # overrides the container's hostname for this run
     sysctls: dict[str, str] = field(default_factory=dict)
     share_host_network: bool = False  # --network host: no private network namespace
+    # OCI spec options (engine.oci.spec.with_* or your own), applied after everything else, in order
+    spec_options: list[SpecOption] = field(default_factory=list)
 
     def namespace_overrides(self) -> dict[str, str]:
         out = dict(self.namespace_paths)

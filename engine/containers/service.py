@@ -32,10 +32,13 @@ from ..errors import (
     NotModified,
     no_such_container,
 )
+from ..events.api import EventPublisher
+from ..images.api import RootfsImages
 from ..logs import drivers as log_drivers
 from ..logs.tag import container_attrs
 from ..oci import hostopts
 from ..plugins import stock_runtimes
+from ..runtime.api import RuntimeExecutor
 from ..state import Database
 from ..types import (
     DEAD,
@@ -51,7 +54,7 @@ from ..types import (
     container_from_jsonable,
     to_jsonable,
 )
-from . import files, ops_resources, resources
+from . import files, hostaccess, ops_resources, resources
 from . import health as health_checks
 from .attach import ContainerAttach
 from .contributors import Contributors, StartContributor, StartPlan
@@ -89,9 +92,9 @@ class ContainerService:
         self,
         config: Config,
         db: Database,
-        images: Any,
-        runtime: Any,
-        events: Any,
+        images: RootfsImages,
+        runtime: RuntimeExecutor,
+        events: EventPublisher,
         *,
         build_spec: Callable[..., dict[str, Any]],
         spec_input: Callable[..., Any],
@@ -375,7 +378,7 @@ class ContainerService:
             pass
         except Exception:  # keep removing what can be removed
             log.exception("removing rootfs of %s", c.id)
-        hostopts.release_shm(str(self.config.containers_root / c.id))
+        hostaccess.release_shm(str(self.config.containers_root / c.id))
         shutil.rmtree(self.config.containers_root / c.id, ignore_errors=True)
         shutil.rmtree(self.config.bundles_root / c.id, ignore_errors=True)
 
@@ -610,7 +613,11 @@ class ContainerService:
             group_text = _read_in_root(rootfs, "etc/group") if c.host_config.group_add else ""
         except OSError:
             group_text = ""
-        sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text, str(cdir))
+        sec = hostopts.spec_options(c.host_config, [c.path, *c.args], self._peer, group_text, str(cdir),
+                                    hostaccess.HOST)
+        shm_size = hostopts.shareable_shm_size(c.host_config)
+        if shm_size is not None:
+            hostaccess.mount_shareable_shm(str(cdir), shm_size)
         ns_paths = plan.namespace_overrides()
         if ns_paths:
             # --network etc. from a contributor; the security options' own joins (ipc/pid/uts) win
@@ -639,6 +646,7 @@ class ContainerService:
             resources=resources.with_block_io(c.host_config.resources),
             rlimits=resources.rlimits(c.host_config.resources),
             oom_score_adj=c.host_config.resources.oom_score_adj,
+            extra_options=tuple(plan.spec_options),
             **sec,
         )
         return self._build_spec(inp)
@@ -742,7 +750,7 @@ class ContainerService:
             self.images.unmount_rootfs(c.id, bundle / "rootfs")
         except Exception:
             log.exception("unmounting rootfs of %s", c.id)
-        hostopts.release_shm(str(self.config.containers_root / c.id))
+        hostaccess.release_shm(str(self.config.containers_root / c.id))
 
     async def _after_exit(self, c: Container) -> None:
         if c.host_config.auto_remove and c.id in self._containers and not c.state.removal_in_progress:
@@ -791,6 +799,10 @@ class ContainerService:
                 except Exception:
                     log.debug("SIGKILL to %s failed", c.id, exc_info=True)
                 await live.exited.wait()
+        if c.state.restarting and self._restart_manager(c).canceled:
+            # The run ended into a back-off while we waited (its restart is cancelled): return
+            # once the container is exited, as from a stop during the back-off.
+            await self._settle_restart(c.id)
         self._emit(c, "stop")
 
     async def kill(self, ref: str, sig: str | None = None) -> None:
@@ -1111,6 +1123,19 @@ class ContainerService:
                 log.warning("auto-removing %s at daemon start failed", c.id[:12], exc_info=True)
 
         await asyncio.gather(*(boot_start(c) for c in to_start), *(boot_remove(c) for c in to_remove))
+
+    async def stop_all(self) -> None:
+        """Stop every running container, each with its own stop signal and timeout (a daemon shutdown
+        without live restore, as dockerd's)."""
+        async def stop_one(c: Container) -> None:
+            try:
+                await self.stop(c.id)
+            except NotModified:
+                pass
+            except Exception:
+                log.warning("stopping %s at daemon shutdown failed", c.id[:12], exc_info=True)
+
+        await asyncio.gather(*(stop_one(c) for c in list(self._containers.values()) if c.state.running))
 
     async def close(self) -> None:
         """Drop shim connections; containers keep running."""

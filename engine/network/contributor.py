@@ -15,8 +15,9 @@ from pathlib import Path
 
 from ..containers import files
 from ..containers.contributors import BaseContributor, StartPlan
-from ..errors import Conflict, InvalidParameter
+from ..errors import Conflict, InvalidParameter, NotFound
 from ..types import Container, HostConfig
+from .dns import EmbeddedDNS, Peer
 from .ports import split_proto_port
 from .service import NetworkService
 
@@ -53,8 +54,61 @@ class NetworkContributor(BaseContributor):
         self.svc = svc
         self._lookup = lookup
         self._is_running = is_running
+        self.dns = EmbeddedDNS(self._peers, self._upstreams)
+        svc.dns = self.dns
+
+    # ------------------------------------------------------------ embedded DNS
+    def _name(self, cid: str) -> str:
+        try:
+            return self._lookup(cid).name
+        except NotFound:
+            return ""
+
+    def _peers(self, cid: str) -> list[Peer]:
+        """Who the container can resolve: everyone live on the user networks it is live on."""
+        out: list[Peer] = []
+        for att in self.svc.attachments(cid):
+            n = att.network
+            if n.predefined or att.endpoint is None:
+                continue
+            for other, settings, ep in self.svc.containers_on(n.id):
+                if ep is None:
+                    continue
+                name = self._name(other)
+                names = tuple(x.lower() for x in (name, other[:12], *settings.aliases) if x)
+                out.append(Peer(names=names, ptr_name=f"{name}.{n.name}",
+                                ipv4=ep.ipv4.split("/")[0], ipv6=ep.ipv6.split("/")[0]))
+        try:
+            links = self._lookup(cid).host_config.links
+        except NotFound:
+            links = ()
+        for link in links:        # on user networks a link is a name only the linker resolves
+            target, alias = _split_link(link)
+            for p in list(out):
+                if target.lower() in p.names:
+                    out.append(Peer(names=(alias.lower(),), ptr_name=p.ptr_name, ipv4=p.ipv4, ipv6=p.ipv6))
+        return out
+
+    def _dns_settings(self, c: Container) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        hc, cfg = c.host_config, self.svc.config
+        return (hc.dns or cfg.dns, hc.dns_search or cfg.dns_search, hc.dns_options or cfg.dns_options)
+
+    def _upstreams(self, cid: str) -> list[tuple[str, int]]:
+        try:
+            c = self._lookup(cid)
+        except NotFound:
+            return []
+        dns, _, _ = self._dns_settings(c)
+        servers = list(dns) or host_nameservers(HOST_RESOLV)
+        return [(s, 53) for s in servers]
 
     async def created(self, c: Container) -> None:
+        for link in c.host_config.links:
+            target = _split_link(link)[0]
+            try:
+                self._lookup(target)
+            except NotFound as e:
+                raise InvalidParameter(f"could not get container for {target}: {e.message}") from None
         mode = self.svc.resolve_mode(c)
         if mode.startswith("container:"):
             self._lookup(mode.partition(":")[2])       # No such container: <ref>
@@ -75,12 +129,38 @@ class NetworkContributor(BaseContributor):
             self._join_container(plan, mode.partition(":")[2])
             return
         endpoints = await asyncio.to_thread(self.svc.setup_sandbox, c, c.name)
-        plan.namespace_paths["network"] = str(self.svc.ns_path(c))
+        for ep in endpoints:
+            self.svc.publish_container_event("connect", self.svc.get(ep.network_id), c.id)
+        path = self.svc.ns_path(c)
+        plan.namespace_paths["network"] = str(path)
         for ep in endpoints:
             for addr in (ep.ipv4, ep.ipv6):
                 if addr:
                     plan.hosts_addresses.append(addr.split("/")[0])
         await self._publish(c, endpoints[0] if endpoints else None)
+        if mode == "bridge":
+            self._legacy_links(plan)
+        dns, search, options = self._dns_settings(c)
+        if any(not a.network.predefined for a in self.svc.attachments(c.id)):
+            await self.dns.serve(c.id, path)
+            plan.resolv_conf = resolv_for_user_network(HOST_RESOLV, dns, search, options)
+        elif (dns, search, options) != (c.host_config.dns, c.host_config.dns_search, c.host_config.dns_options):
+            plan.resolv_conf = files.resolv_conf_content(HOST_RESOLV, dns, search, options)
+
+    def _legacy_links(self, plan: StartPlan) -> None:
+        """--link on the default bridge: a hosts entry and the ALIAS_* variables, like dockerd."""
+        c = plan.container
+        for link in c.host_config.links:
+            target, alias = _split_link(link)
+            other = self._lookup(target)
+            ip = ""
+            for att in self.svc.attachments(other.id):
+                if att.network.is_default_bridge and att.endpoint is not None and self._is_running(other):
+                    ip = att.endpoint.ipv4.split("/")[0]
+            if not ip:
+                raise InvalidParameter(f"Cannot link to a non running container: /{other.name} AS /{c.name}/{alias}")
+            plan.hosts_entries.append((ip, f"{alias} {other.id[:12]} {other.name}"))
+            plan.env.extend(link_env(alias, c.name, ip, other.config.exposed_ports, other.config.env))
 
     def _join_container(self, plan: StartPlan, ref: str) -> None:
         other = self._lookup(ref)
@@ -128,9 +208,13 @@ class NetworkContributor(BaseContributor):
         await asyncio.to_thread(self.svc.store.set_ports, c.id, made)
 
     async def release(self, c: Container) -> None:
+        await self.dns.stop(c.id)
         await self.svc.ports.unpublish(c.id)
         await asyncio.to_thread(self.svc.store.set_ports, c.id, [])
+        live = [a.network for a in self.svc.attachments(c.id) if a.endpoint is not None]
         await asyncio.to_thread(self.svc.teardown_sandbox, c)
+        for n in live:
+            self.svc.publish_container_event("disconnect", n, c.id)
 
     async def removed(self, c: Container, *, volumes: bool) -> None:
         await asyncio.to_thread(self.svc.forget, c)
@@ -139,6 +223,13 @@ class NetworkContributor(BaseContributor):
         if not running:
             await self.release(c)
             return
+        path = self.svc.ns_path(c)
+        if path.exists() and any(not a.network.predefined and a.endpoint is not None
+                                 for a in self.svc.attachments(c.id)):
+            try:
+                await self.dns.serve(c.id, path)
+            except OSError as e:
+                log.warning("embedded DNS of %s: %s", c.id[:12], e)
         bindings = self.svc.published(c.id)
         if not bindings:
             return
@@ -147,6 +238,45 @@ class NetworkContributor(BaseContributor):
             return
         ep = atts[0].endpoint
         await self.svc.ports.restore(c.id, atts[0].network.bridge_name, ep.ipv4.split("/")[0], bindings)
+
+
+HOST_RESOLV = Path("/etc/resolv.conf")
+
+
+def _split_link(link: str) -> tuple[str, str]:
+    name, _, alias = link.partition(":")
+    name = name.lstrip("/")
+    alias = alias.rsplit("/", 1)[-1] if alias else name
+    return name, alias
+
+
+def _port_key(spec: str) -> tuple[int, str]:
+    port, _, proto = spec.partition("/")
+    return (int(port) if port.isdigit() else 0, proto or "tcp")
+
+
+def link_env(alias: str, own_name: str, ip: str, exposed: tuple[str, ...], env: tuple[str, ...]) -> list[str]:
+    """The variables dockerd gives a container for each legacy link."""
+    prefix = alias.upper().replace("-", "_")
+    out = [f"{prefix}_NAME=/{own_name}/{alias}"]
+    ports = sorted((_port_key(p) for p in exposed), key=lambda x: (x[0], x[1]))
+    if ports:
+        port, proto = ports[0]
+        out.append(f"{prefix}_PORT={proto}://{ip}:{port}")
+    for port, proto in ports:
+        key = f"{prefix}_PORT_{port}_{proto.upper()}"
+        out += [f"{key}={proto}://{ip}:{port}", f"{key}_ADDR={ip}", f"{key}_PORT={port}", f"{key}_PROTO={proto}"]
+    for entry in env:
+        var, sep, value = entry.partition("=")
+        if sep and var not in ("HOME", "HOSTNAME", "PATH"):
+            out.append(f"{prefix}_ENV_{var}={value}")
+    return out
+
+
+def host_nameservers(path: Path) -> list[str]:
+    """The host's nameservers a container can reach (loopback ones cannot be)."""
+    text = files.resolv_conf_content(path)
+    return [line.split()[1] for line in text.splitlines() if line.startswith("nameserver ")]
 
 
 def resolv_for_user_network(host_resolv: Path, dns: tuple[str, ...], search: tuple[str, ...],

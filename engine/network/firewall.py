@@ -7,8 +7,14 @@ its data root), so two daemons on one machine never touch each other's rules:
 
     filter FORWARD     -> <P>-FWD     (per-network accept/isolation, published ports)
     nat    PREROUTING  -> <P>-DNAT    (published ports, traffic arriving from outside)
-    nat    OUTPUT      -> <P>-DNAT    (published ports, host-originated, not to loopback)
-    nat    POSTROUTING -> <P>-POST    (masquerade of each subnet, hairpin)
+    nat    OUTPUT      -> <P>-DNAT    (published ports, host-originated, loopback included)
+    nat    POSTROUTING -> <P>-POST    (masquerade of each subnet, hairpin, host-originated)
+
+Traffic from the host to 127.0.0.1:<port> is DNATed too (``route_localnet`` on the bridge, and
+a masquerade of host-sourced packets leaving through it), as dockerd does with
+``--userland-proxy=false``: the kernel path is much faster than any proxy and keeps
+working while the daemon is down.  The userland proxy still holds each host port (and
+serves what iptables does not cover: IPv6, and ``--iptables=false``).
 
 Setup appends only rules that are missing and teardown deletes only rules that
 exist, so both can be repeated (daemon restart after a kill -9).
@@ -139,15 +145,13 @@ class Iptables:
         self._new_chain("nat", self.post)
         self._ensure("filter", "FORWARD", ["-j", self.fwd], first=True)
         self._ensure("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat])
-        self._ensure("nat", "OUTPUT", ["!", "-d", "127.0.0.0/8", "-m", "addrtype", "--dst-type", "LOCAL",
-                                       "-j", self.dnat])
+        self._ensure("nat", "OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat])
         self._ensure("nat", "POSTROUTING", ["-j", self.post])
 
     def teardown(self) -> None:
         self._delete("filter", "FORWARD", ["-j", self.fwd])
         self._delete("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat])
-        self._delete("nat", "OUTPUT", ["!", "-d", "127.0.0.0/8", "-m", "addrtype", "--dst-type", "LOCAL",
-                                       "-j", self.dnat])
+        self._delete("nat", "OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat])
         self._delete("nat", "POSTROUTING", ["-j", self.post])
         self._drop_chain("filter", self.fwd)
         self._drop_chain("nat", self.dnat)
@@ -168,6 +172,8 @@ class Iptables:
                 for s in r.subnets:
                     out.append(("nat", self.post, ["-s", s, "!", "-o", br, "-j", "MASQUERADE"]))
             out.append(("nat", self.dnat, ["-i", br, "-j", "RETURN"]))
+            # host-originated (127.0.0.1 included) to a published port: answer to the bridge address
+            out.append(("nat", self.post, ["-o", br, "-m", "addrtype", "--src-type", "LOCAL", "-j", "MASQUERADE"]))
         out.append(("filter", self.fwd, ["-i", br, "-o", br, "-j", "ACCEPT" if r.icc else "DROP"]))
         return out
 

@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..errors import InvalidParameter, Unavailable
+from ..errors import Forbidden, InvalidParameter, Unavailable
 from .types import IPAMConfig
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -65,7 +65,8 @@ def next_pool(pools: Iterable[AddressPool], in_use: Iterable[IPNetwork]) -> IPNe
         for candidate in pool.base.subnets(new_prefix=pool.size):
             if not any(overlaps(candidate, u) for u in used):
                 return candidate
-    raise Unavailable("all predefined address pools have been fully subnetted")
+    raise Forbidden("could not find an available, non-overlapping IPv4 address pool among the defaults to "
+                    "assign to the network")
 
 
 def parse_subnet(value: str) -> IPNetwork:

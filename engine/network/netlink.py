@@ -125,11 +125,13 @@ def attach(ns_path: Path, a: Attachment) -> None:
         idx = _index(inner, tmp_peer)
         assert idx is not None
         inner.link("set", index=idx, ifname=a.ifname, address=a.mac)
+        if any(":" in addr for addr in a.addresses):
+            _no_dad(ns_path, a.ifname)
         for addr in a.addresses:
             iface = ipaddress.ip_interface(addr)
             kw: dict[str, Any] = {}
             if iface.version == 6:
-                kw["flags"] = 0x80  # IFA_F_NODAD: usable at once, like dockerd's
+                kw["flags"] = 0x02  # IFA_F_NODAD: usable at once, like dockerd's
             inner.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen, **kw)
         inner.link("set", index=idx, state="up")
         lo = _index(inner, "lo")
@@ -140,6 +142,21 @@ def attach(ns_path: Path, a: Attachment) -> None:
             dst = "default" if ip.version == 4 else "::/0"
             with contextlib.suppress(NetlinkError):
                 inner.route("add", dst=dst, gateway=gw, family=10 if ip.version == 6 else 2)
+
+
+def set_sysctl(key: str, value: str) -> None:
+    """A host sysctl under /proc/sys ("net/ipv4/conf/br0/route_localnet")."""
+    with open(f"/proc/sys/{key}", "w") as f:
+        f.write(value)
+
+
+def _no_dad(ns_path: Path, ifname: str) -> None:
+    """No duplicate address detection on the interface: its addresses are ours alone, and a
+    container's first packets must not wait for DAD (dockerd turns it off too)."""
+    with netns.entered(ns_path):
+        # /proc/sys/net is the namespace of whoever opens it
+        with contextlib.suppress(OSError), open(f"/proc/sys/net/ipv6/conf/{ifname}/accept_dad", "w") as f:
+            f.write("0")
 
 
 def loopback_up(ns_path: Path) -> None:

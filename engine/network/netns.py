@@ -65,16 +65,12 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
-def is_netns(path: Path) -> bool:
+def is_mounted(path: Path) -> bool:
+    """Whether ``path`` holds a namespace (an nsfs bind mount), not just a placeholder file."""
     try:
-        return os.stat(path).st_dev != os.stat(path.parent).st_dev or _is_nsfs(path)
+        return os.stat(path).st_dev != os.stat(path.parent).st_dev
     except OSError:
         return False
-
-
-def _is_nsfs(path: Path) -> bool:
-    # nsfs files have their own device; a plain placeholder file shares its directory's.
-    return False
 
 
 @contextlib.contextmanager

@@ -56,7 +56,7 @@ def validate_port_bindings(bindings: dict[str, list[tuple[str, str]]]) -> None:
     for key, items in bindings.items():
         _, port = split_proto_port(key)
         try:
-            parse_port_range(port)
+            _uint16(port)       # a single port: a range is no key (nat.ParsePort)
         except ValueError:
             raise InvalidParameter(f'invalid port specification: "{port}"') from None
         for _, host_port in items:
@@ -140,8 +140,8 @@ class PortPublisher:
                     raise EngineError(f"failed to bind port {ips[0]}:{port}/{proto}: {e.strerror}") from None
                 last_err = EngineError(
                     f"driver failed programming external connectivity on endpoint {endpoint_name}: "
-                    f"failed to bind port {ips[0]}:{port}/{proto}: Error starting userland proxy: "
-                    f"listen {proto}4 {ips[0]}:{port}: bind: address already in use")
+                    f"Error starting userland proxy: listen {proto}{6 if ':' in ips[0] else 4} "
+                    f"{ips[0]}:{port}: bind: address already in use")
                 continue
             for ip in ips:
                 self._allocated[(proto, ip, port)] = cid

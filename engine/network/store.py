@@ -46,6 +46,8 @@ class NetworkStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.migrate("network", MIGRATIONS)
+        # attachments are read on every DNS question: kept in memory, refreshed after each write
+        self._attachments: list[tuple[str, str, int, EndpointSettings, Endpoint | None]] | None = None
 
     def load_networks(self) -> list[Network]:
         return [network_from(json.loads(r["data"])) for r in self.db.query_sync("SELECT data FROM networks")]
@@ -60,9 +62,15 @@ class NetworkStore:
             conn.execute("DELETE FROM networks WHERE id = ?", (nid,))
             conn.execute("DELETE FROM net_addresses WHERE network_id = ?", (nid,))
         self.db.transaction_sync(tx)
+        self._attachments = None
 
     # attachments: (container, network) -> settings (+ the live endpoint while running)
     def attachments(self) -> list[tuple[str, str, int, EndpointSettings, Endpoint | None]]:
+        if self._attachments is None:
+            self._attachments = self._load_attachments()
+        return list(self._attachments)
+
+    def _load_attachments(self) -> list[tuple[str, str, int, EndpointSettings, Endpoint | None]]:
         out = []
         for r in self.db.query_sync(
                 "SELECT container_id, network_id, seq, settings, endpoint FROM net_attachments ORDER BY seq"):
@@ -76,6 +84,7 @@ class NetworkStore:
             conn.execute("INSERT OR REPLACE INTO net_attachments VALUES(?,?,?,?,?)",
                          (cid, nid, seq, _dump(s), _dump(ep) if ep else None))
         self.db.transaction_sync(tx)
+        self._attachments = None
 
     def delete_attachment(self, cid: str, nid: str | None = None) -> None:
         def tx(conn: sqlite3.Connection) -> None:
@@ -87,6 +96,7 @@ class NetworkStore:
                 conn.execute("DELETE FROM net_attachments WHERE container_id = ? AND network_id = ?", (cid, nid))
                 conn.execute("DELETE FROM net_addresses WHERE container_id = ? AND network_id = ?", (cid, nid))
         self.db.transaction_sync(tx)
+        self._attachments = None
 
     def addresses(self, nid: str) -> set[str]:
         return {r["address"] for r in self.db.query_sync(

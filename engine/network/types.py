@@ -32,6 +32,7 @@ class Network:
     options: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     predefined: bool = False             # bridge/host/none: never deletable
+    auto_subnet: bool = False            # the IPv4 subnet came from the default pools (no static --ip)
 
     @property
     def bridge_name(self) -> str:

@@ -8,8 +8,11 @@ Two entry points, both used by the container service:
   profile, namespaces to join, devices, sysctls, extra groups, the init
   process...).  Errors here are start errors, as with dockerd.
 
-Other containers (``--ipc/--pid container:<id>``) are reached through a
-``Peers`` callback so this module stays free of the service.
+Like the rest of ``engine.oci`` this module is pure: other containers
+(``--ipc/--pid container:<id>``) are reached through a ``Peers`` callback and
+the host (device nodes, docker-init) through ``HostLookups``, both supplied by
+the bundle step (``engine.containers.hostaccess``), which also mounts the
+host-side /dev/shm of a shareable IPC container.
 """
 from __future__ import annotations
 
@@ -22,12 +25,9 @@ from typing import Any
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.oci import seccomp as seccomp_profiles
 from engine.oci.caps import CAPABILITIES, DEFAULT_CAPABILITIES, tweak
-from engine.oci.devices import devices_from_path, host_devices
 
-# Where dockerd bind-mounts docker-init (tini) for --init, and where we find it on the host.
+# Where dockerd bind-mounts docker-init (tini) for --init.
 INIT_PATH_IN_CONTAINER = "/sbin/docker-init"
-INIT_CANDIDATES = ("/usr/bin/docker-init", "/usr/libexec/docker/docker-init", "/usr/bin/tini-static",
-                   "/usr/local/bin/tini-static", "/sbin/tini-static")
 
 _MODES_WITH_CONTAINER = ("ipc", "pid")
 
@@ -44,6 +44,15 @@ class Peer:
 
 # container reference -> Peer (raises the engine's NotFound for an unknown one)
 Peers = Callable[[str], Peer]
+
+
+@dataclass(frozen=True)
+class HostLookups:
+    """What the spec options read from the host, through the caller."""
+
+    host_devices: Callable[[], list[dict[str, Any]]]                     # --privileged: every node
+    devices_from_path: Callable[[str, str, str], list[dict[str, Any]]]   # --device host:ctr:perms
+    init_binary: Callable[[], str]                                       # --init: docker-init's path
 
 
 @dataclass(frozen=True)
@@ -167,13 +176,6 @@ def _device_rules(rule: str) -> list[dict[str, Any]]:
     return out
 
 
-def find_init_binary() -> str:
-    for path in INIT_CANDIDATES:
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    raise EngineError('exec: "docker-init": executable file not found in $PATH')
-
-
 def resolve_groups(names: tuple[str, ...], group_file: str) -> list[int]:
     """--group-add entries (names from the image's /etc/group, or numbers) -> gids.
     ``group_file``: the content of the container's /etc/group ("" when it has none)."""
@@ -193,8 +195,11 @@ def resolve_groups(names: tuple[str, ...], group_file: str) -> list[int]:
     return gids
 
 
-def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str, container_dir: str) -> dict[str, Any]:
-    """SpecInput keyword arguments for the container's security and namespace options."""
+def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str, container_dir: str,
+                 host: HostLookups) -> dict[str, Any]:
+    """SpecInput keyword arguments for the container's security and namespace options.
+    A shareable IPC container's /dev/shm source is ``shm_path(container_dir)``: the caller
+    mounts it there once this has returned (nothing is mounted for a start that fails here)."""
     sec = parse_security_opts(hc.security_opt)
     out: dict[str, Any] = {"no_new_privileges": sec.no_new_privileges}
     if sec.writable_cgroups is not None:
@@ -252,14 +257,14 @@ def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str, contai
 
     # devices
     if hc.privileged:
-        out["devices"] = tuple(host_devices())
+        out["devices"] = tuple(host.host_devices())
     elif hc.devices:
         devs = []
-        for host, ctr, perms in hc.devices:
+        for host_path, ctr, perms in hc.devices:
             try:
                 # dockerd passes unknown letters on; the cgroup only knows r, w and m
                 access = "".join(ch for ch in "rwm" if ch in perms) if perms else "rwm"
-                devs.extend(devices_from_path(host, ctr or host, access))
+                devs.extend(host.devices_from_path(host_path, ctr or host_path, access))
             except InvalidParameter as e:
                 raise EngineError(e.message) from None
         out["devices"] = tuple(devs)
@@ -273,45 +278,21 @@ def spec_options(hc: Any, args: list[str], peers: Peers, group_file: str, contai
     # --init: tini as PID 1, bind-mounted read-only like dockerd's docker-init
     if hc.init:
         out["args"] = [INIT_PATH_IN_CONTAINER, "--", *args]
-        out["init_binary"] = find_init_binary()
+        out["init_binary"] = host.init_binary()
 
-    # last, once nothing above can fail: a shareable /dev/shm.  A mount in the container's
-    # own namespace cannot be bound into another one: like dockerd, the tmpfs lives on
-    # the host and both containers bind it.
+    # a shareable /dev/shm: a host-side tmpfs both containers bind (see hostaccess)
     if ipc_kind == "shareable":
-        out["shm_source"] = shareable_shm(container_dir, hc.shm_size or 64 * 1024 * 1024)
+        out["shm_source"] = shm_path(container_dir)
     return out
+
+
+def shareable_shm_size(hc: Any) -> int | None:
+    """The size of the host-side /dev/shm tmpfs to mount before the start, or None."""
+    return (hc.shm_size or 64 * 1024 * 1024) if _mode(hc.ipc_mode)[0] == "shareable" else None
 
 
 def shm_path(container_dir: str) -> str:
     return os.path.join(container_dir, "mounts", "shm")
-
-
-def shareable_shm(container_dir: str, size: int) -> str:
-    """Mount (once) the host-side tmpfs of a shareable IPC container's /dev/shm."""
-    from engine.runtime import syscalls as S
-
-    path = shm_path(container_dir)
-    os.makedirs(path, exist_ok=True)
-    if not os.path.ismount(path):
-        try:
-            S.LinuxSyscalls().mount("shm", path, "tmpfs", S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC,
-                                    f"mode=1777,size={size}")
-        except OSError as e:
-            raise EngineError(f"mounting shm tmpfs: {e}") from None
-    return path
-
-
-def release_shm(container_dir: str) -> None:
-    """Unmount a shareable /dev/shm (at stop and removal; a no-op for the others)."""
-    from engine.runtime import syscalls as S
-
-    path = shm_path(container_dir)
-    if os.path.ismount(path):
-        try:
-            S.LinuxSyscalls().umount2(path, S.MNT_DETACH)
-        except OSError:
-            pass
 
 
 def _running_peer(peers: Peers, ref: str, what: str) -> Peer:

@@ -1,28 +1,19 @@
 """Resolve a container's ``User`` ("name", "uid", "name:group", "uid:gid") against
 the image's /etc/passwd and /etc/group, the way dockerd does.
 
-Files are read through the rootfs with symlinks resolved *inside* it, so an
-image cannot point /etc/passwd at the host's.
+Pure: the files come through ``read`` ("/etc/passwd" -> its text, or None when
+the image has none).  ``engine.containers.hostaccess.resolve_user`` reads them
+from a rootfs, with symlinks resolved inside it.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from collections.abc import Callable
 
 from engine.errors import InvalidParameter
 
 _MAX_ID = 2147483647
 
-
-def _read_in_rootfs(rootfs: Path, rel: str) -> str | None:
-    from engine.runtime.fs import secure_join
-    try:
-        path = secure_join(str(rootfs), rel)
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
-        return f.read()
+ReadFile = Callable[[str], "str | None"]
 
 
 def _entries(text: str | None, nfields: int) -> list[list[str]]:
@@ -47,10 +38,10 @@ def _numeric(value: str) -> int | None:
     return None
 
 
-def resolve_user(rootfs: Path, user: str) -> tuple[int, int, list[int]]:
+def resolve_user_from(user: str, read: ReadFile) -> tuple[int, int, list[int]]:
     """-> (uid, gid, additional_gids); additional_gids starts with the primary gid."""
-    user_part, _sep, group_part = (user or "").partition(":")
-    passwd = _entries(_read_in_rootfs(rootfs, "/etc/passwd"), 7)
+    user_part, _, group_part = (user or "").partition(":")
+    passwd = _entries(read("/etc/passwd"), 7)
     uid, gid = 0, 0
     name: str | None = None
     matched = False
@@ -74,7 +65,7 @@ def resolve_user(rootfs: Path, user: str) -> tuple[int, int, list[int]]:
     if group_part:
         gnum = _numeric(group_part)
         if gnum is None:
-            groups_text = _read_in_rootfs(rootfs, "/etc/group")
+            groups_text = read("/etc/group")
             for g in _entries(groups_text, 4):
                 if g[0] == group_part:
                     gid = _safe_int(g[2])
@@ -87,7 +78,7 @@ def resolve_user(rootfs: Path, user: str) -> tuple[int, int, list[int]]:
 
     extra: list[int] = []
     if matched and name is not None:
-        groups_text = _read_in_rootfs(rootfs, "/etc/group")
+        groups_text = read("/etc/group")
         for g in _entries(groups_text, 4):
             members = [m.strip() for m in g[3].split(",") if m.strip()]
             if name in members and g[2].isdigit():

@@ -16,11 +16,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ..errors import EngineError, NotFound
+from ..errors import NotFound
 from ..images import reference as refs
 from ..images.reference import Reference
 from ..images.store import Image, ImageStore
 from . import client as C
+from . import distribution
 from .auth import AuthConfig
 from .client import RegistryClient, RegistryConfig, RegistryUnauthorized
 from .metadata import BlobMetadata, BlobSource
@@ -37,14 +38,8 @@ class PushedBlob:
     media_type: str
 
 
-def _location(cli: RegistryClient, resp_location: str | None) -> str:
-    if not resp_location:
-        raise EngineError("registry did not return an upload location")
-    return cli.url(resp_location) if resp_location.startswith("/") else resp_location
-
-
-def _with_digest(location: str, digest: str) -> str:
-    return f"{location}{'&' if '?' in location else '?'}digest={digest}"
+_location = distribution.upload_location
+_with_digest = distribution.with_digest
 
 
 class Pusher:
@@ -55,39 +50,14 @@ class Pusher:
 
     # -- blobs ------------------------------------------------------------------------
     def _blob_exists(self, cli: RegistryClient, repo: str, digest: str, scopes: tuple[str, ...]) -> int | None:
-        resp = cli.request("HEAD", f"/v2/{repo}/blobs/{digest}", scopes)
-        if resp.status_code == 200:
-            return int(resp.headers.get("Content-Length") or 0)
-        if resp.status_code == 404:
-            return None
-        cli.check(resp)
-        return None
+        return distribution.blob_size(cli, repo, digest, scopes)
 
     def _try_mount(self, cli: RegistryClient, repo: str, src: BlobSource) -> bool:
-        scopes = (f"repository:{repo}:pull,push", f"repository:{src.repository}:pull")
-        resp = cli.request("POST", f"/v2/{repo}/blobs/uploads/", scopes,
-                           params={"mount": src.digest, "from": src.repository})
-        if resp.status_code == 201:
-            return True
-        if resp.status_code == 202:
-            # Mount refused; the registry opened an upload instead: cancel it.
-            loc = resp.headers.get("Location")
-            if loc:
-                cli.request("DELETE", _location(cli, loc), scopes)
-            return False
-        cli.check(resp)
-        return False
+        return distribution.try_mount(cli, repo, src.digest, src.repository)
 
     def upload_bytes(self, cli: RegistryClient, repo: str, data: bytes, scopes: tuple[str, ...]) -> str:
         """Monolithic upload: POST, then PUT ?digest= with the whole body."""
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        if self._blob_exists(cli, repo, digest, scopes) is not None:
-            return digest
-        resp = cli.check(cli.request("POST", f"/v2/{repo}/blobs/uploads/", scopes))
-        loc = _location(cli, resp.headers.get("Location"))
-        cli.check(cli.request("PUT", _with_digest(loc, digest), scopes, content=data,
-                              headers={"Content-Type": "application/octet-stream"}))
-        return digest
+        return distribution.upload_bytes(cli, repo, data, scopes)
 
     def _upload_layer(self, cli: RegistryClient, repo: str, diff_id: str, short: str, total: int,
                       scopes: tuple[str, ...], emit: Emit) -> PushedBlob:

@@ -126,7 +126,7 @@ class ContainerHandle(Protocol):
 class RuntimeExecutor(Protocol):
     """Creates containers from bundles and finds them again after a daemon restart."""
 
-    async def create(self, container_id: str, bundle: Path, *, log_path: Path, tty: bool, open_stdin: bool,
+    async def create(self, container_id: str, bundle: Path, *, log_path: Path | None, tty: bool, open_stdin: bool,
                      stdin_once: bool, console_size: tuple[int, int] | None = None,
                      log_max_size: int | None = None, log_max_files: int = 1,
                      log_attrs: dict[str, str] | None = None) -> ContainerHandle:
@@ -142,6 +142,8 @@ class RuntimeExecutor(Protocol):
         """What a finished run recorded; None when it recorded nothing."""
         ...
 
-    async def cleanup(self, bundle: Path) -> None:
-        """Remove what a dead run left behind; leaves a live one alone.  Idempotent."""
+    async def cleanup(self, bundle: Path, cgroups_path: str | None = None) -> None:
+        """Remove what a dead run left behind; leaves a live one alone.  Idempotent.
+        ``cgroups_path`` (the spec's ``linux.cgroupsPath``) also finds the cgroups of a run
+        killed before it recorded them."""
         ...

@@ -1,8 +1,21 @@
 """In-memory fakes of the engine's service Protocols, for unit tests.
 
-They live in the package (not under tests/) so that they are type-checked with
-the Protocols they implement (mypy strict runs on engine/) and so that every
-area's tests (containers, networking, volumes, builder) can use the same
-ones.  Each fake runs the same contract suite as its real implementation
-(tests/contracts/); nothing in the daemon imports this package.
+| fake | Protocol | real implementation |
+|---|---|---|
+| ``runtime.FakeRuntime`` (+ handle, streams) | ``runtime.api.RuntimeExecutor`` | ``runtime.client.ShimRuntime`` |
+| ``content.FakeContentStore`` | ``content.api.ContentStoreAPI`` | ``content.store.ContentStore`` |
+| ``events.RecordingEventBus`` | ``events.api.EventBusAPI`` | ``events.bus.EventBus`` |
+| ``images.FakeImageCatalog`` | ``images.api.ImageCatalog`` | ``images.store.ImageStore`` |
+| ``rootfs.FakeRootfsImages`` | ``images.api.RootfsImages`` | ``engine._RootfsImages`` |
+| ``registry.FakeRegistry`` | ``registry.api.RegistryAPI`` | ``registry.distribution.HttpRegistry`` |
+| ``contributors.RecordingContributor`` | ``containers.contributors.StartContributor`` | networks, volumes |
+
+``daemon.FakeDaemon`` wires a ``ContainerService`` (with its exec service and
+healthcheck monitors) to them.  ``conformance.py`` has mypy check that every
+fake and real implementation satisfies its Protocol; tests/contracts/ runs the
+same behaviour suite against both.
+
+They live in the package (not under tests/) so that mypy --strict checks them
+with the Protocols they implement and every area's tests can use them; nothing
+in the daemon imports this package.
 """

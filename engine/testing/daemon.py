@@ -20,11 +20,11 @@ from ..containers import names as container_names
 from ..containers.contributors import StartContributor
 from ..containers.exec import ExecService
 from ..containers.health import HealthMonitors
+from ..containers.hostaccess import resolve_user
 from ..containers.service import ContainerService
 from ..engine import Events
 from ..events.bus import Event, EventBus
 from ..oci.spec import SpecInput, build_spec
-from ..oci.user import resolve_user
 from ..state import Database
 from .rootfs import FakeRootfsImages
 from .runtime import FakeRuntime

@@ -116,7 +116,9 @@ class FakeProcess:
     def write(self, data: bytes | str, stream: int = STDOUT) -> None:
         raw = data.encode() if isinstance(data, str) else data
         if self.tty:
+            # a terminal has one output, and its line discipline turns "\n" into "\r\n"
             stream = STDOUT
+            raw = raw.replace(b"\n", b"\r\n")
         for s in list(self.streams):
             s.deliver((stream, raw))
         if self._log_path is not None:
@@ -340,7 +342,16 @@ class FakeHandle:
 
     async def stats(self) -> dict[str, Any]:
         self._check()
-        return {"pids_stats": {"current": 1 + sum(1 for e in self._fc.execs if not e.status.done())}}
+        # the shim's names (cgroups.stats): a quiet container that uses no CPU and 1 MiB
+        limit = next((r["memory"]["limit"] for r in reversed(self._fc.resources)
+                      if isinstance(r.get("memory"), dict) and "limit" in r["memory"]), 2**63 - 1)
+        return {
+            "memory_stats": {"usage": 1 << 20, "limit": limit, "stats": {"cache": 0, "rss": 1 << 20}},
+            "cpu_stats": {"cpu_usage": {"total_usage": 0, "percpu_usage": [0], "usage_in_usermode": 0,
+                                        "usage_in_kernelmode": 0},
+                          "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}},
+            "pids_stats": {"current": 1 + sum(1 for e in self._fc.execs if not e.status.done())},
+        }
 
     async def pids(self) -> list[int]:
         self._check()
@@ -397,6 +408,7 @@ class FakeRuntime:
         self.programs: dict[str, Program] = {**BUSYBOX, **(programs or {})}
         self.host: dict[Path, FakeContainer] = {}
         self.created: list[str] = []            # container ids, one per create() call
+        self.cleaned: list[Path] = []           # bundles, one per cleanup() call
         self._lost: dict[Path, asyncio.Event] = {}
         # set to make the next create() fail with this error (a start that fails late)
         self.fail_next_create: EngineError | None = None
@@ -412,7 +424,7 @@ class FakeRuntime:
                 ev.set()
         return ev
 
-    async def create(self, container_id: str, bundle: Path, *, log_path: Path, tty: bool, open_stdin: bool,
+    async def create(self, container_id: str, bundle: Path, *, log_path: Path | None, tty: bool, open_stdin: bool,
                      stdin_once: bool, console_size: tuple[int, int] | None = None,
                      log_max_size: int | None = None, log_max_files: int = 1,
                      log_attrs: dict[str, str] | None = None) -> FakeHandle:
@@ -457,7 +469,8 @@ class FakeRuntime:
         fc = self.host.get(Path(bundle))
         return fc.exit_status if fc is not None else None
 
-    async def cleanup(self, bundle: Path) -> None:
+    async def cleanup(self, bundle: Path, cgroups_path: str | None = None) -> None:
+        self.cleaned.append(Path(bundle))
         fc = self.host.get(Path(bundle))
         if fc is not None and not fc.alive:
             fc.process.finish(255)      # nothing of the run survives its cleanup

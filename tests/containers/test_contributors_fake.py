@@ -13,6 +13,7 @@ import pytest
 
 from engine.containers.contributors import StartPlan
 from engine.errors import Conflict, EngineError, InvalidParameter
+from engine.oci.spec import with_sysctls
 from engine.testing.contributors import RecordingContributor
 from engine.testing.daemon import FakeDaemon
 from engine.testing.rootfs import FakeRootfsImages
@@ -48,6 +49,7 @@ def network_plan(plan: StartPlan) -> None:
     plan.hosts_entries.append(("10.9.0.3", "db db.alias"))
     plan.resolv_conf = "nameserver 127.0.0.11\noptions ndots:0\n"
     plan.sysctls["net.ipv4.ip_forward"] = "1"
+    plan.spec_options.append(with_sysctls({"net.ipv4.conf.all.forwarding": "1"}))
 
 
 def test_order_of_calls_over_a_lifecycle(tmp_path: Path, images: FakeRootfsImages) -> None:
@@ -99,6 +101,7 @@ def test_a_plan_reaches_the_files_and_the_spec(tmp_path: Path, images: FakeRootf
         netns = [n for n in spec["linux"]["namespaces"] if n["type"] == "network"]
         assert netns == [{"type": "network", "path": "/run/fake/netns/x"}]
         assert spec["linux"]["sysctl"]["net.ipv4.ip_forward"] == "1"
+        assert spec["linux"]["sysctl"]["net.ipv4.conf.all.forwarding"] == "1"     # a plan's spec option
         cdir = d.config.containers_root / c.id
         hosts = (cdir / "hosts").read_text().splitlines()
         assert "10.9.0.2\tweb" in hosts and "10.9.0.3\tdb db.alias" in hosts

@@ -235,7 +235,9 @@ def test_on_failure_restarts_with_a_growing_back_off_up_to_the_limit(tmp_path: P
         starts: list[float] = []
         d.events.bus.publish = _spy(d.events.bus.publish, lambda e: e.action == "start" and starts.append(loop.time()))
         await d.containers.start(c.id)
-        await until(lambda: len(runtime.created) == 3 and c.state.status == EXITED and not c.state.restarting)
+        # the state changes before the "die" event is published: wait for the event
+        await until(lambda: d.actions(c.id).count("die") == 3 and not c.state.restarting)
+        assert len(runtime.created) == 3 and c.state.status == EXITED
         assert c.restart_count == 2 and c.state.exit_code == 1
         assert d.actions(c.id) == ["create", "start", "die", "start", "die", "start", "die"]
         # dockerd's back-off: 100 ms, then twice that (lower bounds only: never a speed test)
@@ -244,8 +246,8 @@ def test_on_failure_restarts_with_a_growing_back_off_up_to_the_limit(tmp_path: P
         # a start through the API begins a new sequence with RestartCount 0
         await d.containers.start(c.id)
         assert c.restart_count == 0
-        await until(lambda: len(runtime.created) == 6 and c.state.status == EXITED and not c.state.restarting)
-        assert c.restart_count == 2
+        await until(lambda: d.actions(c.id).count("die") == 6 and not c.state.restarting)
+        assert len(runtime.created) == 6 and c.restart_count == 2
         assert_no_leftovers(d, images)
         await d.close()
     run(go())
@@ -257,7 +259,10 @@ def test_stop_during_the_back_off_cancels_the_restart(tmp_path: Path, runtime: F
         d = FakeDaemon(tmp_path, runtime, images)
         c = await create(d, "sh", "-c", "exit 2", host=HostConfig(restart_policy=RestartPolicy("always")))
         await d.containers.start(c.id)
-        await until(lambda: c.state.restarting)
+        # In the back-off once "die" is out (the restart is scheduled in the same step).  A stop in
+        # the instant between the state turning "restarting" and that step returns before the
+        # state settles (see the report of the contracts branch); this test stays out of it.
+        await until(lambda: "die" in d.actions(c.id) and c.state.restarting)
         assert c.state.running                  # "restarting" counts as running, as in dockerd
         with pytest.raises(Conflict, match="restarting"):
             d.execs.create(c.id, cmd=["true"], env=[], user="", working_dir="", tty=False, attach_stdin=False,
@@ -389,6 +394,7 @@ def test_restore_with_a_live_a_dead_and_a_lost_shim(tmp_path: Path, runtime: Fak
         c_lost = d2.containers.get("lost")
         assert c_lost.state.status == EXITED and c_lost.state.exit_code == 255
         assert c_lost.state.error == "container's shim is gone and left no exit status"
+        assert d2.config.bundles_root / lost.id in runtime.cleaned     # what the lost shim left is removed
         assert _gone(d2, gone_rm.id)
         # the reconnected container is monitored again: its exit is recorded
         await d2.containers.kill("live")
@@ -432,10 +438,14 @@ def test_health_transitions(tmp_path: Path, images: FakeRootfsImages) -> None:
         assert c.state.health.failing_streak >= 2
         assert len(c.state.health.log) <= 5
         probe.exit_code = 0
-        await until(lambda: c.state.health is not None and c.state.health.status == "healthy")
-        health_events = [a for a in d.actions(c.id) if a.startswith("health_status")]
-        assert health_events[:3] == ["health_status: healthy", "health_status: unhealthy",
-                                     "health_status: healthy"]
+
+        def health_events() -> list[str]:
+            return [a for a in d.actions(c.id) if a.startswith("health_status")]
+
+        # the status changes before its event is published: wait for the events themselves
+        await until(lambda: len(health_events()) >= 3)
+        assert health_events()[:3] == ["health_status: healthy", "health_status: unhealthy",
+                                       "health_status: healthy"]
         # probes are execs that leave no trace in the container
         assert not c.annotations.get("ExecIDs")
         await d.containers.stop(c.id, timeout=0)
@@ -443,4 +453,84 @@ def test_health_transitions(tmp_path: Path, images: FakeRootfsImages) -> None:
         calls = probe.calls
         await d.close()
         assert probe.calls == calls
+    run(go())
+
+
+def test_stop_while_the_restarting_state_is_being_saved(tmp_path: Path, runtime: FakeRuntime,
+                                                        images: FakeRootfsImages) -> None:
+    async def go() -> None:
+        d = FakeDaemon(tmp_path, runtime, images)
+        c = await create(d, "sleep", "1000", host=HostConfig(restart_policy=RestartPolicy("always")))
+        await d.containers.start(c.id)
+        # The run ends into a back-off; a stop arrives while the "restarting" record is being saved
+        # (before the restart is scheduled).  Holding that save makes the window deterministic.
+        saving, gate = asyncio.Event(), asyncio.Event()
+        transaction = d.db.transaction
+
+        async def held(fn: Callable[..., T]) -> T:
+            if c.state.restarting and not gate.is_set():
+                saving.set()
+                await gate.wait()
+            return await transaction(fn)
+
+        d.db.transaction = held  # type: ignore[method-assign]
+        runtime.shim_died(c.id, 1)
+        await saving.wait()
+        stopping = asyncio.ensure_future(d.containers.stop(c.id))
+        await asyncio.sleep(0)
+        gate.set()
+        await stopping
+        try:
+            assert c.state.status == EXITED, c.state.status
+            assert d.actions(c.id)[-2:] == ["die", "stop"]
+        finally:
+            await until(lambda: not c.state.restarting)
+            await d.close()
+    run(go())
+
+
+def test_pause_unpause_update_and_stats(tmp_path: Path, runtime: FakeRuntime, images: FakeRootfsImages) -> None:
+    async def go() -> None:
+        d = FakeDaemon(tmp_path, runtime, images)
+        c = await create(d, "sleep", "1000")
+        with pytest.raises(Conflict, match=f"Container {c.id} is not running"):
+            await d.containers.pause(c.id)
+        await d.containers.start(c.id)
+        await d.containers.pause(c.id)
+        assert c.state.status == "paused" and c.state.running and runtime.container(c.id).process.paused
+        with pytest.raises(Conflict, match="is already paused"):
+            await d.containers.pause(c.id)
+        with pytest.raises(Conflict, match="paused"):
+            d.execs.create(c.id, cmd=["true"], env=[], user="", working_dir="", tty=False, attach_stdin=False,
+                           attach_stdout=True, attach_stderr=True, privileged=False)
+        await d.containers.unpause(c.id)
+        assert c.state.status == RUNNING and not runtime.container(c.id).process.paused
+        await d.containers.update(c.id, {"pids_limit": 64})
+        assert c.host_config.resources.pids_limit == 64
+        assert runtime.container(c.id).resources[-1]["pids"] == {"limit": 64}     # reached the live run
+        docs = [doc async for doc in d.containers.stats(c.id, stream=False, one_shot=True)]
+        assert len(docs) == 1 and docs[0]["id"] == c.id and docs[0]["pids_stats"] == {"current": 1}
+        assert d.actions(c.id)[-3:] == ["pause", "unpause", "update"]
+        await d.containers.kill(c.id)
+        await d.close()
+    run(go())
+
+
+def test_attach_before_start_gets_all_output_and_stdin(tmp_path: Path, runtime: FakeRuntime,
+                                                       images: FakeRootfsImages) -> None:
+    async def go() -> None:
+        d = FakeDaemon(tmp_path, runtime, images)
+        c = await create(d, "cat", open_stdin=True, stdin_once=True, attach_stdin=True)
+        att = await d.containers.attach(c.id, stdin=True, stdout=True, stderr=True)
+        await att.write(b"typed before the start\n")     # buffered until the container exists
+        await att.close_stdin()
+        await d.containers.start(c.id)
+        out = b""
+        while (frame := await att.read()) is not None:
+            out += frame[1]
+        assert out == b"typed before the start\n"
+        assert (await exited(d, c)).state.exit_code == 0
+        assert d.actions(c.id)[:3] == ["create", "attach", "start"]
+        await att.close()
+        await d.close()
     run(go())

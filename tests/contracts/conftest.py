@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,7 +22,7 @@ from engine.oci.spec import SpecInput, build_spec
 from engine.runtime.api import ContainerHandle, RuntimeExecutor
 from engine.runtime.client import ShimRuntime
 from engine.testing.runtime import FakeRuntime
-from tests.runtime.conftest import CGROUP_PARENT
+from tests.runtime.conftest import CGROUP_PARENT, wait_pid_gone
 
 T = TypeVar("T")
 
@@ -94,6 +95,9 @@ class FakeRuntimeSubject(RuntimeSubject):
     def restarted_runtime(self) -> RuntimeExecutor:
         return self.fake        # the fake's containers live in the runtime object ("the machine")
 
+    def lose_shim(self) -> None:
+        self.fake.shim_lost(self.cid)
+
 
 class ShimRuntimeSubject(RuntimeSubject):
     kind = "shim"
@@ -117,6 +121,13 @@ class ShimRuntimeSubject(RuntimeSubject):
 
     def cleanup(self) -> list[str]:
         return self.bench.cleanup()
+
+    def lose_shim(self) -> None:
+        state = json.loads((self.bundle / "state.json").read_text())
+        shim = int(state["shim_pid"])
+        os.kill(shim, signal.SIGKILL)
+        if not wait_pid_gone(shim, 10):
+            raise AssertionError(f"shim {shim} survived SIGKILL")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The RootfsImages contract (engine/images/api.py): what the container service uses to
-give a container its root filesystem.  Real: the engine's image store + vfs snapshotter
-(bind mounts: needs root); fake: FakeRootfsImages."""
+give a container its root filesystem.  Real: the engine's image store + the overlay2 and
+vfs snapshotters (mounts: needs root); fake: FakeRootfsImages."""
 from __future__ import annotations
 
 import hashlib
@@ -48,7 +48,7 @@ def _layer_with_passwd() -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(params=["store", "fake"])
+@pytest.fixture(params=["overlay2", "vfs", "fake"])
 def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
     if request.param == "fake":
         fake = FakeRootfsImages()
@@ -58,7 +58,7 @@ def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]
     if os.geteuid() != 0:
         pytest.fail("the image store's rootfs contract needs root (bind mounts)")
     db = Database(tmp_path / "db.sqlite")
-    snapshotter = make_snapshotter("vfs", tmp_path / "vfs", db)
+    snapshotter = make_snapshotter(request.param, tmp_path / request.param, db)
     store = ImageStore(db, ContentStore(tmp_path / "content", tmp_path / "tmp"), snapshotter, tmp_path / "tmp")
     tar = _layer_with_passwd()
     layer = store.register_layer(io.BytesIO(tar), None)

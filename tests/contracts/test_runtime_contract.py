@@ -2,6 +2,7 @@
 the shim runtime (real processes, namespaces, cgroups) and the in-memory fake."""
 from __future__ import annotations
 
+import json
 import signal
 
 import pytest
@@ -167,3 +168,80 @@ def test_a_run_that_ended_while_nobody_was_connected_leaves_its_status(runtime_s
         await runtime.cleanup(runtime_subject.bundle)
         await runtime.cleanup(runtime_subject.bundle)     # idempotent
     run(go())
+
+
+def test_pids_stats_update_pause_resume(runtime_subject: RuntimeSubject) -> None:
+    async def go() -> None:
+        h = await runtime_subject.create(["sleep", "1000"])
+        await h.start()
+        assert h.pid in await h.pids()
+        stats = await h.stats()
+        assert stats["pids_stats"]["current"] >= 1
+        await h.update({"pids": {"limit": 50}})
+        await h.pause()
+        await h.resume()
+        proc = await h.exec("after-resume", args=["sh", "-c", "echo alive"], env=["PATH=/bin"])
+        assert await _collect(proc) == (b"alive\n", b"")
+        assert (await proc.wait()).exit_code == 0
+        await proc.close()
+        await h.kill(signal.SIGKILL)
+        assert (await h.wait()).exit_code == 137
+        await h.close()
+    run(go())
+
+
+def test_output_goes_to_the_json_log(runtime_subject: RuntimeSubject) -> None:
+    async def go() -> None:
+        h = await runtime_subject.create(["sh", "-c", "echo to-log; echo err-log >&2"])
+        await h.start()
+        await h.wait()
+        await h.close()
+    run(go())
+    lines = [json.loads(x) for x in runtime_subject.log_path.read_text().splitlines() if x.strip()]
+    assert sorted((x["stream"], x["log"]) for x in lines) == [("stderr", "err-log\n"), ("stdout", "to-log\n")]
+    assert all(x["time"].endswith("Z") for x in lines)
+
+
+def test_a_tty_merges_the_streams_and_translates_newlines(runtime_subject: RuntimeSubject) -> None:
+    async def go() -> None:
+        h = await runtime_subject.create(["sh", "-c", "echo out; echo err >&2"], tty=True)
+        session = await h.attach(stdin=False, stdout=True, stderr=True)
+        await h.start()
+        assert await _collect(session) == (b"out\r\nerr\r\n", b"")
+        await session.close()
+        assert (await h.wait()).exit_code == 0
+        await h.close()
+    run(go())
+
+
+def test_exec_with_stdin(runtime_subject: RuntimeSubject) -> None:
+    async def go() -> None:
+        h = await runtime_subject.create(["sleep", "1000"])
+        await h.start()
+        proc = await h.exec("cat", args=["cat"], env=["PATH=/bin"], open_stdin=True)
+        await proc.write(b"through stdin\n")
+        await proc.close_stdin()
+        assert await _collect(proc) == (b"through stdin\n", b"")
+        assert (await proc.wait()).exit_code == 0
+        await proc.close()
+        stats = await h.stats()
+        assert {"memory_stats", "cpu_stats", "pids_stats"} <= set(stats)
+        await h.kill(signal.SIGKILL)
+        await h.wait()
+        await h.close()
+    run(go())
+
+
+def test_a_lost_shim_leaves_no_status_and_cleanup_ends_its_container(runtime_subject: RuntimeSubject) -> None:
+    async def go() -> None:
+        h = await runtime_subject.create(["sleep", "1000"])
+        await h.start()
+        await h.close()                  # the daemon went away; then the shim is killed
+        runtime_subject.lose_shim()
+        runtime = runtime_subject.restarted_runtime()
+        assert await runtime.connect(runtime_subject.cid, runtime_subject.bundle) is None
+        assert runtime.read_exit_status(runtime_subject.bundle) is None
+        await runtime.cleanup(runtime_subject.bundle)     # the orphaned container goes with it
+        await runtime.cleanup(runtime_subject.bundle)
+    run(go())
+    # (shim subject) the fixture's leak check: no process, mount or cgroup of this container is left

@@ -5,7 +5,7 @@ import ipaddress
 
 import pytest
 
-from engine.errors import InvalidParameter, Unavailable
+from engine.errors import Forbidden, InvalidParameter, Unavailable
 from engine.network import ipam
 
 
@@ -25,7 +25,7 @@ def test_default_pools_follow_dockerd_order() -> None:
 def test_pool_skips_overlapping_subnets_and_runs_out() -> None:
     pool = ipam.parse_address_pool("base=10.9.0.0/24,size=26")
     assert ipam.next_pool([pool], [net("10.9.0.0/25")]) == net("10.9.0.128/26")
-    with pytest.raises(Unavailable, match="all predefined address pools have been fully subnetted"):
+    with pytest.raises(Forbidden, match="could not find an available, non-overlapping IPv4 address pool"):
         ipam.next_pool([pool], [net("10.9.0.0/24")])
 
 

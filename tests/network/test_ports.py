@@ -8,7 +8,12 @@ import pytest
 
 from engine.errors import EngineError, InvalidParameter
 from engine.network.firewall import PortRule, RecordingFirewall
-from engine.network.ports import PortPublisher, parse_port_range, split_proto_port, validate_port_bindings
+from engine.network.ports import (
+    PortPublisher,
+    parse_port_range,
+    split_proto_port,
+    validate_port_bindings,
+)
 
 
 def test_split_and_ranges() -> None:
@@ -23,7 +28,7 @@ def test_split_and_ranges() -> None:
 @pytest.mark.parametrize("bindings, text", [
     ({"abc/tcp": [("", "80")]}, 'invalid port specification: "abc"'),
     ({"70000/tcp": [("", "80")]}, 'invalid port specification: "70000"'),
-    ({"80-81/tcp": [("", "80")]}, None),
+    ({"80-81/tcp": [("", "80")]}, 'invalid port specification: "80-81"'),
     ({"80/tcp": [("", "90-80")]}, 'invalid port specification: "90-80"'),
     ({"80/tcp": [("", "abc")]}, 'invalid port specification: "abc"'),
     ({"80/tcp": [("", "")]}, None),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,10 @@ def test_sandbox_setup_and_teardown_are_mirrors(svc: NetworkService) -> None:
     for c in (c1, c2):
         svc.teardown_sandbox(c)
         svc.teardown_sandbox(c)      # idempotent
+    # the kernel destroys the unmounted namespaces, and their veths, in the background
+    deadline = time.monotonic() + 10
+    while _veths_on(n.bridge_name) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert _veths_on(n.bridge_name) == []
     assert not any(svc.netns_root.iterdir())
     assert svc.store.addresses(n.id) == set()
@@ -114,7 +119,10 @@ def test_sandbox_setup_and_teardown_are_mirrors(svc: NetworkService) -> None:
 
 
 def test_unknown_network_and_ip_on_default_bridge(svc: NetworkService) -> None:
+    c = _container("d" * 64, "nosuch")
+    svc.record_create(c)                # accepted at create, as by dockerd ...
     with pytest.raises(NotFound, match="network nosuch not found"):
-        svc.record_create(_container("d" * 64, "nosuch"))
+        svc.setup_sandbox(c, c.name)    # ... and refused at start, before anything is made
+    assert not svc.ns_path(c).exists()
     with pytest.raises(InvalidParameter, match="user specified IP address is supported on user defined networks"):
         svc.record_create(_container("e" * 64, "bridge", (("bridge", EndpointConfig(ipv4_address="10.0.0.5")),)))

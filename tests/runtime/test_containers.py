@@ -177,7 +177,7 @@ def test_user_switch_and_caps(bench: Bench) -> None:
         await a.close()
         await h.close()
         return (out + err).decode()
-    from engine.oci.user import resolve_user
+    from engine.containers.hostaccess import resolve_user
     uid, gid, groups = resolve_user(bench.rootfs, "user1")
     out = run(go(uid=uid, gid=gid, additional_gids=groups))
     assert out.splitlines()[:3] == ["1000", "1000", "1000 2000"]
@@ -394,7 +394,7 @@ def test_pause_resume_stats_pids_update(bench: Bench) -> None:
 
 
 def test_volume_like_binds_ro_rw_and_tmpfs_and_device(bench: Bench, tmp_path) -> None:
-    from engine.oci.devices import device_from_path
+    from engine.containers.devices import device_from_path
     vol = tmp_path / "vol"
     vol.mkdir()
     (vol / "f").write_text("from-host\n")

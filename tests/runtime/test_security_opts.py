@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.containers import hostaccess
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.oci import hostopts
 from engine.oci.seccomp import Target, default_document, default_profile, to_oci
@@ -26,7 +27,7 @@ NO_PEERS = _peers({})
 
 
 def _spec(hc: HostConfig, peers: hostopts.Peers = NO_PEERS, group_file: str = "", cdir: str = "/nonexistent") -> dict:
-    opts = hostopts.spec_options(hc, ["sh"], peers, group_file, cdir)
+    opts = hostopts.spec_options(hc, ["sh"], peers, group_file, cdir, hostaccess.HOST)
     args = opts.pop("args", ["sh"])
     # what the container service adds itself
     own = {"privileged": hc.privileged, "cap_add": tuple(hc.cap_add), "cap_drop": tuple(hc.cap_drop)}
@@ -196,13 +197,18 @@ def test_pid_and_uts_modes() -> None:
 def test_shareable_shm_is_a_host_tmpfs(tmp_path: Path) -> None:
     cdir = tmp_path / "c"
     try:
-        s = _spec(HostConfig(ipc_mode="shareable", shm_size=1 << 20), cdir=str(cdir))
+        hc = HostConfig(ipc_mode="shareable", shm_size=1 << 20)
+        s = _spec(hc, cdir=str(cdir))
         shm = cdir / "mounts" / "shm"
         assert [m["source"] for m in s["mounts"] if m["destination"] == "/dev/shm"] == [str(shm)]
+        assert not shm.exists()                  # the spec options mount nothing: the bundle step does
+        assert hostopts.shareable_shm_size(hc) == 1 << 20
+        assert hostopts.shareable_shm_size(HostConfig()) is None
+        assert hostaccess.mount_shareable_shm(str(cdir), 1 << 20) == str(shm)
         line = next(ln for ln in Path("/proc/self/mounts").read_text().splitlines() if ln.split()[1] == str(shm))
         assert line.split()[2] == "tmpfs" and "size=1024k" in line
     finally:
-        hostopts.release_shm(str(cdir))
+        hostaccess.release_shm(str(cdir))
     assert not any(ln.split()[1] == str(cdir / "mounts" / "shm")
                    for ln in Path("/proc/self/mounts").read_text().splitlines())
 

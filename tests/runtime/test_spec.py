@@ -109,7 +109,7 @@ def test_resources_merge() -> None:
 
 
 def test_devices_are_created_and_allowed() -> None:
-    from engine.oci.devices import device_from_path, host_devices
+    from engine.containers.devices import device_from_path, host_devices
     d = device_from_path("/dev/null", "/dev/mynull", "rw")
     assert d["type"] == "c" and (d["major"], d["minor"]) == (1, 3)
     s = build_spec(_inp(devices=(d,)))

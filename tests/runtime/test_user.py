@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.containers.hostaccess import resolve_user
 from engine.errors import InvalidParameter
-from engine.oci.user import resolve_user
 
 
 @pytest.fixture

@@ -1,0 +1,345 @@
+"""The process behind `docker cp`: works inside the container's own root.
+
+Started as a fresh interpreter (``python -m engine.containers.archive_helper SPEC``) by
+engine/containers/archive.py.  A running container's mount namespace is joined and its
+root becomes ours (chroot); for a stopped container a private mount namespace gets the
+rootfs and the container's volumes and binds, then the same chroot.  Every path is then
+resolved by the kernel inside the container's filesystem: no symlink, ``..`` or swapped-in
+link can reach the host, and whatever we mounted vanishes with this process.
+
+Output protocol on stdout: one JSON line (``{"stat": ...}`` or ``{"error": kind, "message":
+...}``), then, for ``get``, the tar stream.  ``put`` reads the tar from stdin.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import stat as st
+import sys
+import tarfile
+from typing import IO, Any
+
+CLONE_NEWNS = 0x00020000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_REMOUNT = 0x20
+MS_RDONLY = 0x1
+MS_PRIVATE = 1 << 18
+
+# Go's os.FileMode type bits
+_GO_DIR, _GO_SYMLINK, _GO_DEVICE, _GO_PIPE, _GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
+_GO_SETUID, _GO_SETGID, _GO_CHARDEV, _GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
+
+
+_BUF = 1 << 20   # tar stream and file copy buffers: big reads and writes on the pipes
+
+
+class Failure(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def go_mode(mode: int) -> int:
+    out = mode & 0o777
+    if st.S_ISDIR(mode):
+        out |= _GO_DIR
+    elif st.S_ISLNK(mode):
+        out |= _GO_SYMLINK
+    elif st.S_ISFIFO(mode):
+        out |= _GO_PIPE
+    elif st.S_ISSOCK(mode):
+        out |= _GO_SOCKET
+    elif st.S_ISCHR(mode):
+        out |= _GO_DEVICE | _GO_CHARDEV
+    elif st.S_ISBLK(mode):
+        out |= _GO_DEVICE
+    if mode & st.S_ISUID:
+        out |= _GO_SETUID
+    if mode & st.S_ISGID:
+        out |= _GO_SETGID
+    if mode & st.S_ISVTX:
+        out |= _GO_STICKY
+    return out
+
+
+def go_time(ns: int) -> str:
+    """Go's RFC3339Nano (trailing zeros of the fraction dropped) in local time."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    local = datetime.datetime.fromtimestamp(secs).astimezone()
+    text = local.strftime("%Y-%m-%dT%H:%M:%S")
+    if frac:
+        text += "." + f"{frac:09d}".rstrip("0")
+    off = local.strftime("%z")
+    return text + ("Z" if off in ("+0000", "") else f"{off[:3]}:{off[3:]}")
+
+
+def _lib() -> Any:
+    import ctypes
+    import ctypes.util
+    lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return lib
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        import ctypes
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(lib: Any, src: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+    def enc(text: str | None) -> bytes | None:
+        return text.encode() if text is not None else None
+
+    _check(lib.mount(enc(src), enc(target), enc(fstype), flags, enc(data)), f"mount {src} on {target}")
+
+
+def enter_running(pid: int) -> None:
+    lib = _lib()
+    root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY)
+    ns_fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+    _check(lib.setns(ns_fd, CLONE_NEWNS), "setns")
+    os.fchdir(root_fd)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def enter_stopped(rootfs: str, layers: list[dict[str, Any]], mounts: list[dict[str, Any]]) -> None:
+    from engine.runtime.fs import secure_join
+    from engine.snapshots import mount as mnt
+
+    lib = _lib()
+    _check(lib.unshare(CLONE_NEWNS), "unshare")
+    _mount(lib, None, "/", None, MS_REC | MS_PRIVATE, None)
+    os.makedirs(rootfs, exist_ok=True)
+    mnt.mount_all([mnt.Mount(m["type"], m["source"], tuple(m["options"])) for m in layers], rootfs)
+    for m in mounts:
+        src, dest = m["source"], secure_join(rootfs, m["destination"])
+        if not os.path.lexists(src):
+            continue
+        if not os.path.lexists(dest):
+            if os.path.isdir(src):
+                os.makedirs(dest, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                open(dest, "a").close()
+        _mount(lib, src, dest, None, MS_BIND | MS_REC, None)
+        if not m["rw"]:
+            _mount(lib, None, dest, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
+    os.chdir(rootfs)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def _abs(path: str) -> str:
+    """filepath.Join("/", path), keeping a trailing "/." or "/" as dockerd does."""
+    clean = os.path.normpath(os.path.join("/", path))
+    if clean.startswith("//"):
+        clean = "/" + clean.lstrip("/")
+    if path.endswith("/.") and clean != "/":
+        return clean + "/."
+    if path.endswith("/") and clean != "/":
+        return clean + "/"
+    return clean
+
+
+def path_stat(path: str, name: str) -> dict[str, Any]:
+    try:
+        s = os.lstat(path)
+    except FileNotFoundError:
+        raise Failure("notfound", "") from None
+    except NotADirectoryError:
+        raise Failure("notfound", "") from None
+    target = ""
+    if st.S_ISLNK(s.st_mode):
+        target = os.path.realpath(path)
+    base = os.path.basename(path.rstrip("/")) if path.rstrip("/") else "/"
+    if path.endswith("/."):
+        base = "."
+    return {"name": base, "size": s.st_size, "mode": go_mode(s.st_mode), "mtime": go_time(s.st_mtime_ns),
+            "linkTarget": target}
+
+
+class _Streaming(Exception):
+    """The tar stream had begun: an error can only end it (the client sees a short archive)."""
+
+
+def do_get(path: str, out: IO[bytes]) -> None:
+    p = _abs(path)
+    stat = path_stat(p, path)
+    out.write(json.dumps({"stat": stat}).encode() + b"\n")
+    out.flush()
+    try:
+        _write_tar(p, stat, out)
+    except (OSError, tarfile.TarError) as err:
+        raise _Streaming(str(err)) from err
+
+
+def _write_tar(p: str, stat: dict[str, Any], out: IO[bytes]) -> None:
+    is_dir = bool(stat["mode"] & _GO_DIR)
+    src = p.rstrip("/") if p not in ("/",) else "/"
+    if src.endswith("/."):
+        src = src[:-2] or "/"
+    arcname = "." if p.endswith("/.") or src == "/" else os.path.basename(src)
+    if not is_dir:
+        arcname = os.path.basename(src)
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_BUF) as tf:
+        tf.add(src, arcname=arcname, recursive=True)
+
+
+def _inside(base: str, target: str) -> bool:
+    base = base.rstrip("/") or "/"
+    return base == "/" or target == base or target.startswith(base + "/")
+
+
+def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
+    p = _abs(path)
+    try:
+        dest = os.path.realpath(p.rstrip("/.") or "/") if p not in ("/", "/.") else "/"
+        s = os.lstat(dest)
+    except (FileNotFoundError, NotADirectoryError):
+        raise Failure("notfound", "") from None
+    if not st.S_ISDIR(s.st_mode):
+        raise Failure("invalid", "extraction point is not a directory")
+    for m in sorted(spec.get("mounts") or [], key=lambda m: -len(m["destination"])):
+        if _inside(m["destination"], dest):
+            if not m["rw"]:
+                raise Failure("invalid", "mounted volume is marked read-only")
+            break
+    else:
+        if spec.get("readonly_rootfs"):
+            raise Failure("invalid", "container rootfs is marked read-only")
+    owner: tuple[int, int] | None = None
+    if spec.get("copy_uid_gid"):
+        from pathlib import Path
+
+        from engine.containers.hostaccess import resolve_user
+        uid, gid, _ = resolve_user(Path("/"), spec.get("user") or "")
+        owner = (uid, gid)
+    allow_overwrite = not spec.get("no_overwrite_dir_non_dir")
+    with tarfile.open(fileobj=src, mode="r|*", bufsize=_BUF) as tf:
+        tf.copybufsize = _BUF   # type: ignore[attr-defined]  # (TarFile's copy buffer, 16 KiB by default)
+        for member in tf:
+            name = member.name
+            rel = os.path.normpath("/" + name).lstrip("/")
+            if name.startswith("/"):
+                name = name.lstrip("/")
+            joined = os.path.normpath(os.path.join(dest, name)) if name else dest
+            if not _inside(dest, joined):
+                raise Failure("system", f'"{member.name}" is outside of "{dest}"')
+            if not rel:
+                continue
+            target = os.path.join(dest, rel) if dest != "/" else "/" + rel
+            if member.issym():
+                link = os.path.normpath(os.path.join(os.path.dirname(target), member.linkname))
+                if not _inside(dest, link):
+                    raise Failure("system", f'invalid symlink "{target}" -> "{member.linkname}"')
+            if member.islnk():
+                link = os.path.normpath(os.path.join(dest, member.linkname))
+                if not _inside(dest, link):
+                    raise Failure("system", f'invalid hardlink "{target}" -> "{member.linkname}"')
+                member.linkname = os.path.relpath(link, dest) if dest != "/" else link.lstrip("/")
+            try:
+                existing = os.lstat(target)
+            except FileNotFoundError:
+                existing = None
+            if existing is not None:
+                exists_dir = st.S_ISDIR(existing.st_mode)
+                if not allow_overwrite:
+                    if exists_dir and not member.isdir():
+                        raise Failure("system", f'cannot overwrite directory "{target}" with non-directory "{dest}"')
+                    if not exists_dir and member.isdir():
+                        raise Failure("system", f'cannot overwrite non-directory "{target}" with directory "{dest}"')
+                if not (exists_dir and member.isdir()):
+                    if exists_dir:
+                        shutil.rmtree(target)
+                    else:
+                        os.unlink(target)
+            if owner is not None:
+                member.uid, member.gid = owner
+            member.name = rel
+            tf.extract(member, path=dest, numeric_owner=True, set_attrs=True)
+
+
+def run(spec: dict[str, Any], src: IO[bytes], out: IO[bytes]) -> int:
+    """One operation; returns the exit status."""
+    try:
+        try:
+            if spec.get("pid"):
+                enter_running(int(spec["pid"]))
+            else:
+                enter_stopped(spec["rootfs"], spec["layers"], spec.get("mounts") or [])
+        except OSError as err:
+            raise Failure("system", str(err)) from None
+        if spec["op"] == "stat":
+            out.write(json.dumps({"stat": path_stat(_abs(spec["path"]), spec["path"])}).encode() + b"\n")
+        elif spec["op"] == "get":
+            do_get(spec["path"], out)
+        else:
+            do_put(spec["path"], src, spec)
+            out.write(b'{"ok": true}\n')
+    except _Streaming as err:
+        sys.stderr.write(f"archive stream ended early: {err}\n")
+        return 1
+    except Failure as f:
+        out.write(json.dumps({"error": f.kind, "message": f.message}).encode() + b"\n")
+    except (OSError, tarfile.TarError) as err:
+        out.write(json.dumps({"error": "system", "message": str(err)}).encode() + b"\n")
+    out.flush()
+    return 0
+
+
+def serve(sock_fd: int) -> None:
+    """The fork server: a fresh interpreter that forks one child per operation, so a `docker cp`
+    does not pay for an interpreter start.  Each request on the SOCK_SEQPACKET socket is the spec
+    (JSON) with two descriptors: the child's stdin and stdout.  EOF on the socket (the daemon went
+    away) ends the server."""
+    import signal
+    import socket
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # children are reaped by the kernel
+    sock = socket.socket(fileno=sock_fd)
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
+        except InterruptedError:
+            continue
+        except OSError:
+            return
+        if not msg:
+            return
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                sock.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                with os.fdopen(fds[0], "rb", buffering=_BUF) as src, os.fdopen(fds[1], "wb", buffering=0) as raw:
+                    out = __import__("io").BufferedWriter(raw, buffer_size=_BUF)
+                    code = run(json.loads(msg), src, out)
+                    out.flush()
+            except BaseException:   # noqa: BLE001 - the child never returns into the server loop
+                code = 1
+            finally:
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+
+
+def main() -> None:
+    if sys.argv[1] == "--serve":
+        serve(int(sys.argv[2]))
+        return
+    sys.exit(run(json.loads(sys.argv[1]), sys.stdin.buffer, sys.stdout.buffer))
+
+
+if __name__ == "__main__":
+    main()
