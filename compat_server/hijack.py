@@ -17,6 +17,7 @@ from engine.errors import EngineError, InvalidParameter
 
 from . import gotypes, versions, wsattach
 from .backends import HijackBackend
+from .detach import DEFAULT_DETACH_KEYS, Detaching, DetachScanner, detach_keys
 from .errors import error_body, message_for, status_for
 from .http.hijack import HijackConn, HijackRequest
 from .routes.containers import mux_frame
@@ -98,12 +99,12 @@ class HijackHandlers:
         c = svc.get(ref)
         tty = c.config.tty
         content_type = RAW if tty or not versions.at_least(version, "1.42") else MUX
-        keys = _detach_keys(q)
+        keys = detach_keys(q)
         att: Any = None
         if stream:
             att = await svc.attach(c.id, stdin=want_stdin, stdout=want_stdout, stderr=want_stderr)
         # dockerd watches a terminal's stdin for the detach keys: the attach ends, the container runs on
-        detaching = _Detaching(att, keys) if att is not None and tty and att.stdin else None
+        detaching = Detaching(att, keys) if att is not None and tty and att.stdin else None
         try:
             if req.upgrade:
                 await conn.start_upgrade(content_type)
@@ -222,73 +223,6 @@ class AttachStreams(Protocol):
 
 class BadRequestError(InvalidParameter):
     pass
-
-
-DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p,ctrl-q
-
-
-def _detach_keys(query: dict[str, list[str]]) -> bytes:
-    """The attach's ``detachKeys`` (the CLI sends its --detach-keys or config.json's detachKeys)."""
-    spec = (query.get("detachKeys") or [""])[-1]
-    if not spec:
-        return DEFAULT_DETACH_KEYS
-    try:
-        return parse_detach_keys(spec)
-    except EngineError:
-        raise BadRequestError(f"Invalid detach keys ({spec}) provided") from None
-
-
-class DetachScanner:
-    """Finds the detach sequence in a terminal's input, holding back a partial match.
-
-    Input passes through except the sequence itself; bytes held as a possible start of it
-    are let through when the sequence does not follow (as dockerd's escape proxy does).
-    """
-
-    def __init__(self, keys: bytes) -> None:
-        self.keys = keys
-        self.detached = asyncio.Event()
-        self._held = b""
-
-    def scan(self, data: bytes) -> bytes:
-        if not self.keys:
-            return data
-        out = bytearray()
-        for b in data:
-            self._held += bytes([b])
-            if self.keys.startswith(self._held):
-                if self._held == self.keys:
-                    self._held = b""
-                    self.detached.set()
-                    return bytes(out)
-                continue
-            out += self._held
-            self._held = b""
-        return bytes(out)
-
-
-class _Detaching:
-    """A container attach whose stdin is watched for the detach keys."""
-
-    def __init__(self, att: Any, keys: bytes) -> None:
-        self.att = att
-        self._scanner = DetachScanner(keys)
-        self.detached = self._scanner.detached
-
-    async def read(self) -> Any:
-        frame = await self.att.read()
-        return None if self.detached.is_set() else frame
-
-    async def write(self, data: bytes) -> None:
-        if self.detached.is_set():
-            return
-        data = self._scanner.scan(data)
-        if data:
-            await self.att.write(data)
-
-    async def close_stdin(self) -> None:
-        if not self.detached.is_set():
-            await self.att.close_stdin()
 
 
 class _ExecStreams:

@@ -19,6 +19,7 @@ from wsproto.utilities import generate_accept_token
 
 from . import versions
 from .backends import HijackBackend
+from .detach import Detaching, detach_keys
 from .http.hijack import HijackConn, HijackRequest
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ async def serve(engine: HijackBackend, req: HijackRequest, conn: HijackConn, ref
     q = req.query
     want_stdin, want_stdout, want_stderr = _flag(q, "stdin"), _flag(q, "stdout"), _flag(q, "stderr")
     ws = AttachSocket(binary=versions.at_least(version, "1.28"))
+    keys = detach_keys(q)
     att = None
     if _flag(q, "stream"):
         att = await svc.attach(c.id, stdin=want_stdin, stdout=want_stdout, stderr=want_stderr)
@@ -129,7 +131,11 @@ async def serve(engine: HijackBackend, req: HijackRequest, conn: HijackConn, ref
                 if (entry.stream == "stdout" and want_stdout) or (entry.stream == "stderr" and want_stderr):
                     await conn.write(ws.output(entry.data))
         if att is not None:
-            await _pump(conn, att, ws)
+            # a terminal's stdin is watched for the detach keys, as on a hijacked attach
+            watched = Detaching(att, keys) if c.config.tty and att.stdin else None
+            await _pump(conn, watched or att, ws, stop=watched.detached if watched else None)
+            if watched is not None and watched.detached.is_set():
+                svc.note_detached(att)
         await conn.write(ws.close())
         await conn.close_write()
     finally:
@@ -139,7 +145,8 @@ async def serve(engine: HijackBackend, req: HijackRequest, conn: HijackConn, ref
         await conn.close()
 
 
-async def _pump(conn: HijackConn, att: ContainerAttach, ws: AttachSocket) -> None:
+async def _pump(conn: HijackConn, att: ContainerAttach | Detaching, ws: AttachSocket,
+                stop: asyncio.Event | None = None) -> None:
     async def stdin_pump() -> None:
         while True:
             data = await conn.read()
@@ -168,12 +175,15 @@ async def _pump(conn: HijackConn, att: ContainerAttach, ws: AttachSocket) -> Non
     out_task = asyncio.ensure_future(stdout_pump())
     in_task = asyncio.ensure_future(stdin_pump())
     hangup = asyncio.ensure_future(conn.closed_by_peer.wait())
+    stopped = asyncio.ensure_future(stop.wait()) if stop is not None else None
     try:
-        done, _ = await asyncio.wait({out_task, hangup}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({out_task, hangup} | ({stopped} if stopped else set()),
+                                     return_when=asyncio.FIRST_COMPLETED)
         if out_task in done:
             out_task.result()
     finally:
-        for task in (in_task, hangup, out_task):
+        tasks = [t for t in (in_task, hangup, out_task, stopped) if t is not None]
+        for task in tasks:
             if not task.done():
                 task.cancel()
-        await asyncio.gather(in_task, hangup, out_task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -165,3 +165,23 @@ def test_ws_client_close_ends_stdin_and_the_output_still_arrives(daemon: Daemon,
     finally:
         client.close()
     wait_for_status(daemon, name, "exited")
+
+
+def test_ws_attach_detach_keys_end_the_attach(daemon: Daemon, busybox: str, name: str) -> None:
+    """As on a hijacked attach: a terminal's detach keys end the websocket attach, the container runs on."""
+    ok(daemon.cli("run", "-dit", "--name", name, BUSYBOX, "sh"))
+    wait_for_status(daemon, name, "running")
+    client = WSClient(daemon, f"/containers/{name}/attach/ws?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x")
+    try:
+        assert isinstance(client.handshake(), AcceptConnection)
+        client.send_text("echo w''s\r")
+        client.read_until(b"ws")
+        client.send_text("\x18")
+        end = time.monotonic() + 20
+        for ev in client.events():   # the attach ends: a close frame or the connection closing
+            if isinstance(ev, CloseConnection):
+                break
+            assert time.monotonic() < end, "the attach did not end"
+    finally:
+        client.close()
+    assert ok(daemon.cli("inspect", "-f", "{{.State.Running}}", name)).strip() == "true"

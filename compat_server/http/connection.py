@@ -4,6 +4,7 @@ or handing the connection to the hijack handler for attach / exec start.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -46,6 +47,12 @@ def _plain_error(status: int) -> bytes:
         f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
         f"Content-Length: {len(text)}\r\n\r\n{text}"
     ).encode()
+
+
+def _json_error(status: int, message: str) -> bytes:
+    body = json.dumps({"message": message}).encode() + b"\n"
+    return (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
+            f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
 
 
 def _header_value(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
@@ -177,7 +184,12 @@ class Connection:
                 else:
                     return  # the client went away before its body was complete
         except h11.RemoteProtocolError as err:
-            await self._write_raw(_plain_error(err.error_status_hint))
+            if self.inbox.eof.is_set():
+                return  # the client hung up mid-body
+            if any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower() for k, v in headers):
+                await self._write_raw(_json_error(400, "invalid byte in chunk length"))  # as the REST routes
+            else:
+                await self._write_raw(_plain_error(err.error_status_hint))
             return
         except _RequestFailed as err:
             await self._write_raw(_plain_error(err.status))

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from compat_server.hijack import DEFAULT_DETACH_KEYS, BadRequestError, DetachScanner, _detach_keys
+from compat_server.detach import DEFAULT_DETACH_KEYS, DetachScanner, detach_keys
+from compat_server.errors import BadRequest
 
 
 def test_the_sequence_detaches_and_is_not_passed_on() -> None:
@@ -34,9 +35,9 @@ def test_no_keys_pass_everything() -> None:
     ({"detachKeys": ["ctrl-x,x"]}, b"\x18x"), ({"detachKeys": ["a"]}, b"a"),
 ])
 def test_detach_keys_parameter(query: dict[str, list[str]], keys: bytes) -> None:
-    assert _detach_keys(query) == keys
+    assert detach_keys(query) == keys
 
 
 def test_bad_detach_keys_are_dockerds_400() -> None:
-    with pytest.raises(BadRequestError, match=r"^Invalid detach keys \(bogus\) provided$"):
-        _detach_keys({"detachKeys": ["bogus"]})
+    with pytest.raises(BadRequest, match=r"^Invalid detach keys \(bogus\) provided$"):
+        detach_keys({"detachKeys": ["bogus"]})

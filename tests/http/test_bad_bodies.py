@@ -64,3 +64,12 @@ def test_client_leaving_mid_body_is_a_debug_line(real_app_server: ServerThread,
     # and the server still serves
     out = _exchange(real_app_server, b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 ") and b"page not found" not in out
+
+
+def test_bad_chunk_size_on_a_hijack_route_is_400(real_app_server: ServerThread) -> None:
+    out = _exchange(real_app_server, b"POST /v1.41/exec/x/start HTTP/1.1\r\nHost: docker\r\n"
+                                     b"Content-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                                     b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), out
+    assert body == b'{"message": "invalid byte in chunk length"}\n'
