@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 from .. import gojson
 from ..errors import EngineError, InvalidParameter, NotFound
+from ..images.model import dumps_go
 from ..images.reference import parse_normalized
-from ..images.store import dumps_go
 from ..types import ContainerConfig, HostConfig
 
 log = logging.getLogger(__name__)

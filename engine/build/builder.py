@@ -31,10 +31,11 @@ from typing import Any
 from .. import timeutil
 from ..errors import EngineError, InvalidParameter
 from ..images.changes import empty_config, ordered
-from ..images.store import DOCKER_VERSION, host_platform
+from ..images.model import DOCKER_VERSION, host_platform
 from ..types import ContainerConfig, HealthConfig, HostConfig
 from .backend import BuildBackend, BuildImage, Emit
 from .buildargs import BuildArgs
+from .cache import StepCache
 from .parse import Parsed, Stage
 from .shell_lex import ShellLex, env_lookup
 
@@ -50,6 +51,12 @@ class StepError(EngineError):
     def __init__(self, message: str, code: int = 0) -> None:
         super().__init__(message)
         self.code = code
+
+
+def needs_buildkit(option: str) -> str:
+    """The classic builder's refusal of a BuildKit-only option."""
+    return (f"the {option} option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ "
+            "to learn how to build images with BuildKit enabled")
 
 
 @dataclass
@@ -106,8 +113,7 @@ class Builder:
         self.args = BuildArgs(opts.build_args)
         self.stages: list[StageState] = []
         self.tmp_containers: list[str] = []
-        self.cache_enabled = not opts.no_cache
-        self._cache_from: list[BuildImage] | None = None
+        self.cache = StepCache(backend, opts)
 
     # ------------------------------------------------------------ output
     def out(self, text: str) -> None:
@@ -210,57 +216,12 @@ class Builder:
     # -------------------------------------------------------------- cache
     async def probe(self, st: StageState, probe_cfg: dict[str, Any]) -> bool:
         """A cached image for this step: the state moves to it and "Using cache" is printed."""
-        if not self.cache_enabled:
-            return False
-        want = _cache_key(probe_cfg)
-        os_, arch, _ = host_platform()
-
-        def match(image_config: dict[str, Any]) -> bool:
-            cc = image_config.get("container_config")
-            if not isinstance(cc, dict):
-                return False
-            if (image_config.get("os") or "linux") != os_ or (image_config.get("architecture") or arch) != arch:
-                return False
-            return _cache_key(cc) == want
-
-        hit = await self.backend.cached_child(st.image_id, match)
-        if self.opts.cache_from:
-            # dockerd: with --cache-from, local cache counts only on the history of a source.
-            hit = await self._probe_cache_from(st, probe_cfg)
+        hit = await self.cache.lookup(st.image, probe_cfg)
         if hit is None:
-            self.cache_enabled = False   # a miss: no later step can hit either
             return False
         self.out(" ---> Using cache\n")
         st.image = hit      # the run config stays the one the dispatchers built (as in dockerd)
         return True
-
-    async def _probe_cache_from(self, st: StageState, probe_cfg: dict[str, Any]) -> BuildImage | None:
-        """--cache-from: an image (pulled or loaded, so without parent links) whose history is the
-        current image's plus this step (``created_by`` equal to the step's Cmd), as dockerd matches it."""
-        if self._cache_from is None:
-            self._cache_from = []
-            for name in self.opts.cache_from:
-                img = await self.backend.get_image(name)
-                if img is not None:
-                    self._cache_from.append(img)
-        parent_hist = list((st.image.config.get("history") or []) if st.image is not None else [])
-        parent_diffs = list(((st.image.config.get("rootfs") or {}).get("diff_ids") or [])
-                            if st.image is not None else [])
-        n = len(parent_hist)
-        created_by = " ".join(probe_cfg.get("Cmd") or [])
-        for target in self._cache_from:
-            hist = list(target.config.get("history") or [])
-            diffs = list((target.config.get("rootfs") or {}).get("diff_ids") or [])
-            if len(hist) <= n or hist[:n] != parent_hist or diffs[:len(parent_diffs)] != parent_diffs:
-                continue
-            if (hist[n].get("created_by") or "") != created_by:
-                continue
-            if n == len(hist) - 1:
-                return target
-            restored = await self.backend.restore_cached(st.image, target, n, probe_cfg)
-            self._cache_from = [target]   # stay on this image's history from here on
-            return restored
-        return None
 
     # ------------------------------------------------------------ commits
     def step_config(self, st: StageState, cmd: list[str]) -> dict[str, Any]:
@@ -435,24 +396,6 @@ def _fill_healthcheck_from_image(st: StageState) -> None:
 
 def _image_has_healthcheck(st: StageState) -> bool:
     return bool(st.image is not None and (st.image.run_config.get("Healthcheck") or {}).get("Test"))
-
-
-_KEY_FIELDS = ("User", "Tty", "OpenStdin", "Cmd", "Env", "Labels", "ExposedPorts", "Entrypoint", "Volumes",
-               "WorkingDir", "OnBuild", "Healthcheck", "StopSignal", "Shell", "ArgsEscaped")
-
-
-def _cache_key(cfg: dict[str, Any]) -> tuple[Any, ...]:
-    out: list[Any] = []
-    for k in _KEY_FIELDS:
-        v = cfg.get(k)
-        if isinstance(v, dict):
-            v = tuple(sorted((kk, repr(vv)) for kk, vv in v.items())) or None
-        elif isinstance(v, list):
-            v = tuple(v) or None
-        elif v == "" or v is False:
-            v = None
-        out.append(v)
-    return tuple(out)
 
 
 _ = posixpath
