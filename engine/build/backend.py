@@ -115,18 +115,10 @@ class EngineBackend:
 
     async def cached_child(self, parent_id: str, probe: Callable[[dict[str, Any]], bool]) -> BuildImage | None:
         def find() -> BuildImage | None:
-            if parent_id:
-                ids = self.images.children(parent_id)
-            else:
-                ids = [i.id for i in self.images.list() if not i.parent]
             best: BuildImage | None = None
-            for image_id in ids:
-                try:
-                    img = self.images.get(image_id)
-                except NotFound:
-                    continue
-                if probe(img.config) and (best is None or img.created > best.config.get("created", "")):
-                    best = self._wrap(img)
+            for image_id, config in self.images.child_configs(parent_id):
+                if probe(config) and (best is None or (config.get("created") or "") > best.config.get("created", "")):
+                    best = BuildImage(image_id, config)
             return best
         return await asyncio.to_thread(find)
 

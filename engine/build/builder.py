@@ -36,6 +36,7 @@ from ..types import ContainerConfig, HealthConfig, HostConfig
 from .backend import BuildBackend, BuildImage, Emit
 from .buildargs import BuildArgs
 from .cache import StepCache
+from .context import BuildContext
 from .parse import Parsed, Stage
 from .shell_lex import ShellLex, env_lookup
 
@@ -100,13 +101,13 @@ class StageState:
 
 
 class Builder:
-    def __init__(self, backend: BuildBackend, opts: BuildOptions, parsed: Parsed, context: Path,
+    def __init__(self, backend: BuildBackend, opts: BuildOptions, parsed: Parsed, context: BuildContext | Path,
                  emit: Emit, *, fetch_url: Callable[[str, Path], Awaitable[tuple[Path, float | None]]]
                  | None = None) -> None:
         self.backend = backend
         self.opts = opts
         self.parsed = parsed
-        self.context = context
+        self.context = context if isinstance(context, BuildContext) else BuildContext.from_dir(context)
         self.emit = emit
         self.fetch_url = fetch_url
         self.lex = ShellLex(parsed.escape)
@@ -207,10 +208,17 @@ class Builder:
             except Exception:  # the daemon log has it; nothing else can be done for a gone client
                 log.exception("removing build container %s", cid[:12])
 
-    async def remove_containers(self) -> None:
+    async def remove_containers(self, *, keep_going: bool = False) -> None:
+        """``keep_going``: after a failure, whose error must not be replaced by a removal's."""
         while self.tmp_containers:
             cid = self.tmp_containers.pop(0)
-            await self.backend.remove_container(cid)
+            try:
+                await self.backend.remove_container(cid)
+            except Exception:
+                if not keep_going:
+                    raise
+                log.exception("removing build container %s", cid[:12])
+                continue
             self.out(f"Removing intermediate container {cid[:12]}\n")
 
     # -------------------------------------------------------------- cache

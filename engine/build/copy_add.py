@@ -2,6 +2,7 @@
 scratch snapshot of the current image (the classic builder's copy rules and words)."""
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import os
 import posixpath
@@ -22,13 +23,14 @@ async def dispatch_add(b: Builder, st: StageState, inst: Instruction) -> None:
 
 class _Source:
     def __init__(self, root: Path | None, path: Path | None, name: str, hash_: str, *,
-                 url: str = "", mtime: float | None = None) -> None:
+                 url: str = "", mtime: float | None = None, context_rel: str = "") -> None:
         self.root = root          # where path lives (context or a stage's rootfs)
         self.path = path
         self.name = name          # base name for "dest/" targets
         self.hash = hash_
         self.url = url
         self.mtime = mtime
+        self.context_rel = context_rel   # a context path not unpacked yet (path is None)
 
 
 async def _copy(b: Builder, st: StageState, inst: Instruction, what: str) -> None:
@@ -50,7 +52,7 @@ async def _copy(b: Builder, st: StageState, inst: Instruction, what: str) -> Non
         if what == "ADD" and s.startswith(("http://", "https://")):
             sources.append(await _fetch(b, s, dest))
             continue
-        sources.extend(_context_sources(b, s, what))
+        sources.extend(await _context_sources(b, s, what))
     await _do_copy(b, st, what, sources, dest, chown, decompress=(what == "ADD"), label_dest=raw_dest)
 
 
@@ -81,11 +83,30 @@ def _has_wildcards(s: str) -> bool:
     return any(c in s for c in "*?[")
 
 
-def _context_sources(b: Builder, src: str, what: str) -> list[_Source]:
+async def _context_sources(b: Builder, src: str, what: str) -> list[_Source]:
     rel = posixpath.normpath(src) if src else "."
     if rel == ".." or rel.startswith("../"):
         raise StepError(f"{what} failed: forbidden path outside the build context: {src} ()")
-    return _scoped_sources(b.context, rel.lstrip("/") or ".", what, src)
+    rel = rel.lstrip("/") or "."
+    ctx = b.context
+    if not _has_wildcards(rel):
+        # Hashed from the context's index: nothing is unpacked unless the step misses the cache.
+        digest = ctx.checksum(rel)
+        if digest is not None:
+            kind = "dir" if ctx.is_dir(rel) else "file"
+            return [_Source(None, None, posixpath.basename(rel) if rel != "." else "", f"{kind}:{digest}",
+                            context_rel=rel)]
+        if ctx.missing(rel):
+            raise _not_found(what, rel)
+
+    def on_disk() -> list[_Source]:
+        return _scoped_sources(ctx.unpack(), rel, what, src)
+    return await asyncio.to_thread(on_disk)
+
+
+def _not_found(what: str, rel: str) -> StepError:
+    return StepError(f"{what} failed: file not found in build context or excluded by .dockerignore: "
+                     f"stat {rel}: file does not exist")
 
 
 def _rootfs_sources(root: Path, src: str) -> list[_Source]:
@@ -105,8 +126,7 @@ def _scoped_sources(root: Path, rel: str, what: str, orig: str) -> list[_Source]
         return matches
     path = fsutil.resolve(root, rel)
     if not path.exists() and not path.is_symlink():
-        raise StepError(f"{what} failed: file not found in build context or excluded by .dockerignore: "
-                        f"stat {rel}: file does not exist")
+        raise _not_found(what, rel)
     return [_source(root, path, rel)]
 
 
@@ -125,7 +145,7 @@ async def _fetch(b: Builder, url: str, dest: str) -> _Source:
         raise StepError("ADD of a URL is not available")
     import hashlib
     import tempfile
-    tmpdir = Path(tempfile.mkdtemp(prefix="add-url-", dir=b.context.parent))
+    tmpdir = Path(tempfile.mkdtemp(prefix="add-url-", dir=b.context.root.parent))
     try:
         path, mtime = await b.fetch_url(url, tmpdir)
     except StepError:
@@ -156,6 +176,9 @@ async def _do_copy(b: Builder, st: StageState, what: str, sources: list[_Source]
     def apply(root: Path) -> None:
         uid, gid = _chown(root, chown)
         for s in sources:
+            if s.path is None and s.context_rel:
+                s.root = b.context.unpack()
+                s.path = fsutil.resolve(s.root, s.context_rel)
             assert s.path is not None
             dir_dest = full_dest.endswith("/")
             target = fsutil.resolve(root, full_dest)

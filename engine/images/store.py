@@ -196,6 +196,17 @@ class ImageStore(ReferenceIndex):
     def children(self, image_id: str) -> builtins.list[str]:
         return [r["id"] for r in self.db.query_sync("SELECT id FROM images WHERE parent = ?", (image_id,))]
 
+    def child_configs(self, image_id: str) -> builtins.list[tuple[str, dict[str, Any]]]:
+        """(ID, config JSON) of the images whose parent is ``image_id`` ("" for none): the build
+        cache's one query per step, without building whole records."""
+        out = []
+        for r in self.db.query_sync("SELECT id FROM images WHERE parent = ?", (image_id,)):
+            try:
+                out.append((r["id"], self._config(r["id"])))
+            except NotFound:
+                continue   # deleted meanwhile
+        return out
+
     # ================================================================ layers
     def _lowers(self, parent: str | None) -> builtins.list[Path]:
         if parent is None or not hasattr(self.snapshotter, "parent_chain"):
