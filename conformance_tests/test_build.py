@@ -272,6 +272,8 @@ def test_failing_run_reports_code_and_leaves_no_image(daemon: Daemon, busybox: s
     proc = docker_build(daemon, ctx, "--force-rm", "-t", "never-made")
     assert proc.returncode == 3
     assert "The command '/bin/sh -c echo partial > /p && exit 3' returned a non-zero code: 3" in proc.stderr
+    failed = re.findall(r"^ ---> Running in ([0-9a-f]{12})$", proc.stdout, re.MULTILINE)[-1]
+    assert proc.stdout.splitlines()[-1] == f"Removing intermediate container {failed}"
     assert container_ids(daemon) == before_containers
     assert ok(daemon.cli("images", "-aq", "--no-trunc")).split() == before_images
     # Through the API: the error carries the exit code.
@@ -285,16 +287,49 @@ def test_failing_run_reports_code_and_leaves_no_image(daemon: Daemon, busybox: s
     assert container_ids(daemon) == before_containers
 
 
-def test_failed_run_container_kept_without_force_rm(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+@pytest.mark.reference_differs("dockerd's classic builder keeps the failed step's container unless --force-rm; "
+                               "issue 12 asks that no failure leaves a container behind")
+@pytest.mark.parametrize("base,dockerfile", [
+    ("", "FROM busybox\nENV A=1\nRUN exit 4\n"),
+    ("FROM busybox\nONBUILD RUN exit 4\n", "FROM {base}\n"),      # the failure in an ONBUILD trigger
+])
+def test_failed_run_leaves_no_container(daemon: Daemon, busybox: str, tmp_path: Path, images_made: list[str],
+                                        base: str, dockerfile: str) -> None:
+    if base:
+        parent = write_context(tmp_path / "parent", {"Dockerfile": base})
+        proc = docker_build(daemon, parent, "-t", "onbuild-fails:1")
+        assert proc.returncode == 0, proc.stderr
+        images_made.append("onbuild-fails:1")
+        dockerfile = dockerfile.format(base="onbuild-fails:1")
+    ctx = write_context(tmp_path / "child", {"Dockerfile": dockerfile})
+    before = container_ids(daemon)
+    proc = docker_build(daemon, ctx, "--no-cache")
+    left = container_ids(daemon) - before
+    for cid in left:
+        daemon.cli("rm", "-f", cid)
+    assert proc.returncode == 4 and "returned a non-zero code: 4" in proc.stderr
+    failed = re.findall(r"^ ---> Running in ([0-9a-f]{12})$", proc.stdout, re.MULTILINE)[-1]
+    # The failed step's container goes as with --force-rm, and says so.
+    assert proc.stdout.splitlines()[-1] == f"Removing intermediate container {failed}"
+    assert not left
+    if daemon.kind == "pydockerd":
+        assert mounts_under(str(daemon.root)) == []
+        assert not list((daemon.exec_root / "build").iterdir())
+
+
+def test_failed_run_with_rm_false_keeps_its_container(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
     ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN exit 4\n"})
     before = container_ids(daemon)
-    proc = docker_build(daemon, ctx)
-    assert proc.returncode == 4 and "returned a non-zero code: 4" in proc.stderr
+    proc = docker_build(daemon, ctx, "--no-cache", "--rm=false")
     left = container_ids(daemon) - before
-    assert len(left) == 1       # dockerd keeps the failed step's container unless --force-rm
-    cid = left.pop()
-    assert inspect(daemon, cid)["State"]["ExitCode"] == 4
-    ok(daemon.cli("rm", cid))
+    try:
+        assert proc.returncode == 4 and "returned a non-zero code: 4" in proc.stderr
+        assert "Removing intermediate container" not in proc.stdout
+        assert len(left) == 1
+        assert inspect(daemon, next(iter(left)))["State"]["ExitCode"] == 4
+    finally:
+        for cid in left:
+            daemon.cli("rm", "-f", cid)
 
 
 def test_quiet_prints_only_the_id(daemon: Daemon, busybox: str, tmp_path: Path, images_made: list[str]) -> None:
@@ -493,7 +528,7 @@ def test_bad_dockerfile_refused_before_the_stream(daemon: Daemon, busybox: str, 
 def test_bad_step_reported_in_the_stream(daemon: Daemon, busybox: str, dockerfile: str, message: str) -> None:
     before = container_ids(daemon)
     images_before = ok(daemon.cli("images", "-aq", "--no-trunc")).split()
-    resp = daemon.raw("POST", "/build?forcerm=1",
+    resp = daemon.raw("POST", "/build",
                       body=tar_of({"Dockerfile": dockerfile.encode(), "f": b"f", "g": b"g"}),
                       headers={"Content-Type": "application/x-tar"}, timeout=60)
     assert resp.status == 200
@@ -509,12 +544,16 @@ def test_bad_step_reported_in_the_stream(daemon: Daemon, busybox: str, dockerfil
 
 def test_unknown_base_image(daemon: Daemon, busybox: str) -> None:
     # A registry address on loopback where nothing listens: no outside contact.
+    before = container_ids(daemon)
     resp = daemon.raw("POST", "/build", body=tar_of({"Dockerfile": b"FROM 127.0.0.1:9/nosuch/image:1\n"}),
                       headers={"Content-Type": "application/x-tar"}, timeout=120)
     assert resp.status == 200
     msgs = stream(resp.body)
     assert msgs[0] == {"stream": "Step 1/1 : FROM 127.0.0.1:9/nosuch/image:1"}
     assert "error" in msgs[-1] and "connection refused" in msgs[-1]["error"]
+    assert container_ids(daemon) == before   # a failed pull leaves nothing either
+    if daemon.kind == "pydockerd":
+        assert mounts_under(str(daemon.root)) == []
 
 
 def test_bad_request_parameters(daemon: Daemon, busybox: str) -> None:

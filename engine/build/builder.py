@@ -187,8 +187,10 @@ class Builder:
             await asyncio.shield(self._remove_quietly())
             raise
         except BaseException:
-            if self.opts.force_remove:
-                await self.remove_containers()
+            # Unlike dockerd's classic builder (which keeps the failed step's container unless
+            # --force-rm), no failure leaves a container behind; --rm=false still keeps them all.
+            if self.opts.remove or self.opts.force_remove:
+                await asyncio.shield(self.remove_containers(keep_going=True))
             raise
         if self.opts.remove or self.opts.force_remove:
             await self.remove_containers()
