@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import secrets
 import subprocess
 import tarfile
 import threading
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conformance_tests.harness import DOCKER_CLI, Daemon, mounts_under
+from conformance_tests.harness import DOCKER_CLI, Daemon, cgroup_hierarchies, cgroups_under, mounts_under
 from conformance_tests.util import container_ids, inspect, ok
 
 BUSYBOX = "busybox"
@@ -1052,3 +1054,26 @@ def test_rm_false_keeps_every_step_container(daemon: Daemon, busybox: str, tmp_p
     for cid in kept:
         ok(daemon.cli("rm", "-f", cid))
     daemon.cli("rmi", built_id(proc.stdout))
+
+
+def test_cgroup_parent_of_step_containers(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    parent = f"pydc-buildcg-{os.getpid()}-{secrets.token_hex(3)}"
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN cat /proc/self/cgroup\n"})
+    proc = None
+    try:
+        proc = docker_build(daemon, ctx, "--no-cache", "--cgroup-parent", "/" + parent)
+        assert proc.returncode == 0, proc.stderr
+        step = re.findall(r"^ ---> Running in ([0-9a-f]{12})$", proc.stdout, re.MULTILINE)[0]
+        # On cgroup v1 the step is in each controller's hierarchy at /<parent>/<container id>.
+        memory = [line.split(":", 2)[2] for line in proc.stdout.splitlines()
+                  if re.match(r"^\d+:memory:/", line)]
+        assert memory and memory[0].startswith(f"/{parent}/{step}"), proc.stdout
+        assert cgroups_under(parent) == []    # the step's own cgroups went with its container
+    finally:
+        if proc is not None and proc.returncode == 0:
+            daemon.cli("rmi", built_id(proc.stdout))
+        for d in cgroups_under(parent):
+            d.rmdir()
+        for h in cgroup_hierarchies():
+            if (h / parent).is_dir():
+                (h / parent).rmdir()

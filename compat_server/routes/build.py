@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import io
 import os
+import posixpath
 import queue
 import tempfile
 from collections.abc import AsyncIterator
@@ -141,7 +142,9 @@ def _options(request: Request) -> BuildOptions:
         shm = int(raw_shm) if raw_shm else 0
     except ValueError:
         raise EngineError(f'strconv.ParseInt: parsing "{raw_shm}": invalid syntax') from None
-    host_config = HostConfig(resources=resources, shm_size=shm)
+    # The step containers' cgroups go below it (cleaned as Go's filepath.Join does: never above the root).
+    cgroup_parent = posixpath.normpath("/" + (q.get("cgroupparent") or "")).strip("/")
+    host_config = HostConfig(resources=resources, shm_size=shm, cgroup_parent=cgroup_parent)
     return BuildOptions(
         dockerfile=q.get("dockerfile") or "",
         tags=tags,
