@@ -1077,3 +1077,26 @@ def test_cgroup_parent_of_step_containers(daemon: Daemon, busybox: str, tmp_path
         for h in cgroup_hierarchies():
             if (h / parent).is_dir():
                 (h / parent).rmdir()
+
+
+def test_steps_right_after_from_scratch_run_in_a_container(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write_context(tmp_path, {"Dockerfile": 'FROM scratch\nENV A=1\nWORKDIR /w\nCMD ["x"]\n'})
+    images_before = set(ok(daemon.cli("images", "-aq", "--no-trunc")).split())
+    before = container_ids(daemon)
+    proc = docker_build(daemon, ctx, "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    made = set(ok(daemon.cli("images", "-aq", "--no-trunc")).split()) - images_before
+    try:
+        lines = re.sub(r"[0-9a-f]{12}", "<id>", proc.stdout).splitlines()
+        step = [" ---> Running in <id>", "Removing intermediate container <id>", " ---> <id>"]
+        assert lines[lines.index("Step 1/4 : FROM scratch"):] == [
+            "Step 1/4 : FROM scratch", " ---> ", "Step 2/4 : ENV A=1", *step, "Step 3/4 : WORKDIR /w", *step,
+            'Step 4/4 : CMD ["x"]', *step, "Successfully built <id>"]
+        assert container_ids(daemon) == before
+        assert len(made) == 3      # one image per step, nothing else left
+        image = inspect(daemon, built_id(proc.stdout), "image")
+        assert image["Config"]["WorkingDir"] == "/w" and len(image["RootFS"]["Layers"]) == 1   # /w made
+        assert image["Parent"] != "" and image["Config"]["Env"][-1] == "A=1"
+    finally:
+        for image_id in made:
+            daemon.cli("rmi", "-f", image_id)

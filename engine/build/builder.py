@@ -279,14 +279,7 @@ class Builder:
                                      change: Callable[[Path], None] | None) -> None:
         if await self.probe(st, probe_cfg):
             return
-        if st.image is None:
-            # FROM scratch: nothing to create a container from; the step is an empty layer.
-            async with self.backend.mount_scratch(None) as (key, root):
-                if change is not None:
-                    change(root)
-                cfg = self._image_config(st, probe_cfg, "")
-                st.image = await self.backend.commit(key, None, cfg, self._history(cfg, probe_cfg["Cmd"]))
-            return
+        # Right after FROM scratch too: dockerd creates the step's container on an empty rootfs.
         _fill_healthcheck_from_image(st)
         cid = await self._create(self._container_config(st, probe_cfg))
         self.out(f" ---> Running in {cid[:12]}\n")
@@ -317,9 +310,7 @@ class Builder:
         probe_cfg = ordered(probe_cfg)
         if await self.probe(st, probe_cfg):
             return
-        if st.image is None:
-            raise StepError("Please provide a source image with `from` prior to run")
-        run_cfg = dict(probe_cfg)
+        run_cfg = dict(probe_cfg)   # from scratch too: the start fails as dockerd's does (no /bin/sh)
         run_cfg["Cmd"] = cmd
         run_cfg["Env"] = env
         cid = await self._create(self._container_config(st, run_cfg, entrypoint_override=True))

@@ -210,8 +210,6 @@ async def dispatch_workdir(b: Builder, st: StageState, inst: Instruction) -> Non
     wd = path if path.startswith("/") else posixpath.join(current, path)
     wd = posixpath.normpath(wd) if wd != "/" else wd
     st.config["WorkingDir"] = wd
-    if st.image is None:
-        return
     await b.commit_workdir(st, wd)
 
 
