@@ -1100,3 +1100,109 @@ def test_steps_right_after_from_scratch_run_in_a_container(daemon: Daemon, busyb
     finally:
         for image_id in made:
             daemon.cli("rmi", "-f", image_id)
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    """A bare repository `repo.git`: master has a Dockerfile at the top, branch `other` one in `sub/`."""
+    work = tmp_path / "work"
+    work.mkdir()
+    _git(work, "init", "-q", "-b", "master")
+    write_context(work, {"Dockerfile": "FROM busybox\nCOPY hello /hello\n", "hello": "from master\n"})
+    _git(work, "add", "-A")
+    _git(work, "commit", "-q", "-m", "master")
+    _git(work, "checkout", "-q", "-b", "other")
+    write_context(work, {"sub/Dockerfile": "FROM busybox\nCOPY hello /hello\n", "sub/hello": "from other:sub\n"})
+    _git(work, "add", "-A")
+    _git(work, "commit", "-q", "-m", "other")
+    _git(work, "tag", "v1")
+    bare = tmp_path / "served" / "repo.git"
+    bare.parent.mkdir()
+    _git(tmp_path, "clone", "-q", "--bare", str(work), str(bare))
+    _git(bare, "update-server-info")    # for the dumb HTTP server
+    return bare
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def git_daemon(git_repo: Path) -> Iterator[str]:
+    """`git daemon` on loopback serving the repository: its git:// URL."""
+    import socket
+    import time
+    port = _free_port()
+    proc = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", f"--port={port}",
+                             f"--base-path={git_repo.parent}", str(git_repo.parent)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline, "git daemon did not come up"
+            time.sleep(0.05)
+        yield f"git://127.0.0.1:{port}/repo.git"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("fragment,expected", [
+    ("", "from master\n"),
+    ("#other:sub", "from other:sub\n"),
+    ("#v1:sub", "from other:sub\n"),
+])
+def test_git_remote_over_git_protocol(daemon: Daemon, busybox: str, git_daemon: str, images_made: list[str],
+                                      fragment: str, expected: str) -> None:
+    import urllib.parse
+    tag = "git-remote:" + (fragment.strip("#").replace(":", "-") or "default")
+    q = urllib.parse.urlencode({"remote": git_daemon + fragment, "t": tag})
+    resp = daemon.raw("POST", f"/build?{q}", timeout=120)
+    images_made.append(tag)
+    assert resp.status == 200 and "error" not in stream(resp.body)[-1], resp.body
+    assert ok(daemon.cli("run", "--rm", tag, "cat", "/hello")) == expected
+
+
+def test_git_remote_over_dumb_http_and_errors(daemon: Daemon, busybox: str, git_repo: Path, git_daemon: str,
+                                              client: Any, images_made: list[str]) -> None:
+    import functools
+    import http.server
+    import urllib.parse
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(git_repo.parent))
+    handler.log_message = lambda *a: None   # type: ignore[assignment, attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/repo.git"
+    try:
+        # docker-py hands a git URL to the daemon as `remote` (the CLI clones it itself).
+        client.images.build(path=url + "#other:sub", tag="git-remote:http")
+        images_made.append("git-remote:http")
+        assert ok(daemon.cli("run", "--rm", "git-remote:http", "cat", "/hello")) == "from other:sub\n"
+        resp = daemon.raw("POST", "/build?" + urllib.parse.urlencode({"remote": git_daemon + "#nosuch"}),
+                          timeout=120)
+        assert resp.status == 500
+        assert resp.message.startswith("error fetching: ") and "nosuch" in resp.message
+        assert resp.message.endswith(": exit status 128")
+        resp = daemon.raw("POST", "/build?" + urllib.parse.urlencode({"remote": git_daemon + "#master:hello"}),
+                          timeout=120)
+        assert resp.status == 500 and resp.message.startswith("error setting git context, not a directory: ")
+        resp = daemon.raw("POST", "/build?" + urllib.parse.urlencode({"remote": "ftp://127.0.0.1:9/x"}),
+                          timeout=60)
+        assert resp.status == 500
+        assert resp.message == "remoteURL (ftp://127.0.0.1:9/x) could not be recognized as URL"
+    finally:
+        server.shutdown()
+        server.server_close()

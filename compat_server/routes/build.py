@@ -27,7 +27,7 @@ from starlette.routing import Route
 from engine import gojson
 from engine.build.backend import decode_registry_config
 from engine.build.builder import BuildOptions, StepError
-from engine.errors import EngineError, InvalidParameter, NotFound, NotImplementedYet
+from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.images import reference
 from engine.types import HostConfig, Resources
 
@@ -254,10 +254,15 @@ async def _fetch_url(url: str, dest_dir: Path) -> tuple[Path, float | None]:
 
 
 async def _remote_context(url: str, tmp_dir: str, dockerfile_name: str) -> str:
-    """``remote``: a URL to a context tarball (any compression), or to a plain Dockerfile."""
+    """``remote``: a git repository (its checkout), or a URL to a context tarball (any compression)
+    or to a plain Dockerfile."""
     import httpx
-    if not url.startswith(("http://", "https://")):
-        raise NotImplementedYet("only http(s) remote contexts are supported (no git)")
+
+    from engine.build import git
+    if git.is_git_url(url):
+        return str(await git.context_tar(url, Path(tmp_dir)))
+    if not git.is_url(url):
+        raise EngineError(f"remoteURL ({url}) could not be recognized as URL")
     fd, path = tempfile.mkstemp(prefix="context-", dir=tmp_dir)
     os.close(fd)
     try:
