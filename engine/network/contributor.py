@@ -113,7 +113,7 @@ class NetworkContributor(BaseContributor):
         if mode.startswith("container:"):
             self._lookup(mode.partition(":")[2])       # No such container: <ref>
             return
-        await asyncio.to_thread(self.svc.record_create, c)
+        await asyncio.to_thread(self.svc.endpoints.record_create, c)
 
     async def prepare(self, plan: StartPlan) -> None:
         c = plan.container
@@ -128,7 +128,7 @@ class NetworkContributor(BaseContributor):
         if mode.startswith("container:"):
             self._join_container(plan, mode.partition(":")[2])
             return
-        endpoints = await asyncio.to_thread(self.svc.setup_sandbox, c, c.name)
+        endpoints = await asyncio.to_thread(self.svc.endpoints.setup_sandbox, c, c.name)
         for ep in endpoints:
             self.svc.publish_container_event("connect", self.svc.get(ep.network_id), c.id)
         path = self.svc.ns_path(c)
@@ -212,12 +212,12 @@ class NetworkContributor(BaseContributor):
         await self.svc.ports.unpublish(c.id)
         await asyncio.to_thread(self.svc.store.set_ports, c.id, [])
         live = [a.network for a in self.svc.attachments(c.id) if a.endpoint is not None]
-        await asyncio.to_thread(self.svc.teardown_sandbox, c)
+        await asyncio.to_thread(self.svc.endpoints.teardown_sandbox, c)
         for n in live:
             self.svc.publish_container_event("disconnect", n, c.id)
 
     async def removed(self, c: Container, *, volumes: bool) -> None:
-        await asyncio.to_thread(self.svc.forget, c)
+        await asyncio.to_thread(self.svc.endpoints.forget, c)
 
     async def restore(self, c: Container, *, running: bool) -> None:
         if not running:
