@@ -161,6 +161,66 @@ def test_network_host_discards_published_ports(daemon: Daemon, busybox: str, nam
     assert inspect(daemon, name)["NetworkSettings"]["Ports"] == {}
 
 
+# busybox has no UDP server: the host's own Python (read-only mounts of /usr, /lib, /lib64) serves UDP
+HOST_PYTHON = ("-v", "/usr:/usr:ro", "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro")
+UDP_ECHO = ("import socket\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.bind(('0.0.0.0', 5353))\n"
+            "while True:\n"
+            "    data, peer = s.recvfrom(2048)\n"
+            "    s.sendto(b'echo:' + data, peer)\n")
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
+def udp_echo(host: str, port: int, deadline: float = 20) -> bytes:
+    """Send datagrams until the echo comes back (the server needs a moment to bind)."""
+    got: list[bytes] = []
+    payload = f"ping-{time.monotonic_ns()}".encode()
+
+    def answered() -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.5)
+            s.sendto(payload, (host, port))
+            try:
+                data, peer = s.recvfrom(2048)
+            except OSError:
+                return False
+            got.append(data)
+            return peer == (host, port)
+
+    wait_until(answered, deadline, f"an echo from udp {host}:{port}")
+    assert got[-1] == b"echo:" + payload
+    return got[-1]
+
+
+def test_published_udp_port_carries_datagrams_both_ways(daemon: Daemon, busybox: str, name: str) -> None:
+    port = free_udp_port()
+    run_d(daemon, name, "-p", f"{port}:5353/udp", *HOST_PYTHON, BUSYBOX, "/usr/bin/python3", "-c", UDP_ECHO)
+    udp_echo("127.0.0.1", port)
+    udp_echo(host_address(), port)
+    assert ok(daemon.cli("port", name, "5353/udp")).splitlines()[0] == f"0.0.0.0:{port}"
+    assert inspect(daemon, name)["NetworkSettings"]["Ports"]["5353/udp"][0] == {"HostIp": "0.0.0.0",
+                                                                                "HostPort": str(port)}
+    row = ok(daemon.cli("ps", "--filter", f"name={name}", "--format", "{{.Ports}}"))
+    assert f"0.0.0.0:{port}->5353/udp" in row
+    ok(daemon.cli("rm", "-f", name))
+
+    def released() -> bool:     # the host port is free again once the container is gone
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+                return True
+            except OSError:
+                return False
+
+    wait_until(released, 20, f"udp port {port} to be released")
+
+
 # ---------------------------------------------------------------- user-defined networks
 def test_user_network_names_and_aliases(daemon: Daemon, busybox: str, name: str, nets: Networks) -> None:
     sub = nets.create(name + "-net")
