@@ -10,6 +10,7 @@ import contextlib
 import ipaddress
 import os
 import secrets
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,18 @@ def set_sysctl(key: str, value: str) -> None:
     """A host sysctl under /proc/sys ("net/ipv4/conf/br0/route_localnet")."""
     with open(f"/proc/sys/{key}", "w") as f:
         f.write(value)
+
+
+def bridge_netfilter(*, ipv6: bool) -> None:
+    """Bridged traffic through iptables (dockerd does this for icc=false): load br_netfilter when its
+    sysctls are missing, and turn them on."""
+    base = Path("/proc/sys/net/bridge")
+    if not base.is_dir():
+        subprocess.run(["modprobe", "br_netfilter"], capture_output=True, check=False)
+    for key in ("bridge-nf-call-iptables",) + (("bridge-nf-call-ip6tables",) if ipv6 else ()):
+        path = base / key
+        if path.exists() and path.read_text().strip() != "1":
+            path.write_text("1")
 
 
 def _no_dad(ns_path: Path, ifname: str) -> None:

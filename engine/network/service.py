@@ -134,7 +134,11 @@ class NetworkService:
         if self.config.iptables and not n.internal:
             # DNAT of host-originated traffic to 127.0.0.1 (see firewall.py)
             netlink.set_sysctl(f"net/ipv4/conf/{n.bridge_name}/route_localnet", "1")
-        self.firewall.add_network(self._rules(n))
+        rules = self._rules(n)
+        if self.config.iptables and not rules.icc:
+            # icc=false drops bridged frames in FORWARD: only seen by iptables through br_netfilter
+            netlink.bridge_netfilter(ipv6=n.enable_ipv6)
+        self.firewall.add_network(rules)
 
     def _tear_down(self, n: Network) -> None:
         self.firewall.remove_network(self._rules(n))
