@@ -700,3 +700,28 @@ def test_daemon_icc_false_isolates_the_default_bridge(daemon: Daemon, busybox: s
         with HostListener() as out_port:
             ok(d.cli("exec", name + "-b", "nc", "-w", "2", host_address(), str(out_port)))
         ok(d.cli("rm", "-f", name + "-a", name + "-b"))
+
+
+def test_daemon_ipv6_on_the_default_bridge_and_published_ipv6_ports(daemon: Daemon, busybox: str, name: str) -> None:
+    """--ipv6 --fixed-cidr-v6: default-bridge containers get an address of the prefix, reach each other
+    over IPv6, and published ports answer on the host's IPv6 addresses (::1 and the bridge's own)."""
+    cidr = ipaddress.ip_network(netenv.flagged_cidr_v6(daemon.kind))
+    with running_flagged_daemon(daemon, "--ipv6", "--fixed-cidr-v6", str(cidr)) as d:
+        net = inspect(d, "bridge", "network")
+        assert net["EnableIPv6"] is True
+        assert cidr in [ipaddress.ip_network(c["Subnet"]) for c in net["IPAM"]["Config"]]
+        lo_port, any_port = free_port(), free_port()
+        run_d(d, name, "-p", f"[::1]:{lo_port}:3000", "-p", f"{any_port}:3000", BUSYBOX,
+              "sh", "-c", WWW + "exec httpd -f -p 3000 -h /www")
+        cid12 = inspect(d, name)["Id"][:12]
+        ep = inspect(d, name)["NetworkSettings"]["Networks"]["bridge"]
+        ip6 = ipaddress.ip_address(ep["GlobalIPv6Address"])
+        assert ip6 in cidr and ep["GlobalIPv6PrefixLen"] == 64
+        gateway6 = ep["IPv6Gateway"]
+        assert ipaddress.ip_address(gateway6) == cidr[1]
+        assert wait_http(lo_port, "[::1]") == f"hello-{cid12}\n"
+        assert wait_http(any_port, f"[{gateway6}]") == f"hello-{cid12}\n"
+        assert f"[::1]:{lo_port}" in ok(d.cli("port", name, "3000/tcp")).splitlines()
+        out = ok(d.cli("run", "--rm", BUSYBOX, "wget", "-q", "-O-", f"http://[{ip6}]:3000/index.html"))
+        assert out == f"hello-{cid12}\n"
+        ok(d.cli("rm", "-f", name))

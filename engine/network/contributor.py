@@ -204,7 +204,7 @@ class NetworkContributor(BaseContributor):
         wanted = [(p, proto, ip or (default_ip if default_ip not in ("", "0.0.0.0") else ""), hp)
                   for p, proto, ip, hp in wanted]
         made = await self.svc.ports.publish(c.id, f"{c.name} ({ep.id})", net.bridge_name,
-                                            ep.ipv4.split("/")[0], wanted)
+                                            ep.ipv4.split("/")[0], wanted, ep.ipv6.split("/")[0])
         await asyncio.to_thread(self.svc.store.set_ports, c.id, made)
 
     async def release(self, c: Container) -> None:
@@ -237,7 +237,8 @@ class NetworkContributor(BaseContributor):
         if not atts or atts[0].endpoint is None or not atts[0].endpoint.ipv4:
             return
         ep = atts[0].endpoint
-        await self.svc.ports.restore(c.id, atts[0].network.bridge_name, ep.ipv4.split("/")[0], bindings)
+        await self.svc.ports.restore(c.id, atts[0].network.bridge_name, ep.ipv4.split("/")[0], bindings,
+                                     ep.ipv6.split("/")[0])
 
 
 HOST_RESOLV = Path("/etc/resolv.conf")

@@ -64,7 +64,8 @@ def ensure_bridge(name: str, gateways: list[str], mtu: int = 1500) -> None:
             iface = ipaddress.ip_interface(gw)
             if (str(iface.ip), iface.network.prefixlen) in have:
                 continue
-            ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            kw: dict[str, Any] = {"flags": 0x02} if iface.version == 6 else {}   # IFA_F_NODAD: usable at once
+            ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen, **kw)
         ipr.link("set", index=idx, state="up")
 
 

@@ -104,9 +104,12 @@ class NetworkService:
             BRIDGE_OPT: self.config.bridge,
             "com.docker.network.driver.mtu": str(self.config.mtu or 1500),
         }
+        configs = [cfg]
+        if self.config.ipv6 and self.config.fixed_cidr_v6:     # --ipv6 --fixed-cidr-v6
+            configs.append(ipam.make_config(str(ipam.parse_subnet(self.config.fixed_cidr_v6))))
         n = Network(id=old.id if old else _new_id(), name="bridge", driver="bridge",
-                    created=old.created if old else timeutil.now(), ipam=(cfg,), options=options,
-                    predefined=True)
+                    created=old.created if old else timeutil.now(), ipam=tuple(configs), options=options,
+                    predefined=True, enable_ipv6=self.config.ipv6)
         self._add(n)
 
     def _host_networks(self) -> list[ipam.IPNetwork]:
@@ -121,7 +124,7 @@ class NetworkService:
 
     def _rules(self, n: Network) -> NetworkRules:
         return NetworkRules(
-            bridge=n.bridge_name, subnets=tuple(c.subnet for c in n.ipam if ":" not in c.subnet),
+            bridge=n.bridge_name, subnets=tuple(c.subnet for c in n.ipam if ":" not in c.subnet or n.enable_ipv6),
             internal=n.internal,
             masquerade=n.opt_bool("com.docker.network.bridge.enable_ip_masquerade", True) and self.config.ip_masq,
             icc=n.opt_bool("com.docker.network.bridge.enable_icc", True))
