@@ -562,6 +562,31 @@ def test_legacy_links_on_the_default_bridge(daemon: Daemon, busybox: str, name: 
     assert "could not get container for no-such-ctr-x" in proc.stderr
 
 
+def test_links_in_inspect_follow_the_child_and_outlive_it(daemon: Daemon, busybox: str, name: str) -> None:
+    """HostConfig.Links shows dockerd's "/child:/parent/alias"; a rename of the child shows through; after
+    its removal the parent keeps the link (by its last name) and cannot start."""
+    src = name + "-src"
+    run_d(daemon, src, BUSYBOX, "sleep", "300")
+    ok(daemon.cli("create", "--name", name, "--link", f"{src}:db", "--link", src, BUSYBOX, "true"))
+
+    def links() -> list[str]:
+        return sorted(inspect(daemon, name)["HostConfig"]["Links"] or [])    # dockerd's order is a map's
+
+    assert links() == sorted([f"/{src}:/{name}/db", f"/{src}:/{name}/{src}"])
+    ok(daemon.cli("rename", src, src + "2"))
+    assert links() == sorted([f"/{src}2:/{name}/db", f"/{src}2:/{name}/{src}"])
+    ok(daemon.cli("stop", "-t", "0", src + "2"))
+    assert links() == sorted([f"/{src}2:/{name}/db", f"/{src}2:/{name}/{src}"])
+    ok(daemon.cli("rm", src + "2"))
+    assert links() == sorted([f"/{src}2:/{name}/db", f"/{src}2:/{name}/{src}"])
+    proc = daemon.cli("start", name)
+    assert proc.returncode != 0
+    assert f"Cannot link to a non running container: /{src}2 AS /{name}/" in proc.stderr
+    # the link's name went with the child: rm --link finds nothing to remove
+    proc = daemon.cli("rm", "--link", f"/{name}/db")
+    assert proc.returncode != 0 and f"No such container: {name}/db" in proc.stderr
+
+
 # --------------------------------------------------------------------------- IPv6
 def test_ipv6_network_addresses_reachable_between_containers(daemon: Daemon, busybox: str, name: str,
                                                              nets: Networks) -> None:

@@ -32,7 +32,7 @@ from .endpoints import Attachment, Endpoints
 from .firewall import Firewall, NetworkRules
 from .ports import PortPublisher
 from .store import NetworkStore
-from .types import Endpoint, EndpointSettings, IPAMConfig, Network, PortBinding
+from .types import Endpoint, EndpointSettings, IPAMConfig, Link, Network, PortBinding
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,14 @@ BRIDGE_OPT = "com.docker.network.bridge.name"
 PREDEFINED = ("bridge", "host", "none")
 # drivers dockerd knows but this daemon does not run (yet): dockerd's words for a missing plugin
 _UNAVAILABLE_DRIVERS = ("overlay", "macvlan", "ipvlan")
+
+
+def split_link(link: str) -> tuple[str, str]:
+    """"name:alias" (or "/name:/parent/alias", or "name") -> (name, alias)."""
+    name, _, alias = link.partition(":")
+    name = name.lstrip("/")
+    alias = alias.rsplit("/", 1)[-1] if alias else name
+    return name, alias
 
 
 def _new_id() -> str:
@@ -59,6 +67,8 @@ class NetworkService:
         self.netns_root = config.exec_root / "netns"
         self.dns: Any = None    # the embedded DNS server (contributor.py sets it)
         self.endpoints = Endpoints(self)
+        # a container's current name by id, None when it is gone (contributor.py sets it)
+        self.container_name: Callable[[str], str | None] = lambda cid: None
         self._made_bridges: set[str] = set()   # bridges this run created (a given -b bridge is the admin's)
         self.pools: list[ipam.AddressPool] = [p for p in config.default_address_pools
                                             if isinstance(p, ipam.AddressPool)] or list(ipam.DEFAULT_POOLS)
@@ -195,6 +205,27 @@ class NetworkService:
 
     def published(self, container_id: str) -> list[PortBinding]:
         return self.store.ports(container_id)
+
+    def links(self, c: Container) -> list[Link]:
+        """The container's legacy links (recorded at create; a container of an older store: by name)."""
+        recorded = self.store.links(c.id)
+        if recorded is not None:
+            return recorded
+        return [Link(alias=alias, child_id="", child_name=name) for name, alias in map(split_link, c.host_config.links)]
+
+    def remove_link(self, parent: Container, alias: str) -> bool:
+        """``docker rm --link /parent/alias``: False when the parent has no such link, or its child is
+        gone (dockerd finds a link by its name, which goes with the child)."""
+        links = self.links(parent)
+        if not any(link.alias == alias and self.container_name(link.child_id) for link in links):
+            return False
+        self.store.set_links(parent.id, [link for link in links if link.alias != alias])
+        return True
+
+    def links_shown(self, c: Container) -> list[str]:
+        """HostConfig.Links as dockerd shows them: "/<child>:/<parent>/<alias>", the child by its current name."""
+        return [f"/{self.container_name(link.child_id) or link.child_name}:/{c.name}/{link.alias}"
+                for link in self.links(c)]
 
     # --------------------------------------------------------------- create
     async def create(self, name: str, driver: str = "bridge", *, internal: bool = False, attachable: bool = False,
