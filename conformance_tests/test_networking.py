@@ -587,6 +587,21 @@ def test_links_in_inspect_follow_the_child_and_outlive_it(daemon: Daemon, busybo
     assert proc.returncode != 0 and f"No such container: {name}/db" in proc.stderr
 
 
+def test_rm_link_removes_the_link_only(daemon: Daemon, busybox: str, name: str) -> None:
+    src = name + "-src"
+    run_d(daemon, src, BUSYBOX, "sleep", "300")
+    ok(daemon.cli("create", "--name", name, "--link", f"{src}:db", "--link", src, BUSYBOX, "true"))
+    assert ok(daemon.cli("rm", "--link", f"/{name}/db")).strip() == f"/{name}/db"
+    assert inspect(daemon, name)["HostConfig"]["Links"] == [f"/{src}:/{name}/{src}"]
+    assert state(daemon, src)["Running"] is True
+    proc = daemon.cli("rm", "--link", f"/{name}/db")
+    assert proc.returncode != 0 and f"No such container: {name}/db" in proc.stderr
+    ok(daemon.cli("rm", "--link", f"{name}/{src}"))
+    assert inspect(daemon, name)["HostConfig"]["Links"] is None
+    ok(daemon.cli("stop", "-t", "0", src))
+    ok(daemon.cli("start", name))      # no link left to a container that is not running
+
+
 # --------------------------------------------------------------------------- IPv6
 def test_ipv6_network_addresses_reachable_between_containers(daemon: Daemon, busybox: str, name: str,
                                                              nets: Networks) -> None:
