@@ -195,6 +195,8 @@ class HostConfig:
     tmpfs: dict[str, str] = field(default_factory=dict)
     volumes_from: tuple[str, ...] = ()
     volume_driver: str = ""
+    # API < 1.44: read-only binds are not recursively read-only (dockerd's DefaultReadOnlyNonRecursive)
+    read_only_binds_non_recursive: bool = False
     # --- networking (engine/network) --------------------------------------------
     # (container port "80/tcp", host ip, host port ("" = ephemeral)), in the request's order
     port_bindings: tuple[tuple[str, str, str], ...] = ()
