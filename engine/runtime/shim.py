@@ -169,7 +169,8 @@ class Shim(ShimOps):
                 signal.set_wakeup_fd(-1)
                 parent_sync.close()
                 close_parent_ends(self.io)
-                from engine.runtime.init import InitConfig, SocketChannel, child_main
+                from engine.runtime.init import InitConfig, child_main
+                from engine.runtime.procbuild import SocketChannel
                 cfg = InitConfig(
                     spec=spec,
                     spec_path=os.path.join(self.bundle, "config.json"),

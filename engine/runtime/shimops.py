@@ -183,7 +183,8 @@ class ShimOps(ShimIO):
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 parent_sync.close()
                 close_parent_ends(ex.io)
-                from engine.runtime.init import ExecConfig, SocketChannel, exec_main
+                from engine.runtime.init import ExecConfig, exec_main
+                from engine.runtime.procbuild import SocketChannel
                 exec_main(ExecConfig(
                     process=process, channel=SocketChannel(child_sync), init_pid=self.init_pid, stdio=stdio,
                     cgroup_procs=self.cgroup.join_files() if self.cgroup else [],

@@ -2,7 +2,7 @@
 
 | fake | Protocol | real implementation |
 |---|---|---|
-| ``runtime.FakeRuntime`` (+ handle, streams) | ``runtime.api.RuntimeExecutor`` | ``runtime.client.ShimRuntime`` |
+| ``runtime.FakeRuntime`` (+ handle, streams; processes in ``fakeprocess``) | ``runtime.api.RuntimeExecutor`` | ``runtime.client.ShimRuntime`` |
 | ``content.FakeContentStore`` | ``content.api.ContentStoreAPI`` | ``content.store.ContentStore`` |
 | ``events.RecordingEventBus`` | ``events.api.EventBusAPI`` | ``events.bus.EventBus`` |
 | ``images.FakeImageCatalog`` | ``images.api.ImageCatalog`` | ``images.store.ImageStore`` |

@@ -96,7 +96,7 @@ def test_order_of_the_init_sequence(rootfs: Path) -> None:
 
 def test_no_exec_without_go(rootfs: Path) -> None:
     sysc = RecordingSyscalls()
-    from engine.runtime.init import _Abort
+    from engine.runtime.procbuild import Abort as _Abort
     with pytest.raises(_Abort):
         run_init(_cfg(rootfs, replies=[None]), sysc)
     assert "execve" not in sysc.names()
@@ -195,7 +195,7 @@ def test_recursively_read_only_bind(rootfs: Path, tmp_path: Path) -> None:
 def test_a_tty_gets_its_console_size_before_the_process_runs() -> None:
     """The init sets consoleSize on the pty slave before it becomes the process's terminal (a
     resize by the shim after "pty" could come after the process read it: `stty size` found none)."""
-    from engine.runtime.init import _open_terminal
+    from engine.runtime.procbuild import open_terminal as _open_terminal
 
     sysc = RecordingSyscalls()
     chan = FakeChannel([])
