@@ -25,11 +25,13 @@ can give the user dockerd's error text and exit code (127/126/128).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 
 from engine.runtime import fs
 from engine.runtime import syscalls as S
+from engine.runtime.linux import linux_syscalls
 from engine.runtime.procbuild import (
     InitError,
     become_process,
@@ -58,6 +60,7 @@ class InitConfig:
         channel: Channel,
         stdio: tuple[int, int, int] | None = None,        # fds for 0/1/2; None when the spec asks for a tty
         cgroup_procs: list[str] | None = None,            # "0" is written to each
+        cgroup_fds: list[int] | None = None,              # the same files, open (then used instead)
         cgroup_binds: list[tuple[str, str]] | None = None,  # v1: (host dir, name) for /sys/fs/cgroup
         cgroup_version: int = 1,
         seccomp: bytes = b"",                             # compiled filter; b"": compile the spec's
@@ -71,6 +74,7 @@ class InitConfig:
         self.channel = channel
         self.stdio = stdio
         self.cgroup_procs = list(cgroup_procs or [])
+        self.cgroup_fds = list(cgroup_fds or [])
         self.cgroup_binds = list(cgroup_binds or [])
         self.cgroup_version = cgroup_version
 
@@ -91,8 +95,12 @@ def run_init(cfg: InitConfig, sys: S.Syscalls) -> None:
     session_and_stdio(sys, cfg.stdio)
 
     # 2. Cgroups first, so the namespace below is rooted at the container's cgroup.
-    for procs in cfg.cgroup_procs:
-        step(f"joining cgroup {os.path.dirname(procs)}", sys.write_file, procs, "0")
+    if cfg.cgroup_fds:
+        for procs, fd in zip(cfg.cgroup_procs, cfg.cgroup_fds, strict=True):
+            step(f"joining cgroup {os.path.dirname(procs)}", sys.write_fd, fd, "0")
+    else:
+        for procs in cfg.cgroup_procs:
+            step(f"joining cgroup {os.path.dirname(procs)}", sys.write_file, procs, "0")
 
     # 3. Namespaces (pid is the shim's job: it must be set before the fork).
     flags = 0
@@ -184,7 +192,11 @@ class ExecConfig:
         cgroup_procs: list[str] | None = None,
         seccomp: bytes = b"",
         wait_for_go: bool = True,               # False: execve right after "ready"
+        cgroup_fds: list[int] | None = None,    # cgroup_procs, open (then used instead)
+        ns_fds: list[tuple[str, int, int]] | None = None,  # (name, open nsfs file, flag) to join
     ) -> None:
+        self.cgroup_fds = list(cgroup_fds or [])
+        self.ns_fds = ns_fds
         self.seccomp = seccomp
         self.wait_for_go = wait_for_go
         self.process = process
@@ -207,11 +219,32 @@ def run_exec(cfg: ExecConfig, sys: S.Syscalls) -> None:
     process = cfg.process
     check_env(list(process.get("env") or []))
     session_and_stdio(sys, cfg.stdio)
-    for procs in cfg.cgroup_procs:
-        try:
-            sys.write_file(procs, "0")
-        except FileNotFoundError:
-            pass  # the container is exiting; the exec will fail below or die with it
+    try:
+        if cfg.cgroup_fds:
+            for fd in cfg.cgroup_fds:
+                sys.write_fd(fd, "0")
+        else:
+            for procs in cfg.cgroup_procs:
+                sys.write_file(procs, "0")
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ENODEV):
+            raise
+        # the container is exiting (its cgroup is going); the exec fails below or dies with it
+    if cfg.ns_fds is not None:
+        for name, fd, flag in cfg.ns_fds:
+            step(f"joining {name} namespace", sys.setns_fd, fd, flag)
+    else:
+        join_namespaces(cfg, sys)
+    # setns(mnt) put us at the container's root; cwd is set below
+    if process.get("terminal"):
+        open_terminal(cfg.channel, sys, console=False, size=process.get("consoleSize"))
+    set_limits(sys, process, strict=False)
+    become_process(sys, cfg.channel, process, cfg.seccomp, ready={"type": "ready"},
+                   wait_for_go=cfg.wait_for_go, empty_args_exit=126)
+
+
+def join_namespaces(cfg: ExecConfig, sys: S.Syscalls) -> None:
+    """Join the init's namespaces by their /proc paths (those that differ from ours)."""
     for name, flag in EXEC_NAMESPACES:
         theirs = f"/proc/{cfg.init_pid}/ns/{name}"
         try:
@@ -220,12 +253,6 @@ def run_exec(cfg: ExecConfig, sys: S.Syscalls) -> None:
             raise InitError(f"container process {cfg.init_pid} is gone", 126) from None
         if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
             step(f"joining {name} namespace", sys.setns, theirs, flag)
-    # setns(mnt) put us at the container's root; cwd is set below
-    if process.get("terminal"):
-        open_terminal(cfg.channel, sys, console=False, size=process.get("consoleSize"))
-    set_limits(sys, process, strict=False)
-    become_process(sys, cfg.channel, process, cfg.seccomp, ready={"type": "ready"},
-                    wait_for_go=cfg.wait_for_go, empty_args_exit=126)
 
 
 def exec_main(cfg: ExecConfig) -> None:
@@ -234,7 +261,7 @@ def exec_main(cfg: ExecConfig) -> None:
     No setns(pid) is needed: the shim unshared the pid namespace for its
     children when it created the init, so every later fork of the shim lands
     in the container's pid namespace as the shim's own child."""
-    run_and_exit(lambda: run_exec(cfg, S.LinuxSyscalls()), cfg.channel)
+    run_and_exit(lambda: run_exec(cfg, linux_syscalls()), cfg.channel)
 
 
 def child_main(cfg: InitConfig) -> None:
@@ -247,7 +274,7 @@ def child_main(cfg: InitConfig) -> None:
             except (OSError, ValueError) as e:
                 raise InitError(f"reading {cfg.spec_path}: {e}") from None
         load_seccomp(cfg)
-        run_init(cfg, S.LinuxSyscalls())
+        run_init(cfg, linux_syscalls())
     run_and_exit(init, cfg.channel)
 
 

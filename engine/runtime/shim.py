@@ -127,7 +127,8 @@ class Shim(ShimOps):
         linux = {"cgroupsPath": view["cgroups_path"], "resources": view["resources"]}
 
         from engine.runtime import syscalls as S  # ctypes: only now, and only the shim needs it
-        sysc = S.LinuxSyscalls()
+        from engine.runtime.linux import linux_syscalls
+        sysc = linux_syscalls()
         sysc.prctl(S.PR_SET_CHILD_SUBREAPER, 1)
 
         if linux.get("cgroupsPath"):
@@ -136,6 +137,9 @@ class Shim(ShimOps):
                 try:
                     self.cgroup.create()
                     self.cgroup.apply(linux.get("resources"))
+                    # Kept open: the init and every exec join by writing to them, without a
+                    # path lookup and an open per hierarchy (close-on-exec: no container sees them).
+                    self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in self.cgroup.join_files()]
                 except cg.CgroupValueError as e:
                     self._destroy_cgroup()
                     return {
@@ -177,6 +181,7 @@ class Shim(ShimOps):
                     channel=SocketChannel(child_sync),
                     stdio=stdio,
                     cgroup_procs=self.cgroup.join_files() if self.cgroup else [],
+                    cgroup_fds=self.cgroup_fds,
                     cgroup_binds=self.cgroup.bind_sources() if self.cgroup else [],
                     cgroup_version=self.cgroup.version if self.cgroup else 1,
                     seccomp=self.seccomp,
@@ -217,6 +222,7 @@ class Shim(ShimOps):
         self._destroy_cgroup()
 
     def _destroy_cgroup(self) -> None:
+        self._close_join_fds()
         if self.cgroup is None:
             return
         try:
@@ -323,6 +329,7 @@ class Shim(ShimOps):
                 if self.sync is not None:
                     self.sync.close()
                     self.sync = None
+                self._close_exec_ns()   # the container's namespaces go with it
             elif pid in self.execs and self.execs[pid].exit is None:
                 ex = self.execs[pid]
                 ex.exit = exit_status(status)
@@ -339,8 +346,8 @@ class Shim(ShimOps):
         self._preload_exec_code()
         import gc
         gc.collect()
-        from engine.runtime import syscalls as S
-        S.malloc_trim()
+        from engine.runtime.linux import malloc_trim
+        malloc_trim()
 
     def _finish(self) -> None:
         assert self.exit is not None

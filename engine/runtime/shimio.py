@@ -51,6 +51,8 @@ class ShimIO:
         self.execs: dict[int, Exec] = {}            # by host pid
         self.sync: socket.socket | None = None
         self.cgroup: cg.CgroupV1 | cg.CgroupV2 | None = None
+        self.cgroup_fds: list[int] = []             # the cgroups' join files, open (see Shim.create)
+        self.exec_ns: list[tuple[str, int, int]] | None = None  # (name, fd, flag) an exec joins
         self.frozen = False  # the freezer state we set (pause/resume)
         self.log: Any = None
         self.replay: list[tuple[int, bytes]] = []

@@ -164,6 +164,10 @@ class ShimOps(ShimIO):
             # the master side, as before)
             process["consoleSize"] = {"height": int(size[0]), "width": int(size[1])}
         self._preload_exec_code()
+        namespaces = self._exec_namespaces()
+        if self.seccomp:
+            from engine.runtime.linux import linux_syscalls
+            linux_syscalls().prepare_seccomp(self.seccomp)   # made here once, not in every child
         ex = Exec(str(req.get("exec_id", "")), c)
         stdio, child_fds = make_stdio(ex.io, tty, open_stdin)
         parent_sync, child_sync = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -188,6 +192,7 @@ class ShimOps(ShimIO):
                 exec_main(ExecConfig(
                     process=process, channel=SocketChannel(child_sync), init_pid=self.init_pid, stdio=stdio,
                     cgroup_procs=self.cgroup.join_files() if self.cgroup else [],
+                    cgroup_fds=self.cgroup_fds, ns_fds=namespaces,
                     seccomp=self.seccomp,
                     # no "go" round trip: the pipes are ours already and the child is
                     # reaped only after it is registered below (one wakeup less per exec)
@@ -255,6 +260,36 @@ class ShimOps(ShimIO):
                 return {"ok": True, **report}
             return {"ok": False, "message": m.get("message", "container init failed"),
                     "exit_code": int(m.get("exit_code") or 128), **report}
+
+    def _exec_namespaces(self) -> list[tuple[str, int, int]] | None:
+        """The init's namespaces an exec joins, open (name, fd, flag); found once, so that an
+        exec does not stat and open them all again.  None: the init is gone (the exec finds
+        out and says so)."""
+        if self.exec_ns is None:
+            from engine.runtime.init import EXEC_NAMESPACES
+            found: list[tuple[str, int, int]] = []
+            try:
+                for name, flag in EXEC_NAMESPACES:
+                    theirs = f"/proc/{self.init_pid}/ns/{name}"
+                    a, b = os.stat(theirs), os.stat(f"/proc/self/ns/{name}")
+                    if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
+                        found.append((name, os.open(theirs, os.O_RDONLY | os.O_CLOEXEC), flag))
+            except OSError:
+                for _name, fd, _flag in found:
+                    os.close(fd)
+                return None
+            self.exec_ns = found
+        return self.exec_ns
+
+    def _close_exec_ns(self) -> None:
+        for _name, fd, _flag in self.exec_ns or []:
+            os.close(fd)
+        self.exec_ns = None
+
+    def _close_join_fds(self) -> None:
+        for fd in self.cgroup_fds:
+            os.close(fd)
+        self.cgroup_fds = []
 
     def _preload_exec_code(self) -> None:
         """Import the in-container exec code here, once, so that forked exec children

@@ -2,13 +2,13 @@
 
 | fake | Protocol | real implementation |
 |---|---|---|
-| ``runtime.FakeRuntime`` (+ handle, streams; processes in ``fakeprocess``) | ``runtime.api.RuntimeExecutor`` | ``runtime.client.ShimRuntime`` |
+| ``runtime.FakeRuntime`` (+ handle, streams) | ``runtime.api.RuntimeExecutor`` | ``runtime.client.ShimRuntime`` |
 | ``content.FakeContentStore`` | ``content.api.ContentStoreAPI`` | ``content.store.ContentStore`` |
 | ``events.RecordingEventBus`` | ``events.api.EventBusAPI`` | ``events.bus.EventBus`` |
 | ``images.FakeImageCatalog`` | ``images.api.ImageCatalog`` | ``images.store.ImageStore`` |
 | ``rootfs.FakeRootfsImages`` | ``images.api.RootfsImages`` | ``engine._RootfsImages`` |
 | ``registry.FakeRegistry`` | ``registry.api.RegistryAPI`` | ``registry.distribution.HttpRegistry`` |
-| ``syscalls.RecordingSyscalls`` | ``runtime.syscalls.Syscalls`` | ``runtime.syscalls.LinuxSyscalls`` |
+| ``syscalls.RecordingSyscalls`` | ``runtime.syscalls.Syscalls`` | ``runtime.linux.LinuxSyscalls`` |
 | ``contributors.RecordingContributor`` | ``containers.contributors.StartContributor`` | networks, volumes |
 
 ``daemon.FakeDaemon`` wires a ``ContainerService`` (with its exec service and

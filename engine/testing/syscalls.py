@@ -34,6 +34,7 @@ class RecordingSyscalls(Syscalls):
 
     def unshare(self, flags: int) -> None: self._rec("unshare", flags)
     def setns(self, path: str, nstype: int) -> None: self._rec("setns", path, nstype)
+    def setns_fd(self, fd: int, nstype: int) -> None: self._rec("setns_fd", fd, nstype)
     def mount(self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
         self._rec("mount", source, target, fstype, flags, data)
     def umount2(self, target: str, flags: int) -> None: self._rec("umount2", target, flags)
@@ -46,6 +47,7 @@ class RecordingSyscalls(Syscalls):
     def chmod(self, path: str, mode: int) -> None: self._rec("chmod", path, mode)
     def symlink(self, target: str, path: str) -> None: self._rec("symlink", target, path)
     def write_file(self, path: str, data: str) -> None: self._rec("write_file", path, data)
+    def write_fd(self, fd: int, data: str) -> None: self._rec("write_fd", fd, data)
     def chdir(self, path: str) -> None: self._rec("chdir", path)
 
     def open(self, path: str, flags: int, mode: int = 0) -> int:
