@@ -42,7 +42,7 @@ from .registry.client import RegistryConfig
 from .registry.service import RegistryService
 from .runtime.api import RuntimeExecutor
 from .runtime.client import ShimRuntime
-from .runtime.syscalls import malloc_trim
+from .runtime.linux import malloc_trim
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
 from .state import Database
