@@ -119,7 +119,6 @@ class ContainerService:
         host_config: HostConfig,
         *,
         name: str | None,
-        annotations: dict[str, Any] | None = None,
     ) -> tuple[Container, builtins.list[str]]:
         """Create a container; returns it and the warnings dockerd would give."""
         self._check_runtime(host_config.runtime)  # dockerd checks the settings before names and images
@@ -131,13 +130,13 @@ class ContainerService:
             self.records.reserve_name(name, cid)
         try:
             # A client hanging up does not cut the create short (rootfs prepared, row unsaved).
-            return await run_to_completion(self._create(cid, config, host_config, name, annotations))
+            return await run_to_completion(self._create(cid, config, host_config, name))
         finally:
             if cid not in self.records:
                 self.records.release_name(name, cid)
 
-    async def _create(self, cid: str, config: ContainerConfig, host_config: HostConfig, name: str | None,
-                      annotations: dict[str, Any] | None) -> tuple[Container, builtins.list[str]]:
+    async def _create(self, cid: str, config: ContainerConfig, host_config: HostConfig,
+                      name: str | None) -> tuple[Container, builtins.list[str]]:
         create_step.check_request(config)
         image = await asyncio.to_thread(self.images.get, config.image)
         checked = create_step.validate(config, host_config, image, host_limits=resources.HostLimits.probe(),
@@ -146,7 +145,7 @@ class ContainerService:
             name = self._generate_name(self.records.name_taken, fallback=cid[:12])
             self.records.reserve_name(name, cid)
         c = create_step.new_container(cid, name, image.id, checked, containers_root=self.config.containers_root,
-                                      storage_driver=self.config.storage_driver, annotations=annotations)
+                                      storage_driver=self.config.storage_driver)
         contributed = False
         try:
             await asyncio.to_thread(self.bundles.create_files, c, image.id)

@@ -194,6 +194,6 @@ def test_keys_are_matched_regardless_of_case_as_go_does() -> None:
 
 def test_a_lowercase_field_is_acted_on_not_ignored() -> None:
     from compat_server.convert import decode_create
-    cfg, hc, _ = decode_create({"image": "busybox", "hostconfig": {"memory": 8 << 20, "readonlyrootfs": True}}, "1.50")
+    cfg, hc = decode_create({"image": "busybox", "hostconfig": {"memory": 8 << 20, "readonlyrootfs": True}}, "1.50")
     assert cfg.image == "busybox"
     assert hc.resources.memory == 8 << 20 and hc.readonly_rootfs is True
