@@ -131,6 +131,7 @@ class MountSpec:
     has_volume_options: bool = False
     volume_nocopy: bool = False
     volume_labels: dict[str, str] | None = None
+    has_volume_driver_config: bool = False   # VolumeOptions.DriverConfig present (even empty)
     volume_driver: str = ""
     volume_driver_options: dict[str, str] | None = None
     volume_subpath: str = ""
@@ -204,6 +205,16 @@ class HostConfig:
     links: tuple[str, ...] = ()                          # "name:alias"
     # NetworkingConfig.EndpointsConfig: (network name or id, settings)
     endpoints: tuple[tuple[str, EndpointConfig], ...] = ()
+    # --- as the client gave them (inspect shows them; the engine derives what it acts on) ------
+    # PortBindings by container port as given ("80/tcp"): the (host ip, host port) pairs, None for
+    # a null list.  ``port_bindings`` above is what gets published (nothing with the host network).
+    port_map: tuple[tuple[str, tuple[tuple[str, str], ...] | None], ...] = ()
+    container_id_file: str = ""          # recorded only: the CLI writes the file itself
+    isolation: str = ""                  # "" or "default" (the only isolation on Linux)
+    # The list fields (by attribute name) a client set to an empty list rather than leaving them
+    # null: Go keeps [] and null apart, and so does inspect.  "device_requests" has no attribute:
+    # an empty list is all pydockerd accepts there.
+    given_empty: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -269,9 +280,8 @@ class Container:
     resolv_conf_path: str = ""
     driver: str = "overlay2"
     platform: str = "linux"
-    # Opaque data the HTTP layer stores with the container (e.g. the full
-    # HostConfig it echoes back in inspect).  The engine never looks inside.
-    annotations: dict[str, Any] = field(default_factory=dict)
+    # The exec instances of the current run (inspect's ExecIDs), oldest first.
+    exec_ids: list[str] = field(default_factory=list)
 
     @property
     def short_id(self) -> str:
@@ -279,95 +289,20 @@ class Container:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Dataclass -> plain JSON-able structure (tuples become lists)."""
+    """Dataclass -> plain JSON-able structure (tuples become lists, sets sorted lists)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(x) for x in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted(to_jsonable(x) for x in obj)
     if isinstance(obj, dict):
         return {k: to_jsonable(v) for k, v in obj.items()}
     return obj
 
 
 def container_from_jsonable(data: dict[str, Any]) -> Container:
-    cfg = dict(data["config"])
-    for key in ("env", "exposed_ports", "volumes", "on_build"):
-        cfg[key] = tuple(cfg.get(key) or ())
-    for key in ("cmd", "entrypoint", "shell"):
-        cfg[key] = tuple(cfg[key]) if cfg.get(key) is not None else None
-    if cfg.get("healthcheck") is not None:
-        hc = dict(cfg["healthcheck"])
-        hc["test"] = tuple(hc.get("test") or ())
-        cfg["healthcheck"] = HealthConfig(**hc)
-    hc_data = dict(data["host_config"])
-    hc_data["restart_policy"] = RestartPolicy(**hc_data.get("restart_policy", {}))
-    hc_data["log_config"] = LogConfig(**hc_data.get("log_config", {}))
-    hc_data["console_size"] = tuple(hc_data.get("console_size") or (0, 0))
-    for key in ("cap_add", "cap_drop", "security_opt", "extra_hosts", "dns", "dns_search", "dns_options"):
-        hc_data[key] = tuple(hc_data.get(key) or ())
-    hc_data["devices"] = tuple(tuple(d) for d in hc_data.get("devices") or ())
-    for key in ("device_cgroup_rules", "group_add"):
-        hc_data[key] = tuple(hc_data.get(key) or ())
-    for key in ("masked_paths", "readonly_paths"):
-        if hc_data.get(key) is not None:
-            hc_data[key] = tuple(hc_data[key])
-    res = dict(hc_data.get("resources") or {})
-    res["ulimits"] = tuple(tuple(u) for u in res.get("ulimits") or ())
-    for key in ("blkio_weight_device", "device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops"):
-        res[key] = tuple(tuple(d) for d in res.get(key) or ())
-    hc_data["resources"] = Resources(**res)
-    # storage fields
-    for key in ("binds", "volumes_from"):
-        hc_data[key] = tuple(hc_data.get(key) or ())
-    mounts = []
-    for m in hc_data.get("mounts") or ():
-        m = dict(m)
-        m["tmpfs_options"] = tuple(tuple(o) for o in m.get("tmpfs_options") or ())
-        mounts.append(MountSpec(**m))
-    hc_data["mounts"] = tuple(mounts)
-    # --- networking
-    hc_data["port_bindings"] = tuple(tuple(b) for b in hc_data.get("port_bindings") or ())
-    hc_data["links"] = tuple(hc_data.get("links") or ())
-    hc_data["endpoints"] = tuple((name, _endpoint_from(ep)) for name, ep in hc_data.get("endpoints") or ())
-    known_hc = {f.name for f in dataclasses.fields(HostConfig)}
-    known_cfg = {f.name for f in dataclasses.fields(ContainerConfig)}
-    known_state = {f.name for f in dataclasses.fields(ContainerState)}
-    return Container(
-        id=data["id"],
-        name=data["name"],
-        created=data["created"],
-        image_id=data["image_id"],
-        config=ContainerConfig(**{k: v for k, v in cfg.items() if k in known_cfg}),
-        host_config=HostConfig(**{k: v for k, v in hc_data.items() if k in known_hc}),
-        path=data["path"],
-        args=tuple(data["args"]),
-        state=_state_from_jsonable(data["state"], known_state),
-        restart_count=data.get("restart_count", 0),
-        log_path=data.get("log_path", ""),
-        hostname_path=data.get("hostname_path", ""),
-        hosts_path=data.get("hosts_path", ""),
-        resolv_conf_path=data.get("resolv_conf_path", ""),
-        driver=data.get("driver", "overlay2"),
-        platform=data.get("platform", "linux"),
-        annotations=data.get("annotations", {}),
-    )
+    """A stored container record (any format pydockerd has written) -> Container."""
+    from .containers.stored import container_from_row
 
-
-def _endpoint_from(data: dict[str, Any]) -> EndpointConfig:
-    d = dict(data)
-    for key in ("aliases", "links", "link_local_ips"):
-        d[key] = tuple(d.get(key) or ())
-    known = {f.name for f in dataclasses.fields(EndpointConfig)}
-    return EndpointConfig(**{k: v for k, v in d.items() if k in known})
-
-
-def _state_from_jsonable(data: dict[str, Any], known: set[str]) -> ContainerState:
-    fields = {k: v for k, v in data.items() if k in known}
-    health = fields.get("health")
-    if isinstance(health, dict):
-        fields["health"] = Health(
-            status=health.get("status", "starting"),
-            failing_streak=int(health.get("failing_streak", 0)),
-            log=[HealthLogEntry(**e) for e in health.get("log") or []],
-        )
-    return ContainerState(**fields)
+    return container_from_row(data)

@@ -33,10 +33,10 @@ def mux_frame(stream: int, data: bytes) -> bytes:
 async def create(request: Request) -> Response:
     engine = engine_of(request)
     body = await json_body(request)
-    config, host_config, annotations = convert.decode_create(body, api_version(request))
+    config, host_config = convert.decode_create(body, api_version(request))
     name = request.query_params.get("name") or None
-    c, warnings = await engine.containers.create(config, host_config, name=name, annotations=annotations)
-    if host_config.network_mode == "host" and ((body.get("HostConfig") or {}).get("PortBindings")):
+    c, warnings = await engine.containers.create(config, host_config, name=name)
+    if host_config.network_mode == "host" and host_config.port_map:
         warnings = [*(warnings or []), "Published ports are discarded when using host network mode"]
     return docker_json({"Id": c.id, "Warnings": warnings}, status=201)
 

@@ -9,10 +9,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from engine.containers.exec import parse_detach_keys
+from engine.errors import go_json_kind as _go_kind
 
 from .. import gotypes, versions
 from ..backends import ExecBackend
-from ..convert import _go_kind
 from ..errors import BadRequest
 from ..responses import api_version, docker_json, json_body, qint
 

@@ -73,7 +73,6 @@ def new_container(
     *,
     containers_root: Path,
     storage_driver: str,
-    annotations: dict[str, Any] | None,
 ) -> Container:
     """The new container's record (not saved yet): its files live in containers_root/<id>."""
     config, host_config, argv = checked.config, checked.host_config, checked.argv
@@ -95,7 +94,6 @@ def new_container(
         hosts_path=str(cdir / "hosts"),
         resolv_conf_path=str(cdir / "resolv.conf"),
         driver=storage_driver,
-        annotations=annotations or {},
     )
 
 

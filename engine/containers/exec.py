@@ -93,9 +93,8 @@ class ExecService:
 
     def _drop_from_container(self, inst: ExecInstance) -> None:
         c = self.containers.records.find(inst.container_id)
-        ids = c.annotations.get("ExecIDs") if c is not None else None
-        if ids and inst.id in ids:
-            ids.remove(inst.id)
+        if c is not None and inst.id in c.exec_ids:
+            c.exec_ids.remove(inst.id)
 
     def collect(self) -> None:
         """Drop execs that are over (see ``_current``) and any exec id a container still
@@ -103,9 +102,8 @@ class ExecService:
         for inst in [i for i in self._execs.values() if not self._current(i)]:
             self._forget(inst)
         for c in self.containers.records.all():
-            ids = c.annotations.get("ExecIDs")
-            if ids:
-                ids[:] = [i for i in ids if i in self._execs and self._execs[i].exit_code is None]
+            if c.exec_ids:
+                c.exec_ids[:] = [i for i in c.exec_ids if i in self._execs and self._execs[i].exit_code is None]
 
     def _running_live(self, container_id: str) -> tuple[Any, Any]:
         c = self.containers.get(container_id)
@@ -132,8 +130,7 @@ class ExecService:
             started_at=c.state.started_at, console_size=console_size,
         )
         self._execs[inst.id] = inst
-        ids = c.annotations.setdefault("ExecIDs", [])
-        ids.append(inst.id)
+        c.exec_ids.append(inst.id)
         self.containers.records.emit(c, "exec_create: " + _event_command(cmd), execID=inst.id)
         return inst
 

@@ -178,8 +178,7 @@ def _labels_match(labels: dict[str, str], exprs: list[str]) -> bool:
 
 
 def _isolation_match(c: Container, patterns: list[re.Pattern[str] | None]) -> bool:
-    hc = c.annotations.get("HostConfig") or {}
-    value = str(hc.get("Isolation") or "default").lower()
+    value = (c.host_config.isolation or "default").lower()
     return any(p is not None and p.search(value) for p in patterns)
 
 

@@ -312,9 +312,8 @@ class HealthMonitors:
         """dockerd unregisters a probe's exec when it is done: no ExecIDs entry, no inspect."""
         if inst is None:
             return
-        ids = c.annotations.get("ExecIDs")
-        if isinstance(ids, list) and inst.id in ids:
-            ids.remove(inst.id)
+        if inst.id in c.exec_ids:
+            c.exec_ids.remove(inst.id)
         self.execs.unregister(inst.id)
 
     async def _record(self, c: Container, hc: HealthConfig, entry: HealthLogEntry) -> None:

@@ -7,21 +7,20 @@
 - bundle.py: the container's files and rootfs, the spec of one start;
 - start.py: the start sequence (with the start contributors of contributors.py);
 - monitor.py: exits, restart policy back-off, auto-remove, restore at daemon start;
-- ops_process.py, ops_resources.py: stop/kill/attach/resize, pause/update/stats.
+- ops_process.py, ops_resources.py, ops_remove.py: stop/kill/attach/resize, pause/update/stats, remove.
 """
 from __future__ import annotations
 
 import asyncio
 import builtins
 import logging
-import signal as _signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..aiotools import run_to_completion
 from ..config import Config
-from ..errors import Conflict, InvalidParameter, NotModified, no_such_container
+from ..errors import Conflict, InvalidParameter, NotModified
 from ..events.api import EventPublisher
 from ..images.api import RootfsImages
 from ..plugins import stock_runtimes
@@ -29,7 +28,7 @@ from ..runtime.api import RuntimeExecutor
 from ..state import Database
 from ..types import DEAD, PAUSED, REMOVING, Container, ContainerConfig, HostConfig
 from . import create as create_step
-from . import ops_process, ops_resources, resources
+from . import ops_process, ops_remove, ops_resources, resources
 from .attach import ContainerAttach
 from .bundle import Bundles
 from .contributors import Contributors, StartContributor
@@ -119,7 +118,6 @@ class ContainerService:
         host_config: HostConfig,
         *,
         name: str | None,
-        annotations: dict[str, Any] | None = None,
     ) -> tuple[Container, builtins.list[str]]:
         """Create a container; returns it and the warnings dockerd would give."""
         self._check_runtime(host_config.runtime)  # dockerd checks the settings before names and images
@@ -131,13 +129,13 @@ class ContainerService:
             self.records.reserve_name(name, cid)
         try:
             # A client hanging up does not cut the create short (rootfs prepared, row unsaved).
-            return await run_to_completion(self._create(cid, config, host_config, name, annotations))
+            return await run_to_completion(self._create(cid, config, host_config, name))
         finally:
             if cid not in self.records:
                 self.records.release_name(name, cid)
 
-    async def _create(self, cid: str, config: ContainerConfig, host_config: HostConfig, name: str | None,
-                      annotations: dict[str, Any] | None) -> tuple[Container, builtins.list[str]]:
+    async def _create(self, cid: str, config: ContainerConfig, host_config: HostConfig,
+                      name: str | None) -> tuple[Container, builtins.list[str]]:
         create_step.check_request(config)
         image = await asyncio.to_thread(self.images.get, config.image)
         checked = create_step.validate(config, host_config, image, host_limits=resources.HostLimits.probe(),
@@ -146,7 +144,7 @@ class ContainerService:
             name = self._generate_name(self.records.name_taken, fallback=cid[:12])
             self.records.reserve_name(name, cid)
         c = create_step.new_container(cid, name, image.id, checked, containers_root=self.config.containers_root,
-                                      storage_driver=self.config.storage_driver, annotations=annotations)
+                                      storage_driver=self.config.storage_driver)
         contributed = False
         try:
             await asyncio.to_thread(self.bundles.create_files, c, image.id)
@@ -245,70 +243,7 @@ class ContainerService:
     # ----------------------------------------------------------------- remove
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
         # A client hanging up does not leave a half-removed container behind.
-        await run_to_completion(self._remove(ref, force=force, volumes=volumes))
-
-    async def _remove(self, ref: str, *, force: bool, volumes: bool) -> None:
-        c = self.get(ref)
-        # Like dockerd, the removal is claimed first: a second remove meanwhile gets a 409.
-        if c.state.removal_in_progress:
-            raise Conflict(f"removal of container {ref} is already in progress")
-        if c.state.running and not force:
-            raise Conflict(
-                f'cannot remove container "/{c.name}": container is running: '
-                "stop the container before removing or force remove"
-            )
-        c.state.removal_in_progress = True
-        try:
-            while not await self._remove_stopped(c, ref, force):
-                pass   # it was being started meanwhile: end that run too
-        except BaseException:
-            self.records.undelete(c.id)
-            c.state.removal_in_progress = False
-            raise
-        self.records.discard(c.id)
-        self.monitor.forget(c.id)
-        self.records.release_name(c.name, c.id)
-        for att in self.records.take_pending_attaches(c.id):
-            att.end()
-        self.records.wake_exit_waiters(c)
-        self.records.wake_remove_waiters(c)
-        self.records.drop_lock(c.id)
-        await self.contributors.removed(c, volumes=volumes)
-        self.records.emit(c, "destroy")
-
-    async def _remove_stopped(self, c: Container, ref: str, force: bool) -> bool:
-        """Delete the container once no run of it is left; False when a start that was under way
-        got in first (the caller ends that run and tries again)."""
-        if c.state.running:
-            self.monitor.restart_manager(c).cancel()
-            if c.state.restarting:
-                await self.monitor.settle_restart(c.id)
-        # A run that is ending (or was just killed) is recorded to the end (exit status, `die`)
-        # before the container goes: also when its state already reads "exited", the exit
-        # recording may still be under way.
-        live = self.records.live(c.id)
-        if live is not None:
-            was_running = c.state.running
-            try:
-                await live.handle.kill(int(_signal.SIGKILL))   # nothing to do once it exited
-                if was_running:
-                    self.records.emit(c, "kill", signal=str(int(_signal.SIGKILL)))
-            except Exception:
-                log.debug("SIGKILL to %s failed", c.id, exc_info=True)
-            await live.exited.wait()
-        async with self.records.lock(c.id):
-            if c.id not in self.records:
-                raise no_such_container(ref)
-            if self.records.live(c.id) is not None or c.state.running:
-                # A start that held the lock went through before the removal could.
-                if not force:
-                    raise Conflict(f'cannot remove container "/{c.name}": container is running: '
-                                   "stop the container before removing or force remove")
-                return False
-            await asyncio.to_thread(self.bundles.destroy_files, c)
-            # From here on no write may bring the row back (see records.save).
-            await self.records.delete_row(c.id)
-        return True
+        await run_to_completion(ops_remove.remove(self, ref, force=force, volumes=volumes))
 
     # ------------------------------------------------------------------- wait
     async def wait_future(self, ref: str, condition: str) -> asyncio.Future[Container]:

@@ -447,7 +447,7 @@ def test_health_transitions(tmp_path: Path, images: FakeRootfsImages) -> None:
         assert health_events()[:3] == ["health_status: healthy", "health_status: unhealthy",
                                        "health_status: healthy"]
         # probes are execs that leave no trace in the container
-        assert not c.annotations.get("ExecIDs")
+        assert not c.exec_ids
         await d.containers.stop(c.id, timeout=0)
         assert c.state.health.status == "unhealthy"   # dockerd: a stopped container is not healthy
         calls = probe.calls

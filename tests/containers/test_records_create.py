@@ -139,6 +139,6 @@ def test_validate_refuses_what_dockerd_refuses(tmp_path: Path) -> None:
                                    image, host_limits=limits, peer=peer, rootfs=tmp_path)
     assert checked.argv == ["a", "b", "c"]
     c = create_step.new_container("e" * 64, "n", "sha256:img", checked, containers_root=tmp_path,
-                                  storage_driver="vfs", annotations=None)
+                                  storage_driver="vfs")
     assert (c.path, c.args, c.config.hostname) == ("a", ("b", "c"), "e" * 12)
     assert c.hosts_path == str(tmp_path / ("e" * 64) / "hosts")

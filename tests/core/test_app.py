@@ -17,7 +17,7 @@ class FakeContainers:
     def get(self, ref):
         raise NotFound(f"No such container: {ref}")
 
-    async def create(self, config, host_config, *, name, annotations):
+    async def create(self, config, host_config, *, name):
         self.created.append((config, host_config, name))
         raise NotFound(f"No such image: {config.image}")
 

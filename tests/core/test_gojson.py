@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from compat_server import gotypes
-from engine import gojson
+from engine import gojson, gojson_parse
 
 
 def nested(depth: int, open_: str = "[", close: str = "]") -> str:
@@ -80,7 +80,7 @@ def test_syntax_errors_in_gos_words(doc: str, stream: bool, message: str | None)
     assert info.value.message == message
     # the same words from the parser that takes over when Python's decoder would recurse too deep
     with pytest.raises(gojson.JSONSyntaxError) as deep:
-        gojson._Iterative(doc, stream).parse()
+        gojson_parse._Iterative(doc, stream).parse()
     assert deep.value.message == message
 
 
@@ -194,6 +194,6 @@ def test_keys_are_matched_regardless_of_case_as_go_does() -> None:
 
 def test_a_lowercase_field_is_acted_on_not_ignored() -> None:
     from compat_server.convert import decode_create
-    cfg, hc, _ = decode_create({"image": "busybox", "hostconfig": {"memory": 8 << 20, "readonlyrootfs": True}}, "1.50")
+    cfg, hc = decode_create({"image": "busybox", "hostconfig": {"memory": 8 << 20, "readonlyrootfs": True}}, "1.50")
     assert cfg.image == "busybox"
     assert hc.resources.memory == 8 << 20 and hc.readonly_rootfs is True

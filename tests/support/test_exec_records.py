@@ -70,9 +70,9 @@ def finish(svc: ex.ExecService, inst: ex.ExecInstance, code: int, ago: float = 0
 
 def test_exec_ids_list_only_execs_that_have_not_exited() -> None:
     svc, fc, inst = make()
-    assert fc.c.annotations["ExecIDs"] == [inst.id]
+    assert fc.c.exec_ids == [inst.id]
     finish(svc, inst, 3)
-    assert fc.c.annotations["ExecIDs"] == []
+    assert fc.c.exec_ids == []
     assert svc.get(inst.id).exit_code == 3          # still inspectable
     assert ("exec_die", {"execID": inst.id, "exitCode": "3"}) in fc.events
 
@@ -97,9 +97,9 @@ def test_created_execs_go_with_the_run_of_the_container() -> None:
     with pytest.raises(NotFound):
         svc2.get(inst2.id)
     # stale ids (e.g. from before a daemon restart) are dropped from the container's list
-    fc2.c.annotations["ExecIDs"] = ["f" * 64]
+    fc2.c.exec_ids = ["f" * 64]
     svc2.collect()
-    assert fc2.c.annotations["ExecIDs"] == []
+    assert fc2.c.exec_ids == []
 
 
 def test_exec_in_a_stopped_container() -> None:
