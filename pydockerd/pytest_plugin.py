@@ -35,7 +35,11 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # an xdist worker: the controller's daemon and DOCKER_HOST are inherited
     extra = shlex.split(os.environ.get("PYDOCKERD_ARGS", "")) + list(config.getoption("--pydockerd-arg"))
     daemon = PrivateDaemon(extra_args=extra)
-    daemon.start()
+    try:
+        daemon.start()
+    except BaseException:
+        daemon.teardown()
+        raise
     config.stash[_KEY] = daemon
     config.stash[_OLD_HOST] = os.environ.get("DOCKER_HOST")
     os.environ["DOCKER_HOST"] = daemon.host
