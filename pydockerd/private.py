@@ -147,10 +147,14 @@ class DaemonProcess:
             d.mkdir(parents=True, exist_ok=True)
 
     # ---- talking to it
-    def request(self, method: str, path: str, timeout: float = 20.0) -> tuple[int, Any]:
+    def request(self, method: str, path: str, timeout: float = 20.0, body: Any = None) -> tuple[int, Any]:
+        """One API call (`body`: sent as JSON); the status and the decoded JSON (or raw) body."""
         conn = _UnixConnection(str(self.socket), timeout)
         try:
-            conn.request(method, path)
+            if body is None:
+                conn.request(method, path)
+            else:
+                conn.request(method, path, body=json.dumps(body), headers={"Content-Type": "application/json"})
             resp = conn.getresponse()
             body = resp.read()
             try:
