@@ -429,31 +429,28 @@ def new_private_root() -> Path:
     return Path(tempfile.mkdtemp(prefix="pydc-", dir="/tmp"))
 
 
-def private_daemon(kind: str, *, session: bool = False, bridge: str | None = None) -> Daemon:
-    """A started private daemon of `kind` ("pydockerd" | "dockerd").  The session daemon gets the
-    run's own bridge, subnets and (pydockerd) cgroup parent from netenv; another one (a peer, a
-    second daemon) runs without a default bridge (dockerd) or on `bridge`, else one chosen free
-    (pydockerd)."""
+def unstarted_daemon(kind: str, *, bridge: str | None = None, bip: str | None = None,
+                     address_pool: str | None = None, extra_args: Iterable[str] = (),
+                     own_cgroup_parent: bool = False) -> Daemon:
+    """A private daemon of `kind` ("pydockerd" | "dockerd"), not started yet.  Unless given, the
+    reference dockerd runs without a default bridge or address pool and pydockerd on a bridge and
+    subnets chosen free; `own_cgroup_parent`: pydockerd's cgroup parent named after the root."""
     root = new_private_root()
     proc: DaemonProcess
-    if kind == "pydockerd" and session:
-        proc = PrivateDaemon(root, bridge=netenv.default_bridge("pydockerd"), bip=netenv.bip("pydockerd"),
-                             address_pool=netenv.default_address_pool(),
-                             cgroup_parent=f"pydc-{root.name.removeprefix('pydc-')}")
-    elif kind == "pydockerd":
-        proc = PrivateDaemon(root, bridge=bridge)
-    elif kind == "dockerd" and session:
-        proc = ReferenceDockerd(root, bridge=netenv.default_bridge("dockerd"), bip=netenv.bip("dockerd"),
-                                address_pool=netenv.default_address_pool())
+    if kind == "pydockerd":
+        proc = PrivateDaemon(root, extra_args, bridge=bridge, bip=bip, address_pool=address_pool,
+                             cgroup_parent=f"pydc-{root.name.removeprefix('pydc-')}" if own_cgroup_parent else None)
     elif kind == "dockerd":
-        proc = ReferenceDockerd(root)
+        proc = ReferenceDockerd(root, bridge=bridge or "none", bip=bip or "", address_pool=address_pool or "")
+        proc.extra_args.extend(extra_args)
     else:
         shutil.rmtree(root, ignore_errors=True)
         raise ValueError(f"CONFORMANCE_DAEMON must be pydockerd or dockerd, not {kind!r}")
-    if session:
-        proc.keep_log_as = LAST_LOG_DIR / f"pydc-last-{kind}.log"
-        proc.keep_root = os.environ.get("CONFORMANCE_KEEP") == "1"
-    d = Daemon.private_of(proc)
+    return Daemon.private_of(proc)
+
+
+def start_private(d: Daemon) -> Daemon:
+    """Start a private daemon made by unstarted_daemon (torn down if that fails) and learn its API version."""
     try:
         d.start()
     except BaseException:
@@ -461,6 +458,21 @@ def private_daemon(kind: str, *, session: bool = False, bridge: str | None = Non
         raise
     d.api_version = str(d.raw("GET", "/version", timeout=20).json().get("ApiVersion", ""))
     return d
+
+
+def private_daemon(kind: str, *, session: bool = False, bridge: str | None = None) -> Daemon:
+    """A started private daemon of `kind`.  The session daemon gets the run's own bridge, subnets and
+    (pydockerd) cgroup parent from netenv; another one (a peer, a second daemon) runs without a
+    default bridge (dockerd) or on `bridge`, else one chosen free (pydockerd)."""
+    if session:
+        d = unstarted_daemon(kind, bridge=netenv.default_bridge(kind), bip=netenv.bip(kind),
+                             address_pool=netenv.default_address_pool(), own_cgroup_parent=True)
+        assert d.proc is not None
+        d.proc.keep_log_as = LAST_LOG_DIR / f"pydc-last-{kind}.log"
+        d.proc.keep_root = os.environ.get("CONFORMANCE_KEEP") == "1"
+    else:
+        d = unstarted_daemon(kind, bridge=bridge)
+    return start_private(d)
 
 
 def make_daemon() -> Daemon:

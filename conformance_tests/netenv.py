@@ -63,3 +63,22 @@ def chain_prefix(data_root: Path) -> str:
 def subnet6(i: int) -> str:
     """The i-th explicit IPv6 test subnet: a /64 of a ULA prefix of this run."""
     return f"fd00:215:{SLOT}:{i}::/64"
+
+
+# A second daemon a test starts with flags of its own (--icc=false, --ipv6 ...), of the session daemon's
+# kind: its own bridge, bridge subnet (10.219.x.0/26 or .64/26), address pool (/28s of .128/25 or none)
+# and IPv6 prefix, apart from the session daemons' and from pydockerd/private.py's 10.218.0.0/16.
+def flagged_bridge(kind: str) -> str:
+    return f"{'pyf' if kind == 'pydockerd' else 'pyrf'}{os.getpid() % 100000}"
+
+
+def flagged_bip(kind: str) -> str:
+    return f"10.219.{SLOT}.{1 if kind == 'pydockerd' else 65}/26"
+
+
+def flagged_address_pool(kind: str) -> str:
+    return f"base=10.219.{SLOT}.{128 if kind == 'pydockerd' else 192}/26,size=28"
+
+
+def flagged_cidr_v6(kind: str) -> str:
+    return f"fd00:219:{SLOT}:{1 if kind == 'pydockerd' else 2}::/64"

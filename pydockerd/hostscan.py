@@ -165,30 +165,39 @@ def delete_link(name: str) -> None:
         subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
 
 
-# ---- iptables
-def _rules(table: str) -> list[str]:
-    return subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True,
-                          check=False).stdout.splitlines()
+# ---- iptables (both families: a daemon with IPv6 networks has ip6tables chains too)
+IPTABLES = ("iptables", "ip6tables")
+
+
+def _rules(tool: str, table: str) -> list[str]:
+    try:
+        return subprocess.run([tool, "-w", "-t", table, "-S"], capture_output=True, text=True,
+                              check=False).stdout.splitlines()
+    except FileNotFoundError:     # no ip6tables on this host
+        return []
 
 
 def chains_with(prefix: str) -> list[str]:
-    """`table:chain` for every filter/nat chain whose name starts with `prefix`."""
+    """Every filter/nat chain whose name starts with `prefix`: "table:chain" (IPv4), "ip6tables:table:chain"."""
     found = []
-    for table in ("filter", "nat"):
-        found += [f"{table}:{line.split()[1]}" for line in _rules(table)
-                  if line.startswith("-N ") and line.split()[1].startswith(prefix)]
+    for tool in IPTABLES:
+        for table in ("filter", "nat"):
+            found += [f"{'' if tool == 'iptables' else 'ip6tables:'}{table}:{line.split()[1]}"
+                      for line in _rules(tool, table)
+                      if line.startswith("-N ") and line.split()[1].startswith(prefix)]
     return found
 
 
 def remove_chains(prefix: str) -> None:
     """Unhook, flush and delete the chains of one daemon (which a stopped daemon keeps by design)."""
-    for table in ("filter", "nat"):
-        for line in _rules(table):
-            parts = line.split()
-            if parts[:1] == ["-A"] and f"-j {prefix}" in line and not parts[1].startswith(prefix):
-                subprocess.run(["iptables", "-w", "-t", table, "-D", *parts[1:]], capture_output=True,
-                               check=False)
-        mine = [c.split(":", 1)[1] for c in chains_with(prefix) if c.startswith(table + ":")]
-        for op in ("-F", "-X"):
-            for chain in mine:
-                subprocess.run(["iptables", "-w", "-t", table, op, chain], capture_output=True, check=False)
+    for tool in IPTABLES:
+        for table in ("filter", "nat"):
+            rules = _rules(tool, table)
+            for line in rules:
+                parts = line.split()
+                if parts[:1] == ["-A"] and f"-j {prefix}" in line and not parts[1].startswith(prefix):
+                    subprocess.run([tool, "-w", "-t", table, "-D", *parts[1:]], capture_output=True, check=False)
+            mine = [line.split()[1] for line in rules if line.startswith(f"-N {prefix}")]
+            for op in ("-F", "-X"):
+                for chain in mine:
+                    subprocess.run([tool, "-w", "-t", table, op, chain], capture_output=True, check=False)
