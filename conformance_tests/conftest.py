@@ -155,7 +155,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             # Nothing of a pydockerd test daemon's networking (issue 10) or mounts (issue 11) may outlive
             # it: that fails the run.  dockerd 20.10's own leftovers (a veth of a container whose start a
             # kill -9 cut short, say) are its bugs, not the suite's: reported, and cleaned up above.
-            fail = d.kind == "pydockerd"
+            fail = d.proc is not None and d.proc.strict
             if d.network_leftovers:
                 print(f"\nnetworking left behind by the {d.kind} test daemon: {d.network_leftovers}")
                 if fail:
@@ -240,7 +240,7 @@ def _leave_no_containers(request: pytest.FixtureRequest) -> Iterator[None]:
             d.raw("DELETE", f"/containers/{cid}?force=1&v=1", timeout=30)
         except OSError:
             pass
-    if d.kind == "pydockerd":
+    if d.proc is not None and d.proc.strict:
         # Nothing of a removed container may remain (cgroups, mounts, shims, exec-root dirs);
         # containers of this test removed by the test itself included (new cgroups under the
         # daemon's own parent that no remaining container owns).

@@ -6,7 +6,9 @@ Three kinds of daemon:
 - "external":  whatever DOCKER_HOST points at, used as is (never restarted).
 
 Private daemons get their own socket, data root, exec root and bridge under
-one temp dir, so they can run beside any other daemon on the machine.
+one temp dir, so they can run beside any other daemon on the machine.  Their processes are
+pydockerd.private's: a PrivateDaemon (the pytest plugin's) for pydockerd, a ReferenceDockerd on the
+same DaemonProcess base for dockerd; the leak scans and cleanups are pydockerd.hostscan's.
 """
 from __future__ import annotations
 
@@ -14,29 +16,34 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from conformance_tests import netenv
-from pydockerd.private import container_ids_under, mounts_under
+from pydockerd import hostscan
+from pydockerd.hostscan import (  # noqa: F401 - re-exported for the tests
+    cgroup_hierarchies,
+    cgroups_of,
+    cgroups_under,
+    container_ids_under,
+    mounts_under,
+    processes_mentioning,
+    remove_cgroups,
+    unmount_all_under,
+    wait_until,
+)
+from pydockerd.private import READY_TIMEOUT, SHIM_MARKER, STOP_TIMEOUT, DaemonProcess, PrivateDaemon  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKER_CLI = os.environ.get("CONFORMANCE_DOCKER_CLI", "/usr/local/bin/docker")
 CLI_MAJOR = "28."
-READY_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
-TEARDOWN_API_BUDGET = 20.0
-SHIM_MARKER = "engine.runtime.shim"
 LAST_LOG_DIR = Path(tempfile.gettempdir())
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -100,20 +107,6 @@ def raw_request(
         conn.close()
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll `predicate` until true or fail after `timeout` seconds (readiness, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if predicate():
-                return
-        except Exception:  # noqa: BLE001 - the condition is not met yet; poll again
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 def ping(host: str) -> bool:
     try:
         return raw_request(host, "GET", "/_ping", timeout=2).status == 200
@@ -148,126 +141,167 @@ def pid_alive(pid: int) -> bool:
             return False
 
 
-def processes_mentioning(*needles: str) -> list[int]:
-    """Pids whose command line contains every needle (never this process)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if all(n in cmdline for n in needles):
-            found.append(int(entry.name))
-    return found
+def _container_ids_under(root: Path, depth: int = 6) -> set[str]:
+    """Container ids (64-hex directory names) in any daemon's exec root layout."""
+    return container_ids_under(root, depth)
 
 
-def unmount_all_under(prefix: str) -> None:
-    # Deepest first; lazy so a busy mount cannot block teardown.
-    for mount_point in sorted(set(mounts_under(prefix)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", mount_point], capture_output=True)
+class ReferenceDockerd(DaemonProcess):
+    """A private reference dockerd (Debian's 20.10) with a containerd of its own.
 
+    --iptables=false because dockerd's chains (DOCKER, DOCKER-USER...) have one name per machine,
+    which concurrent reference daemons would share; published ports then go through docker-proxy,
+    which serves everything the tests reach (host loopback).
+    """
 
-def cgroups_of(ids: Iterable[str]) -> list[Path]:
-    """Every cgroup dir (any hierarchy, a few levels deep) whose name contains one of `ids`."""
-    ids = [i for i in ids if len(i) >= 12]
-    found: list[Path] = []
-    if not ids or not CGROUP_ROOT.is_dir():
-        return found
-    for hierarchy in CGROUP_ROOT.iterdir():
-        if not hierarchy.is_dir() or hierarchy.is_symlink():
-            continue
-        for dirpath, dirnames, _ in os.walk(hierarchy):
-            depth = Path(dirpath).relative_to(hierarchy).parts
-            if len(depth) >= 4:
-                dirnames[:] = []
-                continue
-            for d in dirnames:
-                if any(i in d for i in ids):
-                    found.append(Path(dirpath) / d)
-    return found
+    kind = "dockerd"
 
+    def __init__(self, root: Path, *, bridge: str = "none", bip: str = "", address_pool: str = "",
+                 live_restore: bool = True) -> None:
+        super().__init__(root, bridge=bridge)
+        self.bip = bip
+        self.address_pool = address_pool
+        self.live_restore = live_restore
+        self.containerd: subprocess.Popen[bytes] | None = None
 
-def cgroup_hierarchies() -> list[Path]:
-    if not CGROUP_ROOT.is_dir():
-        return []
-    if (CGROUP_ROOT / "cgroup.controllers").exists():
-        return [CGROUP_ROOT]     # unified (v2) only
-    return [h for h in CGROUP_ROOT.iterdir() if h.is_dir() and not h.is_symlink()]
+    @property
+    def containerd_socket(self) -> Path:
+        return self.root / "containerd" / "containerd.sock"
 
+    def base_argv(self) -> list[str]:
+        argv = [shutil.which("dockerd") or "/usr/sbin/dockerd",
+                "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
+                "--pidfile", str(self.pidfile), "-H", self.host,
+                "--bridge", self.bridge, "--iptables=false", "--containerd", str(self.containerd_socket)]
+        if self.live_restore:
+            argv.append("--live-restore")
+        if self.address_pool:
+            argv += ["--default-address-pool", self.address_pool]
+        return argv
 
-def cgroups_under(parent: str) -> list[Path]:
-    """Every cgroup below `parent` (relative to each hierarchy's root), deepest first."""
-    found: list[Path] = []
-    for hierarchy in cgroup_hierarchies():
-        base = hierarchy / parent
-        if base.is_dir():
-            found.extend(Path(dp) / d for dp, dirs, _ in os.walk(base) for d in dirs)
-    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+    def before_start(self) -> None:
+        super().before_start()
+        # dockerd wants its bridge made for it (it creates only docker0 itself)
+        if self.bridge != "none" and self.bip and not hostscan.link_exists(self.bridge):
+            hostscan.create_bridge(self.bridge, self.bip)
+        if self.containerd is None or self.containerd.poll() is not None:
+            self.start_containerd()
 
+    def after_stop(self) -> None:
+        proc = self.containerd
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=STOP_TIMEOUT)
+        self.containerd = None
 
-def remove_cgroups(ids: Iterable[str]) -> None:
-    """rmdir (bottom-up) every cgroup dir whose name contains one of `ids`."""
-    victims = cgroups_of(ids)
-    for victim in sorted(victims, key=lambda p: len(p.parts), reverse=True):
-        for sub in sorted(victim.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if sub.is_dir():
-                _rmdir_quiet(sub)
-        _rmdir_quiet(victim)
+    def start_containerd(self) -> None:
+        """containerd for the reference dockerd, run by us rather than by dockerd.
 
+        dockerd kills the containerd it supervises when it dies, and pid 1 on
+        this machine does not reap orphans, so after a kill -9 of dockerd the
+        restarted one would wait forever on a zombie containerd.  A separately
+        run containerd (as systemd does in production) survives, which is what
+        the restart tests need.
+        """
+        base = self.root / "containerd"
+        base.mkdir(parents=True, exist_ok=True)
+        config = base / "config.toml"
+        config.write_text(
+            "version = 2\n"
+            f'root = "{base}/root"\n'
+            f'state = "{base}/state"\n'
+            'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+            f'[grpc]\n  address = "{self.containerd_socket}"\n'
+            f'[ttrpc]\n  address = "{self.containerd_socket}.ttrpc"\n'
+            f'[debug]\n  address = "{base}/debug.sock"\n'
+        )
+        with open(self.root / "containerd.log", "ab") as log:
+            proc = self.containerd = subprocess.Popen(
+                [shutil.which("containerd") or "/usr/bin/containerd", "--config", str(config)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
 
-def _rmdir_quiet(path: Path) -> None:
-    try:
-        path.rmdir()
-    except OSError:
-        pass
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"containerd exited with {proc.returncode}")
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(str(self.containerd_socket))
+                return True
+            except OSError:
+                return False
+            finally:
+                s.close()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not ready():   # not hostscan.wait_until: an exited containerd must fail at once
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {READY_TIMEOUT}s waiting for containerd to listen")
+            time.sleep(0.05)
 
 
 @dataclass
 class Daemon:
-    """The daemon under test, as seen by tests."""
+    """The daemon under test, as seen by tests: its clients, and (private kinds) its process."""
 
     kind: str  # "pydockerd" | "dockerd" | "external"
     host: str
     root: Path  # private temp dir (config dir, caches); also the daemon's home when private
+    proc: DaemonProcess | None = None  # the private daemon's process (None: external)
     reference: bool = False  # a dockerd 20.10-era daemon (ApiVersion <= 1.41)
     api_version: str = ""
-    _proc: subprocess.Popen[bytes] | None = None
-    _argv: list[str] = field(default_factory=list)
-    _log: Path | None = None
     _client: Any = None
-    _containerd: subprocess.Popen[bytes] | None = None
     cli_proxy: Any = None  # conformance_tests.proxy.ValidatingProxy
     cli_host: str = ""  # where the CLI connects: the checking proxy when there is one
     seen_container_ids: set[str] = field(default_factory=set)
-    cgroup_parent: str = ""  # pydockerd: a cgroup parent of its own, so leaks are found by place
-    leaks: dict[str, list[str]] = field(default_factory=dict)  # what teardown found left behind
-    network_leftovers: list[str] = field(default_factory=list)
-    # mounts under the daemon's roots after it stopped with every container removed (issue 11)
-    mount_leftovers: list[str] = field(default_factory=list)
     _torn_down: bool = False
+
+    @classmethod
+    def private_of(cls, proc: DaemonProcess) -> Daemon:
+        d = cls(kind=proc.kind, host=proc.host, root=proc.root, proc=proc, reference=proc.kind == "dockerd")
+        d.prepare_config_dir()
+        return d
 
     # ---- paths
     @property
     def data_root(self) -> Path:
-        return self.root / "data"
+        return self.proc.data_root if self.proc is not None else self.root / "data"
 
     @property
     def exec_root(self) -> Path:
-        return self.root / "exec"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.root / "pid"
+        return self.proc.exec_root if self.proc is not None else self.root / "exec"
 
     @property
     def config_dir(self) -> Path:
         return self.root / "cli-config"
 
     @property
+    def cgroup_parent(self) -> str:
+        """pydockerd's cgroup parent of its own, so leaks are found by place ("" for the others)."""
+        return self.proc.cgroup_parent if self.proc is not None else ""
+
+    @property
     def private(self) -> bool:
-        return self.kind != "external"
+        return self.proc is not None
+
+    @property
+    def leaks(self) -> dict[str, list[str]]:
+        """What teardown found left behind by a daemon that must leave nothing."""
+        return self.proc.leaks if self.proc is not None else {}
+
+    @property
+    def network_leftovers(self) -> list[str]:
+        return self.proc.network_leftovers if self.proc is not None else []
+
+    @property
+    def mount_leftovers(self) -> list[str]:
+        """Mounts under the daemon's roots after it stopped with every container removed (issue 11)."""
+        return self.proc.mount_leftovers if self.proc is not None else []
 
     def prepare_config_dir(self) -> None:
         """A private CLI config dir that still sees the user's CLI plugins (docker compose)."""
@@ -313,132 +347,52 @@ class Daemon:
             self._client = docker.DockerClient(base_url=self.host, version="auto", timeout=120)
         return self._client
 
-    def log_tail(self, lines: int = 40) -> str:
-        if self._log is None or not self._log.exists():
-            return ""
-        return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
-
-    # ---- lifecycle
-    def start(self) -> None:
-        assert self.private
-        for d in (self.data_root, self.exec_root):
-            d.mkdir(parents=True, exist_ok=True)
-        self.prepare_config_dir()
-        if self.kind == "dockerd" and (self._containerd is None or self._containerd.poll() is not None):
-            self._start_containerd()
-        self._log = self.root / f"{self.kind}.log"
-        log = open(self._log, "ab")
-        try:
-            self._proc = subprocess.Popen(
-                self._argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=str(REPO_ROOT), start_new_session=True,
-            )
-        finally:
-            log.close()
-        try:
-            wait_until(lambda: (self._proc is not None and self._proc.poll() is None and ping(self.host))
-                       or self._exited_early(), READY_TIMEOUT, f"{self.kind} to answer /_ping")
-        except TimeoutError as exc:
-            raise RuntimeError(f"{exc}\n--- {self.kind} log ---\n{self.log_tail()}") from None
-        if self._proc.poll() is not None:
-            raise RuntimeError(f"{self.kind} exited with {self._proc.returncode}\n{self.log_tail()}")
-        self._client = None
-
-    @property
-    def containerd_socket(self) -> Path:
-        return self.root / "containerd" / "containerd.sock"
-
-    def _start_containerd(self) -> None:
-        """containerd for the reference dockerd, run by us rather than by dockerd.
-
-        dockerd kills the containerd it supervises when it dies, and pid 1 on
-        this machine does not reap orphans, so after a kill -9 of dockerd the
-        restarted one would wait forever on a zombie containerd.  A separately
-        run containerd (as systemd does in production) survives, which is what
-        the restart tests need.
-        """
-        base = self.root / "containerd"
-        base.mkdir(parents=True, exist_ok=True)
-        config = base / "config.toml"
-        config.write_text(
-            "version = 2\n"
-            f'root = "{base}/root"\n'
-            f'state = "{base}/state"\n'
-            'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
-            f'[grpc]\n  address = "{self.containerd_socket}"\n'
-            f'[ttrpc]\n  address = "{self.containerd_socket}.ttrpc"\n'
-            f'[debug]\n  address = "{base}/debug.sock"\n'
-        )
-        with open(self.root / "containerd.log", "ab") as log:
-            self._containerd = subprocess.Popen(
-                [shutil.which("containerd") or "/usr/bin/containerd", "--config", str(config)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-
-        def ready() -> bool:
-            assert self._containerd is not None
-            if self._containerd.poll() is not None:
-                raise RuntimeError(f"containerd exited with {self._containerd.returncode}")
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(str(self.containerd_socket))
-                return True
-            except OSError:
-                return False
-            finally:
-                s.close()
-        wait_until(ready, READY_TIMEOUT, "containerd to listen")
-
-    def _stop_containerd(self) -> None:
-        proc = self._containerd
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT)
-        self._containerd = None
-
-    def _exited_early(self) -> bool:
-        return self._proc is not None and self._proc.poll() is not None
-
-    @property
-    def pid(self) -> int | None:
-        if self._proc is not None and self._proc.poll() is None:
-            return self._proc.pid
-        return None
-
-    def stop(self, kill9: bool = False) -> None:
-        """SIGKILL, or SIGTERM then SIGKILL after a bound; waits until the process is gone."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGKILL if kill9 else signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=STOP_TIMEOUT)
+    def _close_client(self) -> None:
         if self._client is not None:
             try:
                 self._client.close()
-            except Exception:  # noqa: BLE001 - best-effort close in teardown
+            except Exception:  # noqa: BLE001 - best-effort close
                 pass
             self._client = None
 
+    def log_tail(self, lines: int = 40) -> str:
+        return self.proc.log_tail(lines) if self.proc is not None else ""
+
+    # ---- lifecycle (private kinds)
     def require_private(self) -> None:
         """Skip the calling test unless this suite started the daemon (and may stop it)."""
         if not self.private:
             import pytest
             pytest.skip("needs to restart the daemon; DOCKER_HOST points at a daemon this suite did not start")
 
+    def _own(self) -> DaemonProcess:
+        if self.proc is None:
+            raise RuntimeError("the daemon is not ours to start or stop (DOCKER_HOST)")
+        return self.proc
+
+    def start(self) -> None:
+        """Start it (again, with the same roots and flags)."""
+        self._close_client()
+        self._own().start()
+
+    def stop(self, kill9: bool = False) -> None:
+        """SIGKILL, or SIGTERM then SIGKILL after a bound; returns once the process is gone."""
+        self._own().stop(kill9=kill9)
+        self._close_client()
+
     def restart(self, kill9: bool = False) -> None:
         self.require_private()
         self.stop(kill9=kill9)
         self.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def extra_args(self) -> list[str]:
+        """Flags added after the harness's own at the next start (a test restarts it with others)."""
+        return self._own().extra_args
 
     def list_container_ids(self) -> list[str]:
         try:
@@ -453,237 +407,83 @@ class Daemon:
     def leftovers(self, ids: Iterable[str] | None = None) -> dict[str, list[str]]:
         """What of this daemon's containers is still on the machine: of the containers `ids`,
         or (None) of all of them.  Meant for moments when none should be running."""
-        ids = set(ids) if ids is not None else None
-        found: dict[str, list[str]] = {}
-
-        def mine(text: str) -> bool:
-            return ids is None or any(i in text for i in ids)
-
-        if ids is None:
-            cgroups = [str(p) for p in cgroups_under(self.cgroup_parent)] if self.cgroup_parent else []
-        else:
-            cgroups = [str(p) for h in cgroup_hierarchies() for i in ids
-                       if self.cgroup_parent and (p := h / self.cgroup_parent / i).exists()]
-        if cgroups:
-            found["cgroups"] = cgroups
-        mounts = [m for m in mounts_under(str(self.root)) if mine(m)]
-        if mounts:
-            found["mounts"] = mounts
-        shims = [str(pid) for pid in processes_mentioning(SHIM_MARKER, str(self.exec_root))
-                 if mine(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-                         if Path(f"/proc/{pid}").exists() else "")]
-        if shims:
-            found["shim processes"] = shims
-        dirs = sorted(d for d in _container_ids_under(self.exec_root) if ids is None or d in ids)
-        if dirs:
-            found["exec-root dirs"] = dirs
-        return found
+        return self.proc.leftovers(ids) if self.proc is not None else {}
 
     def wait_no_leftovers(self, ids: Iterable[str] | None = None, timeout: float = 10) -> dict[str, list[str]]:
         """leftovers(), once they stayed for `timeout` seconds (a shim takes a moment to exit)."""
-        ids = set(ids) if ids is not None else None
-        try:
-            wait_until(lambda: not self.leftovers(ids), timeout, "the daemon's leftovers to go", interval=0.1)
-        except TimeoutError:
-            pass
-        return self.leftovers(ids)
+        return self.proc.wait_no_leftovers(ids, timeout) if self.proc is not None else {}
 
     def teardown(self) -> None:
-        """Remove everything the daemon and its containers left behind (best effort, bounded).
-
-        Each phase runs even when an earlier one fails or is interrupted, so a hung daemon
-        still ends with no processes, mounts, cgroups or files of ours left.
-        """
+        """Remove everything the daemon and its containers left behind (best effort, bounded)."""
         if self._torn_down:
             return
         self._torn_down = True
-        if not self.private:
+        self._close_client()
+        if self.proc is not None:
+            self.proc.teardown(self.seen_container_ids)  # the private root goes with its daemon
+        else:
             shutil.rmtree(self.root, ignore_errors=True)  # only our scratch files; the daemon is not ours
-            return
-        ids = set(self.seen_container_ids)
-        bridges = self._own_default_bridge()
-        try:
-            self._remove_containers_via_api(ids, budget=TEARDOWN_API_BUDGET)
-            bridges |= self._network_bridges()
-            self._remove_networks_via_api()
-        finally:
-            try:
-                self.stop()
-                # before the reaping below unmounts and deletes what a daemon left
-                self.network_leftovers = self._network_leftovers(bridges)
-                if self.kind == "pydockerd":
-                    # Every container was removed and the daemon stopped: nothing of it may remain.
-                    self.leaks = self.wait_no_leftovers(None, timeout=5)
-            finally:
-                try:
-                    self._stop_containerd()
-                finally:
-                    try:
-                        self._reap_leftovers(ids)
-                    finally:
-                        self.network_leftovers += self._remove_kept_networking(bridges)
-
-    def _own_default_bridge(self) -> set[str]:
-        """The default bridge this daemon was started with (none with `--bridge none`): a second
-        daemon of the same kind must never take the session daemon's bridge down with it."""
-        argv = self._argv
-        for flag in ("--bridge", "-b"):
-            if flag in argv[:-1]:
-                name = argv[argv.index(flag) + 1]
-                return set() if name == "none" else {name}
-        return set()
-
-    def _network_bridges(self) -> set[str]:
-        """Bridge names of the daemon's bridge networks (recorded before it stops)."""
-        out: set[str] = set()
-        try:
-            resp = self.raw("GET", "/networks", timeout=10)
-            nets = resp.json() if resp.status == 200 else []
-        except (OSError, ValueError):
-            return out
-        for n in nets:
-            if n.get("Driver") == "bridge":
-                out.add((n.get("Options") or {}).get("com.docker.network.bridge.name") or "br-" + n["Id"][:12])
-        return out
-
-    def _remove_networks_via_api(self) -> None:
-        try:
-            resp = self.raw("GET", "/networks", timeout=10)
-            nets = resp.json() if resp.status == 200 else []
-        except (OSError, ValueError):
-            return
-        for n in nets:
-            if n.get("Name") not in ("bridge", "host", "none"):
-                try:
-                    self.raw("DELETE", f"/networks/{n['Id']}", timeout=10)
-                except OSError:
-                    pass
-
-    def _network_leftovers(self, bridges: set[str]) -> list[str]:
-        """What the stopped daemon's removed containers left of their networking: veths on its
-        bridges, netns files (the session end asserts there is nothing)."""
-        leftovers = [f"veth {v} on {b}" for b in sorted(bridges) for v in netenv.ports_of(b)]
-        netns_dir = self.exec_root / "netns"
-        # dockerd unmounts the namespaces of removed containers lazily (libnetwork's garbage collector
-        # runs once a minute), so only pydockerd's are checked; the reaping below removes dockerd's
-        if netns_dir.is_dir() and self.kind == "pydockerd":
-            # dockerd keeps "default" (the host's own namespace) there
-            leftovers += [f"netns {p}" for p in netns_dir.iterdir() if p.name != "default"]
-        return leftovers
-
-    def _remove_kept_networking(self, bridges: set[str]) -> list[str]:
-        """Remove the bridges and chains a stopped daemon keeps by design; returns what would not go."""
-        leftovers: list[str] = []
-        for b in bridges:
-            netenv.delete_link(b)
-        leftovers += [f"bridge {b}" for b in sorted(bridges) if netenv.link_exists(b)]
-        if self.kind == "pydockerd":
-            prefix = netenv.chain_prefix(self.data_root)
-            netenv.remove_chains(prefix)
-            leftovers += [f"iptables chain {c}" for c in netenv.chains_with(prefix)]
-        return leftovers
-
-    def _remove_containers_via_api(self, ids: set[str], budget: float) -> None:
-        if self.pid is None or not ping(self.host):
-            return
-        deadline = time.monotonic() + budget
-        ids.update(self.list_container_ids())
-        for cid in sorted(ids):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return  # the daemon is slow or hung: the process-level cleanup below takes over
-            try:
-                self.raw("DELETE", f"/containers/{cid}?force=1&v=1", timeout=min(left, 10))
-            except OSError:
-                pass
-
-    def _reap_leftovers(self, ids: set[str]) -> None:
-        root = str(self.root)
-        ids.update(_container_ids_under(self.exec_root))
-        # Leftover processes of this daemon only: shims (pydockerd) and containerd/shims
-        # (dockerd) all name our private temp dir on their command line.
-        for pid in processes_mentioning(root) + processes_mentioning(SHIM_MARKER, str(self.exec_root)):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            wait_until(lambda: not processes_mentioning(root), 10, "leftover processes to exit")
-        except TimeoutError:
-            pass
-        if self.kind == "pydockerd":
-            # (a dockerd killed with -9 keeps the private bind of its data root: by design, not asserted)
-            self.mount_leftovers = mounts_under(root)
-        unmount_all_under(root)
-        remove_cgroups(ids)
-        if self.cgroup_parent:
-            for cg in cgroups_under(self.cgroup_parent):
-                _rmdir_quiet(cg)
-            for hierarchy in cgroup_hierarchies():
-                _rmdir_quiet(hierarchy / self.cgroup_parent)
-        # Keep the daemon's log for post-mortems; the rest of the private dir goes.
-        if self._log is not None and self._log.exists():
-            shutil.copyfile(self._log, LAST_LOG_DIR / f"pydc-last-{self.kind}.log")
-        if os.environ.get("CONFORMANCE_KEEP") == "1" and not mounts_under(root):
-            return
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _container_ids_under(root: Path, depth: int = 6) -> set[str]:
-    """Container ids (64-hex directory names) in any daemon's exec root layout."""
-    return container_ids_under(root, depth)
 
 
 def new_private_root() -> Path:
     return Path(tempfile.mkdtemp(prefix="pydc-", dir="/tmp"))
 
 
+def unstarted_daemon(kind: str, *, bridge: str | None = None, bip: str | None = None,
+                     address_pool: str | None = None, extra_args: Iterable[str] = (),
+                     own_cgroup_parent: bool = False) -> Daemon:
+    """A private daemon of `kind` ("pydockerd" | "dockerd"), not started yet.  Unless given, the
+    reference dockerd runs without a default bridge or address pool and pydockerd on a bridge and
+    subnets chosen free; `own_cgroup_parent`: pydockerd's cgroup parent named after the root."""
+    root = new_private_root()
+    proc: DaemonProcess
+    if kind == "pydockerd":
+        proc = PrivateDaemon(root, extra_args, bridge=bridge, bip=bip, address_pool=address_pool,
+                             cgroup_parent=f"pydc-{root.name.removeprefix('pydc-')}" if own_cgroup_parent else None)
+    elif kind == "dockerd":
+        proc = ReferenceDockerd(root, bridge=bridge or "none", bip=bip or "", address_pool=address_pool or "")
+        proc.extra_args.extend(extra_args)
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+        raise ValueError(f"CONFORMANCE_DAEMON must be pydockerd or dockerd, not {kind!r}")
+    return Daemon.private_of(proc)
+
+
+def start_private(d: Daemon) -> Daemon:
+    """Start a private daemon made by unstarted_daemon (torn down if that fails) and learn its API version."""
+    try:
+        d.start()
+    except BaseException:
+        d.teardown()
+        raise
+    d.api_version = str(d.raw("GET", "/version", timeout=20).json().get("ApiVersion", ""))
+    return d
+
+
+def private_daemon(kind: str, *, session: bool = False, bridge: str | None = None) -> Daemon:
+    """A started private daemon of `kind`.  The session daemon gets the run's own bridge, subnets and
+    (pydockerd) cgroup parent from netenv; another one (a peer, a second daemon) runs without a
+    default bridge (dockerd) or on `bridge`, else one chosen free (pydockerd)."""
+    if session:
+        d = unstarted_daemon(kind, bridge=netenv.default_bridge(kind), bip=netenv.bip(kind),
+                             address_pool=netenv.default_address_pool(), own_cgroup_parent=True)
+        assert d.proc is not None
+        d.proc.keep_log_as = LAST_LOG_DIR / f"pydc-last-{kind}.log"
+        d.proc.keep_root = os.environ.get("CONFORMANCE_KEEP") == "1"
+    else:
+        d = unstarted_daemon(kind, bridge=bridge)
+    return start_private(d)
+
+
 def make_daemon() -> Daemon:
     """Build (and for private kinds, start) the daemon selected by the environment."""
     external = os.environ.get("DOCKER_HOST")
-    wanted = os.environ.get("CONFORMANCE_DAEMON", "pydockerd")
-    root = new_private_root()
-    if external:
-        d = Daemon(kind="external", host=external, root=root)
-        d.prepare_config_dir()
-    elif wanted == "dockerd":
-        host = f"unix://{root}/docker.sock"
-        d = Daemon(kind="dockerd", host=host, root=root)
-        # Its own bridge and subnets; --iptables=false because dockerd's chains (DOCKER, DOCKER-USER...)
-        # have one name per machine, which concurrent reference daemons would share. Published ports
-        # then go through docker-proxy only, which serves everything the tests reach (host loopback).
-        netenv.create_bridge(netenv.default_bridge("dockerd"), netenv.bip("dockerd"))
-        d._argv = [
-            shutil.which("dockerd") or "/usr/sbin/dockerd",
-            "--data-root", str(d.data_root), "--exec-root", str(d.exec_root),
-            "--pidfile", str(d.pidfile), "-H", host,
-            "--bridge", netenv.default_bridge("dockerd"), "--iptables=false", "--live-restore",
-            "--default-address-pool", netenv.default_address_pool(),
-            "--containerd", str(d.containerd_socket),
-        ]
-    elif wanted == "pydockerd":
-        host = f"unix://{root}/docker.sock"
-        d = Daemon(kind="pydockerd", host=host, root=root, cgroup_parent=f"pydc-{root.name.removeprefix('pydc-')}")
-        d._argv = [
-            sys.executable, "-m", "compat_server.daemon",
-            "-H", host, "--data-root", str(d.data_root), "--exec-root", str(d.exec_root),
-            "--pidfile", str(d.pidfile), "--bridge", netenv.default_bridge("pydockerd"),
-            # its own subnets too, so two suites (or a suite and a system daemon) never share one
-            "--cgroup-parent", d.cgroup_parent,
-            "--bip", netenv.bip("pydockerd"), "--default-address-pool", netenv.default_address_pool(),
-        ]
-    else:
-        shutil.rmtree(root, ignore_errors=True)
-        raise ValueError(f"CONFORMANCE_DAEMON must be pydockerd or dockerd, not {wanted!r}")
-    if d.private:
-        try:
-            d.start()
-        except BaseException:
-            d.teardown()
-            raise
-    version = d.raw("GET", "/version", timeout=20).json()
-    d.api_version = str(version.get("ApiVersion", ""))
-    d.reference = d.kind == "dockerd" or (d.kind == "external" and api_le(d.api_version, "1.41"))
+    if not external:
+        return private_daemon(os.environ.get("CONFORMANCE_DAEMON", "pydockerd"), session=True)
+    d = Daemon(kind="external", host=external, root=new_private_root())
+    d.prepare_config_dir()
+    d.api_version = str(d.raw("GET", "/version", timeout=20).json().get("ApiVersion", ""))
+    d.reference = api_le(d.api_version, "1.41")
     return d
 
 

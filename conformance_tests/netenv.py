@@ -6,10 +6,17 @@ concurrent suites (other engineers' too) never share a bridge or a subnet.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
 from pathlib import Path
+
+from pydockerd.hostscan import (  # noqa: F401 - the host-side scans, shared with pydockerd.private
+    chains_with,
+    create_bridge,
+    delete_link,
+    link_exists,
+    ports_of,
+    remove_chains,
+)
 
 SLOT = os.getpid() % 250
 
@@ -48,63 +55,9 @@ def host_in(sub: str, n: int) -> str:
 
 
 def chain_prefix(data_root: Path) -> str:
-    """pydockerd's iptables chain prefix for a data root (engine/network/firewall.py)."""
-    return "PYD-" + hashlib.sha256(str(data_root).encode()).hexdigest()[:8]
-
-
-def _ip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-
-
-def create_bridge(name: str, address: str) -> None:
-    _ip("link", "add", name, "type", "bridge")
-    _ip("addr", "add", address, "dev", name)
-    _ip("link", "set", name, "up")
-
-
-def link_exists(name: str) -> bool:
-    return Path("/sys/class/net", name).exists()
-
-
-def ports_of(bridge: str) -> list[str]:
-    base = Path("/sys/class/net", bridge, "brif")
-    return sorted(os.listdir(base)) if base.is_dir() else []
-
-
-def delete_link(name: str) -> None:
-    if link_exists(name):
-        _ip("link", "del", name)
-
-
-TOOLS = ("iptables", "ip6tables")
-
-
-def chains_with(prefix: str) -> list[str]:
-    """Chains named with `prefix` in the filter and nat tables of both families ("ip6tables:nat:X")."""
-    found = []
-    for tool in TOOLS:
-        for table in ("filter", "nat"):
-            out = subprocess.run([tool, "-w", "-t", table, "-S"], capture_output=True, text=True,
-                                 check=False).stdout
-            found += [f"{'' if tool == 'iptables' else 'ip6tables:'}{table}:{line.split()[1]}"
-                      for line in out.splitlines() if line.startswith("-N ") and line.split()[1].startswith(prefix)]
-    return found
-
-
-def remove_chains(prefix: str) -> None:
-    """Unhook and delete the chains of one daemon (what dockerd and pydockerd leave behind by design)."""
-    for tool in TOOLS:
-        for table in ("filter", "nat"):
-            rules = subprocess.run([tool, "-w", "-t", table, "-S"], capture_output=True, text=True,
-                                   check=False).stdout.splitlines()
-            for line in rules:
-                parts = line.split()
-                if parts[:1] == ["-A"] and f"-j {prefix}" in line and not parts[1].startswith(prefix):
-                    subprocess.run([tool, "-w", "-t", table, "-D", *parts[1:]], capture_output=True, check=False)
-            chains = [line.split()[1] for line in rules if line.startswith(f"-N {prefix}")]
-            for flag in ("-F", "-X"):
-                for chain in chains:
-                    subprocess.run([tool, "-w", "-t", table, flag, chain], capture_output=True, check=False)
+    """pydockerd's iptables chain prefix for a data root (engine/network/firewall.py's)."""
+    from engine.network.firewall import chain_prefix as prefix_of
+    return prefix_of(str(data_root))
 
 
 def subnet6(i: int) -> str:

@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -65,6 +66,9 @@ class ValidatingProxy:
         self.validate = validate
         self.failures: list[str] = []
         self.checked = 0
+        #: when a list: one (request seen, response head, response end, method, target, status) per
+        #: exchange, in time.monotonic() seconds (bench/compose_trace.py times the calls with it)
+        self.trace: list[tuple[float, float, float, str, str, int]] | None = None
         self._lock = threading.Lock()
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(str(listen_path))
@@ -143,6 +147,7 @@ class ValidatingProxy:
         req_head = _read_head(c_in)
         if req_head is None:
             return False
+        t_req = time.monotonic()
         method, target = req_head[0].decode("latin-1").split()[:2]
         req_headers = _headers(req_head)
         upstream.sendall(b"".join(req_head) + b"\r\n")
@@ -154,14 +159,21 @@ class ValidatingProxy:
         resp_head = _read_head(u_in)
         if resp_head is None:
             return False
+        t_head = time.monotonic()
         client.sendall(b"".join(resp_head) + b"\r\n")
         status = int(resp_head[0].split()[1])
+
+        def traced() -> None:
+            if self.trace is not None:
+                self.trace.append((t_req, t_head, time.monotonic(), method, target, status))
         resp_headers = _headers(resp_head)
         ctype = resp_headers.get("content-type", "")
         if status == 101 or (upgrade and status == 200) or ctype.startswith("application/vnd.docker."):
             self._splice(client, c_in, upstream, u_in)
+            traced()
             return False
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            traced()
             return True
         path = api_path(target)
         streaming = bool(_STREAMING.match(path))
@@ -170,6 +182,7 @@ class ValidatingProxy:
         def check() -> None:
             # Runs before the body's last byte goes out, so the client cannot see the response
             # complete (and a test cannot end) before its check is recorded.
+            traced()
             if body is None or len(body) > _MAX_CAPTURE:
                 return
             if streaming:

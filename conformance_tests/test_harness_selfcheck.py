@@ -183,12 +183,12 @@ def test_recorder_hook_validates_and_skips_streams() -> None:
 
 def test_leftovers_finds_what_a_daemon_left(tmp_path: Path) -> None:
     """The teardown's leak check sees a cgroup under the daemon's own parent and a container
-    dir in its exec root (no daemon needed: a Daemon record over a scratch dir)."""
+    dir in its exec root (no daemon needed: a PrivateDaemon over a scratch dir, never started)."""
     from conformance_tests import harness
+    from pydockerd.private import PrivateDaemon
 
     cid = "f" * 64
-    d = harness.Daemon(kind="pydockerd", host="unix:///nonexistent", root=tmp_path,
-                       cgroup_parent=f"pydc-selfcheck-{tmp_path.name}")
+    d = PrivateDaemon(tmp_path, bridge="none", address_pool="", cgroup_parent=f"pydc-selfcheck-{tmp_path.name}")
     assert d.leftovers() == {}
     (d.exec_root / "containers" / cid).mkdir(parents=True)
     hierarchies = harness.cgroup_hierarchies()

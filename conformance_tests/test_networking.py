@@ -10,9 +10,7 @@ import contextlib
 import ipaddress
 import itertools
 import json
-import shutil
 import socket
-import sys
 import threading
 import time
 import urllib.request
@@ -672,23 +670,11 @@ def flagged_daemon(session: Daemon, *flags: str) -> Daemon:
     IPv6 prefix of its own (netenv.flagged_*).  The reference one runs with --iptables=false (its chain
     names are machine-wide)."""
     session.require_private()
-    root = harness.new_private_root()
-    host = f"unix://{root}/docker.sock"
-    bridge = netenv.flagged_bridge(session.kind)
-    if session.kind == "dockerd":
-        d = Daemon(kind="dockerd", host=host, root=root)
-        netenv.create_bridge(bridge, netenv.flagged_bip("dockerd"))
-        d._argv = [shutil.which("dockerd") or "/usr/sbin/dockerd", "--data-root", str(d.data_root),
-                   "--exec-root", str(d.exec_root), "--pidfile", str(d.pidfile), "-H", host, "--bridge", bridge,
-                   "--iptables=false", "--default-address-pool", netenv.flagged_address_pool("dockerd"),
-                   "--containerd", str(d.containerd_socket), *flags]
-    else:
-        d = Daemon(kind="pydockerd", host=host, root=root, cgroup_parent=f"pydc-{root.name.removeprefix('pydc-')}")
-        d._argv = [sys.executable, "-m", "compat_server.daemon", "-H", host, "--data-root", str(d.data_root),
-                   "--exec-root", str(d.exec_root), "--pidfile", str(d.pidfile), "--bridge", bridge,
-                   "--cgroup-parent", d.cgroup_parent, "--bip", netenv.flagged_bip("pydockerd"),
-                   "--default-address-pool", netenv.flagged_address_pool("pydockerd"), *flags]
-    return d
+    kind = session.kind
+    return harness.unstarted_daemon(kind, bridge=netenv.flagged_bridge(kind), bip=netenv.flagged_bip(kind),
+                                    address_pool=netenv.flagged_address_pool(kind),
+                                    extra_args=(["--iptables=false"] if kind == "dockerd" else []) + list(flags),
+                                    own_cgroup_parent=True)
 
 
 @contextlib.contextmanager

@@ -704,24 +704,11 @@ def test_kill9_during_pull_then_pull_completes(daemon: Daemon, busybox: str, reg
 @pytest.fixture
 def second_daemon(daemon: Daemon) -> Iterator[Daemon]:
     """Another private daemon of the same kind, with its own root and no default bridge."""
-    import shutil
-    import sys
-
-    from conformance_tests.harness import new_private_root
+    from conformance_tests.harness import private_daemon
     if not daemon.private:
         pytest.skip("needs private daemons")
-    root = new_private_root()
-    host = f"unix://{root}/docker.sock"
-    d = Daemon(kind=daemon.kind, host=host, root=root)
-    common = ["-H", host, "--data-root", str(d.data_root), "--exec-root", str(d.exec_root),
-              "--pidfile", str(d.pidfile), "--bridge", "none"]
-    if daemon.kind == "dockerd":
-        d._argv = [shutil.which("dockerd") or "/usr/sbin/dockerd", *common, "--iptables=false",
-                   "--containerd", str(d.containerd_socket)]
-    else:
-        d._argv = [sys.executable, "-m", "compat_server.daemon", *common]
+    d = private_daemon(daemon.kind, bridge="none")
     try:
-        d.start()
         yield d
     finally:
         d.teardown()

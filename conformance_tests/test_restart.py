@@ -74,10 +74,9 @@ def test_live_restore_false_stops_containers_when_the_daemon_shuts_down(daemon: 
     """--live-restore=false (dockerd's default): a graceful daemon shutdown stops the containers
     (stop signal, then SIGKILL after the stop timeout); they are exited when the daemon is back."""
     daemon.require_private()
-    argv = list(daemon._argv)
     try:
         daemon.stop()
-        daemon._argv = [a for a in argv if a != "--live-restore"] + ["--live-restore=false"]
+        daemon.extra_args.append("--live-restore=false")   # the last one counts, on both daemons
         daemon.start()
         assert daemon.raw("GET", "/info").json()["LiveRestoreEnabled"] is False
         ok(daemon.cli("run", "-d", "--name", name, "--stop-timeout", "1", BUSYBOX, "sh", "-c",
@@ -87,7 +86,7 @@ def test_live_restore_false_stops_containers_when_the_daemon_shuts_down(daemon: 
         daemon.stop()                                            # SIGTERM: a graceful shutdown
         assert _pid_gone(pid), "a shutdown without live restore stops the containers"
     finally:
-        daemon._argv = argv
+        daemon.extra_args.remove("--live-restore=false")
         if daemon.pid is None:
             daemon.start()
     st = state(daemon, name)

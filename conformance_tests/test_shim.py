@@ -6,7 +6,7 @@ import os
 import signal
 from pathlib import Path
 
-from conformance_tests.harness import Daemon, processes_mentioning, wait_until
+from conformance_tests.harness import Daemon, ReferenceDockerd, processes_mentioning, wait_until
 from conformance_tests.util import ok, state, wait_for_log
 
 BUSYBOX = "busybox"
@@ -37,8 +37,8 @@ def _shim_of(daemon: Daemon, cid: str) -> int:
 def _starter(daemon: Daemon) -> int:
     """The process that starts shims: pydockerd's shim parent, dockerd's containerd."""
     if daemon.kind == "dockerd":
-        assert daemon._containerd is not None
-        return daemon._containerd.pid
+        assert isinstance(daemon.proc, ReferenceDockerd) and daemon.proc.containerd is not None
+        return daemon.proc.containerd.pid
     assert daemon.pid is not None
     pids = [p for p in processes_mentioning("shim-parent", str(daemon.exec_root))
             if Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(daemon.pid)]
@@ -86,8 +86,9 @@ def test_kill9_shim_starter(daemon: Daemon, busybox: str, name: str) -> None:
     os.kill(starter, signal.SIGKILL)
     wait_until(lambda: _gone(starter), 10, "the killed process to exit")
     if daemon.kind == "dockerd":
-        daemon._containerd.wait()  # type: ignore[union-attr]
-        daemon._start_containerd()  # containerd's supervisor (systemd) restarts it
+        assert isinstance(daemon.proc, ReferenceDockerd) and daemon.proc.containerd is not None
+        daemon.proc.containerd.wait()
+        daemon.proc.start_containerd()  # containerd's supervisor (systemd) restarts it
     assert not _gone(pid)
 
     def run_works() -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -35,7 +36,11 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # an xdist worker: the controller's daemon and DOCKER_HOST are inherited
     extra = shlex.split(os.environ.get("PYDOCKERD_ARGS", "")) + list(config.getoption("--pydockerd-arg"))
     daemon = PrivateDaemon(extra_args=extra)
-    daemon.start()
+    try:
+        daemon.start()
+    except BaseException:
+        daemon.teardown()
+        raise
     config.stash[_KEY] = daemon
     config.stash[_OLD_HOST] = os.environ.get("DOCKER_HOST")
     os.environ["DOCKER_HOST"] = daemon.host
@@ -51,6 +56,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     else:
         os.environ["DOCKER_HOST"] = old
     daemon.teardown()
+    left = {**daemon.leaks, **({"networking": daemon.network_leftovers} if daemon.network_leftovers else {}),
+            **({"mounts after the stop": daemon.mount_leftovers} if daemon.mount_leftovers else {})}
+    if left:
+        # removed by the teardown all the same; said, because a daemon should not leave them
+        sys.stderr.write("pydockerd: the private daemon left behind (now removed): "
+                         + "; ".join(f"{k}: {', '.join(v[:5])}" for k, v in left.items()) + "\n")
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -171,9 +171,32 @@ class Iptables:
             raise OSError(f"iptables: {res.stderr.strip()}")
 
     def _delete(self, table: str, chain: str, rule: list[str]) -> None:
-        while self._run("-t", table, "-C", chain, *rule).returncode == 0:
-            if self._run("-t", table, "-D", chain, *rule).returncode != 0:
-                break
+        self._delete_all([(table, chain, rule)])
+
+    def _delete_all(self, rules: list[tuple[str, str, list[str]]]) -> None:
+        """Delete each rule (every copy).  Each delete is an nf_tables commit (~15 ms here, a check
+        ~2 ms), so they go in one iptables-restore transaction: at once when all are there (the
+        usual case; _ensure never adds a rule twice), else those a check still finds."""
+        if not rules:
+            return
+        if self._restore_deletes(rules):
+            return
+        for _ in range(8):      # more than one round only for a rule that was there twice
+            present = [(t, c, r) for t, c, r in rules if self._run("-t", t, "-C", c, *r).returncode == 0]
+            if not present:
+                return
+            if not self._restore_deletes(present):   # one gone meanwhile: one at a time
+                for t, c, r in present:
+                    self._run("-t", t, "-D", c, *r)
+
+    def _restore_deletes(self, rules: list[tuple[str, str, list[str]]]) -> bool:
+        script = ""
+        for table in dict.fromkeys(t for t, _, _ in rules):
+            script += f"*{table}\n" + "".join(f"-D {c} {' '.join(r)}\n" for t, c, r in rules if t == table)
+            script += "COMMIT\n"
+        res = subprocess.run([self.binary + "-restore", "-w", "--noflush"], input=script, check=False,
+                             capture_output=True, text=True)
+        return res.returncode == 0
 
     def _new_chain(self, table: str, chain: str) -> None:
         if self._run("-t", table, "-S", chain).returncode != 0:
@@ -238,8 +261,7 @@ class Iptables:
             self._ensure(table, chain, rule)
 
     def remove_network(self, rules: NetworkRules) -> None:
-        for table, chain, rule in self._network_rules(rules):
-            self._delete(table, chain, rule)
+        self._delete_all(self._network_rules(rules))
 
     def _port_rules(self, p: PortRule) -> list[tuple[str, str, list[str], bool]]:
         dst = ["-d", p.host_ip] if p.host_ip not in ("", "0.0.0.0", "::") else []
@@ -258,8 +280,7 @@ class Iptables:
             self._ensure(table, chain, r, first=first)
 
     def remove_port(self, rule: PortRule) -> None:
-        for table, chain, r, _ in self._port_rules(rule):
-            self._delete(table, chain, r)
+        self._delete_all([(table, chain, r) for table, chain, r, _ in self._port_rules(rule)])
 
     def chains_present(self) -> list[str]:
         out = []

@@ -84,6 +84,7 @@ def test_plugin_runs_a_session_on_a_private_daemon_and_leaves_nothing(tmp_path: 
     )
     assert proc.returncode == (1 if fail else 0), proc.stdout + proc.stderr
     assert ("1 failed, 1 passed" if fail else "2 passed") in proc.stdout
+    assert "left behind" not in proc.stderr, proc.stderr   # the daemon itself cleaned up after its containers
     seen = json.loads(report.read_text())
     root = seen["root"]
     assert not Path(root).exists(), "the private daemon's directory is removed"
