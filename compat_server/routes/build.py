@@ -213,18 +213,20 @@ async def _pump(request: Request, pipe: _BodyPipe) -> None:
 
     # The client's chunks (32 KiB from the CLI) are handed over in batches: fewer wake-ups of the
     # unpacking thread, which competes with this loop for the GIL.
-    batch = bytearray()
+    batch: list[bytes] = []
+    size = 0
     try:
         async for chunk in request.stream():
             if chunk and not pipe.abandoned:
-                batch += chunk
-                if len(batch) >= _BATCH:
-                    await put(bytes(batch))
-                    batch.clear()
+                batch.append(chunk)
+                size += len(chunk)
+                if size >= _BATCH:
+                    await put(b"".join(batch))
+                    batch, size = [], 0
     finally:
         if not pipe.abandoned:
             if batch:
-                await put(bytes(batch))
+                await put(b"".join(batch))
             await put(None)
 
 
