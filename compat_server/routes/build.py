@@ -14,10 +14,7 @@ import io
 import os
 import posixpath
 import queue
-import tempfile
 from collections.abc import AsyncIterator
-from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -25,9 +22,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from engine import gojson
+from engine.build import remote
 from engine.build.backend import decode_registry_config
 from engine.build.builder import BuildOptions, StepError
-from engine.errors import EngineError, InvalidParameter, NotFound
+from engine.errors import EngineError, InvalidParameter
 from engine.images import reference
 from engine.types import HostConfig, Resources
 
@@ -215,108 +213,31 @@ async def _pump(request: Request, pipe: _BodyPipe) -> None:
 
     # The client's chunks (32 KiB from the CLI) are handed over in batches: fewer wake-ups of the
     # unpacking thread, which competes with this loop for the GIL.
-    batch = bytearray()
+    batch: list[bytes] = []
+    size = 0
     try:
         async for chunk in request.stream():
             if chunk and not pipe.abandoned:
-                batch += chunk
-                if len(batch) >= _BATCH:
-                    await put(bytes(batch))
-                    batch.clear()
+                batch.append(chunk)
+                size += len(chunk)
+                if size >= _BATCH:
+                    await put(b"".join(batch))
+                    batch, size = [], 0
     finally:
         if not pipe.abandoned:
             if batch:
-                await put(bytes(batch))
+                await put(b"".join(batch))
             await put(None)
-
-
-async def _fetch_url(url: str, dest_dir: Path) -> tuple[Path, float | None]:
-    """ADD <url>: the body in a scratch file, and the Last-Modified time (the file's mtime)."""
-    import httpx
-    target = dest_dir / "download"
-    async with httpx.AsyncClient(follow_redirects=True, timeout=60) as client, \
-            client.stream("GET", url) as resp:
-        if resp.status_code >= 400:
-            raise StepError(f"failed to GET {url} with status {resp.status_code} {resp.reason_phrase}: "
-                            f"{(await resp.aread()).decode('utf-8', 'replace')}")
-        f = await asyncio.to_thread(open, target, "wb")
-        try:
-            async for chunk in resp.aiter_bytes():
-                await asyncio.to_thread(f.write, chunk)
-        finally:
-            f.close()
-        mtime = None
-        lm = resp.headers.get("last-modified")
-        if lm:
-            with contextlib.suppress(Exception):
-                mtime = parsedate_to_datetime(lm).timestamp()
-    return target, mtime
-
-
-async def _remote_context(url: str, tmp_dir: str, dockerfile_name: str) -> str:
-    """``remote``: a git repository (its checkout), or a URL to a context tarball (any compression)
-    or to a plain Dockerfile."""
-    import httpx
-
-    from engine.build import git
-    if git.is_git_url(url):
-        return str(await git.context_tar(url, Path(tmp_dir)))
-    if not git.is_url(url):
-        raise EngineError(f"remoteURL ({url}) could not be recognized as URL")
-    fd, path = tempfile.mkstemp(prefix="context-", dir=tmp_dir)
-    os.close(fd)
-    try:
-        async with httpx.AsyncClient(follow_redirects=True, timeout=120) as client, \
-                client.stream("GET", url) as resp:
-            if resp.status_code >= 400:
-                body = (await resp.aread()).decode("utf-8", "replace")
-                msg = (f"error downloading remote context {url}: failed to GET {url} with status "
-                       f"{resp.status_code} {resp.reason_phrase}: {body}")
-                raise NotFound(msg) if resp.status_code == 404 else EngineError(msg)
-            f = await asyncio.to_thread(open, path, "wb")
-            try:
-                async for chunk in resp.aiter_bytes():
-                    await asyncio.to_thread(f.write, chunk)
-            finally:
-                f.close()
-        if not await asyncio.to_thread(_looks_like_archive, path):
-            await asyncio.to_thread(_wrap_dockerfile, path, dockerfile_name)
-    except BaseException:
-        os.unlink(path)
-        raise
-    return path
-
-
-def _looks_like_archive(path: str) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(512)
-    return (head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00"
-            or (len(head) >= 262 and head[257:262] == b"ustar"))
-
-
-def _wrap_dockerfile(path: str, name: str) -> None:
-    """A downloaded Dockerfile becomes a context holding only it."""
-    import io
-    import tarfile
-    with open(path, "rb") as f:
-        data = f.read()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        ti = tarfile.TarInfo(name)
-        ti.size = len(data)
-        ti.mode = 0o600
-        t.addfile(ti, io.BytesIO(data))
-    with open(path, "wb") as f:
-        f.write(buf.getvalue())
 
 
 async def build(request: Request) -> Response:
     engine: BuildBackend = request.app.state.engine
     opts = _options(request)
-    remote = request.query_params.get("remote") or ""
-    if remote:
+    remote_url = request.query_params.get("remote") or ""
+    if remote_url:
         await request.body()
-        path = await _remote_context(remote, str(engine.config.tmp_root), opts.dockerfile or "Dockerfile")
+        path = await remote.remote_context(remote_url, str(engine.config.tmp_root),
+                                           opts.dockerfile or "Dockerfile")
         try:
             with open(path, "rb") as f:  # noqa: ASYNC230 - opening is instant; reading happens in a thread
                 prepared = await engine.builds.prepare(opts, f)
@@ -340,7 +261,7 @@ async def build(request: Request) -> Response:
 
     async def run() -> Any:
         try:
-            return await engine.builds.run(prepared, emit, fetch_url=_fetch_url)
+            return await engine.builds.run(prepared, emit, fetch_url=remote.fetch_url)
         finally:
             await asyncio.to_thread(prepared.cleanup)
             queue.put_nowait(_END)

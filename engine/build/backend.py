@@ -88,6 +88,13 @@ class EngineBackend:
             if info.key.startswith(SCRATCH_PREFIX):
                 with contextlib.suppress(Exception):
                     self.snapshotter.remove(info.key)
+        # Layerless bases of steps after FROM scratch whose build was cut short (or whose
+        # --rm=false container is gone): no container uses them any more.
+        used = {c.image_id for c in self.containers.list()}
+        for image in self.images.list():
+            if (not image.diff_ids and image.comment.startswith(SCRATCH_PREFIX) and image.id not in used
+                    and not image.repo_tags):
+                self._drop_scratch_base(image.id)
 
     # ------------------------------------------------------------ images
     @staticmethod

@@ -18,6 +18,7 @@ checksums are the same as ``fsutil.checksum`` of the unpacked tree.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
 import os
@@ -39,18 +40,24 @@ _CHUNK = 1 << 20
 
 
 class Spool:
-    """Bytes appended once, then read back at any offset (memory first, then a file)."""
+    """Bytes appended once, then read back at any offset (memory first, then a file).
+
+    In memory the pieces are kept as written (no growing buffer copied on every append)."""
 
     def __init__(self, spill_path: Path, budget: int = MEMORY_BUDGET) -> None:
-        self._mem = bytearray()
+        self._chunks: list[bytes] = []
+        self._starts: list[int] = []
+        self._mem = 0
         self._budget = budget
         self._spill_path = spill_path
         self._file: BinaryIO | None = None
         self.size = 0
 
     def write(self, data: bytes) -> None:
-        if self._file is None and len(self._mem) + len(data) <= self._budget:
-            self._mem += data
+        if self._file is None and self._mem + len(data) <= self._budget:
+            self._starts.append(self._mem)
+            self._chunks.append(bytes(data))
+            self._mem += len(data)
         else:
             if self._file is None:
                 self._file = open(self._spill_path, "w+b")
@@ -58,19 +65,29 @@ class Spool:
         self.size += len(data)
 
     def pread(self, offset: int, size: int) -> bytes:
-        mem = len(self._mem)
-        out = bytes(self._mem[offset:offset + size]) if offset < mem else b""
-        if len(out) < size and self._file is not None:
+        parts: list[bytes] = []
+        end = min(offset + size, self._mem)
+        if offset < end:
+            i = bisect.bisect_right(self._starts, offset) - 1
+            pos = offset
+            while pos < end:
+                chunk, start = self._chunks[i], self._starts[i]
+                piece = chunk[pos - start:end - start]
+                parts.append(piece)
+                pos += len(piece)
+                i += 1
+        got = sum(len(x) for x in parts)
+        if got < size and self._file is not None:
             self._file.flush()
-            start = max(offset, mem) - mem
-            out += os.pread(self._file.fileno(), size - len(out), start)
-        return out
+            start = max(offset, self._mem) - self._mem
+            parts.append(os.pread(self._file.fileno(), size - got, start))
+        return b"".join(parts)
 
     def reader(self) -> BinaryIO:
         return io.BufferedReader(_SpoolReader(self), _CHUNK)
 
     def close(self) -> None:
-        self._mem = bytearray()
+        self._chunks, self._starts, self._mem = [], [], 0
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -6,10 +6,12 @@ import asyncio
 import io
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from engine.build.backend import SCRATCH_PREFIX, EngineBackend
 from engine.snapshots.mount import is_mounted
+from engine.types import ContainerConfig, HostConfig
 
 from ..images.conftest import Env
 
@@ -37,8 +39,29 @@ def _base_tar() -> bytes:
     return buf.getvalue()
 
 
-def _backend(env: Env, tmp: Path) -> EngineBackend:
-    return EngineBackend(env.store, env.snapshotter, None, None, _Events(), tmp / "mnt")
+class _Containers:
+    """Just enough of the container service: creates record the image, remove forgets."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.by_id: dict[str, Any] = {}
+
+    async def create(self, config: Any, host_config: Any, *, name: str | None) -> tuple[Any, list[str]]:
+        self.store.get(config.image)    # as the real create: the image must exist
+        c = SimpleNamespace(id=f"c{len(self.by_id)}", image_id=config.image)
+        self.by_id[c.id] = c
+        return c, []
+
+    async def remove(self, cid: str, *, force: bool, volumes: bool) -> None:
+        self.by_id.pop(cid)
+
+    def list(self) -> list[Any]:
+        return list(self.by_id.values())
+
+
+def _backend(env: Env, tmp: Path, containers: Any = None) -> EngineBackend:
+    return EngineBackend(env.store, env.snapshotter, containers or _Containers(env.store), None, _Events(),
+                         tmp / "mnt")
 
 
 def _layer_names(env: Env, image_id: str) -> list[str]:
@@ -101,3 +124,24 @@ def test_recover_drops_an_interrupted_steps_snapshot_and_mount(env: Env, tmp: Pa
     backend.recover()          # what the next daemon start does
     assert not is_mounted(str(target)) and not target.exists()
     assert not env.snapshotter.exists(key)
+
+
+def test_step_after_from_scratch_gets_a_layerless_base_removed_with_it(env: Env, tmp: Path) -> None:
+    containers = _Containers(env.store)
+    backend = _backend(env, tmp, containers)
+    before = {i.id for i in env.store.list()}
+
+    async def steps() -> tuple[str, str]:
+        cid = await backend.create_container(ContainerConfig(image=""), HostConfig())
+        base = containers.by_id[cid].image_id
+        assert not env.store.get(base).diff_ids
+        await backend.remove_container(cid)
+        kept = await backend.create_container(ContainerConfig(image=""), HostConfig())   # --rm=false
+        return base, containers.by_id[kept].image_id
+    removed, kept_base = asyncio.run(steps())
+    assert not env.store.exists(removed) and env.store.exists(kept_base)
+    backend.recover()                      # its container still exists: the base stays
+    assert env.store.exists(kept_base)
+    containers.by_id.clear()               # the user removed that container
+    backend.recover()
+    assert {i.id for i in env.store.list()} == before

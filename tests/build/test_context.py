@@ -80,9 +80,10 @@ def test_index_checksums_equal_the_unpacked_tree(tmp_path: Path, compress: str) 
 
 def test_spilled_spool_reads_back(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s", budget=10)
-    spool.write(b"0123456789")
-    spool.write(b"abcdef")
+    for piece in (b"012", b"3", b"456789", b"abcdef"):   # three pieces in memory, one in the file
+        spool.write(piece)
     assert spool.pread(8, 5) == b"89abc" and spool.pread(12, 10) == b"cdef"
+    assert spool.pread(2, 5) == b"23456" and spool.pread(3, 1) == b"3" and spool.pread(0, 16) == b"0123456789abcdef"
     assert spool.reader().read() == b"0123456789abcdef"
     spool.close()
     assert not (tmp_path / "s").exists()
