@@ -42,7 +42,7 @@ from .registry.client import RegistryConfig
 from .registry.service import RegistryService
 from .runtime.api import RuntimeExecutor
 from .runtime.client import ShimRuntime
-from .runtime.syscalls import malloc_trim
+from .runtime.linux import malloc_trim
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
 from .state import Database
@@ -167,7 +167,7 @@ class Engine:
         self.containers.add_contributor(self.network_contributor)
 
         self.archive = ContainerArchive(self.containers, self.volume_mounts.mounts_of, self.snapshotter.mounts,
-                                        config.python, config.bundles_root, self.events)
+                                        config.python, config.bundles_root, self.events, self.volumes)
 
         self.execs = ExecService(self.containers)
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.
