@@ -77,6 +77,14 @@ class Target:
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            # a private daemon keeps its containers running when it stops (live restore): whatever a
+            # bench's cleanup left must go first, or its shims outlive the deleted root
+            try:
+                left = self.docker("ps", "-aq", check=False, timeout=30).stdout.decode().split()
+                if left:
+                    self.docker("rm", "-f", *left, check=False, timeout=120)
+            except (OSError, subprocess.SubprocessError):
+                pass
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=20)
