@@ -696,7 +696,8 @@ def flagged_daemon(session: Daemon, *flags: str) -> Daemon:
         netenv.create_bridge(bridge, netenv.flagged_bip("dockerd"))
         d._argv = [shutil.which("dockerd") or "/usr/sbin/dockerd", "--data-root", str(d.data_root),
                    "--exec-root", str(d.exec_root), "--pidfile", str(d.pidfile), "-H", host, "--bridge", bridge,
-                   "--iptables=false", "--default-address-pool", netenv.flagged_address_pool("dockerd"),
+                   "--iptables=false", "--live-restore",
+                   "--default-address-pool", netenv.flagged_address_pool("dockerd"),
                    "--containerd", str(d.containerd_socket), *flags]
     else:
         d = Daemon(kind="pydockerd", host=host, root=root, cgroup_parent=f"pydc-{root.name.removeprefix('pydc-')}")
@@ -780,4 +781,7 @@ def test_daemon_ipv6_on_the_default_bridge_and_published_ipv6_ports(daemon: Daem
         assert f"[::1]:{lo_port}" in ok(d.cli("port", name, "3000/tcp")).splitlines()
         out = ok(d.cli("run", "--rm", BUSYBOX, "wget", "-q", "-O-", f"http://[{ip6}]:3000/index.html"))
         assert out == f"hello-{cid12}\n"
+        d.restart(kill9=True)       # the rules and proxies of a live container are there again
+        assert wait_http(lo_port, "[::1]") == f"hello-{cid12}\n"
+        assert wait_http(any_port, f"[{gateway6}]") == f"hello-{cid12}\n"
         ok(d.cli("rm", "-f", name))
