@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Directory of per-registry CA certificates (default /etc/pydockerd/certs.d)")
     p.add_argument("--label", action="append", dest="labels", default=None)
     p.add_argument("--iptables", nargs="?", const=True, type=_bool_flag, default=None)
+    p.add_argument("--ip6tables", nargs="?", const=True, type=_bool_flag, default=None)
     p.add_argument("--cgroup-parent", default=None,
                    help='Set parent cgroup for all containers (default "pydockerd")')
     # --- networking
@@ -86,7 +87,7 @@ CONFIG_KEYS = {
     "log-level": "log_level", "debug": "debug", "group": "group", "tls": "tls", "tlsverify": "tlsverify",
     "tlscacert": "tlscacert", "tlscert": "tlscert", "tlskey": "tlskey", "bridge": "bridge", "bip": "bip",
     "storage-driver": "storage_driver", "insecure-registries": "insecure_registries", "labels": "labels",
-    "iptables": "iptables", "live-restore": "live_restore",
+    "iptables": "iptables", "ip6tables": "ip6tables", "live-restore": "live_restore",
     "ip-masq": "ip_masq", "icc": "icc", "userland-proxy": "userland_proxy", "ip-forward": "ip_forward",
     "fixed-cidr": "fixed_cidr", "ipv6": "ipv6", "fixed-cidr-v6": "fixed_cidr_v6",
     "ip": "default_ip", "mtu": "mtu", "dns": "dns", "dns-search": "dns_search",
@@ -178,7 +179,8 @@ def network_options(args: argparse.Namespace) -> dict[str, Any]:
             raise DaemonError(f"invalid IPv6 subnet for --fixed-cidr-v6: {fixed6}")
     return {
         "ipv6": flag(args.ipv6, False), "fixed_cidr_v6": fixed6,
-        "iptables": flag(args.iptables, True), "ip_masq": flag(args.ip_masq, True), "icc": flag(args.icc, True),
+        "iptables": flag(args.iptables, True), "ip6tables": flag(args.ip6tables, True),
+        "ip_masq": flag(args.ip_masq, True), "icc": flag(args.icc, True),
         "userland_proxy": flag(args.userland_proxy, True), "fixed_cidr": args.fixed_cidr or "",
         "default_ip": args.default_ip or "", "mtu": int(args.mtu or 0),
         "dns": tuple(args.dns or ()), "dns_search": tuple(args.dns_search or ()),

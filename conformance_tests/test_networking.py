@@ -275,11 +275,27 @@ def test_user_network_names_and_aliases(daemon: Daemon, busybox: str, name: str,
     assert sorted(rows) == [name + "-a", name + "-b"]
 
 
+def test_dns_follows_a_rename_and_a_removal(daemon: Daemon, busybox: str, name: str, nets: Networks) -> None:
+    sub = nets.create(name + "-net")
+    # names that are gone are forwarded: to the gateway, where nothing answers (nothing leaves the host)
+    no_upstream = ("--dns", netenv.host_in(sub, 1))
+    run_d(daemon, name + "-a", "--network", name + "-net", BUSYBOX, "sleep", "300")
+    run_d(daemon, name + "-b", "--network", name + "-net", *no_upstream, BUSYBOX, "sleep", "300")
+    ip = inspect(daemon, name + "-a")["NetworkSettings"]["Networks"][name + "-net"]["IPAddress"]
+    assert ip in ok(daemon.cli("exec", name + "-b", "nslookup", name + "-a"))
+    ok(daemon.cli("rename", name + "-a", name + "-c"))
+    assert ip in ok(daemon.cli("exec", name + "-b", "nslookup", name + "-c"))
+    assert daemon.cli("exec", name + "-b", "nslookup", name + "-a").returncode != 0
+    ok(daemon.cli("rm", "-f", name + "-c"))
+    assert daemon.cli("exec", name + "-b", "nslookup", name + "-c").returncode != 0
+
+
 def test_connect_running_container_then_reachable(daemon: Daemon, busybox: str, name: str, nets: Networks) -> None:
     nets.create(name + "-n1")
-    nets.create(name + "-n2")
+    sub2 = nets.create(name + "-n2")
     run_d(daemon, name + "-a", "--network", name + "-n1", BUSYBOX, "sleep", "300")
-    run_d(daemon, name + "-b", "--network", name + "-n2", BUSYBOX, "sleep", "300")
+    # an unknown name is forwarded: to the gateway, where nothing answers (nothing leaves the host)
+    run_d(daemon, name + "-b", "--network", name + "-n2", "--dns", netenv.host_in(sub2, 1), BUSYBOX, "sleep", "300")
     assert daemon.cli("exec", name + "-b", "ping", "-c1", "-W1", name + "-a").returncode != 0
     ok(daemon.cli("network", "connect", "--alias", "other", name + "-n1", name + "-b"))
     nets_of_b = inspect(daemon, name + "-b")["NetworkSettings"]["Networks"]
@@ -750,4 +766,7 @@ def test_daemon_ipv6_on_the_default_bridge_and_published_ipv6_ports(daemon: Daem
         assert f"[::1]:{lo_port}" in ok(d.cli("port", name, "3000/tcp")).splitlines()
         out = ok(d.cli("run", "--rm", BUSYBOX, "wget", "-q", "-O-", f"http://[{ip6}]:3000/index.html"))
         assert out == f"hello-{cid12}\n"
+        d.restart(kill9=True)       # the rules and proxies of a live container are there again
+        assert wait_http(lo_port, "[::1]") == f"hello-{cid12}\n"
+        assert wait_http(any_port, f"[{gateway6}]") == f"hello-{cid12}\n"
         ok(d.cli("rm", "-f", name))

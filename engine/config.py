@@ -14,6 +14,7 @@ class Config:
     bip: str | None = None           # --bip
     # --- networking (engine/network) ---------------------------------------------
     iptables: bool = True            # --iptables
+    ip6tables: bool = True           # --ip6tables: IPv6 networks' rules too (newer Docker's default)
     # --live-restore: containers keep running when the daemon stops (our default; dockerd's is false,
     # where a daemon shutdown stops them first)
     live_restore: bool = True

@@ -58,6 +58,8 @@ class NetworkContributor(BaseContributor):
         self.dns = EmbeddedDNS(self._peers, self._upstreams)
         svc.dns = self.dns
         svc.container_name = lambda cid: self._name(cid) or None
+        # asker -> (store generation, containers named, their names then, peers)
+        self._peers_kept: dict[str, tuple[int, tuple[str, ...], tuple[str, ...], list[Peer]]] = {}
 
     # ------------------------------------------------------------ embedded DNS
     def _name(self, cid: str) -> str:
@@ -67,7 +69,23 @@ class NetworkContributor(BaseContributor):
             return ""
 
     def _peers(self, cid: str) -> list[Peer]:
-        """Who the container can resolve: everyone live on the user networks it is live on."""
+        """Who the container can resolve: everyone live on the user networks it is live on.
+
+        Asked on every DNS question: kept per asker while the network store is unchanged and the
+        containers it names still have the same names (a rename changes no network row)."""
+        kept = self._peers_kept.get(cid)
+        if kept is not None and kept[0] == self.svc.store.generation \
+                and tuple(self._name(i) for i in kept[1]) == kept[2]:
+            return kept[3]
+        generation = self.svc.store.generation
+        ids, peers = self._find_peers(cid)
+        self._peers_kept[cid] = (generation, ids, tuple(self._name(i) for i in ids), peers)
+        if len(self._peers_kept) > 4096:
+            self._peers_kept.pop(next(iter(self._peers_kept)))
+        return peers
+
+    def _find_peers(self, cid: str) -> tuple[tuple[str, ...], list[Peer]]:
+        ids: list[str] = [cid]
         out: list[Peer] = []
         for att in self.svc.attachments(cid):
             n = att.network
@@ -77,6 +95,7 @@ class NetworkContributor(BaseContributor):
                 if ep is None:
                     continue
                 name = self._name(other)
+                ids.append(other)
                 names = tuple(x.lower() for x in (name, other[:12], *settings.aliases) if x)
                 out.append(Peer(names=names, ptr_name=f"{name}.{n.name}",
                                 ipv4=ep.ipv4.split("/")[0], ipv6=ep.ipv6.split("/")[0]))
@@ -89,7 +108,7 @@ class NetworkContributor(BaseContributor):
             for p in list(out):
                 if target in p.names:
                     out.append(Peer(names=(link.alias.lower(),), ptr_name=p.ptr_name, ipv4=p.ipv4, ipv6=p.ipv6))
-        return out
+        return tuple(ids), out
 
     def _dns_settings(self, c: Container) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         hc, cfg = c.host_config, self.svc.config

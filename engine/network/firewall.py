@@ -292,10 +292,11 @@ class Iptables:
 
 
 def firewall_for(config: Config) -> Firewall:
-    """The daemon's firewall: none with --iptables=false; IPv6 rules too where ip6tables exists."""
+    """The daemon's firewall: none with --iptables=false; IPv6 rules too (unless --ip6tables=false)
+    where ip6tables exists."""
     if not config.iptables:
         return NoFirewall()
     v4 = Iptables(str(config.data_root))
-    if shutil.which("ip6tables") is None:
+    if not config.ip6tables or shutil.which("ip6tables") is None:
         return v4
     return DualStack(v4, Iptables(str(config.data_root), "ip6tables"))

@@ -53,6 +53,13 @@ class NetworkStore:
         db.migrate("network", MIGRATIONS)
         # attachments are read on every DNS question: kept in memory, refreshed after each write
         self._attachments: list[tuple[str, str, int, EndpointSettings, Endpoint | None]] | None = None
+        # bumped by every write of attachments, networks or links: what DNS answers from is unchanged
+        # while it stays the same
+        self.generation = 0
+
+    def _changed(self) -> None:
+        self._attachments = None
+        self.generation += 1
 
     def load_networks(self) -> list[Network]:
         return [network_from(json.loads(r["data"])) for r in self.db.query_sync("SELECT data FROM networks")]
@@ -67,7 +74,7 @@ class NetworkStore:
             conn.execute("DELETE FROM networks WHERE id = ?", (nid,))
             conn.execute("DELETE FROM net_addresses WHERE network_id = ?", (nid,))
         self.db.transaction_sync(tx)
-        self._attachments = None
+        self._changed()
 
     # attachments: (container, network) -> settings (+ the live endpoint while running)
     def attachments(self) -> list[tuple[str, str, int, EndpointSettings, Endpoint | None]]:
@@ -89,7 +96,7 @@ class NetworkStore:
             conn.execute("INSERT OR REPLACE INTO net_attachments VALUES(?,?,?,?,?)",
                          (cid, nid, seq, _dump(s), _dump(ep) if ep else None))
         self.db.transaction_sync(tx)
-        self._attachments = None
+        self._changed()
 
     def delete_attachment(self, cid: str, nid: str | None = None) -> None:
         def tx(conn: sqlite3.Connection) -> None:
@@ -102,7 +109,7 @@ class NetworkStore:
                 conn.execute("DELETE FROM net_attachments WHERE container_id = ? AND network_id = ?", (cid, nid))
                 conn.execute("DELETE FROM net_addresses WHERE container_id = ? AND network_id = ?", (cid, nid))
         self.db.transaction_sync(tx)
-        self._attachments = None
+        self._changed()
 
     def addresses(self, nid: str) -> set[str]:
         return {r["address"] for r in self.db.query_sync(
@@ -157,9 +164,11 @@ class NetworkStore:
                 conn.execute("INSERT OR REPLACE INTO net_links VALUES(?,?,?,?,?)",
                              (parent_id, seq, link.alias, link.child_id, link.child_name))
         self.db.transaction_sync(tx)
+        self._changed()
 
     def note_child_name(self, child_id: str, name: str) -> None:
         """A removed child's last name, which its parents' links keep showing (as dockerd's do)."""
         def tx(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE net_links SET child_name = ? WHERE child_id = ?", (name, child_id))
         self.db.transaction_sync(tx)
+        self._changed()

@@ -44,6 +44,8 @@ def test_icc_false_needs_iptables_and_v6_cidr_is_checked(tmp_path: Path) -> None
                                           r"iptables to function\. Please set --icc or --iptables to true"):
         network_options(resolve_options(["--config-file", none, "--iptables=false", "--icc=false"]))
     assert network_options(resolve_options(["--config-file", none, "--iptables=false"]))["icc"] is True
+    assert network_options(resolve_options(["--config-file", none]))["ip6tables"] is True
+    assert network_options(resolve_options(["--config-file", none, "--ip6tables=false"]))["ip6tables"] is False
     for bad in ("fd00::/129", "10.0.0.0/24"):
         with pytest.raises(DaemonError):
             network_options(resolve_options(["--config-file", none, "--fixed-cidr-v6", bad]))

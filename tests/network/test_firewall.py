@@ -75,3 +75,16 @@ def test_ipv6_rules_go_to_ip6tables_and_are_removed_completely() -> None:
         fw.teardown()
     assert v6.prefix not in _all_rules6() and v4.prefix not in _all_rules()
     assert v4.chains_present() == [] and v6.chains_present() == []
+
+
+def test_firewall_for_the_flags(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from engine.config import Config
+    from engine.network.firewall import NoFirewall, firewall_for
+
+    root = Path(str(tmp_path))
+    assert isinstance(firewall_for(Config(data_root=root, iptables=False)), NoFirewall)
+    assert isinstance(firewall_for(Config(data_root=root, ip6tables=False)), Iptables)
+    both = firewall_for(Config(data_root=root))
+    assert isinstance(both, DualStack) and isinstance(both.v6, Iptables) and both.v6.v6
