@@ -16,6 +16,7 @@ import h11
 
 from .hijack import HIJACK_PATH, HijackConn, HijackHandler, HijackRequest, is_hijack_route
 from .inbox import Inbox
+from .rawbody import EXTENSION, RawAccess
 from .stream import Stream
 
 log = logging.getLogger(__name__)
@@ -249,6 +250,9 @@ class Connection:
             BODY_ERROR: {},  # filled in when the body cannot be read (shared by scope copies)
         }
         cycle = _Cycle(self, method, scope)
+        raw = RawAccess(self, cycle) if self.inbox.can_pause else None
+        if raw is not None:
+            scope["extensions"][EXTENSION] = raw
         try:
             await self.app(scope, cycle.receive, cycle.send)
         except asyncio.CancelledError:
@@ -260,6 +264,10 @@ class Connection:
             return False
         finally:
             cycle.done.set()
+            if raw is not None:
+                raw.body_done()
+        if cycle.body_taken:
+            return False  # the rest of the input went to someone else: the connection ends here
         if not cycle.complete:
             if not cycle.head_sent:
                 log.error("ASGI app returned without a response on %s %s", method, path)
@@ -293,6 +301,8 @@ class _Cycle:
         self.scope = scope
         self.h11 = conn.h11
         self.head_request = method == "HEAD"
+        self.body_started = False  # the app asked for the body
+        self.body_taken = False  # ... or took it off the socket itself (rawbody.py)
         self.body_done = False
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -303,11 +313,15 @@ class _Cycle:
         self.expect_unanswered = False
         self.done = asyncio.Event()
 
+    async def send_continue(self) -> None:
+        if self.h11.they_are_waiting_for_100_continue and not self.head_sent:
+            await self._write(self.h11.send(h11.InformationalResponse(status_code=100, headers=[])))
+
     async def receive(self) -> Message:
         if not self.body_done and not self.broken:
+            self.body_started = True
             try:
-                if self.h11.they_are_waiting_for_100_continue and not self.head_sent:
-                    await self._write(self.h11.send(h11.InformationalResponse(status_code=100, headers=[])))
+                await self.send_continue()
                 event = await self.conn.next_event()
             except h11.RemoteProtocolError as err:
                 if self.conn.inbox.eof.is_set():
@@ -361,6 +375,8 @@ class _Cycle:
                 no_body_status = self.status in (204, 304) or self.status < 200
                 if not more and not no_body_status and not _has_content_framing(headers):
                     headers = headers + [(b"content-length", str(len(body)).encode())]
+                if self.body_taken:
+                    headers = headers + [(b"connection", b"close")]
                 self.expect_unanswered = self.h11.they_are_waiting_for_100_continue
                 out += self.h11.send(h11.Response(status_code=self.status, headers=headers,
                                                   reason=_reason(self.status)))

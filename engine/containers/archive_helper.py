@@ -27,6 +27,7 @@ import tarfile
 import zlib  # noqa: F401
 from typing import IO, Any
 
+from engine.containers.archive_io import BodyError, BodyReader, Sink, extract_file, write_tar
 from engine.oci.user import resolve_user_from
 
 # No user/group name lookups in tar headers: glibc would load NSS modules from the container's
@@ -193,18 +194,31 @@ class _Streaming(Exception):
     """The tar stream had begun: an error can only end it (the client sees a short archive)."""
 
 
-def do_get(path: str, out: IO[bytes]) -> None:
+def do_get(path: str, out: IO[bytes], go: IO[bytes], sock: int | None, spec: dict[str, Any]) -> None:
     p = _abs(path)
     stat = path_stat(p, path)
     out.write(json.dumps({"stat": stat}).encode() + b"\n")
     out.flush()
+    if sock is None:
+        try:
+            _write_tar(p, stat, out)
+        except (OSError, tarfile.TarError) as err:
+            raise _Streaming(str(err)) from err
+        return
+    # Straight onto the client's connection, once the daemon has sent the response head.
+    if go.read(1) != b"g":
+        raise _Streaming("the daemon did not send the response")
     try:
-        _write_tar(p, stat, out)
+        src, arcname = _tar_names(p, stat)
+        write_tar(src, arcname, Sink(sock, chunked=bool(spec.get("chunked"))))
     except (OSError, tarfile.TarError) as err:
-        raise _Streaming(str(err)) from err
+        out.write(json.dumps({"error": "stream", "message": str(err)}).encode() + b"\n")
+        return
+    out.write(b'{"done": true}\n')
 
 
-def _write_tar(p: str, stat: dict[str, Any], out: IO[bytes]) -> None:
+def _tar_names(p: str, stat: dict[str, Any]) -> tuple[str, str]:
+    """The path to archive and its name in the archive (dockerd's rebasing of the copied path)."""
     is_dir = bool(stat["mode"] & _GO_DIR)
     src = p.rstrip("/") if p not in ("/",) else "/"
     if src.endswith("/."):
@@ -212,6 +226,11 @@ def _write_tar(p: str, stat: dict[str, Any], out: IO[bytes]) -> None:
     arcname = "." if p.endswith("/.") or src == "/" else os.path.basename(src)
     if not is_dir:
         arcname = os.path.basename(src)
+    return src, arcname
+
+
+def _write_tar(p: str, stat: dict[str, Any], out: IO[bytes]) -> None:
+    src, arcname = _tar_names(p, stat)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_BUF) as tf:
         # big copies: the stream's buffer is re-joined on every write, 16 KiB pieces make that quadratic
         tf.copybufsize = _BUF   # type: ignore[attr-defined]
@@ -231,7 +250,21 @@ def _read_text(path: str) -> str | None:
         return None
 
 
-def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
+def _tar_reader(src: Any) -> tarfile.TarFile:
+    """A plain tar from the client's socket is read in tarfile's random-access mode (forward
+    seeks only), whose big reads go straight into the files; a compressed one, or one from the
+    pipe, in stream mode."""
+    if isinstance(src, BodyReader):
+        magic = src.read(6)
+        src.unread(bytes(magic))
+        if not magic.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ")):
+            tf: tarfile.TarFile = tarfile.open(fileobj=src, mode="r:")   # type: ignore[call-overload]
+            setattr(tf, "makefile", lambda info, target: extract_file(tf, info, target))  # noqa: B010
+            return tf
+    return tarfile.open(fileobj=src, mode="r|*", bufsize=_BUF)
+
+
+def do_put(path: str, src: Any, spec: dict[str, Any]) -> None:
     p = _abs(path)
     try:
         dest = os.path.realpath(p.rstrip("/.") or "/") if p not in ("/", "/.") else "/"
@@ -254,7 +287,7 @@ def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
         uid, gid, _ = resolve_user_from(spec.get("user") or "", _read_text)
         owner = (uid, gid)
     allow_overwrite = not spec.get("no_overwrite_dir_non_dir")
-    with tarfile.open(fileobj=src, mode="r|*", bufsize=_BUF) as tf:
+    with _tar_reader(src) as tf:
         tf.copybufsize = _BUF   # type: ignore[attr-defined]  # (TarFile's copy buffer, 16 KiB by default)
         for member in tf:
             name = member.name
@@ -298,8 +331,10 @@ def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
             tf.extract(member, path=dest, numeric_owner=True, set_attrs=True)
 
 
-def run(spec: dict[str, Any], src: IO[bytes], out: IO[bytes]) -> int:
-    """One operation; returns the exit status."""
+def run(spec: dict[str, Any], src: IO[bytes], out: IO[bytes], sock: int | None = None) -> int:
+    """One operation; returns the exit status.  ``sock``: the client's connection, for a body
+    read or written by the helper itself (``src`` then carries what the daemon had already
+    read of the request body, or, for ``get``, the go-ahead once the response head is sent)."""
     try:
         try:
             if spec.get("pid"):
@@ -311,15 +346,22 @@ def run(spec: dict[str, Any], src: IO[bytes], out: IO[bytes]) -> int:
         if spec["op"] == "stat":
             out.write(json.dumps({"stat": path_stat(_abs(spec["path"]), spec["path"])}).encode() + b"\n")
         elif spec["op"] == "get":
-            do_get(spec["path"], out)
-        else:
+            do_get(spec["path"], out, src, sock, spec)
+        elif sock is None:
             do_put(spec["path"], src, spec)
+            out.write(b'{"ok": true}\n')
+        else:
+            body = BodyReader(sock, src.read(), chunked=bool(spec.get("chunked")), length=int(spec.get("length") or 0))
+            do_put(spec["path"], body, spec)
+            body.drain(_BUF)
             out.write(b'{"ok": true}\n')
     except _Streaming as err:
         sys.stderr.write(f"archive stream ended early: {err}\n")
         return 1
     except Failure as f:
         out.write(json.dumps({"error": f.kind, "message": f.message}).encode() + b"\n")
+    except BodyError as err:
+        out.write(json.dumps({"error": "badbody", "message": str(err)}).encode() + b"\n")
     except (OSError, tarfile.TarError) as err:
         out.write(json.dumps({"error": "system", "message": str(err)}).encode() + b"\n")
     out.flush()
@@ -338,14 +380,14 @@ def serve(sock_fd: int) -> None:
     sock = socket.socket(fileno=sock_fd)
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
         except InterruptedError:
             continue
         except OSError:
             return
         if not msg:
             return
-        if len(fds) != 2:
+        if len(fds) not in (2, 3):
             for fd in fds:
                 os.close(fd)
             continue
@@ -357,7 +399,7 @@ def serve(sock_fd: int) -> None:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 with os.fdopen(fds[0], "rb", buffering=_BUF) as src, os.fdopen(fds[1], "wb", buffering=0) as raw:
                     out = __import__("io").BufferedWriter(raw, buffer_size=_BUF)
-                    code = run(json.loads(msg), src, out)
+                    code = run(json.loads(msg), src, out, fds[2] if len(fds) == 3 else None)
                     out.flush()
             except BaseException:   # noqa: BLE001 - the child never returns into the server loop
                 code = 1
