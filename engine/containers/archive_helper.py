@@ -16,7 +16,6 @@ from __future__ import annotations
 # container, and nothing may be imported (or loaded by NSS) from the container's files once we
 # are in it.  bz2, lzma and zlib are what tarfile's stream mode would import lazily.
 import bz2  # noqa: F401
-import datetime
 import json
 import lzma  # noqa: F401
 import os
@@ -28,6 +27,7 @@ import zlib  # noqa: F401
 from typing import IO, Any
 
 from engine.containers.archive_io import BodyError, BodyReader, Sink, extract_file, write_tar
+from engine.containers.archive_stat import GO_DIR, Failure, path_stat
 from engine.oci.user import resolve_user_from
 
 # No user/group name lookups in tar headers: glibc would load NSS modules from the container's
@@ -42,57 +42,7 @@ MS_REMOUNT = 0x20
 MS_RDONLY = 0x1
 MS_PRIVATE = 1 << 18
 
-# Go's os.FileMode type bits
-_GO_DIR, _GO_SYMLINK, _GO_DEVICE, _GO_PIPE, _GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
-_GO_SETUID, _GO_SETGID, _GO_CHARDEV, _GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
-
-
 _BUF = 1 << 20   # tar stream and file copy buffers: big reads and writes on the pipes
-
-
-class Failure(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-def go_mode(mode: int) -> int:
-    out = mode & 0o777
-    if st.S_ISDIR(mode):
-        out |= _GO_DIR
-    elif st.S_ISLNK(mode):
-        out |= _GO_SYMLINK
-    elif st.S_ISFIFO(mode):
-        out |= _GO_PIPE
-    elif st.S_ISSOCK(mode):
-        out |= _GO_SOCKET
-    elif st.S_ISCHR(mode):
-        out |= _GO_DEVICE | _GO_CHARDEV
-    elif st.S_ISBLK(mode):
-        out |= _GO_DEVICE
-    if mode & st.S_ISUID:
-        out |= _GO_SETUID
-    if mode & st.S_ISGID:
-        out |= _GO_SETGID
-    if mode & st.S_ISVTX:
-        out |= _GO_STICKY
-    return out
-
-
-# The daemon's time zone, read now: inside the container's root /etc/localtime is the container's.
-_LOCAL_TZ = datetime.datetime.now().astimezone().tzinfo
-
-
-def go_time(ns: int) -> str:
-    """Go's RFC3339Nano (trailing zeros of the fraction dropped) in local time."""
-    secs, frac = divmod(ns, 1_000_000_000)
-    local = datetime.datetime.fromtimestamp(secs, _LOCAL_TZ)
-    text = local.strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        text += "." + f"{frac:09d}".rstrip("0")
-    off = local.strftime("%z")
-    return text + ("Z" if off in ("+0000", "") else f"{off[:3]}:{off[3:]}")
 
 
 def _lib() -> Any:
@@ -173,23 +123,6 @@ def _abs(path: str) -> str:
     return clean
 
 
-def path_stat(path: str, name: str) -> dict[str, Any]:
-    try:
-        s = os.lstat(path)
-    except FileNotFoundError:
-        raise Failure("notfound", "") from None
-    except NotADirectoryError:
-        raise Failure("notfound", "") from None
-    target = ""
-    if st.S_ISLNK(s.st_mode):
-        target = os.path.realpath(path)
-    base = os.path.basename(path.rstrip("/")) if path.rstrip("/") else "/"
-    if path.endswith("/."):
-        base = "."
-    return {"name": base, "size": s.st_size, "mode": go_mode(s.st_mode), "mtime": go_time(s.st_mtime_ns),
-            "linkTarget": target}
-
-
 class _Streaming(Exception):
     """The tar stream had begun: an error can only end it (the client sees a short archive)."""
 
@@ -219,7 +152,7 @@ def do_get(path: str, out: IO[bytes], go: IO[bytes], sock: int | None, spec: dic
 
 def _tar_names(p: str, stat: dict[str, Any]) -> tuple[str, str]:
     """The path to archive and its name in the archive (dockerd's rebasing of the copied path)."""
-    is_dir = bool(stat["mode"] & _GO_DIR)
+    is_dir = bool(stat["mode"] & GO_DIR)
     src = p.rstrip("/") if p not in ("/",) else "/"
     if src.endswith("/."):
         src = src[:-2] or "/"
