@@ -288,3 +288,19 @@ def test_cp_big_tree_round_trip_keeps_every_byte(daemon: Daemon, running: str, w
         elif path.is_file():
             assert back.read_bytes() == path.read_bytes(), path.name
     assert len(list((work / "back" / "many").iterdir())) == 150
+
+
+def test_cp_out_through_a_link_with_a_trailing_separator(daemon: Daemon, running: str, work: Path) -> None:
+    """`c:/link/` and `c:/link/.` follow a link to a directory (inside the container); `c:/link`
+    copies the link itself; `-L` follows a link to a file."""
+    import os
+    ok(daemon.cli("exec", running, "sh", "-c",
+                  "mkdir -p /lk/sub && echo b > /lk/sub/b && echo a > /lk/a && ln -s sub /lk/lsub && ln -s /lk/a /lk/la"))
+    ok(daemon.cli("cp", f"{running}:/lk/lsub/", str(work / "slash")))
+    assert (work / "slash" / "b").read_text() == "b\n"
+    ok(daemon.cli("cp", f"{running}:/lk/lsub/.", str(work / "dot")))
+    assert (work / "dot" / "b").read_text() == "b\n"
+    ok(daemon.cli("cp", f"{running}:/lk/lsub", str(work / "link")))
+    assert os.readlink(work / "link") == "sub"
+    ok(daemon.cli("cp", "-L", f"{running}:/lk/la", str(work / "followed")))
+    assert (work / "followed").read_text() == "a\n" and not (work / "followed").is_symlink()

@@ -85,6 +85,7 @@ async def archive(request: Request) -> Response:
         path = _path(request)
         no_overwrite = ("noOverwriteDirNonDir" in request.query_params) and qbool(request, "noOverwriteDirNonDir")
         raw = _raw(request)
+        engine.containers.get(ref)    # no such container: answered before the body is taken
         taken = await raw.take_body() if raw is not None else None
         body: Any = request.stream()
         if taken is not None:   # the helper reads the body off the connection itself

@@ -159,6 +159,10 @@ def _tar_names(p: str, stat: dict[str, Any]) -> tuple[str, str]:
     arcname = "." if p.endswith("/.") or src == "/" else os.path.basename(src)
     if not is_dir:
         arcname = os.path.basename(src)
+    if p.endswith(("/", "/.")) and os.path.islink(src):
+        # a trailing separator follows a link to a directory, as dockerd (inside our root: the
+        # link resolves within the container's filesystem)
+        src = os.path.realpath(src)
     return src, arcname
 
 
@@ -285,7 +289,16 @@ def run(spec: dict[str, Any], src: IO[bytes], out: IO[bytes], sock: int | None =
             out.write(b'{"ok": true}\n')
         else:
             body = BodyReader(sock, src.read(), chunked=bool(spec.get("chunked")), length=int(spec.get("length") or 0))
-            do_put(spec["path"], body, spec)
+            try:
+                do_put(spec["path"], body, spec)
+            except (Failure, OSError, tarfile.TarError):
+                # read (some of) the rest first: a client still sending when the answer comes
+                # sees its upload cut (the docker CLI logs "closed pipe" errors)
+                try:
+                    body.drain(_BUF)
+                except BodyError:
+                    pass
+                raise
             body.drain(_BUF)
             out.write(b'{"ok": true}\n')
     except _Streaming as err:
