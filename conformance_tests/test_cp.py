@@ -295,7 +295,8 @@ def test_cp_out_through_a_link_with_a_trailing_separator(daemon: Daemon, running
     copies the link itself; `-L` follows a link to a file."""
     import os
     ok(daemon.cli("exec", running, "sh", "-c",
-                  "mkdir -p /lk/sub && echo b > /lk/sub/b && echo a > /lk/a && ln -s sub /lk/lsub && ln -s /lk/a /lk/la"))
+                  "mkdir -p /lk/sub && echo b > /lk/sub/b && echo a > /lk/a && "
+                  "ln -s sub /lk/lsub && ln -s /lk/a /lk/la"))
     ok(daemon.cli("cp", f"{running}:/lk/lsub/", str(work / "slash")))
     assert (work / "slash" / "b").read_text() == "b\n"
     ok(daemon.cli("cp", f"{running}:/lk/lsub/.", str(work / "dot")))
