@@ -184,6 +184,7 @@ class HostConfig:
     uts_mode: str = ""
     userns_mode: str = ""
     cgroupns_mode: str = "host"    # "private": a cgroup namespace of its own (dockerd's default on cgroup v2)
+    cgroup_parent: str = ""        # below each hierarchy's root; "" = the daemon's --cgroup-parent (builds set it)
     sysctls: dict[str, str] = field(default_factory=dict)
     masked_paths: tuple[str, ...] | None = None      # None = dockerd's defaults
     readonly_paths: tuple[str, ...] | None = None
