@@ -128,3 +128,37 @@ def test_put_with_a_length_and_a_gzipped_body(tmp_path: Path) -> None:
         a.close()
         b.close()
     assert (tmp_path / "zipped").read_bytes() == b"hello"
+
+
+@pytest.mark.parametrize("entries, needle", [
+    ([("../../escape", "file", "")], "is outside of"),
+    ([("esc", "sym", "../../.."), ("esc/evil", "file", "")], "invalid symlink"),
+    ([("hl", "lnk", "../../etc/passwd")], "invalid hardlink"),
+])
+def test_hostile_tar_from_the_socket_is_refused(tmp_path: Path, entries: list[tuple[str, str, str]],
+                                                needle: str) -> None:
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as tf:
+        for name, kind, target in entries:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = 1
+                tf.addfile(info, io.BytesIO(b"x"))
+            else:
+                info.type = tarfile.SYMTYPE if kind == "sym" else tarfile.LNKTYPE
+                info.linkname = target
+                tf.addfile(info)
+    body = _chunked_body(tar.getvalue(), 100)
+    dest = tmp_path / "a" / "b"
+    dest.mkdir(parents=True)
+    a, b = socket.socketpair()
+    b.setblocking(False)
+    a.sendall(body)
+    try:
+        with pytest.raises(archive_helper.Failure) as err:
+            archive_helper.do_put(str(dest), BodyReader(b.fileno(), b"", chunked=True), {})
+    finally:
+        a.close()
+        b.close()
+    assert needle in err.value.message
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b"], "nothing written outside"
