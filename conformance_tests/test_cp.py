@@ -263,3 +263,45 @@ def test_cp_stopped_container_reaches_a_volume_with_mount_options(daemon: Daemon
     finally:
         daemon.cli("rm", "-f", name)
         daemon.raw("DELETE", f"/volumes/{vol}?force=1")
+
+
+def test_cp_big_tree_round_trip_keeps_every_byte(daemon: Daemon, running: str, work: Path) -> None:
+    """Big files (sent from the page cache) and many small ones (gathered), in and out."""
+    import hashlib
+    import os
+    tree = work / "big"
+    (tree / "many").mkdir(parents=True)
+    (tree / "large").write_bytes(os.urandom(3 << 20))
+    (tree / "odd").write_bytes(os.urandom(70_001))
+    for i in range(150):
+        (tree / "many" / f"f{i:03d}").write_bytes(os.urandom(i * 37))
+    os.symlink("large", tree / "link")
+    ok(daemon.cli("cp", str(tree), f"{running}:/tmp/big"))
+    sums = ok(daemon.cli("exec", running, "sh", "-c", "cd /tmp/big && md5sum large odd many/f149"))
+    want = {name: hashlib.md5((tree / name).read_bytes()).hexdigest() for name in ("large", "odd", "many/f149")}
+    assert {line.split()[1]: line.split()[0] for line in sums.splitlines()} == want
+    ok(daemon.cli("cp", f"{running}:/tmp/big", str(work / "back")))
+    for path in tree.rglob("*"):
+        back = work / "back" / path.relative_to(tree)
+        if path.is_symlink():
+            assert os.readlink(back) == "large"
+        elif path.is_file():
+            assert back.read_bytes() == path.read_bytes(), path.name
+    assert len(list((work / "back" / "many").iterdir())) == 150
+
+
+def test_cp_out_through_a_link_with_a_trailing_separator(daemon: Daemon, running: str, work: Path) -> None:
+    """`c:/link/` and `c:/link/.` follow a link to a directory (inside the container); `c:/link`
+    copies the link itself; `-L` follows a link to a file."""
+    import os
+    ok(daemon.cli("exec", running, "sh", "-c",
+                  "mkdir -p /lk/sub && echo b > /lk/sub/b && echo a > /lk/a && "
+                  "ln -s sub /lk/lsub && ln -s /lk/a /lk/la"))
+    ok(daemon.cli("cp", f"{running}:/lk/lsub/", str(work / "slash")))
+    assert (work / "slash" / "b").read_text() == "b\n"
+    ok(daemon.cli("cp", f"{running}:/lk/lsub/.", str(work / "dot")))
+    assert (work / "dot" / "b").read_text() == "b\n"
+    ok(daemon.cli("cp", f"{running}:/lk/lsub", str(work / "link")))
+    assert os.readlink(work / "link") == "sub"
+    ok(daemon.cli("cp", "-L", f"{running}:/lk/la", str(work / "followed")))
+    assert (work / "followed").read_text() == "a\n" and not (work / "followed").is_symlink()

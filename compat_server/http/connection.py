@@ -4,11 +4,9 @@ or handing the connection to the hijack handler for attach / exec start.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote_to_bytes
 
@@ -16,7 +14,9 @@ import h11
 
 from .hijack import HIJACK_PATH, HijackConn, HijackHandler, HijackRequest, is_hijack_route
 from .inbox import Inbox
+from .rawbody import EXTENSION, RawAccess
 from .stream import Stream
+from .wire import has_content_framing, header_value, is_chunked, json_error, plain_error, reason_phrase
 
 log = logging.getLogger(__name__)
 
@@ -39,29 +39,6 @@ class _RequestFailed(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(status)
         self.status = status
-
-
-def _plain_error(status: int) -> bytes:
-    text = f"{status} {HTTPStatus(status).phrase}"
-    return (
-        f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
-        f"Content-Length: {len(text)}\r\n\r\n{text}"
-    ).encode()
-
-
-def _json_error(status: int, message: str) -> bytes:
-    body = json.dumps({"message": message}).encode() + b"\n"
-    return (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
-            f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-def _header_value(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
-    values = [v.decode("latin-1") for k, v in headers if k == name]
-    return ", ".join(values) if values else None
-
-
-def _has_content_framing(headers: list[tuple[bytes, bytes]]) -> bool:
-    return any(k.lower() in (b"content-length", b"transfer-encoding") for k, _ in headers)
 
 
 class Connection:
@@ -115,7 +92,7 @@ class Connection:
                 event = await self.next_event()
             except h11.RemoteProtocolError as err:
                 self.idle = False
-                await self._write_raw(_plain_error(err.error_status_hint))
+                await self._write_raw(plain_error(err.error_status_hint))
                 return
             self.idle = False
             if not isinstance(event, h11.Request):
@@ -187,26 +164,26 @@ class Connection:
             if self.inbox.eof.is_set():
                 return  # the client hung up mid-body
             if any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower() for k, v in headers):
-                await self._write_raw(_json_error(400, "invalid byte in chunk length"))  # as the REST routes
+                await self._write_raw(json_error(400, "invalid byte in chunk length"))  # as the REST routes
             else:
-                await self._write_raw(_plain_error(err.error_status_hint))
+                await self._write_raw(plain_error(err.error_status_hint))
             return
         except _RequestFailed as err:
-            await self._write_raw(_plain_error(err.status))
+            await self._write_raw(plain_error(err.status))
             return
         except (ConnectionError, OSError):
             return
-        connection_tokens = {t.strip().lower() for t in (_header_value(headers, b"connection") or "").split(",")}
-        upgrade_tokens = {t.strip().lower() for t in (_header_value(headers, b"upgrade") or "").split(",")}
+        connection_tokens = {t.strip().lower() for t in (header_value(headers, b"connection") or "").split(",")}
+        upgrade_tokens = {t.strip().lower() for t in (header_value(headers, b"upgrade") or "").split(",")}
         hreq = HijackRequest(
             method=method,
             path=path,
             query=parse_qs(query_string.decode("latin-1"), keep_blank_values=True),
-            headers={k.decode("latin-1"): _header_value(headers, k) or "" for k, _ in headers},
+            headers={k.decode("latin-1"): header_value(headers, k) or "" for k, _ in headers},
             body=bytes(body),
             upgrade="upgrade" in connection_tokens and "tcp" in upgrade_tokens,
             peer=self.stream.peer.as_extension(),
-            upgrade_protocol=(_header_value(headers, b"upgrade") or "").strip().lower(),
+            upgrade_protocol=(header_value(headers, b"upgrade") or "").strip().lower(),
         )
         # Whatever the client sent after its request (stdin before the container starts) is kept.
         buffered = self.h11.trailing_data[0] + self.inbox.take_buffered()
@@ -249,6 +226,9 @@ class Connection:
             BODY_ERROR: {},  # filled in when the body cannot be read (shared by scope copies)
         }
         cycle = _Cycle(self, method, scope)
+        raw = RawAccess(self, cycle) if self.inbox.can_pause else None
+        if raw is not None:
+            scope["extensions"][EXTENSION] = raw
         try:
             await self.app(scope, cycle.receive, cycle.send)
         except asyncio.CancelledError:
@@ -260,6 +240,10 @@ class Connection:
             return False
         finally:
             cycle.done.set()
+            if raw is not None:
+                raw.body_done()
+        if cycle.body_taken:
+            return False  # the rest of the input went to someone else: the connection ends here
         if not cycle.complete:
             if not cycle.head_sent:
                 log.error("ASGI app returned without a response on %s %s", method, path)
@@ -293,6 +277,8 @@ class _Cycle:
         self.scope = scope
         self.h11 = conn.h11
         self.head_request = method == "HEAD"
+        self.body_started = False  # the app asked for the body
+        self.body_taken = False  # ... or took it off the socket itself (rawbody.py)
         self.body_done = False
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -303,11 +289,15 @@ class _Cycle:
         self.expect_unanswered = False
         self.done = asyncio.Event()
 
+    async def send_continue(self) -> None:
+        if self.h11.they_are_waiting_for_100_continue and not self.head_sent:
+            await self._write(self.h11.send(h11.InformationalResponse(status_code=100, headers=[])))
+
     async def receive(self) -> Message:
         if not self.body_done and not self.broken:
+            self.body_started = True
             try:
-                if self.h11.they_are_waiting_for_100_continue and not self.head_sent:
-                    await self._write(self.h11.send(h11.InformationalResponse(status_code=100, headers=[])))
+                await self.send_continue()
                 event = await self.conn.next_event()
             except h11.RemoteProtocolError as err:
                 if self.conn.inbox.eof.is_set():
@@ -318,7 +308,7 @@ class _Cycle:
                     log.debug("bad request body: %s", err)
                     self.body_done = True
                     self.scope[BODY_ERROR]["message"] = (
-                        "invalid byte in chunk length" if _chunked(self.scope) else str(err))
+                        "invalid byte in chunk length" if is_chunked(self.scope) else str(err))
                     return {"type": "http.disconnect"}
             if isinstance(event, h11.Data):
                 return {"type": "http.request", "body": bytes(event.data), "more_body": True}
@@ -359,11 +349,13 @@ class _Cycle:
             if not self.head_sent:
                 headers = self.headers
                 no_body_status = self.status in (204, 304) or self.status < 200
-                if not more and not no_body_status and not _has_content_framing(headers):
+                if not more and not no_body_status and not has_content_framing(headers):
                     headers = headers + [(b"content-length", str(len(body)).encode())]
+                if self.body_taken:
+                    headers = headers + [(b"connection", b"close")]
                 self.expect_unanswered = self.h11.they_are_waiting_for_100_continue
                 out += self.h11.send(h11.Response(status_code=self.status, headers=headers,
-                                                  reason=_reason(self.status)))
+                                                  reason=reason_phrase(self.status)))
                 self.head_sent = True
             if body and not self.head_request and self.status not in (204, 304):
                 out += self.h11.send(h11.Data(data=body))
@@ -402,14 +394,3 @@ class _Cycle:
 
 
 BODY_ERROR = "pydockerd.body_error"  # scope key: why a request body could not be read
-
-
-def _chunked(scope: dict[str, Any]) -> bool:
-    return any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower() for k, v in scope["headers"])
-
-
-def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""

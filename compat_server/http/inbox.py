@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from .stream import RECV_SIZE, Stream
 
@@ -28,15 +29,30 @@ class Inbox:
         self.eof = asyncio.Event()  # the client stopped sending (half-close, hang-up or reset)
         self.reset = False  # the connection was reset rather than closed cleanly
         self._task: asyncio.Task[None] | None = None
+        self._pausing = False
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
+
+    @property
+    def can_pause(self) -> bool:
+        return hasattr(self._stream, "wait_readable")
+
+    async def _recv(self) -> bytes:
+        if not self.can_pause:
+            return await self._stream.recv(RECV_SIZE)
+        stream: Any = self._stream
+        while True:   # cancel-safe: bytes are taken off the socket only when it is readable
+            data = stream.recv_nowait(RECV_SIZE)
+            if data is not None:
+                return bytes(data)
+            await stream.wait_readable()
 
     async def _run(self) -> None:
         try:
             while True:
                 await self._room.wait()
-                data = await self._stream.recv(RECV_SIZE)
+                data = await self._recv()
                 if not data:
                     break
                 self._buf += data
@@ -47,8 +63,28 @@ class Inbox:
             log.debug("connection read failed: %s", err)
             self.reset = True
         finally:
-            self.eof.set()
-            self._data.set()
+            if not self._pausing:    # (a pause is not the end of the input)
+                self.eof.set()
+                self._data.set()
+
+    async def pause(self) -> bytes:
+        """Stop reading the socket (someone else reads it now) and return what was buffered."""
+        if not self.can_pause:
+            raise RuntimeError("this stream cannot hand its input over")
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            self._pausing = True
+            task.cancel()
+            try:
+                await asyncio.gather(task, return_exceptions=True)
+            finally:
+                self._pausing = False
+        return self.take_buffered()
+
+    def resume(self) -> None:
+        """Read the socket again after a pause."""
+        if self._task is None and not self.eof.is_set():
+            self.start()
 
     def take_buffered(self) -> bytes:
         """Everything buffered so far (possibly b"" even before EOF)."""

@@ -86,6 +86,32 @@ class SocketStream:
     async def recv(self, max_bytes: int = RECV_SIZE) -> bytes:
         return await self._loop.sock_recv(self.sock, max_bytes)
 
+    def recv_nowait(self, max_bytes: int = RECV_SIZE) -> bytes | None:
+        """What the socket has now (b"" at EOF), or None when nothing is there yet."""
+        try:
+            return self.sock.recv(max_bytes)
+        except (BlockingIOError, InterruptedError):
+            return None
+
+    async def wait_readable(self) -> None:
+        """Until the socket has input (or EOF/error); cancelling it loses no byte, unlike a
+        cancelled sock_recv whose bytes may already have been taken off the socket."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        fd = self.sock.fileno()
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        self._loop.add_reader(fd, ready)
+        try:
+            await fut
+        finally:
+            self._loop.remove_reader(fd)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
     async def sendall(self, data: bytes) -> None:
         if self._closed:
             raise ConnectionResetError("connection closed")

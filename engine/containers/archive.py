@@ -9,12 +9,8 @@ in the middle.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import logging
-import os
-import socket
-import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,11 +18,10 @@ from typing import Any
 
 from ..errors import EngineError, InvalidParameter, NotFound, SystemError_
 from ..types import Container
+from .archive_forks import ForkServer, HelperRun
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
-# The directory holding the `engine` package: the helper is started from this checkout.
-_SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass(frozen=True)
@@ -36,6 +31,43 @@ class PathStat:
     mode: int            # Go's os.FileMode bits
     mtime: str           # RFC 3339 with nanoseconds
     link_target: str
+
+
+@dataclass(frozen=True)
+class SocketBody:
+    """A request body the helper reads off the client's connection itself (archive_io.py):
+    ``prefix`` is what had already been received, then ``fd``, framed by HTTP/1.1's chunked
+    coding or ``length`` bytes long.  The caller keeps (and closes) ``fd``."""
+
+    fd: int
+    prefix: bytes
+    chunked: bool
+    length: int = 0
+
+
+class DirectDownload:
+    """A tar the helper writes onto the client's connection itself: ``send`` once the response
+    head is out (``chunked``: in chunked coding), then ``aclose``."""
+
+    def __init__(self, proc: HelperRun, finish: Callable[[], Any]) -> None:
+        self._proc = proc
+        self._finish = finish
+        self._closed = False
+
+    async def send(self) -> None:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(b"g")
+        await self._proc.stdin.drain()
+        line = await self._proc.stdout.readline()
+        answer: dict[str, Any] = json.loads(line) if line.strip() else {"message": "the helper ended early"}
+        if not answer.get("done"):
+            raise SystemError_(f"archive stream ended early: {answer.get('message')}")
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            _reap(self._proc)
+            await self._finish()
 
 
 class ContainerArchive:
@@ -49,7 +81,7 @@ class ContainerArchive:
         self._rootfs_mounts = rootfs_mounts
         self._python = python
         self._bundles = bundles_root
-        self._forks = _ForkServer(python)
+        self._forks = ForkServer(python)
 
     def _emit(self, c: Container, action: str) -> None:
         attrs = {"image": c.config.image, "name": c.name, **c.config.labels}
@@ -114,8 +146,8 @@ class ContainerArchive:
         finally:
             lock.release()
 
-    async def _spawn(self, spec: dict[str, Any], stdin: bool) -> _Run:
-        return await self._forks.run(spec, stdin)
+    async def _spawn(self, spec: dict[str, Any], stdin: bool, client_fd: int | None = None) -> HelperRun:
+        return await self._forks.run(spec, stdin, client_fd)
 
     def close(self) -> None:
         self._forks.close()
@@ -125,11 +157,11 @@ class ContainerArchive:
         kind, message = head.get("error"), head.get("message") or ""
         if kind == "notfound":
             raise NotFound(f"Could not find the file {path} in container {c_ref}")
-        if kind == "invalid":
+        if kind in ("invalid", "badbody"):
             raise InvalidParameter(message)
         raise SystemError_(message or "docker cp failed")
 
-    async def _head(self, proc: _Run) -> dict[str, Any]:
+    async def _head(self, proc: HelperRun) -> dict[str, Any]:
         assert proc.stdout is not None
         line = await proc.stdout.readline()
         if not line:
@@ -155,13 +187,17 @@ class ContainerArchive:
             self._raise(head, ref, path)
         return self._stat(head["stat"])
 
-    async def get(self, ref: str, path: str) -> tuple[PathStat, AsyncIterator[bytes]]:
-        """The stat of ``path`` and its tar stream; the container stays locked until the stream ends."""
+    async def get(self, ref: str, path: str, *, client_fd: int | None = None,
+                  chunked: bool = True) -> tuple[PathStat, AsyncIterator[bytes] | DirectDownload]:
+        """The stat of ``path`` and its tar: a stream of chunks, or, given the client's connection
+        (``client_fd``), a DirectDownload the helper writes there.  The container stays locked
+        until the stream ends / the download is closed."""
         c = self._containers.get(ref)
         session = self._session(c)
         await session.__aenter__()
         try:
-            proc = await self._spawn(self._spec(c, "get", path), stdin=False)
+            spec = self._spec(c, "get", path, chunked=chunked)
+            proc = await self._spawn(spec, stdin=client_fd is not None, client_fd=client_fd)
             try:
                 head = await self._head(proc)
                 if "stat" not in head:
@@ -173,6 +209,10 @@ class ContainerArchive:
         except BaseException as err:
             await session.__aexit__(type(err), err, err.__traceback__)
             raise
+
+        self._emit(c, "archive-path")
+        if client_fd is not None:
+            return self._stat(head["stat"]), DirectDownload(proc, lambda: session.__aexit__(None, None, None))
 
         async def stream() -> AsyncIterator[bytes]:
             assert proc.stdout is not None
@@ -187,21 +227,28 @@ class ContainerArchive:
                 _reap(proc)
                 await session.__aexit__(None, None, None)
 
-        self._emit(c, "archive-path")
         return self._stat(head["stat"]), stream()
 
-    async def put(self, ref: str, path: str, body: AsyncIterator[bytes], *, no_overwrite_dir_non_dir: bool,
-                  copy_uid_gid: bool) -> None:
+    async def put(self, ref: str, path: str, body: AsyncIterator[bytes] | SocketBody, *,
+                  no_overwrite_dir_non_dir: bool, copy_uid_gid: bool) -> None:
         c = self._containers.get(ref)
         async with self._session(c):
             spec = self._spec(c, "put", path, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
                               copy_uid_gid=copy_uid_gid)
-            proc = await self._spawn(spec, stdin=True)
+            direct = body if isinstance(body, SocketBody) else None
+            if direct is not None:
+                spec.update(chunked=direct.chunked, length=direct.length)
+            proc = await self._spawn(spec, stdin=True, client_fd=direct.fd if direct is not None else None)
             assert proc.stdin is not None and proc.stdout is not None
 
             async def feed() -> None:
                 assert proc.stdin is not None
                 try:
+                    if direct is not None:   # what the daemon had read; the helper reads the rest itself
+                        proc.stdin.write(direct.prefix)
+                        await proc.stdin.drain()
+                        return
+                    assert not isinstance(body, SocketBody)
                     pending: list[bytes] = []
                     size = 0
                     async for chunk in body:
@@ -257,105 +304,6 @@ async def _uncancellable(work: Any) -> None:
     await asyncio.shield(asyncio.ensure_future(work))
 
 
-def _reap(proc: _Run) -> None:
+def _reap(proc: HelperRun) -> None:
     """Let go of the helper's pipes: a helper still at work gets EOF or EPIPE and ends."""
     proc.close()
-
-
-class _Run:
-    """One helper operation: the pipes to a child of the fork server."""
-
-    def __init__(self, stdout: asyncio.StreamReader, transport: asyncio.BaseTransport,
-                 stdin: asyncio.StreamWriter | None) -> None:
-        self.stdout = stdout
-        self.stdin = stdin
-        self._transport = transport
-        self.returncode: int | None = None
-
-    async def wait(self) -> int:
-        self.close()
-        return 0
-
-    def close(self) -> None:
-        if self.returncode is None:
-            self.returncode = 0
-            self._transport.close()
-            if self.stdin is not None:
-                self.stdin.close()
-
-
-class _ForkServer:
-    """A fresh interpreter (archive_helper --serve) that forks a child per operation; started on
-    first use and again if it died.  It ends by itself when the daemon closes its socket."""
-
-    def __init__(self, python: str) -> None:
-        self._python = python
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._sock: socket.socket | None = None
-
-    def _start(self) -> socket.socket:
-        if self._proc is not None and self._proc.poll() is None and self._sock is not None:
-            return self._sock
-        self.close()
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (_SOURCE_ROOT, os.environ.get("PYTHONPATH"))
-                                                           if p)}
-        try:
-            self._proc = subprocess.Popen(
-                [self._python, "-m", "engine.containers.archive_helper", "--serve", str(child.fileno())],
-                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
-        finally:
-            child.close()
-        self._sock = parent
-        return parent
-
-    async def run(self, spec: dict[str, Any], stdin: bool) -> _Run:
-        in_r, in_w = os.pipe()
-        out_r, out_w = os.pipe()
-        for fd in (in_w, out_w):
-            try:   # 1 MiB pipes: fewer wake-ups for a 100 MB copy (64 KiB by default)
-                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _CHUNK)
-            except OSError:
-                pass
-        try:
-            message = json.dumps(spec).encode()
-            for attempt in (1, 2):
-                try:
-                    socket.send_fds(self._start(), [message], [in_r, out_w])
-                    break
-                except OSError:
-                    self.close()    # the server died: start a new one, once
-                    if attempt == 2:
-                        raise
-        except BaseException:
-            for fd in (in_w, out_r):
-                os.close(fd)
-            raise
-        finally:
-            os.close(in_r)
-            os.close(out_w)
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=4 * _CHUNK, loop=loop)
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
-                                                    os.fdopen(out_r, "rb", buffering=0))
-        writer = None
-        if stdin:
-            wt, wp = await loop.connect_write_pipe(lambda: asyncio.streams.FlowControlMixin(loop=loop),
-                                                   os.fdopen(in_w, "wb", buffering=0))
-            writer = asyncio.StreamWriter(wt, wp, None, loop)
-        else:
-            os.close(in_w)
-        return _Run(reader, transport, writer)
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        if self._proc is not None:
-            if self._proc.poll() is None:
-                try:
-                    self._proc.wait(timeout=2)   # EOF on its socket ends it
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait()
-            self._proc = None

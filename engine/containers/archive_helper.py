@@ -16,7 +16,6 @@ from __future__ import annotations
 # container, and nothing may be imported (or loaded by NSS) from the container's files once we
 # are in it.  bz2, lzma and zlib are what tarfile's stream mode would import lazily.
 import bz2  # noqa: F401
-import datetime
 import json
 import lzma  # noqa: F401
 import os
@@ -27,6 +26,8 @@ import tarfile
 import zlib  # noqa: F401
 from typing import IO, Any
 
+from engine.containers.archive_io import BodyError, BodyReader, Sink, extract_file, write_tar
+from engine.containers.archive_stat import GO_DIR, Failure, path_stat
 from engine.oci.user import resolve_user_from
 
 # No user/group name lookups in tar headers: glibc would load NSS modules from the container's
@@ -41,57 +42,7 @@ MS_REMOUNT = 0x20
 MS_RDONLY = 0x1
 MS_PRIVATE = 1 << 18
 
-# Go's os.FileMode type bits
-_GO_DIR, _GO_SYMLINK, _GO_DEVICE, _GO_PIPE, _GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
-_GO_SETUID, _GO_SETGID, _GO_CHARDEV, _GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
-
-
 _BUF = 1 << 20   # tar stream and file copy buffers: big reads and writes on the pipes
-
-
-class Failure(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-def go_mode(mode: int) -> int:
-    out = mode & 0o777
-    if st.S_ISDIR(mode):
-        out |= _GO_DIR
-    elif st.S_ISLNK(mode):
-        out |= _GO_SYMLINK
-    elif st.S_ISFIFO(mode):
-        out |= _GO_PIPE
-    elif st.S_ISSOCK(mode):
-        out |= _GO_SOCKET
-    elif st.S_ISCHR(mode):
-        out |= _GO_DEVICE | _GO_CHARDEV
-    elif st.S_ISBLK(mode):
-        out |= _GO_DEVICE
-    if mode & st.S_ISUID:
-        out |= _GO_SETUID
-    if mode & st.S_ISGID:
-        out |= _GO_SETGID
-    if mode & st.S_ISVTX:
-        out |= _GO_STICKY
-    return out
-
-
-# The daemon's time zone, read now: inside the container's root /etc/localtime is the container's.
-_LOCAL_TZ = datetime.datetime.now().astimezone().tzinfo
-
-
-def go_time(ns: int) -> str:
-    """Go's RFC3339Nano (trailing zeros of the fraction dropped) in local time."""
-    secs, frac = divmod(ns, 1_000_000_000)
-    local = datetime.datetime.fromtimestamp(secs, _LOCAL_TZ)
-    text = local.strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        text += "." + f"{frac:09d}".rstrip("0")
-    off = local.strftime("%z")
-    return text + ("Z" if off in ("+0000", "") else f"{off[:3]}:{off[3:]}")
 
 
 def _lib() -> Any:
@@ -172,46 +123,51 @@ def _abs(path: str) -> str:
     return clean
 
 
-def path_stat(path: str, name: str) -> dict[str, Any]:
-    try:
-        s = os.lstat(path)
-    except FileNotFoundError:
-        raise Failure("notfound", "") from None
-    except NotADirectoryError:
-        raise Failure("notfound", "") from None
-    target = ""
-    if st.S_ISLNK(s.st_mode):
-        target = os.path.realpath(path)
-    base = os.path.basename(path.rstrip("/")) if path.rstrip("/") else "/"
-    if path.endswith("/."):
-        base = "."
-    return {"name": base, "size": s.st_size, "mode": go_mode(s.st_mode), "mtime": go_time(s.st_mtime_ns),
-            "linkTarget": target}
-
-
 class _Streaming(Exception):
     """The tar stream had begun: an error can only end it (the client sees a short archive)."""
 
 
-def do_get(path: str, out: IO[bytes]) -> None:
+def do_get(path: str, out: IO[bytes], go: IO[bytes], sock: int | None, spec: dict[str, Any]) -> None:
     p = _abs(path)
     stat = path_stat(p, path)
     out.write(json.dumps({"stat": stat}).encode() + b"\n")
     out.flush()
+    if sock is None:
+        try:
+            _write_tar(p, stat, out)
+        except (OSError, tarfile.TarError) as err:
+            raise _Streaming(str(err)) from err
+        return
+    # Straight onto the client's connection, once the daemon has sent the response head.
+    if go.read(1) != b"g":
+        raise _Streaming("the daemon did not send the response")
     try:
-        _write_tar(p, stat, out)
+        src, arcname = _tar_names(p, stat)
+        write_tar(src, arcname, Sink(sock, chunked=bool(spec.get("chunked"))))
     except (OSError, tarfile.TarError) as err:
-        raise _Streaming(str(err)) from err
+        out.write(json.dumps({"error": "stream", "message": str(err)}).encode() + b"\n")
+        return
+    out.write(b'{"done": true}\n')
 
 
-def _write_tar(p: str, stat: dict[str, Any], out: IO[bytes]) -> None:
-    is_dir = bool(stat["mode"] & _GO_DIR)
+def _tar_names(p: str, stat: dict[str, Any]) -> tuple[str, str]:
+    """The path to archive and its name in the archive (dockerd's rebasing of the copied path)."""
+    is_dir = bool(stat["mode"] & GO_DIR)
     src = p.rstrip("/") if p not in ("/",) else "/"
     if src.endswith("/."):
         src = src[:-2] or "/"
     arcname = "." if p.endswith("/.") or src == "/" else os.path.basename(src)
     if not is_dir:
         arcname = os.path.basename(src)
+    if p.endswith(("/", "/.")) and os.path.islink(src):
+        # a trailing separator follows a link to a directory, as dockerd (inside our root: the
+        # link resolves within the container's filesystem)
+        src = os.path.realpath(src)
+    return src, arcname
+
+
+def _write_tar(p: str, stat: dict[str, Any], out: IO[bytes]) -> None:
+    src, arcname = _tar_names(p, stat)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_BUF) as tf:
         # big copies: the stream's buffer is re-joined on every write, 16 KiB pieces make that quadratic
         tf.copybufsize = _BUF   # type: ignore[attr-defined]
@@ -231,7 +187,21 @@ def _read_text(path: str) -> str | None:
         return None
 
 
-def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
+def _tar_reader(src: Any) -> tarfile.TarFile:
+    """A plain tar from the client's socket is read in tarfile's random-access mode (forward
+    seeks only), whose big reads go straight into the files; a compressed one, or one from the
+    pipe, in stream mode."""
+    if isinstance(src, BodyReader):
+        magic = src.read(6)
+        src.unread(bytes(magic))
+        if not magic.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ")):
+            tf: tarfile.TarFile = tarfile.open(fileobj=src, mode="r:")   # type: ignore[call-overload]
+            setattr(tf, "makefile", lambda info, target: extract_file(tf, info, target))  # noqa: B010
+            return tf
+    return tarfile.open(fileobj=src, mode="r|*", bufsize=_BUF)
+
+
+def do_put(path: str, src: Any, spec: dict[str, Any]) -> None:
     p = _abs(path)
     try:
         dest = os.path.realpath(p.rstrip("/.") or "/") if p not in ("/", "/.") else "/"
@@ -254,7 +224,7 @@ def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
         uid, gid, _ = resolve_user_from(spec.get("user") or "", _read_text)
         owner = (uid, gid)
     allow_overwrite = not spec.get("no_overwrite_dir_non_dir")
-    with tarfile.open(fileobj=src, mode="r|*", bufsize=_BUF) as tf:
+    with _tar_reader(src) as tf:
         tf.copybufsize = _BUF   # type: ignore[attr-defined]  # (TarFile's copy buffer, 16 KiB by default)
         for member in tf:
             name = member.name
@@ -298,8 +268,10 @@ def do_put(path: str, src: IO[bytes], spec: dict[str, Any]) -> None:
             tf.extract(member, path=dest, numeric_owner=True, set_attrs=True)
 
 
-def run(spec: dict[str, Any], src: IO[bytes], out: IO[bytes]) -> int:
-    """One operation; returns the exit status."""
+def run(spec: dict[str, Any], src: IO[bytes], out: IO[bytes], sock: int | None = None) -> int:
+    """One operation; returns the exit status.  ``sock``: the client's connection, for a body
+    read or written by the helper itself (``src`` then carries what the daemon had already
+    read of the request body, or, for ``get``, the go-ahead once the response head is sent)."""
     try:
         try:
             if spec.get("pid"):
@@ -311,15 +283,31 @@ def run(spec: dict[str, Any], src: IO[bytes], out: IO[bytes]) -> int:
         if spec["op"] == "stat":
             out.write(json.dumps({"stat": path_stat(_abs(spec["path"]), spec["path"])}).encode() + b"\n")
         elif spec["op"] == "get":
-            do_get(spec["path"], out)
-        else:
+            do_get(spec["path"], out, src, sock, spec)
+        elif sock is None:
             do_put(spec["path"], src, spec)
+            out.write(b'{"ok": true}\n')
+        else:
+            body = BodyReader(sock, src.read(), chunked=bool(spec.get("chunked")), length=int(spec.get("length") or 0))
+            try:
+                do_put(spec["path"], body, spec)
+            except (Failure, OSError, tarfile.TarError):
+                # read (some of) the rest first: a client still sending when the answer comes
+                # sees its upload cut (the docker CLI logs "closed pipe" errors)
+                try:
+                    body.drain(_BUF)
+                except BodyError:
+                    pass
+                raise
+            body.drain(_BUF)
             out.write(b'{"ok": true}\n')
     except _Streaming as err:
         sys.stderr.write(f"archive stream ended early: {err}\n")
         return 1
     except Failure as f:
         out.write(json.dumps({"error": f.kind, "message": f.message}).encode() + b"\n")
+    except BodyError as err:
+        out.write(json.dumps({"error": "badbody", "message": str(err)}).encode() + b"\n")
     except (OSError, tarfile.TarError) as err:
         out.write(json.dumps({"error": "system", "message": str(err)}).encode() + b"\n")
     out.flush()
@@ -338,14 +326,14 @@ def serve(sock_fd: int) -> None:
     sock = socket.socket(fileno=sock_fd)
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
         except InterruptedError:
             continue
         except OSError:
             return
         if not msg:
             return
-        if len(fds) != 2:
+        if len(fds) not in (2, 3):
             for fd in fds:
                 os.close(fd)
             continue
@@ -357,7 +345,7 @@ def serve(sock_fd: int) -> None:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 with os.fdopen(fds[0], "rb", buffering=_BUF) as src, os.fdopen(fds[1], "wb", buffering=0) as raw:
                     out = __import__("io").BufferedWriter(raw, buffer_size=_BUF)
-                    code = run(json.loads(msg), src, out)
+                    code = run(json.loads(msg), src, out, fds[2] if len(fds) == 3 else None)
                     out.flush()
             except BaseException:   # noqa: BLE001 - the child never returns into the server loop
                 code = 1
