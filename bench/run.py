@@ -118,8 +118,9 @@ def ping(host: str) -> bool:
         return False
 
 
-def start_private_dockerd() -> Target:
-    """A private reference dockerd (it starts its own containerd) under a temp dir."""
+def start_private_dockerd(bip: str = "") -> Target:
+    """A private reference dockerd (it starts its own containerd) under a temp dir; ``bip``:
+    its bridge's address and subnet (default: a /24 of its own)."""
     dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
     root = Path(tempfile.mkdtemp(prefix="refbench-", dir="/tmp"))
     host = f"unix://{root}/docker.sock"
@@ -128,8 +129,8 @@ def start_private_dockerd() -> Target:
     # go through docker-proxy, which is also what it uses for 127.0.0.1 with iptables on
     bridge = f"pydrb{os.getpid() % 100000}"
     subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], capture_output=True, check=False)
-    subprocess.run(["ip", "addr", "add", f"10.207.{os.getpid() % 250}.1/24", "dev", bridge], capture_output=True,
-                   check=False)
+    subprocess.run(["ip", "addr", "add", bip or f"10.207.{os.getpid() % 250}.1/24", "dev", bridge],
+                   capture_output=True, check=False)
     subprocess.run(["ip", "link", "set", bridge, "up"], capture_output=True, check=False)
     argv = [dockerd, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
             "--pidfile", str(root / "pid"), "-H", host, "--bridge", bridge, "--iptables=false",

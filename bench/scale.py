@@ -5,8 +5,8 @@ reference dockerd side by side in one run.
     python bench/scale.py [--levels 0,50,150,300] [--n 9] [--out bench/results]
 
 Both daemons are private ones this script starts and stops (see run.py); pydockerd's
-containers are on its default bridge (a /22), the reference's have no network
-(`--bridge none`), which leans the comparison against pydockerd.  At each level
+containers are on its default bridge (a /22), the reference's on its own bridge (a /22,
+without iptables: see run.py).  At each level
 both are brought to that many running `busybox sleep` containers (created alternately),
 then, interleaved (A B, B A, ...): `docker run --rm busybox true`, `docker exec <c> true`
 and `docker ps -q`, medians over --n.  Memory at each level, from /proc/PID/smaps_rollup:
@@ -85,10 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
     # pydockerd on its default bridge, a /22 (a /24 holds fewer than 300 containers): each
-    # container gets a veth and an address.  The reference runs with --bridge none (see
-    # run.py), so it does less per container: the comparison leans against pydockerd.
+    # container gets a veth and an address, and so does each of the reference's (its iptables
+    # are off, see run.py: it does a little less per container).
     bip = f"10.211.{(os.getpid() % 60) * 4}.1/22"
-    targets = [B.start_private_pydockerd(bip=bip), B.start_private_dockerd()]
+    # the reference's bridge a /22 as well: a /24 holds fewer than 300 containers
+    targets = [B.start_private_pydockerd(bip=bip),
+               B.start_private_dockerd(bip=f"10.205.{(os.getpid() % 60) * 4}.1/22")]
     sleepers: dict[str, list[str]] = {t.label: [] for t in targets}
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import grp
 import ipaddress
 import json
@@ -292,6 +293,11 @@ async def run(args: argparse.Namespace) -> int:
         await engine.aclose()
         raise
     write_pidfile(pidfile)
+    # What the start made (modules, the app, the engine, restored records) lives as long as
+    # the daemon: out of the collector's sight, so that a full collection (the engine's trim
+    # after removals, or Python's own) walks what requests made since, not the whole heap.
+    gc.collect()
+    gc.freeze()
     log.info("pydockerd has completed initialization; API listening on %s", ", ".join(args.hosts))
 
     loop = asyncio.get_running_loop()

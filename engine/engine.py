@@ -89,8 +89,11 @@ async def _trim_after_removals(bus: EventBus) -> None:
     pending: asyncio.TimerHandle | None = None
 
     def trim() -> None:
+        # A full collection runs on the loop (it holds the GIL), but only over what was made
+        # since the start (the daemon froze the rest); the heap walk of malloc_trim goes to a
+        # thread (ctypes lets go of the GIL), where it does not hold up requests.
         gc.collect()
-        malloc_trim()
+        loop.run_in_executor(None, malloc_trim)
 
     async for _ev in bus.subscribe(None, None, lambda e: e.type == "container" and e.action == "destroy"):
         if pending is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,14 @@ class ExecService:
     def __init__(self, containers: Any) -> None:
         self.containers = containers
         self._execs: dict[str, ExecInstance] = {}
+        # What collect() looks at, so that its cost does not grow with the number of
+        # containers or of execs kept: exited execs in the order they exited, execs created
+        # but not started, and the containers whose ExecIDs this service changed (every
+        # container once, at the first collect, for ids from before a daemon restart).
+        self._exited: deque[ExecInstance] = deque()
+        self._unstarted: dict[str, ExecInstance] = {}
+        self._listing: set[str] = set()
+        self._scanned = False
 
     def get(self, exec_id: str) -> ExecInstance:
         inst = self._execs.get(exec_id)
@@ -75,7 +84,10 @@ class ExecService:
 
     def unregister(self, exec_id: str) -> None:
         """Forget an exec (a health probe's, once it is done): no inspect of it any more."""
-        self._execs.pop(exec_id, None)
+        inst = self._execs.pop(exec_id, None)
+        self._unstarted.pop(exec_id, None)
+        if inst is not None and self._exited and self._exited[-1] is inst:
+            self._exited.pop()      # a probe's, just done: not kept until the collector runs
 
     def _current(self, inst: ExecInstance) -> bool:
         """An exec lives as long as the run of the container it was created in (dockerd
@@ -88,7 +100,9 @@ class ExecService:
         return c is not None and c.state.running and c.state.started_at == inst.started_at
 
     def _forget(self, inst: ExecInstance) -> None:
-        self._execs.pop(inst.id, None)
+        if self._execs.get(inst.id) is inst:
+            self._execs.pop(inst.id, None)
+        self._unstarted.pop(inst.id, None)
         self._drop_from_container(inst)
 
     def _drop_from_container(self, inst: ExecInstance) -> None:
@@ -99,11 +113,28 @@ class ExecService:
     def collect(self) -> None:
         """Drop execs that are over (see ``_current``) and any exec id a container still
         lists that we no longer know (e.g. from before a daemon restart)."""
-        for inst in [i for i in self._execs.values() if not self._current(i)]:
+        now = time.monotonic()
+        while self._exited and now - self._exited[0].exited_at >= EXEC_KEEP_SECONDS:
+            self._forget(self._exited.popleft())
+        for inst in [i for i in self._unstarted.values() if not self._current(i)]:
+            self._unstarted.pop(inst.id, None)
             self._forget(inst)
-        for c in self.containers.records.all():
-            if c.exec_ids:
-                c.exec_ids[:] = [i for i in c.exec_ids if i in self._execs and self._execs[i].exit_code is None]
+        if not self._scanned:
+            self._scanned = True
+            self._listing.update(c.id for c in self.containers.records.all() if c.exec_ids)
+        for cid in list(self._listing):
+            c = self.containers.records.find(cid)
+            ids = c.exec_ids if c is not None else None
+            if ids:
+                ids[:] = [i for i in ids if i in self._execs and self._execs[i].exit_code is None]
+            if not ids:
+                self._listing.discard(cid)
+
+    def _exited_now(self, inst: ExecInstance) -> None:
+        inst.running = False
+        inst.exited_at = time.monotonic()
+        self._unstarted.pop(inst.id, None)
+        self._exited.append(inst)
 
     def _running_live(self, container_id: str) -> tuple[Any, Any]:
         c = self.containers.get(container_id)
@@ -130,7 +161,9 @@ class ExecService:
             started_at=c.state.started_at, console_size=console_size,
         )
         self._execs[inst.id] = inst
+        self._unstarted[inst.id] = inst
         c.exec_ids.append(inst.id)
+        self._listing.add(c.id)
         self.containers.records.emit(c, "exec_create: " + _event_command(cmd), execID=inst.id)
         return inst
 
@@ -151,6 +184,7 @@ class ExecService:
             raise Conflict(f"Error: Exec command {exec_id} has already run")
         c, live = self._running_live(inst.container_id)
         inst.running = True
+        self._unstarted.pop(inst.id, None)
         try:
             if inst.working_dir and not inst.working_dir.startswith("/"):
                 raise EngineError("OCI runtime exec failed: exec failed: Cwd must be an absolute path: unknown")
@@ -166,9 +200,8 @@ class ExecService:
                 capabilities=sec["capabilities"], no_new_privileges=sec["no_new_privileges"],
             )
         except Exception:
-            inst.running = False
             inst.exit_code = 126   # dockerd: any exec that fails to start exits 126
-            inst.exited_at = time.monotonic()
+            self._exited_now(inst)
             self._drop_from_container(inst)
             inst.done.set()
             raise
@@ -194,8 +227,7 @@ class ExecService:
             inst.exit_code = status.exit_code
         except Exception:  # noqa: BLE001
             inst.exit_code = inst.exit_code if inst.exit_code is not None else 126
-        inst.running = False
-        inst.exited_at = time.monotonic()
+        self._exited_now(inst)
         # like dockerd: the container lists only execs that have not exited
         self._drop_from_container(inst)
         inst.done.set()

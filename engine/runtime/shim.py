@@ -78,6 +78,7 @@ from engine.runtime.shimstate import (
     Stdio,
     close_parent_ends,
     exit_status,
+    load_log_writer,
     make_stdio,
     proc_start_time,
     spec_view,
@@ -89,19 +90,6 @@ if TYPE_CHECKING:  # typing costs milliseconds at every shim start
 
 DRAIN_TIMEOUT = 10.0             # seconds to flush slow clients after exit
 OUTPUT_GRACE = 2.0               # seconds to wait for pipe EOF after the init was reaped
-
-
-def _load_log_writer(path: str, max_size: int | None = None, max_files: int = 1,
-                     attrs: dict[str, str] | None = None) -> Any:
-    if not path:
-        return None
-    override = os.environ.get("PYDOCKERD_SHIM_LOG_WRITER", "")
-    if override:
-        mod_name, _, cls_name = override.partition(":")
-        mod = __import__(mod_name, fromlist=[cls_name])
-        return getattr(mod, cls_name)(path)
-    from engine.logs.jsonfile import JsonFileWriter
-    return JsonFileWriter(path, max_size=max_size, max_files=max_files, attrs=attrs)
 
 
 class Shim(ShimOps):
@@ -229,19 +217,6 @@ class Shim(ShimOps):
             self.cgroup.destroy()
         except OSError as e:
             print(f"shim: removing cgroup: {e}", file=sys.stderr)
-
-    def _listen(self) -> None:
-        try:
-            os.unlink(SOCKET_NAME)
-        except FileNotFoundError:
-            pass
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        # cwd is the bundle: a relative name keeps long bundle paths under sun_path's 108 bytes
-        s.bind(SOCKET_NAME)
-        os.chmod(SOCKET_NAME, 0o600)
-        s.listen(64)
-        s.setblocking(False)
-        self.listener = s
 
     def serve(self) -> None:
         wake_r, wake_w = os.pipe()
@@ -398,7 +373,7 @@ def run(opts: dict[str, Any]) -> None:
     Runs in the detached process, cwd the bundle, stdout the server's report pipe."""
     shim = Shim(opts)
     try:
-        shim.log = _load_log_writer(
+        shim.log = load_log_writer(
             opts.get("log_path", ""),
             opts.get("log_max_size"),
             int(opts.get("log_max_files") or 1),

@@ -16,7 +16,7 @@ import socket
 import sys
 
 from engine.runtime import protocol as P
-from engine.runtime.shimstate import Client, Exec, Stdio
+from engine.runtime.shimstate import SOCKET_NAME, Client, Exec, Stdio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at every shim start
@@ -307,6 +307,19 @@ class ShimIO:
         import fcntl
         import struct
         fcntl.ioctl(io.master, 0x5414, struct.pack("HHHH", height, width, 0, 0))  # TIOCSWINSZ
+
+    def _listen(self) -> None:
+        try:
+            os.unlink(SOCKET_NAME)
+        except FileNotFoundError:
+            pass
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # cwd is the bundle: a relative name keeps long bundle paths under sun_path's 108 bytes
+        s.bind(SOCKET_NAME)
+        os.chmod(SOCKET_NAME, 0o600)
+        s.listen(64)
+        s.setblocking(False)
+        self.listener = s
 
     def _handle(self, c: Client, req: dict[str, Any]) -> None:
         raise NotImplementedError  # shimops.ShimOps dispatches requests

@@ -115,3 +115,17 @@ def make_stdio(io: Stdio, tty: bool, open_stdin: bool) -> tuple[tuple[int, int, 
 def close_parent_ends(io: Stdio) -> None:
     for fd in list(io.outputs) + ([io.stdin_w] if io.stdin_w >= 0 else []):
         os.close(fd)
+
+
+def load_log_writer(path: str, max_size: int | None = None, max_files: int = 1,
+                     attrs: dict[str, str] | None = None) -> Any:
+    """The container's json-file log writer (None: no log); a test may name another."""
+    if not path:
+        return None
+    override = os.environ.get("PYDOCKERD_SHIM_LOG_WRITER", "")
+    if override:
+        mod_name, _, cls_name = override.partition(":")
+        mod = __import__(mod_name, fromlist=[cls_name])
+        return getattr(mod, cls_name)(path)
+    from engine.logs.jsonfile import JsonFileWriter
+    return JsonFileWriter(path, max_size=max_size, max_files=max_files, attrs=attrs)

@@ -89,8 +89,11 @@ def test_parent_killed_running_container_unaffected_next_start_forks_from_a_new_
         other.runtime = bench.runtime  # the same daemon starts its next container
         try:
             h2 = await other.create(["echo", "next"])
+            # attached before the start, as `docker start -a` does: a process this short may be
+            # over, and its shim gone, before an attach made after the start arrives
+            stream = await h2.attach(stdin=False, stdout=True, stderr=True, logs_replay=True)
             await h2.start()
-            out, _ = await collect(await h2.attach(stdin=False, stdout=True, stderr=True, logs_replay=True))
+            out, _ = await collect(stream)
             st = await h2.wait()
             await h2.close()
             assert (st.exit_code, out) == (0, b"next\n")

@@ -86,6 +86,32 @@ def test_exited_execs_are_collected_after_a_while() -> None:
     assert inst.id not in svc._execs
 
 
+def test_collecting_does_not_walk_every_container_or_exec() -> None:
+    """An exec create collects: its cost must not grow with the containers (the scale bench
+    runs execs next to 300 of them) nor with the exited execs kept for inspect."""
+    svc, fc, first = make()
+    scans = 0
+    real_all = fc.all
+
+    def counting_all() -> list[Container]:
+        nonlocal scans
+        scans += 1
+        return real_all()
+
+    fc.all = counting_all  # type: ignore[method-assign]
+    finish(svc, first, 0, ago=ex.EXEC_KEEP_SECONDS + 1)
+    kept = []
+    for _ in range(50):
+        inst = svc.create("c", cmd=["true"], env=[], user="", working_dir="", tty=False, attach_stdin=False,
+                          attach_stdout=True, attach_stderr=True, privileged=False)
+        finish(svc, inst, 0)
+        kept.append(inst)
+    assert scans == 0                       # only the first collect (in make) walked them all
+    assert first.id not in svc._execs       # expired: gone
+    assert all(svc.get(i.id).exit_code == 0 for i in kept)
+    assert len(svc._exited) == 50
+
+
 def test_created_execs_go_with_the_run_of_the_container() -> None:
     svc, fc, inst = make()
     fc.c.state = ContainerState(status="exited", started_at="2026-01-01T00:00:01Z")
