@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import io
+import itertools
 import json
 import os
 import platform
@@ -182,17 +183,17 @@ def _remove_networking(bridge: str, data_root: Path) -> None:
 
     subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
     prefix = "PYD-" + hashlib.sha256(str(data_root).encode()).hexdigest()[:8]
-    for table in ("filter", "nat"):
-        rules = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True,
+    for tool, table in itertools.product(("iptables", "ip6tables"), ("filter", "nat")):
+        rules = subprocess.run([tool, "-w", "-t", table, "-S"], capture_output=True, text=True,
                                check=False).stdout.splitlines()
         for line in rules:
             parts = line.split()
             if parts[:1] == ["-A"] and f"-j {prefix}" in line and not parts[1].startswith(prefix):
-                subprocess.run(["iptables", "-w", "-t", table, "-D", *parts[1:]], capture_output=True, check=False)
+                subprocess.run([tool, "-w", "-t", table, "-D", *parts[1:]], capture_output=True, check=False)
         chains = [line.split()[1] for line in rules if line.startswith(f"-N {prefix}")]
         for flag in ("-F", "-X"):
             for chain in chains:
-                subprocess.run(["iptables", "-w", "-t", table, flag, chain], capture_output=True, check=False)
+                subprocess.run([tool, "-w", "-t", table, flag, chain], capture_output=True, check=False)
 
 
 def _unmount_under(prefix: Path) -> None:

@@ -151,12 +151,27 @@ def decode_create(body: Any, version: str) -> tuple[ContainerConfig, HostConfig]
         tmpfs=dict(hc_in.get("Tmpfs") or {}),
         volumes_from=tuple(hc_in.get("VolumesFrom") or ()),
         volume_driver=hc_in.get("VolumeDriver") or "",
+        read_only_binds_non_recursive=_old_read_only_binds(hc_in, version),
         # as given: inspect shows them
         container_id_file=hc_in.get("ContainerIDFile") or "",
         isolation=hc_in.get("Isolation") or "",
         given_empty=frozenset(attr for attr, key in NIL_LISTS.items() if hc_in.get(key) == []),
     )
     return config, _decode_networking(body, hc_in, host)
+
+
+def _old_read_only_binds(hc_in: dict[str, Any], version: str) -> bool:
+    """Before API 1.44 read-only binds were not recursive: older clients keep that (and may not ask
+    for ReadOnlyForceRecursive, nor for a volume subpath before 1.45), as dockerd."""
+    for m in hc_in.get("Mounts") or ():
+        if not isinstance(m, dict):
+            continue
+        if not versions.at_least(version, "1.44") and m.get("Type") == "bind" and \
+                (m.get("BindOptions") or {}).get("ReadOnlyForceRecursive"):
+            raise BadRequest("BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer")
+        if not versions.at_least(version, "1.45") and (m.get("VolumeOptions") or {}).get("Subpath"):
+            raise BadRequest("VolumeOptions.Subpath needs API v1.45 or newer")
+    return not versions.at_least(version, "1.44")
 
 
 def _opt_map(value: Any) -> dict[str, str] | None:

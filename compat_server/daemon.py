@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import grp
+import ipaddress
 import json
 import logging
 import os
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--userland-proxy", nargs="?", const=True, type=_bool_flag, default=None)
     p.add_argument("--ip-forward", nargs="?", const=True, type=_bool_flag, default=None)
     p.add_argument("--fixed-cidr", default=None)
+    p.add_argument("--ipv6", nargs="?", const=True, type=_bool_flag, default=None)
+    p.add_argument("--fixed-cidr-v6", dest="fixed_cidr_v6", default=None)
     p.add_argument("--ip", dest="default_ip", default=None, help="Default IP when binding container ports")
     p.add_argument("--mtu", type=int, default=None)
     p.add_argument("--dns", action="append", default=None)
@@ -85,7 +88,8 @@ CONFIG_KEYS = {
     "storage-driver": "storage_driver", "insecure-registries": "insecure_registries", "labels": "labels",
     "iptables": "iptables", "live-restore": "live_restore",
     "ip-masq": "ip_masq", "icc": "icc", "userland-proxy": "userland_proxy", "ip-forward": "ip_forward",
-    "fixed-cidr": "fixed_cidr", "ip": "default_ip", "mtu": "mtu", "dns": "dns", "dns-search": "dns_search",
+    "fixed-cidr": "fixed_cidr", "ipv6": "ipv6", "fixed-cidr-v6": "fixed_cidr_v6",
+    "ip": "default_ip", "mtu": "mtu", "dns": "dns", "dns-search": "dns_search",
     "dns-opts": "dns_opts", "default-address-pools": "default_address_pools",
     "registry-mirrors": "registry_mirrors", "registry-certs-dir": "registry_certs_dir",
     "cgroup-parent": "cgroup_parent",
@@ -161,7 +165,19 @@ def network_options(args: argparse.Namespace) -> dict[str, Any]:
     def flag(value: Any, default: bool) -> bool:
         return default if value is None else bool(value)
 
+    if not flag(args.iptables, True) and not flag(args.icc, True):
+        raise DaemonError("You specified --iptables=false with --icc=false. ICC=false uses iptables to function. "
+                          "Please set --icc or --iptables to true")
+    fixed6 = args.fixed_cidr_v6 or ""
+    if fixed6:
+        try:
+            net6 = ipaddress.ip_network(fixed6, strict=False)
+        except ValueError:
+            raise DaemonError(f"invalid CIDR address: {fixed6}") from None
+        if net6.version != 6:
+            raise DaemonError(f"invalid IPv6 subnet for --fixed-cidr-v6: {fixed6}")
     return {
+        "ipv6": flag(args.ipv6, False), "fixed_cidr_v6": fixed6,
         "iptables": flag(args.iptables, True), "ip_masq": flag(args.ip_masq, True), "icc": flag(args.icc, True),
         "userland_proxy": flag(args.userland_proxy, True), "fixed_cidr": args.fixed_cidr or "",
         "default_ip": args.default_ip or "", "mtu": int(args.mtu or 0),

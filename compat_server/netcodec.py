@@ -172,6 +172,8 @@ def _ports_map(c: Container, bindings: list[PortBinding]) -> dict[str, Any]:
 
 
 def fill_inspect(out: dict[str, Any], c: Container, svc: NetworkService, version: str) -> None:
+    if isinstance(out.get("HostConfig"), dict):
+        out["HostConfig"]["Links"] = svc.links_shown(c) or None
     ns = out.setdefault("NetworkSettings", {})
     ns["Networks"] = networks_of(c, svc, version)
     running = c.state.running

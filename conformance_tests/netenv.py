@@ -76,32 +76,56 @@ def delete_link(name: str) -> None:
         _ip("link", "del", name)
 
 
+TOOLS = ("iptables", "ip6tables")
+
+
 def chains_with(prefix: str) -> list[str]:
+    """Chains named with `prefix` in the filter and nat tables of both families ("ip6tables:nat:X")."""
     found = []
-    for table in ("filter", "nat"):
-        out = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True,
-                             check=False).stdout
-        found += [f"{table}:{line.split()[1]}" for line in out.splitlines()
-                  if line.startswith("-N ") and line.split()[1].startswith(prefix)]
+    for tool in TOOLS:
+        for table in ("filter", "nat"):
+            out = subprocess.run([tool, "-w", "-t", table, "-S"], capture_output=True, text=True,
+                                 check=False).stdout
+            found += [f"{'' if tool == 'iptables' else 'ip6tables:'}{table}:{line.split()[1]}"
+                      for line in out.splitlines() if line.startswith("-N ") and line.split()[1].startswith(prefix)]
     return found
 
 
 def remove_chains(prefix: str) -> None:
     """Unhook and delete the chains of one daemon (what dockerd and pydockerd leave behind by design)."""
-    for table in ("filter", "nat"):
-        rules = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True,
-                               check=False).stdout.splitlines()
-        for line in rules:
-            parts = line.split()
-            if parts[:1] == ["-A"] and f"-j {prefix}" in line and not parts[1].startswith(prefix):
-                subprocess.run(["iptables", "-w", "-t", table, "-D", *parts[1:]], capture_output=True,
-                               check=False)
-        for chain in [c.split(":", 1)[1] for c in chains_with(prefix) if c.startswith(table + ":")]:
-            subprocess.run(["iptables", "-w", "-t", table, "-F", chain], capture_output=True, check=False)
-        for chain in [c.split(":", 1)[1] for c in chains_with(prefix) if c.startswith(table + ":")]:
-            subprocess.run(["iptables", "-w", "-t", table, "-X", chain], capture_output=True, check=False)
+    for tool in TOOLS:
+        for table in ("filter", "nat"):
+            rules = subprocess.run([tool, "-w", "-t", table, "-S"], capture_output=True, text=True,
+                                   check=False).stdout.splitlines()
+            for line in rules:
+                parts = line.split()
+                if parts[:1] == ["-A"] and f"-j {prefix}" in line and not parts[1].startswith(prefix):
+                    subprocess.run([tool, "-w", "-t", table, "-D", *parts[1:]], capture_output=True, check=False)
+            chains = [line.split()[1] for line in rules if line.startswith(f"-N {prefix}")]
+            for flag in ("-F", "-X"):
+                for chain in chains:
+                    subprocess.run([tool, "-w", "-t", table, flag, chain], capture_output=True, check=False)
 
 
 def subnet6(i: int) -> str:
     """The i-th explicit IPv6 test subnet: a /64 of a ULA prefix of this run."""
     return f"fd00:215:{SLOT}:{i}::/64"
+
+
+# A second daemon a test starts with flags of its own (--icc=false, --ipv6 ...), of the session daemon's
+# kind: its own bridge, bridge subnet (10.219.x.0/26 or .64/26), address pool (/28s of .128/25 or none)
+# and IPv6 prefix, apart from the session daemons' and from pydockerd/private.py's 10.218.0.0/16.
+def flagged_bridge(kind: str) -> str:
+    return f"{'pyf' if kind == 'pydockerd' else 'pyrf'}{os.getpid() % 100000}"
+
+
+def flagged_bip(kind: str) -> str:
+    return f"10.219.{SLOT}.{1 if kind == 'pydockerd' else 65}/26"
+
+
+def flagged_address_pool(kind: str) -> str:
+    return f"base=10.219.{SLOT}.{128 if kind == 'pydockerd' else 192}/26,size=28"
+
+
+def flagged_cidr_v6(kind: str) -> str:
+    return f"fd00:219:{SLOT}:{1 if kind == 'pydockerd' else 2}::/64"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import secrets
 import subprocess
 import tarfile
 import threading
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conformance_tests.harness import DOCKER_CLI, Daemon, mounts_under
+from conformance_tests.harness import DOCKER_CLI, Daemon, cgroup_hierarchies, cgroups_under, mounts_under
 from conformance_tests.util import container_ids, inspect, ok
 
 BUSYBOX = "busybox"
@@ -272,6 +274,8 @@ def test_failing_run_reports_code_and_leaves_no_image(daemon: Daemon, busybox: s
     proc = docker_build(daemon, ctx, "--force-rm", "-t", "never-made")
     assert proc.returncode == 3
     assert "The command '/bin/sh -c echo partial > /p && exit 3' returned a non-zero code: 3" in proc.stderr
+    failed = re.findall(r"^ ---> Running in ([0-9a-f]{12})$", proc.stdout, re.MULTILINE)[-1]
+    assert proc.stdout.splitlines()[-1] == f"Removing intermediate container {failed}"
     assert container_ids(daemon) == before_containers
     assert ok(daemon.cli("images", "-aq", "--no-trunc")).split() == before_images
     # Through the API: the error carries the exit code.
@@ -285,16 +289,49 @@ def test_failing_run_reports_code_and_leaves_no_image(daemon: Daemon, busybox: s
     assert container_ids(daemon) == before_containers
 
 
-def test_failed_run_container_kept_without_force_rm(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+@pytest.mark.reference_differs("dockerd's classic builder keeps the failed step's container unless --force-rm; "
+                               "issue 12 asks that no failure leaves a container behind")
+@pytest.mark.parametrize("base,dockerfile", [
+    ("", "FROM busybox\nENV A=1\nRUN exit 4\n"),
+    ("FROM busybox\nONBUILD RUN exit 4\n", "FROM {base}\n"),      # the failure in an ONBUILD trigger
+])
+def test_failed_run_leaves_no_container(daemon: Daemon, busybox: str, tmp_path: Path, images_made: list[str],
+                                        base: str, dockerfile: str) -> None:
+    if base:
+        parent = write_context(tmp_path / "parent", {"Dockerfile": base})
+        proc = docker_build(daemon, parent, "-t", "onbuild-fails:1")
+        assert proc.returncode == 0, proc.stderr
+        images_made.append("onbuild-fails:1")
+        dockerfile = dockerfile.format(base="onbuild-fails:1")
+    ctx = write_context(tmp_path / "child", {"Dockerfile": dockerfile})
+    before = container_ids(daemon)
+    proc = docker_build(daemon, ctx, "--no-cache")
+    left = container_ids(daemon) - before
+    for cid in left:
+        daemon.cli("rm", "-f", cid)
+    assert proc.returncode == 4 and "returned a non-zero code: 4" in proc.stderr
+    failed = re.findall(r"^ ---> Running in ([0-9a-f]{12})$", proc.stdout, re.MULTILINE)[-1]
+    # The failed step's container goes as with --force-rm, and says so.
+    assert proc.stdout.splitlines()[-1] == f"Removing intermediate container {failed}"
+    assert not left
+    if daemon.kind == "pydockerd":
+        assert mounts_under(str(daemon.root)) == []
+        assert not list((daemon.exec_root / "build").iterdir())
+
+
+def test_failed_run_with_rm_false_keeps_its_container(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
     ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN exit 4\n"})
     before = container_ids(daemon)
-    proc = docker_build(daemon, ctx)
-    assert proc.returncode == 4 and "returned a non-zero code: 4" in proc.stderr
+    proc = docker_build(daemon, ctx, "--no-cache", "--rm=false")
     left = container_ids(daemon) - before
-    assert len(left) == 1       # dockerd keeps the failed step's container unless --force-rm
-    cid = left.pop()
-    assert inspect(daemon, cid)["State"]["ExitCode"] == 4
-    ok(daemon.cli("rm", cid))
+    try:
+        assert proc.returncode == 4 and "returned a non-zero code: 4" in proc.stderr
+        assert "Removing intermediate container" not in proc.stdout
+        assert len(left) == 1
+        assert inspect(daemon, next(iter(left)))["State"]["ExitCode"] == 4
+    finally:
+        for cid in left:
+            daemon.cli("rm", "-f", cid)
 
 
 def test_quiet_prints_only_the_id(daemon: Daemon, busybox: str, tmp_path: Path, images_made: list[str]) -> None:
@@ -493,7 +530,7 @@ def test_bad_dockerfile_refused_before_the_stream(daemon: Daemon, busybox: str, 
 def test_bad_step_reported_in_the_stream(daemon: Daemon, busybox: str, dockerfile: str, message: str) -> None:
     before = container_ids(daemon)
     images_before = ok(daemon.cli("images", "-aq", "--no-trunc")).split()
-    resp = daemon.raw("POST", "/build?forcerm=1",
+    resp = daemon.raw("POST", "/build",
                       body=tar_of({"Dockerfile": dockerfile.encode(), "f": b"f", "g": b"g"}),
                       headers={"Content-Type": "application/x-tar"}, timeout=60)
     assert resp.status == 200
@@ -509,12 +546,16 @@ def test_bad_step_reported_in_the_stream(daemon: Daemon, busybox: str, dockerfil
 
 def test_unknown_base_image(daemon: Daemon, busybox: str) -> None:
     # A registry address on loopback where nothing listens: no outside contact.
+    before = container_ids(daemon)
     resp = daemon.raw("POST", "/build", body=tar_of({"Dockerfile": b"FROM 127.0.0.1:9/nosuch/image:1\n"}),
                       headers={"Content-Type": "application/x-tar"}, timeout=120)
     assert resp.status == 200
     msgs = stream(resp.body)
     assert msgs[0] == {"stream": "Step 1/1 : FROM 127.0.0.1:9/nosuch/image:1"}
     assert "error" in msgs[-1] and "connection refused" in msgs[-1]["error"]
+    assert container_ids(daemon) == before   # a failed pull leaves nothing either
+    if daemon.kind == "pydockerd":
+        assert mounts_under(str(daemon.root)) == []
 
 
 def test_bad_request_parameters(daemon: Daemon, busybox: str) -> None:
@@ -1013,3 +1054,155 @@ def test_rm_false_keeps_every_step_container(daemon: Daemon, busybox: str, tmp_p
     for cid in kept:
         ok(daemon.cli("rm", "-f", cid))
     daemon.cli("rmi", built_id(proc.stdout))
+
+
+def test_cgroup_parent_of_step_containers(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    parent = f"pydc-buildcg-{os.getpid()}-{secrets.token_hex(3)}"
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN cat /proc/self/cgroup\n"})
+    proc = None
+    try:
+        proc = docker_build(daemon, ctx, "--no-cache", "--cgroup-parent", "/" + parent)
+        assert proc.returncode == 0, proc.stderr
+        step = re.findall(r"^ ---> Running in ([0-9a-f]{12})$", proc.stdout, re.MULTILINE)[0]
+        # On cgroup v1 the step is in each controller's hierarchy at /<parent>/<container id>.
+        memory = [line.split(":", 2)[2] for line in proc.stdout.splitlines()
+                  if re.match(r"^\d+:memory:/", line)]
+        assert memory and memory[0].startswith(f"/{parent}/{step}"), proc.stdout
+        assert cgroups_under(parent) == []    # the step's own cgroups went with its container
+    finally:
+        if proc is not None and proc.returncode == 0:
+            daemon.cli("rmi", built_id(proc.stdout))
+        for d in cgroups_under(parent):
+            d.rmdir()
+        for h in cgroup_hierarchies():
+            if (h / parent).is_dir():
+                (h / parent).rmdir()
+
+
+def test_steps_right_after_from_scratch_run_in_a_container(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write_context(tmp_path, {"Dockerfile": 'FROM scratch\nENV A=1\nWORKDIR /w\nCMD ["x"]\n'})
+    images_before = set(ok(daemon.cli("images", "-aq", "--no-trunc")).split())
+    before = container_ids(daemon)
+    proc = docker_build(daemon, ctx, "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    made = set(ok(daemon.cli("images", "-aq", "--no-trunc")).split()) - images_before
+    try:
+        lines = re.sub(r"[0-9a-f]{12}", "<id>", proc.stdout).splitlines()
+        step = [" ---> Running in <id>", "Removing intermediate container <id>", " ---> <id>"]
+        assert lines[lines.index("Step 1/4 : FROM scratch"):] == [
+            "Step 1/4 : FROM scratch", " ---> ", "Step 2/4 : ENV A=1", *step, "Step 3/4 : WORKDIR /w", *step,
+            'Step 4/4 : CMD ["x"]', *step, "Successfully built <id>"]
+        assert container_ids(daemon) == before
+        assert len(made) == 3      # one image per step, nothing else left
+        image = inspect(daemon, built_id(proc.stdout), "image")
+        assert image["Config"]["WorkingDir"] == "/w" and len(image["RootFS"]["Layers"]) == 1   # /w made
+        assert image["Parent"] != "" and image["Config"]["Env"][-1] == "A=1"
+    finally:
+        for image_id in made:
+            daemon.cli("rmi", "-f", image_id)
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    """A bare repository `repo.git`: master has a Dockerfile at the top, branch `other` one in `sub/`."""
+    work = tmp_path / "work"
+    work.mkdir()
+    _git(work, "init", "-q", "-b", "master")
+    write_context(work, {"Dockerfile": "FROM busybox\nCOPY hello /hello\n", "hello": "from master\n"})
+    _git(work, "add", "-A")
+    _git(work, "commit", "-q", "-m", "master")
+    _git(work, "checkout", "-q", "-b", "other")
+    write_context(work, {"sub/Dockerfile": "FROM busybox\nCOPY hello /hello\n", "sub/hello": "from other:sub\n"})
+    _git(work, "add", "-A")
+    _git(work, "commit", "-q", "-m", "other")
+    _git(work, "tag", "v1")
+    bare = tmp_path / "served" / "repo.git"
+    bare.parent.mkdir()
+    _git(tmp_path, "clone", "-q", "--bare", str(work), str(bare))
+    _git(bare, "update-server-info")    # for the dumb HTTP server
+    return bare
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def git_daemon(git_repo: Path) -> Iterator[str]:
+    """`git daemon` on loopback serving the repository: its git:// URL."""
+    import socket
+    import time
+    port = _free_port()
+    proc = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", f"--port={port}",
+                             f"--base-path={git_repo.parent}", str(git_repo.parent)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline, "git daemon did not come up"
+            time.sleep(0.05)
+        yield f"git://127.0.0.1:{port}/repo.git"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("fragment,expected", [
+    ("", "from master\n"),
+    ("#other:sub", "from other:sub\n"),
+    ("#v1:sub", "from other:sub\n"),
+])
+def test_git_remote_over_git_protocol(daemon: Daemon, busybox: str, git_daemon: str, images_made: list[str],
+                                      fragment: str, expected: str) -> None:
+    import urllib.parse
+    tag = "git-remote:" + (fragment.strip("#").replace(":", "-") or "default")
+    q = urllib.parse.urlencode({"remote": git_daemon + fragment, "t": tag})
+    resp = daemon.raw("POST", f"/build?{q}", timeout=120)
+    images_made.append(tag)
+    assert resp.status == 200 and "error" not in stream(resp.body)[-1], resp.body
+    assert ok(daemon.cli("run", "--rm", tag, "cat", "/hello")) == expected
+
+
+def test_git_remote_over_dumb_http_and_errors(daemon: Daemon, busybox: str, git_repo: Path, git_daemon: str,
+                                              client: Any, images_made: list[str]) -> None:
+    import functools
+    import http.server
+    import urllib.parse
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(git_repo.parent))
+    handler.log_message = lambda *a: None   # type: ignore[assignment, attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/repo.git"
+    try:
+        # docker-py hands a git URL to the daemon as `remote` (the CLI clones it itself).
+        client.images.build(path=url + "#other:sub", tag="git-remote:http")
+        images_made.append("git-remote:http")
+        assert ok(daemon.cli("run", "--rm", "git-remote:http", "cat", "/hello")) == "from other:sub\n"
+        resp = daemon.raw("POST", "/build?" + urllib.parse.urlencode({"remote": git_daemon + "#nosuch"}),
+                          timeout=120)
+        assert resp.status == 500
+        assert resp.message.startswith("error fetching: ") and "nosuch" in resp.message
+        assert resp.message.endswith(": exit status 128")
+        resp = daemon.raw("POST", "/build?" + urllib.parse.urlencode({"remote": git_daemon + "#master:hello"}),
+                          timeout=120)
+        assert resp.status == 500 and resp.message.startswith("error setting git context, not a directory: ")
+        resp = daemon.raw("POST", "/build?" + urllib.parse.urlencode({"remote": "ftp://127.0.0.1:9/x"}),
+                          timeout=60)
+        assert resp.status == 500
+        assert resp.message == "remoteURL (ftp://127.0.0.1:9/x) could not be recognized as URL"
+    finally:
+        server.shutdown()
+        server.server_close()

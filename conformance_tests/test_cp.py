@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance_tests.harness import Daemon
+from conformance_tests.harness import Daemon, wait_until
 from conformance_tests.util import ok, wait_for_log
 
 BUSYBOX = "busybox"
@@ -235,3 +235,31 @@ def test_put_accepts_a_gzipped_archive(daemon: Daemon, running: str) -> None:
     resp = daemon.raw("PUT", f"/containers/{running}/archive?path=/tmp", body, {"Content-Type": "application/x-tar"})
     assert resp.status == 200
     assert ok(daemon.cli("exec", running, "cat", "/tmp/zipped")) == "unzipped\n"
+
+
+def test_cp_stopped_container_reaches_a_volume_with_mount_options(daemon: Daemon, busybox: str, name: str,
+                                                                  work: Path) -> None:
+    """A `local` volume with type/o/device is mounted for the copy (dockerd mounts the container's
+    volumes for the archive operation): the file lands on the device, not under the volume's own
+    directory, and copying out reads the device."""
+    device = work / "device"
+    device.mkdir()
+    (device / "there").write_text("on the device\n")
+    vol = f"cpo-{uuid.uuid4().hex[:8]}"
+    try:
+        ok(daemon.cli("volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", f"device={device}", vol))
+        ok(daemon.cli("create", "--name", name, "-v", f"{vol}:/data", BUSYBOX, "true"))
+        (work / "given").write_text("copied while stopped\n")
+        ok(daemon.cli("cp", str(work / "given"), f"{name}:/data/given"))
+        assert (device / "given").read_text() == "copied while stopped\n"
+        mountpoint = json.loads(ok(daemon.cli("volume", "inspect", vol)))[0]["Mountpoint"]
+        assert not Path(mountpoint, "given").exists(), "written under the unmounted volume directory"
+        ok(daemon.cli("cp", f"{name}:/data/there", str(work / "back")))
+        assert (work / "back").read_text() == "on the device\n"
+        # (the CLI may exit once it read the tar's end, before the daemon finished the response)
+        wait_until(lambda: not any(line.split()[4] == mountpoint
+                                   for line in Path("/proc/self/mountinfo").read_text().splitlines()),
+                   10, "the volume unmounted after the copy")
+    finally:
+        daemon.cli("rm", "-f", name)
+        daemon.raw("DELETE", f"/volumes/{vol}?force=1")

@@ -336,3 +336,51 @@ def test_read_only_bind_is_read_only_all_the_way_down(daemon: Daemon, busybox: s
         assert out == "writable\n", "bind-recursive=writable keeps submounts writable"
     finally:
         subprocess.run(["umount", "-l", str(src / "sub")], check=False)
+
+
+def _submount_writable(daemon: Daemon, api: str, *args: str) -> str:
+    import subprocess
+    env = {**daemon.cli_env(), "DOCKER_API_VERSION": api}
+    proc = subprocess.run(["docker", "run", "--rm", *args, BUSYBOX, "sh", "-c",
+                           "touch /r/sub/x 2>/dev/null && echo writable || echo read-only"],
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_read_only_bind_is_not_recursive_before_api_1_44(daemon: Daemon, busybox: str) -> None:
+    """A client of API 1.41 gets what dockerd gave it then: only the bind's top is read-only."""
+    import subprocess
+    src = daemon.root / f"nrro-{uuid.uuid4().hex[:6]}"
+    (src / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(src / "sub")], check=True)
+    try:
+        assert _submount_writable(daemon, "1.41", "-v", f"{src}:/r:ro") == "writable\n"
+        assert _submount_writable(daemon, "1.41", "--mount", f"type=bind,src={src},dst=/r,readonly") == "writable\n"
+        proc = daemon.cli("run", "--rm", "-v", f"{src}:/r:ro", BUSYBOX, "touch", "/r/top")
+        assert proc.returncode != 0 and "Read-only file system" in proc.stderr, "the top stays read-only"
+    finally:
+        subprocess.run(["umount", "-l", str(src / "sub")], check=False)
+
+
+@pytest.mark.reference_differs("dockerd 20.10 (API 1.41) knows neither API 1.44 nor ReadOnlyForceRecursive")
+def test_read_only_bind_recursive_from_api_1_44(daemon: Daemon, busybox: str) -> None:
+    import subprocess
+    src = daemon.root / f"rro44-{uuid.uuid4().hex[:6]}"
+    (src / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(src / "sub")], check=True)
+    try:
+        assert _submount_writable(daemon, "1.44", "-v", f"{src}:/r:ro") == "read-only\n"
+        assert _submount_writable(daemon, "1.43", "-v", f"{src}:/r:ro") == "writable\n"
+        body = {"Image": BUSYBOX, "HostConfig": {"Mounts": [
+            {"Type": "bind", "Source": str(src), "Target": "/r", "ReadOnly": True,
+             "BindOptions": {"ReadOnlyForceRecursive": True}}]}}
+        hdr = {"Content-Type": "application/json"}
+        resp = daemon.raw("POST", "/v1.43/containers/create", json.dumps(body), hdr)
+        assert resp.status == 400 and resp.message == "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer"
+        body = {"Image": BUSYBOX, "HostConfig": {"Mounts": [
+            {"Type": "volume", "Source": "some-vol", "Target": "/v", "VolumeOptions": {"Subpath": "dir"}}]}}
+        resp = daemon.raw("POST", "/v1.44/containers/create", json.dumps(body), hdr)
+        assert resp.status == 400 and resp.message == "VolumeOptions.Subpath needs API v1.45 or newer"
+    finally:
+        subprocess.run(["umount", "-l", str(src / "sub")], check=False)

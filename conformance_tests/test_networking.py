@@ -6,10 +6,13 @@ and the namespaces the tests create; the DNS upstream is a resolver the test sta
 """
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import itertools
 import json
+import shutil
 import socket
+import sys
 import threading
 import time
 import urllib.request
@@ -18,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from conformance_tests import netenv
+from conformance_tests import harness, netenv
 from conformance_tests.harness import Daemon, wait_until
+from conformance_tests.images import build_busybox_rootfs
 from conformance_tests.util import inspect, ok, state
 
 BUSYBOX = "busybox"
@@ -61,6 +65,35 @@ def host_address() -> str:
         except OSError:
             pytest.skip("this host has no non-loopback IPv4 address")
     raise AssertionError
+
+
+class HostListener:
+    """A TCP listener on the host's address that accepts and closes at once (a client that got
+    through ends at once); ``with HostListener() as port``."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind((host_address(), 0))
+        self.server.listen(4)
+        self.server.settimeout(0.2)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self.done.is_set():
+            try:
+                self.server.accept()[0].close()
+            except OSError:
+                continue
+
+    def __enter__(self) -> int:
+        self.thread.start()
+        return int(self.server.getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(5)
+        self.server.close()
 
 
 class Networks:
@@ -161,6 +194,66 @@ def test_network_host_discards_published_ports(daemon: Daemon, busybox: str, nam
     assert inspect(daemon, name)["NetworkSettings"]["Ports"] == {}
 
 
+# busybox has no UDP server: the host's own Python (read-only mounts of /usr, /lib, /lib64) serves UDP
+HOST_PYTHON = ("-v", "/usr:/usr:ro", "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro")
+UDP_ECHO = ("import socket\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.bind(('0.0.0.0', 5353))\n"
+            "while True:\n"
+            "    data, peer = s.recvfrom(2048)\n"
+            "    s.sendto(b'echo:' + data, peer)\n")
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
+def udp_echo(host: str, port: int, deadline: float = 20) -> bytes:
+    """Send datagrams until the echo comes back (the server needs a moment to bind)."""
+    got: list[bytes] = []
+    payload = f"ping-{time.monotonic_ns()}".encode()
+
+    def answered() -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.5)
+            s.sendto(payload, (host, port))
+            try:
+                data, peer = s.recvfrom(2048)
+            except OSError:
+                return False
+            got.append(data)
+            return peer == (host, port)
+
+    wait_until(answered, deadline, f"an echo from udp {host}:{port}")
+    assert got[-1] == b"echo:" + payload
+    return got[-1]
+
+
+def test_published_udp_port_carries_datagrams_both_ways(daemon: Daemon, busybox: str, name: str) -> None:
+    port = free_udp_port()
+    run_d(daemon, name, "-p", f"{port}:5353/udp", *HOST_PYTHON, BUSYBOX, "/usr/bin/python3", "-c", UDP_ECHO)
+    udp_echo("127.0.0.1", port)
+    udp_echo(host_address(), port)
+    assert ok(daemon.cli("port", name, "5353/udp")).splitlines()[0] == f"0.0.0.0:{port}"
+    assert inspect(daemon, name)["NetworkSettings"]["Ports"]["5353/udp"][0] == {"HostIp": "0.0.0.0",
+                                                                                "HostPort": str(port)}
+    row = ok(daemon.cli("ps", "--filter", f"name={name}", "--format", "{{.Ports}}"))
+    assert f"0.0.0.0:{port}->5353/udp" in row
+    ok(daemon.cli("rm", "-f", name))
+
+    def released() -> bool:     # the host port is free again once the container is gone
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+                return True
+            except OSError:
+                return False
+
+    wait_until(released, 20, f"udp port {port} to be released")
+
+
 # ---------------------------------------------------------------- user-defined networks
 def test_user_network_names_and_aliases(daemon: Daemon, busybox: str, name: str, nets: Networks) -> None:
     sub = nets.create(name + "-net")
@@ -208,30 +301,32 @@ def test_connect_running_container_then_reachable(daemon: Daemon, busybox: str, 
                                 "machine-wide), which turns off the isolation of internal networks")
 def test_internal_network_has_no_route_out(daemon: Daemon, busybox: str, name: str, nets: Networks) -> None:
     nets.create(name + "-int", "--internal")
-    server = socket.socket()
-    server.bind((host_address(), 0))
-    server.listen(4)
-    server.settimeout(0.2)
-    port = server.getsockname()[1]
-    done = threading.Event()
-
-    def accept_and_close() -> None:     # so that a client that got through ends at once
-        while not done.is_set():
-            try:
-                server.accept()[0].close()
-            except OSError:
-                continue
-
-    threading.Thread(target=accept_and_close, daemon=True).start()
-    try:
+    with HostListener() as port:
         # the host's address answers from the default bridge, not from the internal network
         ok(daemon.cli("run", "--rm", BUSYBOX, "nc", "-w", "2", host_address(), str(port)))
         proc = daemon.cli("run", "--rm", "--network", name + "-int", BUSYBOX, "nc", "-w", "2", host_address(),
                           str(port))
         assert proc.returncode != 0
-    finally:
-        done.set()
-        server.close()
+
+
+@pytest.mark.reference_differs("the reference dockerd runs with --iptables=false here (its chain names are "
+                                "machine-wide), and icc=false is an iptables rule")
+def test_network_without_icc(daemon: Daemon, busybox: str, name: str, nets: Networks) -> None:
+    """enable_icc=false: containers on the network cannot reach each other; the host still reaches their
+    published ports, and they still reach out."""
+    nets.create(name, "-o", "com.docker.network.bridge.enable_icc=false")
+    assert inspect(daemon, name, "network")["Options"]["com.docker.network.bridge.enable_icc"] == "false"
+    port = free_port()
+    run_d(daemon, name + "-a", "--network", name, "-p", f"{port}:3000", BUSYBOX,
+          "sh", "-c", WWW + "exec httpd -f -p 3000 -h /www")
+    run_d(daemon, name + "-b", "--network", name, BUSYBOX, "sleep", "300")
+    assert wait_http(port).startswith("hello-")      # the server is up, and published
+    ip_a = inspect(daemon, name + "-a")["NetworkSettings"]["Networks"][name]["IPAddress"]
+    proc = daemon.cli("exec", name + "-b", "wget", "-q", "-T", "2", "-O-", f"http://{ip_a}:3000/index.html")
+    assert proc.returncode != 0, proc.stdout
+    assert daemon.cli("exec", name + "-b", "ping", "-c1", "-W1", name + "-a").returncode != 0
+    with HostListener() as out_port:
+        ok(daemon.cli("exec", name + "-b", "nc", "-w", "2", host_address(), str(out_port)))
 
 
 def test_static_ip_and_errors(daemon: Daemon, busybox: str, name: str, nets: Networks) -> None:
@@ -467,6 +562,46 @@ def test_legacy_links_on_the_default_bridge(daemon: Daemon, busybox: str, name: 
     assert "could not get container for no-such-ctr-x" in proc.stderr
 
 
+def test_links_in_inspect_follow_the_child_and_outlive_it(daemon: Daemon, busybox: str, name: str) -> None:
+    """HostConfig.Links shows dockerd's "/child:/parent/alias"; a rename of the child shows through; after
+    its removal the parent keeps the link (by its last name) and cannot start."""
+    src = name + "-src"
+    run_d(daemon, src, BUSYBOX, "sleep", "300")
+    ok(daemon.cli("create", "--name", name, "--link", f"{src}:db", "--link", src, BUSYBOX, "true"))
+
+    def links() -> list[str]:
+        return sorted(inspect(daemon, name)["HostConfig"]["Links"] or [])    # dockerd's order is a map's
+
+    assert links() == sorted([f"/{src}:/{name}/db", f"/{src}:/{name}/{src}"])
+    ok(daemon.cli("rename", src, src + "2"))
+    assert links() == sorted([f"/{src}2:/{name}/db", f"/{src}2:/{name}/{src}"])
+    ok(daemon.cli("stop", "-t", "0", src + "2"))
+    assert links() == sorted([f"/{src}2:/{name}/db", f"/{src}2:/{name}/{src}"])
+    ok(daemon.cli("rm", src + "2"))
+    assert links() == sorted([f"/{src}2:/{name}/db", f"/{src}2:/{name}/{src}"])
+    proc = daemon.cli("start", name)
+    assert proc.returncode != 0
+    assert f"Cannot link to a non running container: /{src}2 AS /{name}/" in proc.stderr
+    # the link's name went with the child: rm --link finds nothing to remove
+    proc = daemon.cli("rm", "--link", f"/{name}/db")
+    assert proc.returncode != 0 and f"No such container: {name}/db" in proc.stderr
+
+
+def test_rm_link_removes_the_link_only(daemon: Daemon, busybox: str, name: str) -> None:
+    src = name + "-src"
+    run_d(daemon, src, BUSYBOX, "sleep", "300")
+    ok(daemon.cli("create", "--name", name, "--link", f"{src}:db", "--link", src, BUSYBOX, "true"))
+    assert ok(daemon.cli("rm", "--link", f"/{name}/db")).strip() == f"/{name}/db"
+    assert inspect(daemon, name)["HostConfig"]["Links"] == [f"/{src}:/{name}/{src}"]
+    assert state(daemon, src)["Running"] is True
+    proc = daemon.cli("rm", "--link", f"/{name}/db")
+    assert proc.returncode != 0 and f"No such container: {name}/db" in proc.stderr
+    ok(daemon.cli("rm", "--link", f"{name}/{src}"))
+    assert inspect(daemon, name)["HostConfig"]["Links"] is None
+    ok(daemon.cli("stop", "-t", "0", src))
+    ok(daemon.cli("start", name))      # no link left to a container that is not running
+
+
 # --------------------------------------------------------------------------- IPv6
 def test_ipv6_network_addresses_reachable_between_containers(daemon: Daemon, busybox: str, name: str,
                                                              nets: Networks) -> None:
@@ -529,3 +664,104 @@ def test_restart_keeps_a_static_ip_and_stop_releases_addresses(daemon: Daemon, b
     # the stopped container's address is free for another one meanwhile
     out = ok(daemon.cli("run", "--rm", "--network", name + "-net", "--ip", ip, BUSYBOX, "ip", "-o", "addr"))
     assert f"inet {ip}/28" in out
+
+
+# ------------------------------------------------------------- daemons with flags of their own
+def flagged_daemon(session: Daemon, *flags: str) -> Daemon:
+    """A private daemon (not started) of the session daemon's kind with `flags`, and a bridge, subnets and
+    IPv6 prefix of its own (netenv.flagged_*).  The reference one runs with --iptables=false (its chain
+    names are machine-wide)."""
+    session.require_private()
+    root = harness.new_private_root()
+    host = f"unix://{root}/docker.sock"
+    bridge = netenv.flagged_bridge(session.kind)
+    if session.kind == "dockerd":
+        d = Daemon(kind="dockerd", host=host, root=root)
+        netenv.create_bridge(bridge, netenv.flagged_bip("dockerd"))
+        d._argv = [shutil.which("dockerd") or "/usr/sbin/dockerd", "--data-root", str(d.data_root),
+                   "--exec-root", str(d.exec_root), "--pidfile", str(d.pidfile), "-H", host, "--bridge", bridge,
+                   "--iptables=false", "--default-address-pool", netenv.flagged_address_pool("dockerd"),
+                   "--containerd", str(d.containerd_socket), *flags]
+    else:
+        d = Daemon(kind="pydockerd", host=host, root=root, cgroup_parent=f"pydc-{root.name.removeprefix('pydc-')}")
+        d._argv = [sys.executable, "-m", "compat_server.daemon", "-H", host, "--data-root", str(d.data_root),
+                   "--exec-root", str(d.exec_root), "--pidfile", str(d.pidfile), "--bridge", bridge,
+                   "--cgroup-parent", d.cgroup_parent, "--bip", netenv.flagged_bip("pydockerd"),
+                   "--default-address-pool", netenv.flagged_address_pool("pydockerd"), *flags]
+    return d
+
+
+@contextlib.contextmanager
+def running_flagged_daemon(session: Daemon, *flags: str) -> Iterator[Daemon]:
+    """flagged_daemon, started, with busybox imported; torn down afterwards, and a pydockerd one must
+    leave nothing behind (veths, netns files, bridges, chains, mounts, processes)."""
+    d = flagged_daemon(session, *flags)
+    try:
+        d.start()
+        d.api_version = str(d.raw("GET", "/version", timeout=20).json().get("ApiVersion", ""))
+        d.reference = d.kind == "dockerd"
+        tar = build_busybox_rootfs(d.root / "busybox-rootfs.tar")
+        ok(d.cli("import", "--change", 'CMD ["sh"]', "-", BUSYBOX, input=tar.read_bytes(), timeout=120))
+        yield d
+    finally:
+        d.teardown()
+        netenv.delete_link(netenv.flagged_bridge(session.kind))
+    if d.kind == "pydockerd":
+        assert (d.network_leftovers, d.leaks, d.mount_leftovers) == ([], {}, [])
+
+
+def test_daemon_refuses_icc_false_without_iptables(daemon: Daemon) -> None:
+    d = flagged_daemon(daemon, "--iptables=false", "--icc=false")
+    try:
+        with pytest.raises(RuntimeError) as failed:
+            d.start()
+        assert ("You specified --iptables=false with --icc=false. ICC=false uses iptables to function. "
+                "Please set --icc or --iptables to true") in str(failed.value)
+        if d.kind == "pydockerd":      # refused before anything was made
+            assert not netenv.link_exists(netenv.flagged_bridge(d.kind))
+            assert netenv.chains_with(netenv.chain_prefix(d.data_root)) == []
+    finally:
+        d.teardown()
+        netenv.delete_link(netenv.flagged_bridge(daemon.kind))
+
+
+@pytest.mark.reference_differs("the reference dockerd runs with --iptables=false here (its chain names are "
+                                "machine-wide), and refuses --icc=false without iptables")
+def test_daemon_icc_false_isolates_the_default_bridge(daemon: Daemon, busybox: str, name: str) -> None:
+    with running_flagged_daemon(daemon, "--icc=false") as d:
+        assert inspect(d, "bridge", "network")["Options"]["com.docker.network.bridge.enable_icc"] == "false"
+        port = free_port()
+        run_d(d, name + "-a", "-p", f"{port}:3000", BUSYBOX, "sh", "-c", WWW + "exec httpd -f -p 3000 -h /www")
+        run_d(d, name + "-b", BUSYBOX, "sleep", "300")
+        assert wait_http(port).startswith("hello-")
+        ip_a = inspect(d, name + "-a")["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        proc = d.cli("exec", name + "-b", "wget", "-q", "-T", "2", "-O-", f"http://{ip_a}:3000/index.html")
+        assert proc.returncode != 0, proc.stdout
+        with HostListener() as out_port:
+            ok(d.cli("exec", name + "-b", "nc", "-w", "2", host_address(), str(out_port)))
+        ok(d.cli("rm", "-f", name + "-a", name + "-b"))
+
+
+def test_daemon_ipv6_on_the_default_bridge_and_published_ipv6_ports(daemon: Daemon, busybox: str, name: str) -> None:
+    """--ipv6 --fixed-cidr-v6: default-bridge containers get an address of the prefix, reach each other
+    over IPv6, and published ports answer on the host's IPv6 addresses (::1 and the bridge's own)."""
+    cidr = ipaddress.ip_network(netenv.flagged_cidr_v6(daemon.kind))
+    with running_flagged_daemon(daemon, "--ipv6", "--fixed-cidr-v6", str(cidr)) as d:
+        net = inspect(d, "bridge", "network")
+        assert net["EnableIPv6"] is True
+        assert cidr in [ipaddress.ip_network(c["Subnet"]) for c in net["IPAM"]["Config"]]
+        lo_port, any_port = free_port(), free_port()
+        run_d(d, name, "-p", f"[::1]:{lo_port}:3000", "-p", f"{any_port}:3000", BUSYBOX,
+              "sh", "-c", WWW + "exec httpd -f -p 3000 -h /www")
+        cid12 = inspect(d, name)["Id"][:12]
+        ep = inspect(d, name)["NetworkSettings"]["Networks"]["bridge"]
+        ip6 = ipaddress.ip_address(ep["GlobalIPv6Address"])
+        assert ip6 in cidr and ep["GlobalIPv6PrefixLen"] == 64
+        gateway6 = ep["IPv6Gateway"]
+        assert ipaddress.ip_address(gateway6) == cidr[1]
+        assert wait_http(lo_port, "[::1]") == f"hello-{cid12}\n"
+        assert wait_http(any_port, f"[{gateway6}]") == f"hello-{cid12}\n"
+        assert f"[::1]:{lo_port}" in ok(d.cli("port", name, "3000/tcp")).splitlines()
+        out = ok(d.cli("run", "--rm", BUSYBOX, "wget", "-q", "-O-", f"http://[{ip6}]:3000/index.html"))
+        assert out == f"hello-{cid12}\n"
+        ok(d.cli("rm", "-f", name))

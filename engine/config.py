@@ -21,6 +21,8 @@ class Config:
     icc: bool = True                 # --icc
     userland_proxy: bool = True      # --userland-proxy
     fixed_cidr: str = ""             # --fixed-cidr
+    ipv6: bool = False               # --ipv6: IPv6 on the default bridge
+    fixed_cidr_v6: str = ""          # --fixed-cidr-v6: its IPv6 subnet
     default_ip: str = ""             # --ip: host address of published ports (default 0.0.0.0)
     mtu: int = 0                     # --mtu
     dns: tuple[str, ...] = ()        # --dns / --dns-search / --dns-opt: defaults for containers

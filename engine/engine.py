@@ -34,7 +34,7 @@ from .images.store import ImageStore
 from .logs import drivers as log_drivers
 from .logs.reader import read_logs
 from .network.contributor import NetworkContributor
-from .network.firewall import Iptables, NoFirewall
+from .network.firewall import firewall_for
 from .network.service import NetworkService
 from .oci.spec import SpecInput, build_spec
 from .plugins import DEFAULT_RUNTIME, NATIVE_RUNTIME_PATH, Plugins
@@ -42,7 +42,7 @@ from .registry.client import RegistryConfig
 from .registry.service import RegistryService
 from .runtime.api import RuntimeExecutor
 from .runtime.client import ShimRuntime
-from .runtime.syscalls import malloc_trim
+from .runtime.linux import malloc_trim
 from .snapshots import make_snapshotter
 from .snapshots.mount import is_mounted
 from .state import Database
@@ -160,14 +160,14 @@ class Engine:
         # --- networking
         self.networks = NetworkService(
             config, self.db, lambda action, nid, attrs: self.events.publish_action("network", action, nid, attrs),
-            Iptables(str(config.data_root)) if config.iptables else NoFirewall())
+            firewall_for(config))
         self.networks.open_sync()
         self.network_contributor = NetworkContributor(self.networks, self.containers.get,
                                                       self.containers.is_running)
         self.containers.add_contributor(self.network_contributor)
 
         self.archive = ContainerArchive(self.containers, self.volume_mounts.mounts_of, self.snapshotter.mounts,
-                                        config.python, config.bundles_root, self.events)
+                                        config.python, config.bundles_root, self.events, self.volumes)
 
         self.execs = ExecService(self.containers)
         # Healthchecks run as execs; the container service tells the monitors about starts/exits.

@@ -185,6 +185,7 @@ class HostConfig:
     uts_mode: str = ""
     userns_mode: str = ""
     cgroupns_mode: str = "host"    # "private": a cgroup namespace of its own (dockerd's default on cgroup v2)
+    cgroup_parent: str = ""        # below each hierarchy's root; "" = the daemon's --cgroup-parent (builds set it)
     sysctls: dict[str, str] = field(default_factory=dict)
     masked_paths: tuple[str, ...] | None = None      # None = dockerd's defaults
     readonly_paths: tuple[str, ...] | None = None
@@ -195,6 +196,8 @@ class HostConfig:
     tmpfs: dict[str, str] = field(default_factory=dict)
     volumes_from: tuple[str, ...] = ()
     volume_driver: str = ""
+    # API < 1.44: read-only binds are not recursively read-only (dockerd's DefaultReadOnlyNonRecursive)
+    read_only_binds_non_recursive: bool = False
     # --- networking (engine/network) --------------------------------------------
     # (container port "80/tcp", host ip, host port ("" = ephemeral)), in the request's order
     port_bindings: tuple[tuple[str, str, str], ...] = ()

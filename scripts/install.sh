@@ -14,7 +14,8 @@ apt-get update -qq
 # Runtime needs of the engine: nothing beyond Python and the kernel today;
 # libseccomp2 and iptables are used as soon as seccomp and port publishing land.
 # tini: its static build is bind-mounted as /sbin/docker-init for `docker run --init`.
-apt-get install -y -qq --no-install-recommends libseccomp2 iptables ca-certificates tini >/dev/null
+# git: `docker build` with a git repository as `remote` fetches it with the host's git.
+apt-get install -y -qq --no-install-recommends libseccomp2 iptables ca-certificates tini git >/dev/null
 
 python3 -m pip install --quiet .
 

@@ -36,7 +36,7 @@ install_system_packages() (
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
     busybox-static docker-registry apache2-utils docker.io iptables tini libseccomp2 \
-    ca-certificates curl python3 python3-venv python3-pip >/dev/null
+    ca-certificates curl git python3 python3-venv python3-pip >/dev/null
 )
 
 install_docker_cli() {

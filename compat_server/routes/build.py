@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import io
 import os
+import posixpath
 import queue
 import tempfile
 from collections.abc import AsyncIterator
@@ -26,7 +27,7 @@ from starlette.routing import Route
 from engine import gojson
 from engine.build.backend import decode_registry_config
 from engine.build.builder import BuildOptions, StepError
-from engine.errors import EngineError, InvalidParameter, NotFound, NotImplementedYet
+from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.images import reference
 from engine.types import HostConfig, Resources
 
@@ -36,6 +37,7 @@ from ..errors import BadRequest, message_for
 from ..responses import docker_json, dumps, qbool
 
 _END = object()
+_BATCH = 256 << 10
 
 
 # the Go types dockerd decodes the JSON query arguments into
@@ -140,7 +142,9 @@ def _options(request: Request) -> BuildOptions:
         shm = int(raw_shm) if raw_shm else 0
     except ValueError:
         raise EngineError(f'strconv.ParseInt: parsing "{raw_shm}": invalid syntax') from None
-    host_config = HostConfig(resources=resources, shm_size=shm)
+    # The step containers' cgroups go below it (cleaned as Go's filepath.Join does: never above the root).
+    cgroup_parent = posixpath.normpath("/" + (q.get("cgroupparent") or "")).strip("/")
+    host_config = HostConfig(resources=resources, shm_size=shm, cgroup_parent=cgroup_parent)
     return BuildOptions(
         dockerfile=q.get("dockerfile") or "",
         tags=tags,
@@ -166,7 +170,7 @@ class _BodyPipe(io.RawIOBase):
 
     def __init__(self) -> None:
         super().__init__()
-        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=256)
+        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
         self._buf = memoryview(b"")
         self._eof = False
         self.abandoned = False   # the reader stopped: the feeder drops what comes
@@ -209,12 +213,20 @@ async def _pump(request: Request, pipe: _BodyPipe) -> None:
         except queue.Full:
             await asyncio.to_thread(put_blocking, item)   # the unpacking thread is behind
 
+    # The client's chunks (32 KiB from the CLI) are handed over in batches: fewer wake-ups of the
+    # unpacking thread, which competes with this loop for the GIL.
+    batch = bytearray()
     try:
         async for chunk in request.stream():
             if chunk and not pipe.abandoned:
-                await put(chunk)
+                batch += chunk
+                if len(batch) >= _BATCH:
+                    await put(bytes(batch))
+                    batch.clear()
     finally:
         if not pipe.abandoned:
+            if batch:
+                await put(bytes(batch))
             await put(None)
 
 
@@ -242,10 +254,15 @@ async def _fetch_url(url: str, dest_dir: Path) -> tuple[Path, float | None]:
 
 
 async def _remote_context(url: str, tmp_dir: str, dockerfile_name: str) -> str:
-    """``remote``: a URL to a context tarball (any compression), or to a plain Dockerfile."""
+    """``remote``: a git repository (its checkout), or a URL to a context tarball (any compression)
+    or to a plain Dockerfile."""
     import httpx
-    if not url.startswith(("http://", "https://")):
-        raise NotImplementedYet("only http(s) remote contexts are supported (no git)")
+
+    from engine.build import git
+    if git.is_git_url(url):
+        return str(await git.context_tar(url, Path(tmp_dir)))
+    if not git.is_url(url):
+        raise EngineError(f"remoteURL ({url}) could not be recognized as URL")
     fd, path = tempfile.mkstemp(prefix="context-", dir=tmp_dir)
     os.close(fd)
     try:

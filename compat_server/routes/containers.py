@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from engine import timeutil
-from engine.errors import EngineError, InvalidParameter
+from engine.errors import EngineError, InvalidParameter, NotFound
 
 from .. import convert, listing, netcodec
 from ..backends import ContainersBackend
@@ -109,12 +109,26 @@ async def kill(request: Request) -> Response:
 async def remove(request: Request) -> Response:
     engine = engine_of(request)
     if qbool(request, "link"):
-        engine.containers.get(request.path_params["id"])    # an unknown name is a 404 first
-        raise InvalidParameter("Conflict, cannot remove the default link name of the container")
+        await _remove_link(engine, request.path_params["id"])
+        return no_content()
     await engine.containers.remove(
         request.path_params["id"], force=qbool(request, "force"), volumes=qbool(request, "v")
     )
     return no_content()
+
+
+async def _remove_link(engine: ContainersBackend, ref: str) -> None:
+    """``docker rm --link /parent/alias``: the parent's link goes, the linked container stays."""
+    parent_name, _, alias = ref.strip("/").rpartition("/")
+    if not parent_name:
+        engine.containers.get(ref)    # an unknown name is a 404 first
+        raise InvalidParameter("Conflict, cannot remove the default link name of the container")
+    try:
+        parent = engine.containers.get(parent_name)
+    except NotFound:
+        raise NotFound(f"No such container: {ref.strip('/')}") from None
+    if not await asyncio.to_thread(engine.networks.remove_link, parent, alias):
+        raise NotFound(f"No such container: {ref.strip('/')}")
 
 
 async def wait(request: Request) -> Response:

@@ -97,7 +97,7 @@ async def connect(request: Request) -> Response:
     body = await json_body(request, go_type=gotypes.NETWORK_CONNECT) or {}
     c = engine.containers.get(str(body.get("Container") or ""))
     unsupported.check_connect(body)
-    await engine.networks.connect(c, request.path_params["id"], _endpoint_config(body.get("EndpointConfig")),
+    await engine.networks.endpoints.connect(c, request.path_params["id"], _endpoint_config(body.get("EndpointConfig")),
                                   running=engine.containers.is_running(c))
     return Response(status_code=200)
 
@@ -106,7 +106,7 @@ async def disconnect(request: Request) -> Response:
     engine = _engine(request)
     body = await json_body(request, go_type=gotypes.NETWORK_DISCONNECT) or {}
     c = engine.containers.get(str(body.get("Container") or ""))
-    await engine.networks.disconnect(c, request.path_params["id"], force=bool(body.get("Force")))
+    await engine.networks.endpoints.disconnect(c, request.path_params["id"], force=bool(body.get("Force")))
     return Response(status_code=200)
 
 

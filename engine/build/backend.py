@@ -17,14 +17,14 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from .. import gojson
+from .. import gojson, timeutil
 from ..errors import EngineError, InvalidParameter, NotFound
+from ..images.model import dumps_go, host_platform
 from ..images.reference import parse_normalized
-from ..images.store import dumps_go
 from ..types import ContainerConfig, HostConfig
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class EngineBackend:
         self.registry = registry
         self.events = events
         self.mount_root = mount_root
+        self._scratch_bases: dict[str, str] = {}   # step container -> its layerless base image
 
     def recover(self) -> None:
         """Unmount and drop what an interrupted build left (scratch snapshots and their mounts)."""
@@ -115,18 +116,10 @@ class EngineBackend:
 
     async def cached_child(self, parent_id: str, probe: Callable[[dict[str, Any]], bool]) -> BuildImage | None:
         def find() -> BuildImage | None:
-            if parent_id:
-                ids = self.images.children(parent_id)
-            else:
-                ids = [i.id for i in self.images.list() if not i.parent]
             best: BuildImage | None = None
-            for image_id in ids:
-                try:
-                    img = self.images.get(image_id)
-                except NotFound:
-                    continue
-                if probe(img.config) and (best is None or img.created > best.config.get("created", "")):
-                    best = self._wrap(img)
+            for image_id, config in self.images.child_configs(parent_id):
+                if probe(config) and (best is None or (config.get("created") or "") > best.config.get("created", "")):
+                    best = BuildImage(image_id, config)
             return best
         return await asyncio.to_thread(find)
 
@@ -137,8 +130,33 @@ class EngineBackend:
 
     # -------------------------------------------------------- containers
     async def create_container(self, config: ContainerConfig, host_config: HostConfig) -> str:
-        c, _ = await self.containers.create(config, host_config, name=None)
+        """A step container; ``config.image`` "" (a step right after ``FROM scratch``): on an empty
+        rootfs, as dockerd creates it, through a layerless base image removed with the container."""
+        base = ""
+        if not config.image:
+            base = await asyncio.to_thread(self._scratch_base)
+            config = replace(config, image=base)
+        try:
+            c, _ = await self.containers.create(config, host_config, name=None)
+        except BaseException:
+            if base:
+                await asyncio.to_thread(self._drop_scratch_base, base)
+            raise
+        if base:
+            self._scratch_bases[str(c.id)] = base
         return str(c.id)
+
+    def _scratch_base(self) -> str:
+        os_, arch, _ = host_platform()
+        cfg = {"architecture": arch, "config": {}, "created": timeutil.now(),
+               # unique per step: concurrent builds never share (or remove) each other's
+               "comment": f"{SCRATCH_PREFIX}{secrets.token_hex(8)}", "os": os_,
+               "rootfs": {"type": "layers", "diff_ids": []}}
+        return str(self.images.create_image(dumps_go(cfg)))
+
+    def _drop_scratch_base(self, image_id: str) -> None:
+        with contextlib.suppress(Exception):
+            self.images.remove(image_id, force=True)
 
     async def run_container(self, cid: str, output: Callable[[bytes], None]) -> int:
         from ..containers.service import WAIT_NEXT_EXIT
@@ -172,6 +190,9 @@ class EngineBackend:
     async def remove_container(self, cid: str) -> None:
         with contextlib.suppress(NotFound):
             await self.containers.remove(cid, force=True, volumes=True)   # its anonymous volumes too
+        base = self._scratch_bases.pop(cid, "")
+        if base:
+            await asyncio.to_thread(self._drop_scratch_base, base)
 
     # ----------------------------------------------------------- mounts
     @contextlib.asynccontextmanager

@@ -31,10 +31,12 @@ from typing import Any
 from .. import timeutil
 from ..errors import EngineError, InvalidParameter
 from ..images.changes import empty_config, ordered
-from ..images.store import DOCKER_VERSION, host_platform
+from ..images.model import DOCKER_VERSION, host_platform
 from ..types import ContainerConfig, HealthConfig, HostConfig
 from .backend import BuildBackend, BuildImage, Emit
 from .buildargs import BuildArgs
+from .cache import StepCache
+from .context import BuildContext
 from .parse import Parsed, Stage
 from .shell_lex import ShellLex, env_lookup
 
@@ -50,6 +52,12 @@ class StepError(EngineError):
     def __init__(self, message: str, code: int = 0) -> None:
         super().__init__(message)
         self.code = code
+
+
+def needs_buildkit(option: str) -> str:
+    """The classic builder's refusal of a BuildKit-only option."""
+    return (f"the {option} option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ "
+            "to learn how to build images with BuildKit enabled")
 
 
 @dataclass
@@ -93,21 +101,20 @@ class StageState:
 
 
 class Builder:
-    def __init__(self, backend: BuildBackend, opts: BuildOptions, parsed: Parsed, context: Path,
+    def __init__(self, backend: BuildBackend, opts: BuildOptions, parsed: Parsed, context: BuildContext | Path,
                  emit: Emit, *, fetch_url: Callable[[str, Path], Awaitable[tuple[Path, float | None]]]
                  | None = None) -> None:
         self.backend = backend
         self.opts = opts
         self.parsed = parsed
-        self.context = context
+        self.context = context if isinstance(context, BuildContext) else BuildContext.from_dir(context)
         self.emit = emit
         self.fetch_url = fetch_url
         self.lex = ShellLex(parsed.escape)
         self.args = BuildArgs(opts.build_args)
         self.stages: list[StageState] = []
         self.tmp_containers: list[str] = []
-        self.cache_enabled = not opts.no_cache
-        self._cache_from: list[BuildImage] | None = None
+        self.cache = StepCache(backend, opts)
 
     # ------------------------------------------------------------ output
     def out(self, text: str) -> None:
@@ -180,8 +187,10 @@ class Builder:
             await asyncio.shield(self._remove_quietly())
             raise
         except BaseException:
-            if self.opts.force_remove:
-                await self.remove_containers()
+            # Unlike dockerd's classic builder (which keeps the failed step's container unless
+            # --force-rm), no failure leaves a container behind; --rm=false still keeps them all.
+            if self.opts.remove or self.opts.force_remove:
+                await asyncio.shield(self.remove_containers(keep_going=True))
             raise
         if self.opts.remove or self.opts.force_remove:
             await self.remove_containers()
@@ -201,66 +210,28 @@ class Builder:
             except Exception:  # the daemon log has it; nothing else can be done for a gone client
                 log.exception("removing build container %s", cid[:12])
 
-    async def remove_containers(self) -> None:
+    async def remove_containers(self, *, keep_going: bool = False) -> None:
+        """``keep_going``: after a failure, whose error must not be replaced by a removal's."""
         while self.tmp_containers:
             cid = self.tmp_containers.pop(0)
-            await self.backend.remove_container(cid)
+            try:
+                await self.backend.remove_container(cid)
+            except Exception:
+                if not keep_going:
+                    raise
+                log.exception("removing build container %s", cid[:12])
+                continue
             self.out(f"Removing intermediate container {cid[:12]}\n")
 
     # -------------------------------------------------------------- cache
     async def probe(self, st: StageState, probe_cfg: dict[str, Any]) -> bool:
         """A cached image for this step: the state moves to it and "Using cache" is printed."""
-        if not self.cache_enabled:
-            return False
-        want = _cache_key(probe_cfg)
-        os_, arch, _ = host_platform()
-
-        def match(image_config: dict[str, Any]) -> bool:
-            cc = image_config.get("container_config")
-            if not isinstance(cc, dict):
-                return False
-            if (image_config.get("os") or "linux") != os_ or (image_config.get("architecture") or arch) != arch:
-                return False
-            return _cache_key(cc) == want
-
-        hit = await self.backend.cached_child(st.image_id, match)
-        if self.opts.cache_from:
-            # dockerd: with --cache-from, local cache counts only on the history of a source.
-            hit = await self._probe_cache_from(st, probe_cfg)
+        hit = await self.cache.lookup(st.image, probe_cfg)
         if hit is None:
-            self.cache_enabled = False   # a miss: no later step can hit either
             return False
         self.out(" ---> Using cache\n")
         st.image = hit      # the run config stays the one the dispatchers built (as in dockerd)
         return True
-
-    async def _probe_cache_from(self, st: StageState, probe_cfg: dict[str, Any]) -> BuildImage | None:
-        """--cache-from: an image (pulled or loaded, so without parent links) whose history is the
-        current image's plus this step (``created_by`` equal to the step's Cmd), as dockerd matches it."""
-        if self._cache_from is None:
-            self._cache_from = []
-            for name in self.opts.cache_from:
-                img = await self.backend.get_image(name)
-                if img is not None:
-                    self._cache_from.append(img)
-        parent_hist = list((st.image.config.get("history") or []) if st.image is not None else [])
-        parent_diffs = list(((st.image.config.get("rootfs") or {}).get("diff_ids") or [])
-                            if st.image is not None else [])
-        n = len(parent_hist)
-        created_by = " ".join(probe_cfg.get("Cmd") or [])
-        for target in self._cache_from:
-            hist = list(target.config.get("history") or [])
-            diffs = list((target.config.get("rootfs") or {}).get("diff_ids") or [])
-            if len(hist) <= n or hist[:n] != parent_hist or diffs[:len(parent_diffs)] != parent_diffs:
-                continue
-            if (hist[n].get("created_by") or "") != created_by:
-                continue
-            if n == len(hist) - 1:
-                return target
-            restored = await self.backend.restore_cached(st.image, target, n, probe_cfg)
-            self._cache_from = [target]   # stay on this image's history from here on
-            return restored
-        return None
 
     # ------------------------------------------------------------ commits
     def step_config(self, st: StageState, cmd: list[str]) -> dict[str, Any]:
@@ -308,14 +279,7 @@ class Builder:
                                      change: Callable[[Path], None] | None) -> None:
         if await self.probe(st, probe_cfg):
             return
-        if st.image is None:
-            # FROM scratch: nothing to create a container from; the step is an empty layer.
-            async with self.backend.mount_scratch(None) as (key, root):
-                if change is not None:
-                    change(root)
-                cfg = self._image_config(st, probe_cfg, "")
-                st.image = await self.backend.commit(key, None, cfg, self._history(cfg, probe_cfg["Cmd"]))
-            return
+        # Right after FROM scratch too: dockerd creates the step's container on an empty rootfs.
         _fill_healthcheck_from_image(st)
         cid = await self._create(self._container_config(st, probe_cfg))
         self.out(f" ---> Running in {cid[:12]}\n")
@@ -346,9 +310,7 @@ class Builder:
         probe_cfg = ordered(probe_cfg)
         if await self.probe(st, probe_cfg):
             return
-        if st.image is None:
-            raise StepError("Please provide a source image with `from` prior to run")
-        run_cfg = dict(probe_cfg)
+        run_cfg = dict(probe_cfg)   # from scratch too: the start fails as dockerd's does (no /bin/sh)
         run_cfg["Cmd"] = cmd
         run_cfg["Env"] = env
         cid = await self._create(self._container_config(st, run_cfg, entrypoint_override=True))
@@ -435,24 +397,6 @@ def _fill_healthcheck_from_image(st: StageState) -> None:
 
 def _image_has_healthcheck(st: StageState) -> bool:
     return bool(st.image is not None and (st.image.run_config.get("Healthcheck") or {}).get("Test"))
-
-
-_KEY_FIELDS = ("User", "Tty", "OpenStdin", "Cmd", "Env", "Labels", "ExposedPorts", "Entrypoint", "Volumes",
-               "WorkingDir", "OnBuild", "Healthcheck", "StopSignal", "Shell", "ArgsEscaped")
-
-
-def _cache_key(cfg: dict[str, Any]) -> tuple[Any, ...]:
-    out: list[Any] = []
-    for k in _KEY_FIELDS:
-        v = cfg.get(k)
-        if isinstance(v, dict):
-            v = tuple(sorted((kk, repr(vv)) for kk, vv in v.items())) or None
-        elif isinstance(v, list):
-            v = tuple(v) or None
-        elif v == "" or v is False:
-            v = None
-        out.append(v)
-    return tuple(out)
 
 
 _ = posixpath

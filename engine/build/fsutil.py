@@ -92,7 +92,7 @@ def extract(tar: tarfile.TarFile, root: Path, dest: str = "/", *, keep_owner: bo
             uid: int = 0, gid: int = 0) -> None:
     """Unpack ``tar`` at ``dest`` inside ``root``; nothing lands outside ``root``."""
     dirs: list[tuple[Path, tarfile.TarInfo]] = []
-    for member in _members(tar):
+    for member in iter_members(tar):
         # As if chrooted into dest (dockerd's untar): "..", absolute names and links all stay in it.
         rel = clean(member.name).lstrip("/")
         if not rel:
@@ -142,7 +142,7 @@ def extract(tar: tarfile.TarFile, root: Path, dest: str = "/", *, keep_owner: bo
         os.utime(path, (member.mtime, member.mtime))
 
 
-def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+def iter_members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     """The members; a stream that ends at a header boundary without the two zero blocks is
     complete (Go's tar reader accepts it, and the CLI sends such streams for ``-f -``)."""
     while True:
@@ -238,8 +238,9 @@ def copy_tree(src: Path, dst_root: Path, dst: str, uid: int, gid: int, *, conten
 
 # ---------------------------------------------------------------- checksums
 def checksum(path: Path) -> str:
-    """A content hash of a file or tree (names, modes, link targets, bytes; not times or owners),
-    so an unchanged context gives the same cache key after any re-upload."""
+    """A content hash of a file or tree (names, modes, link targets, each file's sha256; not times or
+    owners), so an unchanged context gives the same cache key after any re-upload.  The build
+    context's index (context.py) computes the same value without unpacking."""
     h = hashlib.sha256()
     base = path
     for entry in walk(path):
@@ -249,8 +250,10 @@ def checksum(path: Path) -> str:
         if stat.S_ISLNK(st.st_mode):
             h.update(os.readlink(entry).encode())
         elif stat.S_ISREG(st.st_mode):
+            content = hashlib.sha256()
             with open(entry, "rb") as f:
                 while chunk := f.read(1 << 20):
-                    h.update(chunk)
+                    content.update(chunk)
+            h.update(content.digest())
         h.update(b"\0")
     return h.hexdigest()

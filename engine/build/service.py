@@ -11,7 +11,6 @@ import asyncio
 import logging
 import posixpath
 import shutil
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..errors import EngineError, InvalidParameter
 from . import fsutil
 from .backend import BuildBackend, BuildImage, Emit
 from .builder import Builder, BuildOptions, StepError
+from .context import BuildContext
 from .dockerignore import PatternMatcher
 from .parse import Parsed, parse
 
@@ -30,11 +30,12 @@ log = logging.getLogger(__name__)
 @dataclass
 class PreparedBuild:
     opts: BuildOptions
-    context: Path
+    context: BuildContext
     parsed: Parsed
     workdir: Path
 
     def cleanup(self) -> None:
+        self.context.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -50,54 +51,40 @@ class BuildService:
         try:
             root = workdir / "context"
             root.mkdir()
-            await asyncio.to_thread(self._unpack, context, root)
-            text = await asyncio.to_thread(self._dockerfile, root, opts)
+            ctx = await asyncio.to_thread(BuildContext.receive, context, root, workdir / "context.spool")
+            text = await asyncio.to_thread(self._dockerfile, ctx, opts)
             parsed = parse(text, opts.dockerfile or "Dockerfile")
             if opts.labels:
                 _append_labels(parsed, opts)
-            prepared = PreparedBuild(opts, root, parsed, workdir)
-            Builder(self.backend, opts, parsed, root, lambda m: None).check_target()
+            prepared = PreparedBuild(opts, ctx, parsed, workdir)
+            Builder(self.backend, opts, parsed, ctx, lambda m: None).check_target()
             return prepared
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
 
     @staticmethod
-    def _unpack(context: BinaryIO, dest: Path) -> None:
-        try:
-            with fsutil.open_archive(context) as tar:
-                fsutil.extract(tar, dest, "/", keep_owner=True)
-        except tarfile.ReadError as err:
-            if str(err) == "empty file":
-                return  # no body: an empty context
-            raise EngineError("unexpected EOF") from None
-        except (tarfile.TarError, EOFError):
-            raise EngineError("unexpected EOF") from None
-
-    @staticmethod
-    def _dockerfile(context: Path, opts: BuildOptions) -> str:
+    def _dockerfile(ctx: BuildContext, opts: BuildOptions) -> str:
         name = opts.dockerfile or "Dockerfile"
         rel = posixpath.normpath(name)
         if rel == ".." or rel.startswith("../"):
             raise EngineError(f"forbidden path outside the build context: {name} ()")
-        path = fsutil.resolve(context, rel)
-        if not path.is_file() and not opts.dockerfile:
-            alt = fsutil.resolve(context, "dockerfile")
-            if alt.is_file():
-                path = alt
-        if not path.is_file():
+        rel = rel.lstrip("/") or "."
+        raw = _context_file(ctx, rel)
+        if raw is None and not opts.dockerfile:
+            raw = _context_file(ctx, "dockerfile")
+        if raw is None:
             raise EngineError(f"Cannot locate specified Dockerfile: {name}")
-        raw = path.read_bytes()
         text = raw.decode("utf-8", "replace")
         text = text.removeprefix("\ufeff")
-        ignore = fsutil.resolve(context, ".dockerignore")
-        if ignore.is_file():
-            matcher = PatternMatcher.from_file_content(ignore.read_text("utf-8", "replace"))
+        ignore = _context_file(ctx, ".dockerignore")
+        if ignore is not None:
+            matcher = PatternMatcher.from_file_content(ignore.decode("utf-8", "replace"))
             # As dockerd: the client applied the patterns; the daemon only drops the Dockerfile and
             # .dockerignore when they are excluded (the CLI's -f - relies on it).
-            for name in {posixpath.normpath(rel), ".dockerignore"}:
+            for name in {rel, ".dockerignore"}:
                 if matcher.matches(name):
-                    fsutil.resolve(context, name, follow_last=False).unlink(missing_ok=True)
+                    ctx.remove(name)
         return text
 
     # ----------------------------------------------------------------- run
@@ -113,6 +100,17 @@ class BuildService:
             familiar = await self.backend.tag(image.id, t)
             b.out(f"Successfully tagged {familiar}\n")
         return image
+
+
+def _context_file(ctx: BuildContext, rel: str) -> bytes | None:
+    """A regular file of the context (symlinks followed inside it), or None."""
+    data = ctx.read_file(rel)
+    if data is not None:
+        return data
+    if ctx.missing(rel) or ctx.is_dir(rel):
+        return None
+    path = fsutil.resolve(ctx.unpack(), rel)
+    return path.read_bytes() if path.is_file() else None
 
 
 def _append_labels(parsed: Parsed, opts: BuildOptions) -> None:

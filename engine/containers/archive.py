@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +40,10 @@ class PathStat:
 
 class ContainerArchive:
     def __init__(self, containers: Any, mounts_of: Callable[[Container], list[Any]],
-                 rootfs_mounts: Callable[[str], list[Any]], python: str, bundles_root: Any, events: Any) -> None:
+                 rootfs_mounts: Callable[[str], list[Any]], python: str, bundles_root: Any, events: Any,
+                 volumes: Any = None) -> None:
         self._containers = containers
+        self._volumes = volumes          # VolumeService: mounts a stopped container's volumes for the copy
         self._events = events
         self._mounts_of = mounts_of
         self._rootfs_mounts = rootfs_mounts
@@ -53,7 +56,7 @@ class ContainerArchive:
         self._events.publish_action("container", action, c.id, attrs)
 
     def _spec(self, c: Container, op: str, path: str, **extra: Any) -> dict[str, Any]:
-        mounts = [{"destination": m.destination, "source": m.source, "rw": m.rw}
+        mounts = [{"destination": m.destination, "source": _source(m), "rw": m.rw}
                   for m in self._mounts_of(c) if m.type in ("volume", "bind")]
         spec: dict[str, Any] = {"op": op, "path": path, "mounts": mounts,
                                 "readonly_rootfs": c.host_config.readonly_rootfs, "user": c.config.user, **extra}
@@ -64,6 +67,52 @@ class ContainerArchive:
             spec["layers"] = [{"type": m.type, "source": m.source, "options": list(m.options)}
                               for m in self._rootfs_mounts(c.id)]
         return spec
+
+    async def _mount_volumes(self, c: Container) -> list[Any]:
+        """A stopped container's volumes are mounted for the operation (a `local` volume with a
+        device gets it mounted, so the copy reaches the device), with the mount/unmount events
+        dockerd sends; a running container's helper joins its mount namespace instead."""
+        if self._volumes is None or (c.state.running and c.state.pid):
+            return []
+        done: list[Any] = []
+        try:
+            for m in self._mounts_of(c):
+                if m.type == "volume" and m.name:
+                    await self._volumes.mount(m.name, _ARCHIVE_REF + c.id, container=c.id, destination=m.destination,
+                                              rw=m.rw, propagation=m.propagation)
+                    done.append(m)
+        except BaseException:
+            await self._unmount_volumes(c, done)
+            raise
+        return done
+
+    async def _unmount_volumes(self, c: Container, points: list[Any]) -> None:
+        for m in reversed(points):
+            try:
+                await self._volumes.unmount(m.name, _ARCHIVE_REF + c.id, container=c.id)
+            except Exception:
+                log.warning("unmounting volume %s after docker cp", m.name, exc_info=True)
+
+    @asynccontextmanager
+    async def _session(self, c: Container) -> AsyncIterator[None]:
+        """The container locked, its volumes mounted; undone even when the request is cancelled."""
+        lock = self._containers.lifecycle_lock(c)
+        await lock.acquire()
+        try:
+            points = await self._mount_volumes(c)
+        except BaseException:
+            lock.release()
+            raise
+        try:
+            yield
+        finally:
+            await _uncancellable(self._end(c, points, lock))
+
+    async def _end(self, c: Container, points: list[Any], lock: asyncio.Lock) -> None:
+        try:
+            await self._unmount_volumes(c, points)
+        finally:
+            lock.release()
 
     async def _spawn(self, spec: dict[str, Any], stdin: bool) -> _Run:
         return await self._forks.run(spec, stdin)
@@ -95,7 +144,7 @@ class ContainerArchive:
 
     async def stat(self, ref: str, path: str) -> PathStat:
         c = self._containers.get(ref)
-        async with self._containers.lifecycle_lock(c):
+        async with self._session(c):
             proc = await self._spawn(self._spec(c, "stat", path), stdin=False)
             try:
                 head = await self._head(proc)
@@ -109,8 +158,8 @@ class ContainerArchive:
     async def get(self, ref: str, path: str) -> tuple[PathStat, AsyncIterator[bytes]]:
         """The stat of ``path`` and its tar stream; the container stays locked until the stream ends."""
         c = self._containers.get(ref)
-        lock = self._containers.lifecycle_lock(c)
-        await lock.acquire()
+        session = self._session(c)
+        await session.__aenter__()
         try:
             proc = await self._spawn(self._spec(c, "get", path), stdin=False)
             try:
@@ -121,8 +170,8 @@ class ContainerArchive:
             except BaseException:
                 _reap(proc)
                 raise
-        except BaseException:
-            lock.release()
+        except BaseException as err:
+            await session.__aexit__(type(err), err, err.__traceback__)
             raise
 
         async def stream() -> AsyncIterator[bytes]:
@@ -135,10 +184,8 @@ class ContainerArchive:
                     yield chunk
                 await proc.wait()
             finally:
-                # Nothing awaited before the release: a cancelled request (anyio re-raises the
-                # cancellation at every await) must still let go of the container.
-                lock.release()
                 _reap(proc)
+                await session.__aexit__(None, None, None)
 
         self._emit(c, "archive-path")
         return self._stat(head["stat"]), stream()
@@ -146,7 +193,7 @@ class ContainerArchive:
     async def put(self, ref: str, path: str, body: AsyncIterator[bytes], *, no_overwrite_dir_non_dir: bool,
                   copy_uid_gid: bool) -> None:
         c = self._containers.get(ref)
-        async with self._containers.lifecycle_lock(c):
+        async with self._session(c):
             spec = self._spec(c, "put", path, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
                               copy_uid_gid=copy_uid_gid)
             proc = await self._spawn(spec, stdin=True)
@@ -194,6 +241,20 @@ class ContainerArchive:
         if "ok" not in head:
             self._raise(head, ref, path)
         self._emit(c, "extract-to-dir")
+
+
+_ARCHIVE_REF = "docker-cp:"   # the volume reference a copy holds (the container's own is its id)
+
+
+def _source(m: Any) -> str:
+    """The host path a mount point's copy goes through (a volume subpath resolved inside the volume)."""
+    from ..runtime.fs import secure_join
+    return secure_join(m.source, m.subpath) if getattr(m, "subpath", "") else str(m.source)
+
+
+async def _uncancellable(work: Any) -> None:
+    """Run ``work`` to its end even if the caller is cancelled meanwhile (it goes on as a task)."""
+    await asyncio.shield(asyncio.ensure_future(work))
 
 
 def _reap(proc: _Run) -> None:

@@ -172,7 +172,8 @@ class Bundles:
         return uid, gid, tuple(groups), home
 
     def cgroups_path(self, c: Container) -> str:
-        return f"/{self.config.cgroup_parent}/{c.id}"
+        parent = c.host_config.cgroup_parent.strip("/") or self.config.cgroup_parent
+        return f"/{parent}/{c.id}"
 
     def cleanup_run(self, c: Container) -> None:
         bundle = self.config.bundles_root / c.id

@@ -64,12 +64,13 @@ def mount_shareable_shm(container_dir: str, size: int) -> str:
     the container's own namespace cannot be bound into another one: like dockerd, the tmpfs
     lives on the host and both containers bind it."""
     from ..runtime import syscalls as S
+    from ..runtime.linux import linux_syscalls
 
     path = hostopts.shm_path(container_dir)
     os.makedirs(path, exist_ok=True)
     if not os.path.ismount(path):
         try:
-            S.LinuxSyscalls().mount("shm", path, "tmpfs", S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC,
+            linux_syscalls().mount("shm", path, "tmpfs", S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC,
                                     f"mode=1777,size={size}")
         except OSError as e:
             raise EngineError(f"mounting shm tmpfs: {e}") from None
@@ -81,8 +82,9 @@ def release_shm(container_dir: str) -> None:
     path = hostopts.shm_path(container_dir)
     if os.path.ismount(path):
         from ..runtime import syscalls as S
+        from ..runtime.linux import linux_syscalls
 
         try:
-            S.LinuxSyscalls().umount2(path, S.MNT_DETACH)
+            linux_syscalls().umount2(path, S.MNT_DETACH)
         except OSError:
             pass

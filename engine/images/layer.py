@@ -13,12 +13,7 @@ can be teed to a sink (the content store) so the layer can be saved later.
 """
 from __future__ import annotations
 
-import bz2
 import errno
-import gzip
-import hashlib
-import io
-import lzma
 import os
 import shutil
 import stat
@@ -28,7 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import InvalidParameter
+from .layer_streams import (
+    HashingReader,
+    LayerError,
+    confined_parts,
+    decompressed,
+    go_tar_message,
+)
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -37,134 +38,11 @@ _CHUNK = 1 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class LayerError(InvalidParameter):
-    """The layer tar is malformed or tries to write outside its root."""
-
-
 @dataclass(frozen=True)
 class ApplyResult:
     diff_id: str        # sha256 of the uncompressed tar
     size: int           # bytes of regular file content (dockerd's layer size)
     tar_size: int       # length of the uncompressed tar
-
-
-# --- streams -------------------------------------------------------------------
-
-class _Prefixed:
-    """A reader that first returns ``head`` and then the rest of ``raw``."""
-
-    def __init__(self, head: bytes, raw: BinaryIO) -> None:
-        self._head = head
-        self._raw = raw
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n < 0:
-                out, self._head = self._head + self._raw.read(), b""
-                return out
-            out, self._head = self._head[:n], self._head[n:]
-            return out
-        return self._raw.read(n)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:  # the decompressors ask; a stream is read once, front to back
-        return False
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        raise io.UnsupportedOperation("seek")
-
-
-def compression_of(head: bytes) -> str | None:
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith(b"BZh"):
-        return "bzip2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd"
-    return None
-
-
-def decompressed(raw: BinaryIO) -> BinaryIO:
-    """``raw`` itself, or a decompressing reader over it (gzip, bzip2, xz)."""
-    head = raw.read(6)
-    src = _Prefixed(head, raw)
-    kind = compression_of(head)
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[return-value]  # a read-only binary stream; BinaryIO in typeshed wants the whole IO API
-    if kind == "bzip2":
-        return bz2.BZ2File(src, "rb")  # type: ignore[return-value]  # a read-only binary stream; BinaryIO in typeshed wants the whole IO API
-    if kind == "xz":
-        # LZMAFile only calls read() on src, which _Prefixed has
-        return lzma.LZMAFile(src, "rb")  # type: ignore[arg-type, return-value]  # a read-only binary stream; BinaryIO in typeshed wants the whole IO API
-    if kind == "zstd":
-        raise LayerError("zstd-compressed layers are not supported")
-    return src  # type: ignore[return-value]  # a read-only binary stream; BinaryIO in typeshed wants the whole IO API
-
-
-class _HashingReader:
-    def __init__(self, raw: BinaryIO, sink: Callable[[bytes], None] | None, hashing: bool = True) -> None:
-        self._raw = raw
-        self._sink = sink
-        self.hash = hashlib.sha256()
-        self._hashing = hashing
-        self.count = 0
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            data = self._raw.read(n)
-        except (EOFError, OSError, lzma.LZMAError) as err:
-            raise LayerError(f"unexpected EOF: {err}") from None
-        if data:
-            if self._hashing:
-                self.hash.update(data)
-            self.count += len(data)
-            if self._sink is not None:
-                self._sink(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
-
-
-# --- paths ---------------------------------------------------------------------
-
-def clean_parts(name: str) -> list[str]:
-    """Split an archive member name into components, refusing anything that leaves the root."""
-    if name.startswith("/"):
-        raise LayerError(f"invalid tar entry {name!r}: absolute path is outside of the layer root")
-    parts: list[str] = []
-    for p in name.split("/"):
-        if p in ("", "."):
-            continue
-        if p == "..":
-            raise LayerError(f"invalid tar entry {name!r}: path is outside of the layer root")
-        parts.append(p)
-    return parts
-
-
-def confined_parts(name: str) -> list[str]:
-    """Split a layer entry's name (or hardlink target) into components inside the layer root.
-
-    dockerd 20.10 applies a layer chrooted into it: an absolute name or one climbing
-    out with ``..`` lands inside the root, as if the root were ``/`` (``../../etc/x``
-    is ``etc/x``).  Names are resolved lexically, like Go's filepath.Clean; escapes
-    through symlinks are refused when the components are opened.
-    """
-    parts: list[str] = []
-    for p in name.split("/"):
-        if p in ("", "."):
-            continue
-        if p == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(p)
-    return parts
 
 
 class _Applier:
@@ -453,7 +331,7 @@ def apply_layer(raw: BinaryIO, root: Path, mode: str, *, lowers: list[Path] | No
     diff ID (the caller verified the bytes already; ``diff_id`` is then "").  On error the caller must
     throw ``root`` away: it holds a partial layer (but nothing outside it).
     """
-    reader = _HashingReader(decompressed(raw), sink, hashing)
+    reader = HashingReader(decompressed(raw), sink, hashing)
     applier = _Applier(root, mode, lowers or [])
     try:
         try:
@@ -474,13 +352,3 @@ def apply_layer(raw: BinaryIO, root: Path, mode: str, *, lowers: list[Path] | No
     finally:
         applier.close()
     return ApplyResult("sha256:" + reader.hash.hexdigest() if hashing else "", applier.size, reader.count)
-
-
-def go_tar_message(err: BaseException) -> str:
-    """Phrase a tarfile error as Go's archive/tar does (the words dockerd reports)."""
-    text = str(err)
-    if "unexpected end of data" in text or "truncated" in text or "EOF" in text:
-        return "unexpected EOF"
-    if "invalid header" in text or "bad checksum" in text or "empty header" in text:
-        return "archive/tar: invalid tar header"
-    return f"archive/tar: {text}"

@@ -18,13 +18,10 @@ import builtins
 import hashlib
 import json
 import logging
-import platform as _platform
 import secrets
-import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -33,9 +30,17 @@ from ..content.store import ContentStore
 from ..errors import EngineError, InvalidParameter, NotFound
 from ..state.db import Database
 from . import reference as refs
-from .changes import apply_changes, empty_config
+from .gc import EXTRACT_PREFIX, collect_garbage, recover
 from .layer import ApplyResult, apply_file, apply_layer
+from .model import DOCKER_VERSION as DOCKER_VERSION
+from .model import Image as Image
+from .model import Layer as Layer
+from .model import chain_ids as chain_ids
+from .model import dumps_go as dumps_go
+from .model import host_platform as host_platform
+from .model import valid_parent
 from .reference import Reference
+from .tags import ReferenceIndex
 
 log = logging.getLogger(__name__)
 
@@ -62,88 +67,9 @@ _MIGRATIONS = [
     """,
 ]
 
-_EXTRACT_PREFIX = "extract-"
-# What image configs written here claim as docker_version (the API level pydockerd speaks).
-DOCKER_VERSION = "28.0.0"
 
 
-@dataclass(frozen=True)
-class Image:
-    id: str                              # "sha256:<hex>"
-    repo_tags: tuple[str, ...]           # familiar: "busybox:latest"
-    repo_digests: tuple[str, ...]        # familiar: "busybox@sha256:..."
-    created: str                         # RFC 3339 from the config
-    config: dict[str, Any] = field(compare=False, hash=False)  # the whole image config JSON
-    history: tuple[dict[str, Any], ...] = field(compare=False, hash=False)
-    diff_ids: tuple[str, ...] = ()
-    chain_ids: tuple[str, ...] = ()
-    layer_sizes: tuple[int, ...] = ()
-    size: int = 0
-    top_chain_id: str | None = None      # snapshot parent for containers
-    os: str = ""
-    architecture: str = ""
-    variant: str = ""
-    author: str = ""
-    comment: str = ""
-    docker_version: str = ""
-    parent: str = ""                     # image ID of the parent (builds and commits only)
-    last_tag_time: str = ""
-
-    @property
-    def short_id(self) -> str:
-        return refs.truncate_id(self.id)
-
-    @property
-    def container_config(self) -> dict[str, Any]:
-        """The config part a container starts from (Cmd, Env, ...)."""
-        return dict(self.config.get("config") or {})
-
-
-@dataclass(frozen=True)
-class Layer:
-    chain_id: str
-    diff_id: str
-    parent: str | None
-    size: int
-
-
-def chain_ids(diff_ids: Iterable[str]) -> list[str]:
-    """OCI image spec: ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
-    out: list[str] = []
-    for d in diff_ids:
-        if not out:
-            out.append(d)
-        else:
-            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
-    return out
-
-
-def _valid_parent(image: Image, parent: Image) -> bool:
-    """dockerd's rule: the parent's history and layers are a prefix of the child's."""
-    if not image.history and not parent.history:
-        return True  # history is optional
-    if len(parent.history) >= len(image.history) or len(parent.diff_ids) > len(image.diff_ids):
-        return False
-    return (list(parent.history) == list(image.history[:len(parent.history)])
-            and list(parent.diff_ids) == list(image.diff_ids[:len(parent.diff_ids)]))
-
-
-def host_platform() -> tuple[str, str, str]:
-    """(os, architecture, variant) in Go's names."""
-    machine = _platform.machine().lower()
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386",
-            "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
-    variant = {"armv7l": "v7", "armv6l": "v6"}.get(machine, "")
-    return "linux", arch, variant
-
-
-def dumps_go(obj: Any) -> bytes:
-    """JSON as Go's encoding/json writes it: compact, with <, > and & escaped."""
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
-
-
-class ImageStore:
+class ImageStore(ReferenceIndex):
     def __init__(self, db: Database, content: ContentStore, snapshotter: Any, tmp: Path) -> None:
         self.db = db
         self.content = content
@@ -156,90 +82,17 @@ class ImageStore:
         # the garbage collector of `image prune` leaves them alone.
         self._fresh: set[str] = set()
         db.migrate("images", _MIGRATIONS)
-        self._recover()
+        recover(self)
 
-    # ================================================================ recovery
-    def _recover(self) -> None:
-        # Scratch directories of loads a crash interrupted (nothing runs yet at startup).
-        for leftover in self.tmp.glob("load-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        layer_rows = {r["chain_id"] for r in self.db.query_sync("SELECT chain_id FROM image_layers")}
-        # Half-unpacked layers of an interrupted import/load.
-        for info in self.snapshotter.list():
-            if info.key.startswith(_EXTRACT_PREFIX) and not self.snapshotter.children(info.key):
-                self.snapshotter.remove(info.key)
-        # Committed layers whose row was never written: unpack again when needed.
-        for info in sorted(self.snapshotter.list(), key=lambda i: -i.id):
-            if (info.key.startswith("sha256:") and info.kind == "committed" and info.key not in layer_rows
-                    and not self.snapshotter.children(info.key)):
-                self.snapshotter.remove(info.key)
-        # Layer rows whose snapshot vanished cannot be used; forget them.
-        lost = [c for c in layer_rows if not self.snapshotter.exists(c)]
-        if lost:
-            def _forget(conn: sqlite3.Connection) -> None:
-                for c in lost:
-                    conn.execute("DELETE FROM image_layers WHERE chain_id = ?", (c,))
-            self.db.transaction_sync(_forget)
-
-    # ================================================================ garbage
     def collect_garbage(self, container_keys: Iterable[str] | None = None) -> int:
-        """Remove layers no image uses and no snapshot stacks on, as containerd's GC does once
-        a lease ended: what a load, pull or import killed half-way left.  Returns the bytes freed.
-
-        With ``container_keys`` (at daemon start, when no ingest runs) it also removes the
-        writable snapshots of containers that do not exist and content blobs nothing refers to.
-        Without (``image prune`` while the daemon serves) layers registered by an ingest still
-        under way in this process are spared: their image is about to be created.
-        """
-        freed = 0
+        """Remove layers no image uses (see gc.collect_garbage); returns the bytes freed."""
         with self._lock:
-            at_start = container_keys is not None
-            if at_start:
-                keys = set(container_keys or ())
-                for info in self.snapshotter.list():
-                    if (info.kind != "committed" and not info.key.startswith(("sha256:", _EXTRACT_PREFIX))
-                            and info.key not in keys and not self.snapshotter.children(info.key)):
-                        log.info("removing the snapshot of a container that does not exist: %s", info.key[:12])
-                        self.snapshotter.remove(info.key)
-            used: set[str] = set()
-            for r in self.db.query_sync("SELECT chain_ids FROM images"):
-                used.update(json.loads(r["chain_ids"]))
-            layers = self._layers()
-            spared = set() if at_start else set(self._fresh)
+            return collect_garbage(self, container_keys)
 
-            def depth(chain: str) -> int:
-                n = 0
-                key: str | None = chain
-                while key is not None and key in layers and n < 10_000:
-                    key = layers[key].parent
-                    n += 1
-                return n
-
-            orphans = [c for c in layers if c not in used and c not in spared]
-            for chain in sorted(orphans, key=depth, reverse=True):   # top layers first
-                if self.snapshotter.exists(chain) and self.snapshotter.children(chain):
-                    continue  # a container (or a kept layer) still stacks on it
-                layer = layers[chain]
-
-                def _del(conn: sqlite3.Connection, chain: str = chain) -> None:
-                    conn.execute("DELETE FROM image_layers WHERE chain_id = ?", (chain,))
-                self.db.transaction_sync(_del)
-                if self.snapshotter.exists(chain):
-                    self.snapshotter.remove(chain)
-                if not self.db.query_sync("SELECT 1 FROM image_layers WHERE diff_id = ?", (layer.diff_id,)):
-                    if self.content.exists(layer.diff_id):
-                        freed += self.content.info(layer.diff_id).size
-                        self.content.delete(layer.diff_id)
-                freed += layer.size
-                log.info("removed layer %s, which no image uses", chain[:19])
-            if at_start:
-                wanted = {r["id"] for r in self.db.query_sync("SELECT id FROM images")}
-                wanted.update(r["diff_id"] for r in self.db.query_sync("SELECT diff_id FROM image_layers"))
-                for desc in list(self.content.walk()):
-                    if desc.digest not in wanted:
-                        self.content.delete(desc.digest)
-                        freed += desc.size
-        return freed
+    def in_flight_layers(self) -> set[str]:
+        """Layers registered by this process that no image uses yet (an ingest under way)."""
+        with self._lock:
+            return set(self._fresh)
 
     # ================================================================ reading
     def _config(self, image_id: str) -> dict[str, Any]:
@@ -253,7 +106,7 @@ class ImageStore:
             self._configs[image_id] = cfg
         return cfg
 
-    def _layers(self) -> dict[str, Layer]:
+    def layers(self) -> dict[str, Layer]:
         return {r["chain_id"]: Layer(r["chain_id"], r["diff_id"], r["parent"], int(r["size"]))
                 for r in self.db.query_sync("SELECT chain_id, diff_id, parent, size FROM image_layers")}
 
@@ -285,14 +138,14 @@ class ImageStore:
         if not rows:
             return None
         names = [r["name"] for r in self.db.query_sync("SELECT name FROM image_refs WHERE image_id = ?", (image_id,))]
-        return self._build(rows[0], names, self._layers())
+        return self._build(rows[0], names, self.layers())
 
     def list(self) -> list[Image]:
         rows = self.db.query_sync("SELECT * FROM images")
         by_image: dict[str, list[str]] = {}
         for r in self.db.query_sync("SELECT name, image_id FROM image_refs"):
             by_image.setdefault(r["image_id"], []).append(r["name"])
-        layers = self._layers()
+        layers = self.layers()
         return [self._build(r, by_image.get(r["id"], []), layers) for r in rows]
 
     def _resolve(self, ref_or_id: str) -> tuple[str | None, Reference | None]:
@@ -343,6 +196,17 @@ class ImageStore:
     def children(self, image_id: str) -> builtins.list[str]:
         return [r["id"] for r in self.db.query_sync("SELECT id FROM images WHERE parent = ?", (image_id,))]
 
+    def child_configs(self, image_id: str) -> builtins.list[tuple[str, dict[str, Any]]]:
+        """(ID, config JSON) of the images whose parent is ``image_id`` ("" for none): the build
+        cache's one query per step, without building whole records."""
+        out = []
+        for r in self.db.query_sync("SELECT id FROM images WHERE parent = ?", (image_id,)):
+            try:
+                out.append((r["id"], self._config(r["id"])))
+            except NotFound:
+                continue   # deleted meanwhile
+        return out
+
     # ================================================================ layers
     def _lowers(self, parent: str | None) -> builtins.list[Path]:
         if parent is None or not hasattr(self.snapshotter, "parent_chain"):
@@ -362,7 +226,7 @@ class ImageStore:
         into the content store instead of copied.
         Anything half-made is removed on failure.
         """
-        key = f"{_EXTRACT_PREFIX}{secrets.token_hex(8)}"
+        key = f"{EXTRACT_PREFIX}{secrets.token_hex(8)}"
         self.snapshotter.prepare(key, parent)
         writer = self.content.writer() if verified_file is None else None
         try:
@@ -438,7 +302,7 @@ class ImageStore:
     def set_parent(self, image_id: str, parent_id: str) -> None:
         """Record ``parent_id`` as the parent of ``image_id`` (load of a saved build chain)."""
         image, parent = self.get(image_id), self.get(parent_id)
-        if not _valid_parent(image, parent):
+        if not valid_parent(image, parent):
             raise EngineError(f"image {parent.id} is not a valid parent for {image.id}")
 
         def _set(conn: sqlite3.Connection) -> None:
@@ -446,106 +310,13 @@ class ImageStore:
         with self._lock:
             self.db.transaction_sync(_set)
 
-    # ================================================================ tags
-    def _add_ref(self, ref: Reference, image_id: str, touch: bool = True) -> str | None:
-        """Point ``ref`` at ``image_id``; returns the image it pointed at before.
-        ``touch`` records the tag time (tag and import do; dockerd's load does not)."""
-        name = str(ref)
-
-        def _set(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute("SELECT image_id FROM image_refs WHERE name = ?", (name,)).fetchone()
-            conn.execute("INSERT INTO image_refs(name, image_id) VALUES(?, ?)"
-                         " ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id", (name, image_id))
-            if touch:
-                conn.execute("UPDATE images SET last_tag_time = ? WHERE id = ?", (timeutil.now(), image_id))
-            return row[0] if row else None
-        with self._lock:
-            return self.db.transaction_sync(_set)
-
-    @staticmethod
-    def parse_tag(repo: str, tag: str = "") -> Reference:
-        """What ``POST /images/{name}/tag?repo=&tag=`` accepts, with dockerd's errors."""
-        ref = refs.parse_normalized(repo)
-        if ref.digest is not None:
-            raise InvalidParameter("refusing to create a tag with a digest reference")
-        if tag:
-            ref = ref.name_only().with_tag(tag)
-        ref = ref.with_default_tag()
-        if ref.path.rsplit("/", 1)[-1] == "sha256" and ref.path == "library/sha256":
-            raise InvalidParameter("refusing to create an ambiguous tag using digest algorithm as name")
-        return ref
-
-    def tag(self, source: str, repo: str, tag: str = "") -> tuple[str, str]:
-        """Tag image ``source`` as ``repo[:tag]``; returns (image ID, familiar new name)."""
-        ref = self.parse_tag(repo, tag)
-        image = self.get(source)
-        self._add_ref(ref, image.id)
-        return image.id, ref.familiar()
-
-    def untag(self, name: str) -> str:
-        """Remove one reference; returns its familiar form."""
-        ref = refs.parse_normalized(name).with_default_tag()
-
-        def _del(conn: sqlite3.Connection) -> int:
-            return conn.execute("DELETE FROM image_refs WHERE name = ?", (str(ref),)).rowcount
-        with self._lock:
-            if not self.db.transaction_sync(_del):
-                raise NotFound(f"No such image: {ref.familiar()}")
-        return ref.familiar()
-
-    def references_by_name(self, repository: str) -> builtins.list[tuple[str, Reference]]:
-        """(image ID, reference) for every tag and digest of a repository (full name)."""
-        rows = self.db.query_sync("SELECT name, image_id FROM image_refs ORDER BY name")
-        out = []
-        for r in rows:
-            ref = refs.parse(r["name"])
-            if ref.name == repository:
-                out.append((r["image_id"], ref))
-        return out
-
-    def references(self, image_id: str) -> builtins.list[Reference]:
-        rows = self.db.query_sync("SELECT name FROM image_refs WHERE image_id = ? ORDER BY name", (image_id,))
-        return [refs.parse(r["name"]) for r in rows]
-
     # ================================================================ import
     def import_tar(self, fileobj: BinaryIO, *, repo_tag: str | None = None, changes: Iterable[str] = (),
                    message: str = "", platform: str | None = None, source: str = "-") -> str:
         """``docker import``: one layer from a (maybe compressed) rootfs tar."""
-        ref = None
-        if repo_tag:
-            ref = refs.parse_normalized(repo_tag)
-            if ref.digest is not None:
-                raise InvalidParameter("cannot import digest reference")
-            ref = ref.with_default_tag()
-        os_, arch, variant = host_platform()
-        if platform:
-            parts = platform.split("/")
-            if parts[0] and parts[0] != "linux":
-                raise InvalidParameter(f'"{platform}": unsupported platform')
-            arch = parts[1] if len(parts) > 1 and parts[1] else arch
-            variant = parts[2] if len(parts) > 2 else ("" if len(parts) > 1 else variant)
-        container_cfg = apply_changes(empty_config(), list(changes))
-        layer = self.register_layer(fileobj, None)
-        created = timeutil.now()
-        comment = message or f"Imported from {source}"
-        # dockerd writes the image config's top-level keys sorted (it marshals a map).
-        cfg: dict[str, Any] = {
-            "architecture": arch,
-            "comment": comment,
-            "config": container_cfg,
-            "container_config": empty_config(),
-            "created": created,
-            "docker_version": DOCKER_VERSION,
-            "history": [{"created": created, "comment": comment}],
-            "os": os_,
-            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
-        }
-        if variant:
-            cfg["variant"] = variant
-        image_id = self.create_image(dumps_go(cfg))
-        if ref is not None:
-            self._add_ref(ref, image_id)
-        return image_id
+        from .importer import import_tar
+        return import_tar(self, fileobj, repo_tag=repo_tag, changes=changes, message=message,
+                          platform=platform, source=source)
 
     # ================================================================ load / save
     def load(self, fileobj: BinaryIO, progress: Callable[[dict[str, Any]], None] | None = None,
@@ -556,12 +327,12 @@ class ImageStore:
 
     def images_to_save(self, names: builtins.list[str]) -> builtins.list[str]:
         """The image IDs ``save(names)`` writes (raises NotFound like it)."""
-        from .archive import select_images
+        from .archive_save import select_images
         return list(select_images(self, names))
 
     def save(self, names: builtins.list[str], fileobj: BinaryIO) -> None:
         """``docker save``: docker-archive with OCI layout files."""
-        from .archive import save_archive
+        from .archive_save import save_archive
         save_archive(self, names, fileobj)
 
     # ================================================================ delete
@@ -664,5 +435,5 @@ class ImageStore:
         return self.content.open(diff_id)
 
     def disk_usage(self) -> int:
-        return sum(l.size for l in self._layers().values())
+        return sum(l.size for l in self.layers().values())
 

@@ -19,7 +19,8 @@ from ..errors import Conflict, InvalidParameter, NotFound
 from ..types import Container, HostConfig
 from .dns import EmbeddedDNS, Peer
 from .ports import split_proto_port
-from .service import NetworkService
+from .service import NetworkService, split_link
+from .types import Link
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class NetworkContributor(BaseContributor):
         self._is_running = is_running
         self.dns = EmbeddedDNS(self._peers, self._upstreams)
         svc.dns = self.dns
+        svc.container_name = lambda cid: self._name(cid) or None
 
     # ------------------------------------------------------------ embedded DNS
     def _name(self, cid: str) -> str:
@@ -79,14 +81,14 @@ class NetworkContributor(BaseContributor):
                 out.append(Peer(names=names, ptr_name=f"{name}.{n.name}",
                                 ipv4=ep.ipv4.split("/")[0], ipv6=ep.ipv6.split("/")[0]))
         try:
-            links = self._lookup(cid).host_config.links
+            links = self.svc.links(self._lookup(cid))
         except NotFound:
-            links = ()
+            links = []
         for link in links:        # on user networks a link is a name only the linker resolves
-            target, alias = _split_link(link)
+            target = link.child_id[:12] or link.child_name.lower()
             for p in list(out):
-                if target.lower() in p.names:
-                    out.append(Peer(names=(alias.lower(),), ptr_name=p.ptr_name, ipv4=p.ipv4, ipv6=p.ipv6))
+                if target in p.names:
+                    out.append(Peer(names=(link.alias.lower(),), ptr_name=p.ptr_name, ipv4=p.ipv4, ipv6=p.ipv6))
         return out
 
     def _dns_settings(self, c: Container) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
@@ -103,17 +105,21 @@ class NetworkContributor(BaseContributor):
         return [(s, 53) for s in servers]
 
     async def created(self, c: Container) -> None:
+        links: list[Link] = []
         for link in c.host_config.links:
-            target = _split_link(link)[0]
+            target, alias = split_link(link)
             try:
-                self._lookup(target)
+                child = self._lookup(target)
             except NotFound as e:
                 raise InvalidParameter(f"could not get container for {target}: {e.message}") from None
+            links.append(Link(alias=alias, child_id=child.id, child_name=child.name))
+        if links:
+            await asyncio.to_thread(self.svc.store.set_links, c.id, links)
         mode = self.svc.resolve_mode(c)
         if mode.startswith("container:"):
             self._lookup(mode.partition(":")[2])       # No such container: <ref>
             return
-        await asyncio.to_thread(self.svc.record_create, c)
+        await asyncio.to_thread(self.svc.endpoints.record_create, c)
 
     async def prepare(self, plan: StartPlan) -> None:
         c = plan.container
@@ -128,7 +134,7 @@ class NetworkContributor(BaseContributor):
         if mode.startswith("container:"):
             self._join_container(plan, mode.partition(":")[2])
             return
-        endpoints = await asyncio.to_thread(self.svc.setup_sandbox, c, c.name)
+        endpoints = await asyncio.to_thread(self.svc.endpoints.setup_sandbox, c, c.name)
         for ep in endpoints:
             self.svc.publish_container_event("connect", self.svc.get(ep.network_id), c.id)
         path = self.svc.ns_path(c)
@@ -150,15 +156,20 @@ class NetworkContributor(BaseContributor):
     def _legacy_links(self, plan: StartPlan) -> None:
         """--link on the default bridge: a hosts entry and the ALIAS_* variables, like dockerd."""
         c = plan.container
-        for link in c.host_config.links:
-            target, alias = _split_link(link)
-            other = self._lookup(target)
+        for link in self.svc.links(c):
+            alias = link.alias
+            try:
+                other: Container | None = self._lookup(link.child_id or link.child_name)
+            except NotFound:
+                other = None        # removed since: dockerd keeps the link, and refuses to start
             ip = ""
-            for att in self.svc.attachments(other.id):
-                if att.network.is_default_bridge and att.endpoint is not None and self._is_running(other):
-                    ip = att.endpoint.ipv4.split("/")[0]
-            if not ip:
-                raise InvalidParameter(f"Cannot link to a non running container: /{other.name} AS /{c.name}/{alias}")
+            if other is not None and self._is_running(other):
+                for att in self.svc.attachments(other.id):
+                    if att.network.is_default_bridge and att.endpoint is not None:
+                        ip = att.endpoint.ipv4.split("/")[0]
+            if other is None or not ip:
+                name = other.name if other is not None else link.child_name
+                raise InvalidParameter(f"Cannot link to a non running container: /{name} AS /{c.name}/{alias}")
             plan.hosts_entries.append((ip, f"{alias} {other.id[:12]} {other.name}"))
             plan.env.extend(link_env(alias, c.name, ip, other.config.exposed_ports, other.config.env))
 
@@ -204,7 +215,7 @@ class NetworkContributor(BaseContributor):
         wanted = [(p, proto, ip or (default_ip if default_ip not in ("", "0.0.0.0") else ""), hp)
                   for p, proto, ip, hp in wanted]
         made = await self.svc.ports.publish(c.id, f"{c.name} ({ep.id})", net.bridge_name,
-                                            ep.ipv4.split("/")[0], wanted)
+                                            ep.ipv4.split("/")[0], wanted, ep.ipv6.split("/")[0])
         await asyncio.to_thread(self.svc.store.set_ports, c.id, made)
 
     async def release(self, c: Container) -> None:
@@ -212,12 +223,13 @@ class NetworkContributor(BaseContributor):
         await self.svc.ports.unpublish(c.id)
         await asyncio.to_thread(self.svc.store.set_ports, c.id, [])
         live = [a.network for a in self.svc.attachments(c.id) if a.endpoint is not None]
-        await asyncio.to_thread(self.svc.teardown_sandbox, c)
+        await asyncio.to_thread(self.svc.endpoints.teardown_sandbox, c)
         for n in live:
             self.svc.publish_container_event("disconnect", n, c.id)
 
     async def removed(self, c: Container, *, volumes: bool) -> None:
-        await asyncio.to_thread(self.svc.forget, c)
+        await asyncio.to_thread(self.svc.endpoints.forget, c)
+        await asyncio.to_thread(self.svc.store.note_child_name, c.id, c.name)
 
     async def restore(self, c: Container, *, running: bool) -> None:
         if not running:
@@ -237,17 +249,11 @@ class NetworkContributor(BaseContributor):
         if not atts or atts[0].endpoint is None or not atts[0].endpoint.ipv4:
             return
         ep = atts[0].endpoint
-        await self.svc.ports.restore(c.id, atts[0].network.bridge_name, ep.ipv4.split("/")[0], bindings)
+        await self.svc.ports.restore(c.id, atts[0].network.bridge_name, ep.ipv4.split("/")[0], bindings,
+                                     ep.ipv6.split("/")[0])
 
 
 HOST_RESOLV = Path("/etc/resolv.conf")
-
-
-def _split_link(link: str) -> tuple[str, str]:
-    name, _, alias = link.partition(":")
-    name = name.lstrip("/")
-    alias = alias.rsplit("/", 1)[-1] if alias else name
-    return name, alias
 
 
 def _port_key(spec: str) -> tuple[int, str]:

@@ -20,6 +20,7 @@ import logging
 import random
 import socket
 import struct
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,28 +55,58 @@ UpstreamLookup = Callable[[str], list[tuple[str, int]]]
 
 def answer(query: bytes, peers: list[Peer]) -> bytes | None:
     """The local answer to a query, or None when it must be forwarded."""
+    return _answer(query, peers)[0]
+
+
+class Answers:
+    """``answer`` remembered by (the query without its id, the peers it was answered from): a name
+    asked again (every lookup of a client that does not cache) skips dnslib's parse and pack.
+    Answers that shuffle several addresses (round robin) are not kept."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._kept: OrderedDict[tuple[bytes, tuple[Peer, ...]], bytes | None] = OrderedDict()
+
+    def get(self, query: bytes, peers: list[Peer]) -> bytes | None:
+        if len(query) < 12:
+            return b""                  # not DNS: no answer at all
+        key = (query[2:], tuple(peers))
+        if key in self._kept:
+            self._kept.move_to_end(key)
+            kept = self._kept[key]
+            return None if kept is None else query[:2] + kept
+        out, cacheable = _answer(query, peers)
+        if cacheable and out != b"":
+            self._kept[key] = None if out is None else out[2:]
+            if len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return out
+
+
+def _answer(query: bytes, peers: list[Peer]) -> tuple[bytes | None, bool]:
+    """(answer, whether the same query and peers always get the same one)."""
     try:
         req = DNSRecord.parse(query)
     except Exception:  # noqa: BLE001 - not DNS: no answer at all
-        return b""
+        return b"", False
     if not req.questions:
-        return None
+        return None, True
     q = req.questions[0]
     qname = str(q.qname).rstrip(".").lower()
     qtype = q.qtype
     if qtype == QTYPE.PTR:
         ip = _ptr_address(qname)
         if ip is None:
-            return None
+            return None, True
         hits = [p for p in peers if ip in (p.ipv4, p.ipv6)]
         if not hits:
-            return None
+            return None, True
         reply = req.reply()
         reply.add_answer(RR(q.qname, QTYPE.PTR, rdata=PTR(hits[0].ptr_name + "."), ttl=TTL))
-        return bytes(reply.pack())
+        return bytes(reply.pack()), True
     matching = [p for p in peers if qname in p.names]
     if not matching:
-        return None
+        return None, True
     reply = req.reply()
     random.shuffle(matching)
     for p in matching:
@@ -84,7 +115,7 @@ def answer(query: bytes, peers: list[Peer]) -> bytes | None:
         if qtype in (QTYPE.AAAA, QTYPE.ANY) and p.ipv6:
             reply.add_answer(RR(q.qname, QTYPE.AAAA, rdata=AAAA(p.ipv6), ttl=TTL))
     # a known name without an address of the asked type: an empty NOERROR answer, like dockerd
-    return bytes(reply.pack())
+    return bytes(reply.pack()), len(matching) == 1
 
 
 def servfail(query: bytes) -> bytes:
@@ -174,7 +205,7 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]  # a datagram transport here
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        local = answer(data, self.server.peers(self.cid))
+        local = self.server.answers.get(data, self.server.peers(self.cid))
         if local is None:
             self.server.spawn(self._reply(data, addr))     # forwarded: off the receive path
         elif local and self.transport is not None:
@@ -190,6 +221,7 @@ class EmbeddedDNS:
     def __init__(self, peers: PeerLookup, upstreams: UpstreamLookup) -> None:
         self._peers = peers
         self._upstreams = upstreams
+        self.answers = Answers()
         self._served: dict[str, list[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -202,7 +234,7 @@ class EmbeddedDNS:
         task.add_done_callback(self._tasks.discard)
 
     async def resolve(self, cid: str, query: bytes, *, tcp: bool) -> bytes:
-        local = answer(query, self._peers(cid))
+        local = self.answers.get(query, self._peers(cid))
         if local is not None:
             return local
         ups = self._upstreams(cid)

@@ -18,6 +18,10 @@ a masquerade of host-sourced packets leaving through it), as dockerd does with
 working while the daemon is down.  The userland proxy still holds each host port (and
 serves what iptables does not cover: IPv6, and ``--iptables=false``).
 
+IPv6 networks get the same chains from ip6tables (``DualStack`` sends each rule to
+the family of its addresses); host-originated traffic to ``::1`` cannot be DNATed
+out of loopback, so the userland proxy serves it.
+
 Setup appends only rules that are missing and teardown deletes only rules that
 exist, so both can be repeated (daemon restart after a kill -9).
 """
@@ -25,9 +29,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import subprocess
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +114,45 @@ class NoFirewall:
     def remove_port(self, rule: PortRule) -> None: ...
 
 
+class DualStack:
+    """IPv4 rules to one firewall, IPv6 rules to the other (each keeps its own family's subnets)."""
+
+    def __init__(self, v4: Firewall, v6: Firewall) -> None:
+        self.v4 = v4
+        self.v6 = v6
+
+    def setup(self) -> None:
+        self.v4.setup()
+        self.v6.setup()
+
+    def teardown(self) -> None:
+        self.v4.teardown()
+        self.v6.teardown()
+
+    def add_network(self, rules: NetworkRules) -> None:
+        self.v4.add_network(rules)
+        self.v6.add_network(rules)
+
+    def remove_network(self, rules: NetworkRules) -> None:
+        self.v4.remove_network(rules)
+        self.v6.remove_network(rules)
+
+    def add_port(self, rule: PortRule) -> None:
+        (self.v6 if ":" in rule.container_ip else self.v4).add_port(rule)
+
+    def remove_port(self, rule: PortRule) -> None:
+        (self.v6 if ":" in rule.container_ip else self.v4).remove_port(rule)
+
+
 class Iptables:
+    """One address family's rules: ``iptables`` (IPv4 subnets of each network) or ``ip6tables`` (IPv6)."""
+
     def __init__(self, instance: str, binary: str = "iptables") -> None:
         self.prefix = chain_prefix(instance)
         self.binary = binary
+        self.v6 = binary == "ip6tables"
+        # ::1 never leaves loopback after a DNAT (the proxy serves it); 127.0.0.1 does with route_localnet
+        self._local = (["!", "-d", "::1/128"] if self.v6 else []) + ["-m", "addrtype", "--dst-type", "LOCAL"]
         self.fwd = self.prefix + "-FWD"
         self.dnat = self.prefix + "-DNAT"
         self.post = self.prefix + "-POST"
@@ -149,13 +192,13 @@ class Iptables:
         self._new_chain("nat", self.post)
         self._ensure("filter", "FORWARD", ["-j", self.fwd], first=True)
         self._ensure("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat])
-        self._ensure("nat", "OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat])
+        self._ensure("nat", "OUTPUT", [*self._local, "-j", self.dnat])
         self._ensure("nat", "POSTROUTING", ["-j", self.post])
 
     def teardown(self) -> None:
         self._delete("filter", "FORWARD", ["-j", self.fwd])
         self._delete("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat])
-        self._delete("nat", "OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", self.dnat])
+        self._delete("nat", "OUTPUT", [*self._local, "-j", self.dnat])
         self._delete("nat", "POSTROUTING", ["-j", self.post])
         self._drop_chain("filter", self.fwd)
         self._drop_chain("filter", self.iso)
@@ -165,8 +208,11 @@ class Iptables:
     def _network_rules(self, r: NetworkRules) -> list[tuple[str, str, list[str]]]:
         br = r.bridge
         out: list[tuple[str, str, list[str]]] = []
+        subnets = [s for s in r.subnets if (":" in s) == self.v6]
+        if self.v6 and not subnets:
+            return out          # an IPv4-only network: nothing for ip6tables
         if r.internal:
-            for s in r.subnets:
+            for s in subnets:
                 out.append(("filter", self.fwd, ["-i", br, "!", "-d", s, "-j", "DROP"]))
                 out.append(("filter", self.fwd, ["-o", br, "!", "-s", s, "-j", "DROP"]))
         else:
@@ -176,11 +222,13 @@ class Iptables:
             out.append(("filter", self.fwd, ["-i", br, "!", "-o", br, "-j", self.iso]))
             out.append(("filter", self.fwd, ["-i", br, "!", "-o", br, "-j", "ACCEPT"]))
             if r.masquerade:
-                for s in r.subnets:
+                for s in subnets:
                     out.append(("nat", self.post, ["-s", s, "!", "-o", br, "-j", "MASQUERADE"]))
             out.append(("nat", self.dnat, ["-i", br, "-j", "RETURN"]))
-            # host-originated (127.0.0.1 included) to a published port: answer to the bridge address
-            out.append(("nat", self.post, ["-o", br, "-m", "addrtype", "--src-type", "LOCAL", "-j", "MASQUERADE"]))
+            if not self.v6:
+                # host-originated (127.0.0.1 included) to a published port: answer to the bridge address
+                out.append(("nat", self.post, ["-o", br, "-m", "addrtype", "--src-type", "LOCAL",
+                                               "-j", "MASQUERADE"]))
         out.append(("filter", self.fwd, ["-i", br, "-o", br, "-j", "ACCEPT" if r.icc else "DROP"]))
         out.append(("filter", self.iso, ["-o", br, "-j", "DROP"]))
         return out
@@ -194,10 +242,11 @@ class Iptables:
             self._delete(table, chain, rule)
 
     def _port_rules(self, p: PortRule) -> list[tuple[str, str, list[str], bool]]:
-        dst = ["-d", p.host_ip] if p.host_ip not in ("", "0.0.0.0") else []
+        dst = ["-d", p.host_ip] if p.host_ip not in ("", "0.0.0.0", "::") else []
+        to = f"[{p.container_ip}]:{p.container_port}" if self.v6 else f"{p.container_ip}:{p.container_port}"
         return [
             ("nat", self.dnat, ["-p", p.proto, *dst, "--dport", str(p.host_port), "!", "-i", p.bridge,
-                                "-j", "DNAT", "--to-destination", f"{p.container_ip}:{p.container_port}"], False),
+                                "-j", "DNAT", "--to-destination", to], False),
             ("filter", self.fwd, ["-d", p.container_ip, "!", "-i", p.bridge, "-o", p.bridge, "-p", p.proto,
                                   "--dport", str(p.container_port), "-j", "ACCEPT"], True),
             ("nat", self.post, ["-s", p.container_ip, "-d", p.container_ip, "-p", p.proto,
@@ -219,3 +268,13 @@ class Iptables:
             out += [line.split()[1] for line in res.stdout.splitlines()
                     if line.startswith("-N ") and line.split()[1].startswith(self.prefix)]
         return out
+
+
+def firewall_for(config: Config) -> Firewall:
+    """The daemon's firewall: none with --iptables=false; IPv6 rules too where ip6tables exists."""
+    if not config.iptables:
+        return NoFirewall()
+    v4 = Iptables(str(config.data_root))
+    if shutil.which("ip6tables") is None:
+        return v4
+    return DualStack(v4, Iptables(str(config.data_root), "ip6tables"))

@@ -10,6 +10,7 @@ import contextlib
 import ipaddress
 import os
 import secrets
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,8 @@ def ensure_bridge(name: str, gateways: list[str], mtu: int = 1500) -> None:
             iface = ipaddress.ip_interface(gw)
             if (str(iface.ip), iface.network.prefixlen) in have:
                 continue
-            ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            kw: dict[str, Any] = {"flags": 0x02} if iface.version == 6 else {}   # IFA_F_NODAD: usable at once
+            ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen, **kw)
         ipr.link("set", index=idx, state="up")
 
 
@@ -148,6 +150,18 @@ def set_sysctl(key: str, value: str) -> None:
     """A host sysctl under /proc/sys ("net/ipv4/conf/br0/route_localnet")."""
     with open(f"/proc/sys/{key}", "w") as f:
         f.write(value)
+
+
+def bridge_netfilter(*, ipv6: bool) -> None:
+    """Bridged traffic through iptables (dockerd does this for icc=false): load br_netfilter when its
+    sysctls are missing, and turn them on."""
+    base = Path("/proc/sys/net/bridge")
+    if not base.is_dir():
+        subprocess.run(["modprobe", "br_netfilter"], capture_output=True, check=False)
+    for key in ("bridge-nf-call-iptables",) + (("bridge-nf-call-ip6tables",) if ipv6 else ()):
+        path = base / key
+        if path.exists() and path.read_text().strip() != "1":
+            path.write_text("1")
 
 
 def _no_dad(ns_path: Path, ifname: str) -> None:

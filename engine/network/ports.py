@@ -92,8 +92,10 @@ class PortPublisher:
         return [host_ip]
 
     async def publish(self, cid: str, endpoint_name: str, bridge: str, container_ip: str,
-                      wanted: list[tuple[int, str, str, str]]) -> list[PortBinding]:
+                      wanted: list[tuple[int, str, str, str]], container_ip6: str = "") -> list[PortBinding]:
         """``wanted``: (container port, proto, host ip, host port spec); "" host port = ephemeral.
+        IPv6 host addresses are DNATed to ``container_ip6`` when the container has one (the proxy
+        serves them otherwise, and always serves ::1).
 
         Either every binding is made, or none is left behind (EngineError)."""
         made: list[PortBinding] = []
@@ -103,16 +105,21 @@ class PortPublisher:
                 port = await self._bind(cid, proto, ips, spec, cport, container_ip, endpoint_name)
                 for ip in ips:
                     made.append(PortBinding(container_port=cport, proto=proto, host_ip=ip, host_port=port))
-                    if ":" in ip:
-                        continue
-                    rule = PortRule(bridge=bridge, proto=proto, host_ip=ip, host_port=port,
-                                    container_ip=container_ip, container_port=cport)
-                    await asyncio.to_thread(self.firewall.add_port, rule)
-                    self._rules.setdefault(cid, []).append(rule)
+                    await self._add_rule(cid, bridge, proto, ip, port, container_ip, container_ip6, cport)
         except BaseException:
             await self.unpublish(cid)
             raise
         return made
+
+    async def _add_rule(self, cid: str, bridge: str, proto: str, host_ip: str, host_port: int, cip: str,
+                        cip6: str, cport: int) -> None:
+        target = cip6 if ":" in host_ip else cip
+        if not target:
+            return
+        rule = PortRule(bridge=bridge, proto=proto, host_ip=host_ip, host_port=host_port, container_ip=target,
+                        container_port=cport)
+        await asyncio.to_thread(self.firewall.add_port, rule)
+        self._rules.setdefault(cid, []).append(rule)
 
     async def _bind(self, cid: str, proto: str, ips: list[str], spec: str, cport: int, cip: str,
                     endpoint_name: str) -> int:
@@ -178,7 +185,8 @@ class PortPublisher:
         for key in [k for k, v in self._allocated.items() if v == cid]:
             del self._allocated[key]
 
-    async def restore(self, cid: str, bridge: str, container_ip: str, bindings: list[PortBinding]) -> None:
+    async def restore(self, cid: str, bridge: str, container_ip: str, bindings: list[PortBinding],
+                      container_ip6: str = "") -> None:
         """Daemon restart: the proxies and rules of a container that kept running."""
         for b in bindings:
             if (b.proto, b.host_ip, b.host_port) in self._allocated:
@@ -190,11 +198,8 @@ class PortPublisher:
                 proxies = []
             self._proxies.setdefault(cid, []).extend(proxies)
             self._allocated[(b.proto, b.host_ip, b.host_port)] = cid
-            if ":" not in b.host_ip:
-                rule = PortRule(bridge=bridge, proto=b.proto, host_ip=b.host_ip, host_port=b.host_port,
-                                container_ip=container_ip, container_port=b.container_port)
-                await asyncio.to_thread(self.firewall.add_port, rule)
-                self._rules.setdefault(cid, []).append(rule)
+            await self._add_rule(cid, bridge, b.proto, b.host_ip, b.host_port, container_ip, container_ip6,
+                                 b.container_port)
 
     async def close(self) -> None:
         """Daemon shutdown: proxies stop (their sockets are the daemon's); rules stay for live containers."""

@@ -1,9 +1,8 @@
-"""The network service: networks (bridge/host/null), their addresses, and containers' endpoints.
+"""The network service: networks (bridge/host/null), their bridges and rules, lookup, create/remove.
 
 Networks and the containers' attachments to them live in the SQLite store
-(store.py).  A running container's endpoints (veth, addresses, published
-ports) are made by ``setup_sandbox`` before its process starts and undone by
-``teardown_sandbox``, its mirror image, which may run any number of times.
+(store.py); a container's side of it (netns, veths, addresses, connect and
+disconnect) is endpoints.py's, reached as ``NetworkService.endpoints``.
 """
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import ipaddress
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from .. import timeutil
 from ..config import Config
 from ..errors import (
     Conflict,
-    EngineError,
     Forbidden,
     InvalidParameter,
     NotFound,
@@ -29,11 +27,12 @@ from ..errors import (
 )
 from ..state import Database
 from ..types import Container
-from . import ipam, netlink, netns
+from . import ipam, netlink
+from .endpoints import Attachment, Endpoints
 from .firewall import Firewall, NetworkRules
 from .ports import PortPublisher
 from .store import NetworkStore
-from .types import Endpoint, EndpointSettings, IPAMConfig, Network, PortBinding
+from .types import Endpoint, EndpointSettings, IPAMConfig, Link, Network, PortBinding
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +42,16 @@ PREDEFINED = ("bridge", "host", "none")
 _UNAVAILABLE_DRIVERS = ("overlay", "macvlan", "ipvlan")
 
 
+def split_link(link: str) -> tuple[str, str]:
+    """"name:alias" (or "/name:/parent/alias", or "name") -> (name, alias)."""
+    name, _, alias = link.partition(":")
+    name = name.lstrip("/")
+    alias = alias.rsplit("/", 1)[-1] if alias else name
+    return name, alias
+
+
 def _new_id() -> str:
     return secrets.token_hex(32)
-
-
-@dataclass
-class Attachment:
-    network: Network
-    settings: EndpointSettings
-    endpoint: Endpoint | None
-    seq: int
 
 
 class NetworkService:
@@ -64,9 +63,12 @@ class NetworkService:
         self.firewall = firewall
         self.ports = PortPublisher(firewall, userland_proxy=config.userland_proxy)
         self._networks: dict[str, Network] = {n.id: n for n in self.store.load_networks()}
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
         self.netns_root = config.exec_root / "netns"
         self.dns: Any = None    # the embedded DNS server (contributor.py sets it)
+        self.endpoints = Endpoints(self)
+        # a container's current name by id, None when it is gone (contributor.py sets it)
+        self.container_name: Callable[[str], str | None] = lambda cid: None
         self._made_bridges: set[str] = set()   # bridges this run created (a given -b bridge is the admin's)
         self.pools: list[ipam.AddressPool] = [p for p in config.default_address_pools
                                             if isinstance(p, ipam.AddressPool)] or list(ipam.DEFAULT_POOLS)
@@ -112,9 +114,12 @@ class NetworkService:
             BRIDGE_OPT: self.config.bridge,
             "com.docker.network.driver.mtu": str(self.config.mtu or 1500),
         }
+        configs = [cfg]
+        if self.config.ipv6 and self.config.fixed_cidr_v6:     # --ipv6 --fixed-cidr-v6
+            configs.append(ipam.make_config(str(ipam.parse_subnet(self.config.fixed_cidr_v6))))
         n = Network(id=old.id if old else _new_id(), name="bridge", driver="bridge",
-                    created=old.created if old else timeutil.now(), ipam=(cfg,), options=options,
-                    predefined=True)
+                    created=old.created if old else timeutil.now(), ipam=tuple(configs), options=options,
+                    predefined=True, enable_ipv6=self.config.ipv6)
         self._add(n)
 
     def _host_networks(self) -> list[ipam.IPNetwork]:
@@ -129,7 +134,7 @@ class NetworkService:
 
     def _rules(self, n: Network) -> NetworkRules:
         return NetworkRules(
-            bridge=n.bridge_name, subnets=tuple(c.subnet for c in n.ipam if ":" not in c.subnet),
+            bridge=n.bridge_name, subnets=tuple(c.subnet for c in n.ipam if ":" not in c.subnet or n.enable_ipv6),
             internal=n.internal,
             masquerade=n.opt_bool("com.docker.network.bridge.enable_ip_masquerade", True) and self.config.ip_masq,
             icc=n.opt_bool("com.docker.network.bridge.enable_icc", True))
@@ -142,7 +147,11 @@ class NetworkService:
         if self.config.iptables and not n.internal:
             # DNAT of host-originated traffic to 127.0.0.1 (see firewall.py)
             netlink.set_sysctl(f"net/ipv4/conf/{n.bridge_name}/route_localnet", "1")
-        self.firewall.add_network(self._rules(n))
+        rules = self._rules(n)
+        if self.config.iptables and not rules.icc:
+            # icc=false drops bridged frames in FORWARD: only seen by iptables through br_netfilter
+            netlink.bridge_netfilter(ipv6=n.enable_ipv6)
+        self.firewall.add_network(rules)
 
     def _tear_down(self, n: Network) -> None:
         self.firewall.remove_network(self._rules(n))
@@ -197,6 +206,27 @@ class NetworkService:
     def published(self, container_id: str) -> list[PortBinding]:
         return self.store.ports(container_id)
 
+    def links(self, c: Container) -> list[Link]:
+        """The container's legacy links (recorded at create; a container of an older store: by name)."""
+        recorded = self.store.links(c.id)
+        if recorded is not None:
+            return recorded
+        return [Link(alias=alias, child_id="", child_name=name) for name, alias in map(split_link, c.host_config.links)]
+
+    def remove_link(self, parent: Container, alias: str) -> bool:
+        """``docker rm --link /parent/alias``: False when the parent has no such link, or its child is
+        gone (dockerd finds a link by its name, which goes with the child)."""
+        links = self.links(parent)
+        if not any(link.alias == alias and self.container_name(link.child_id) for link in links):
+            return False
+        self.store.set_links(parent.id, [link for link in links if link.alias != alias])
+        return True
+
+    def links_shown(self, c: Container) -> list[str]:
+        """HostConfig.Links as dockerd shows them: "/<child>:/<parent>/<alias>", the child by its current name."""
+        return [f"/{self.container_name(link.child_id) or link.child_name}:/{c.name}/{link.alias}"
+                for link in self.links(c)]
+
     # --------------------------------------------------------------- create
     async def create(self, name: str, driver: str = "bridge", *, internal: bool = False, attachable: bool = False,
                      enable_ipv6: bool = False, ipam_driver: str = "default",
@@ -207,7 +237,7 @@ class NetworkService:
         ipam_configs = list(ipam_configs)
         if not name:
             raise InvalidParameter(f"invalid name: {name}")
-        async with self._lock:
+        async with self.lock:
             if name in PREDEFINED:
                 raise Forbidden(f"operation is not permitted on predefined {name} network ")
             if any(n.name == name for n in self._networks.values()):
@@ -270,7 +300,7 @@ class NetworkService:
 
     # --------------------------------------------------------------- remove
     async def remove(self, ref: str) -> None:
-        async with self._lock:
+        async with self.lock:
             n = self.get(ref)
             if n.predefined:
                 raise Forbidden(f"{n.name} is a pre-defined network and cannot be removed")
@@ -301,206 +331,9 @@ class NetworkService:
             return self.default_network_name()
         return mode
 
-    def record_create(self, c: Container) -> None:
-        """At container create: check the networks exist and remember the container's attachments."""
-        mode = self.resolve_mode(c)
-        if mode in ("host", "none") or mode.startswith("container:"):
-            return
-        try:
-            primary = self.get(mode)
-        except NotFound:
-            return      # like dockerd: refused when the container starts ("network X not found")
-        settings_by_net: dict[str, EndpointSettings] = {}
-        for ref, s in c.host_config.endpoints:
-            # the CLI names the mode it was given ("default" included) as the endpoint's key
-            net = primary if ref in ("default", c.host_config.network_mode) else self.get(ref)
-            settings_by_net[net.id] = s
-        s0 = settings_by_net.pop(primary.id, EndpointSettings())
-        self._check_settings(primary, s0)
-        todo = [(primary, s0)] + [(self._networks[nid], s) for nid, s in settings_by_net.items()]
-        for seq, (net, s) in enumerate(todo):
-            self.store.put_attachment(c.id, net.id, seq, s, None)
-
-    def _check_settings(self, n: Network, s: EndpointSettings) -> None:
-        if (s.ipv4_address or s.ipv6_address) and (n.is_default_bridge or n.predefined):
-            raise InvalidParameter("user specified IP address is supported on user defined networks only")
-        if s.aliases and (n.is_default_bridge or n.predefined):
-            raise InvalidParameter("network-scoped alias is supported only for containers in user defined "
-                                   "networks")
-        if s.ipv4_address and n.auto_subnet:
-            raise InvalidParameter("user specified IP address is supported only when connecting to networks with "
-                                   "user configured subnets")
-        if s.ipv4_address:
-            cfg = next((c for c in n.ipam if ":" not in c.subnet), None)
-            ip = ipam.parse_ip(s.ipv4_address)
-            if cfg is None or ip not in ipam.parse_subnet(cfg.subnet):
-                raise InvalidParameter(f"no configured subnet or ip-range contain the IP address {s.ipv4_address}")
-
-    def forget(self, c: Container) -> None:
-        self.store.delete_attachment(c.id)
-
     def ns_path(self, c: Container) -> Path:
         return self.netns_root / c.id[:12]
-
-    # ---------------------------------------------------- running containers
-    def setup_sandbox(self, c: Container, name: str) -> list[Endpoint]:
-        """Blocking: the netns and one endpoint per attached network (in attach order)."""
-        mode = self.resolve_mode(c)
-        self.get(mode)               # network X not found (removed since, or never there)
-        if not self.attachments(c.id):
-            self.record_create(c)
-        path = self.ns_path(c)
-        netns.remove(path)           # a stale one of a run that was never settled
-        netns.create(path)
-        endpoints = []
-        atts = self.attachments(c.id)
-        if not atts:
-            netlink.loopback_up(path)      # (attach brings it up with the first interface)
-        for i, att in enumerate(atts):
-            endpoints.append(self._join(c, path, att, f"eth{i}", first=i == 0))
-        return endpoints
-
-    def _join(self, c: Container, path: Path, att: Attachment, ifname: str, *, first: bool) -> Endpoint:
-        n = att.network
-        s = att.settings
-        ep = Endpoint(id=_new_id(), network_id=n.id, container_id=c.id, ifname=ifname,
-                      host_ifname=netlink.veth_name(),
-                      mac=s.mac_address or (c.config.mac_address if first else "") or netlink.random_mac())
-        addrs: list[str] = []
-        gws: list[str] = []
-        for cfg in n.ipam:
-            net = ipam.parse_subnet(cfg.subnet)
-            if net.version == 6 and not n.enable_ipv6:
-                continue
-            static = s.ipv4_address if net.version == 4 else s.ipv6_address
-            ip = self._allocate(n, cfg, c.id, static)
-            addrs.append(f"{ip}/{net.prefixlen}")
-            if net.version == 4:
-                ep = replace(ep, ipv4=f"{ip}/{net.prefixlen}", gateway=cfg.gateway)
-            else:
-                ep = replace(ep, ipv6=f"{ip}/{net.prefixlen}", gateway6=cfg.gateway)
-            if cfg.gateway and not n.internal:
-                gws.append(cfg.gateway)
-            # the addresses are recorded now, so a failure below still releases them
-            self.store.put_attachment(c.id, n.id, att.seq, s, ep)
-        self.store.put_attachment(c.id, n.id, att.seq, s, ep)
-        netlink.attach(path, netlink.Attachment(
-            bridge=n.bridge_name, host_ifname=ep.host_ifname, ifname=ifname, mac=ep.mac,
-            addresses=tuple(addrs), gateways=tuple(gws) if first else (), mtu=n.mtu))
-        return ep
-
-    def _allocate(self, n: Network, cfg: IPAMConfig, cid: str, static: str) -> ipam.IPAddress:
-        taken = {ipaddress.ip_address(a) for a in self.store.addresses(n.id)}
-        if static:
-            ip = ipam.check_static(cfg, static, taken)
-            if not self.store.take_address(n.id, str(ip), cid):
-                raise InvalidParameter("Address already in use")
-            return ip
-        for _ in range(64):
-            ip = ipam.pick_address(cfg, taken)
-            if self.store.take_address(n.id, str(ip), cid):
-                return ip
-            taken.add(ip)
-        raise EngineError(f"could not allocate an address on network {n.name}")
-
-    def teardown_sandbox(self, c: Container) -> None:
-        """Blocking, idempotent: veths, addresses, the netns file.
-
-        While the namespace exists, unmounting it is enough: with its last user gone the kernel
-        destroys it, and the veth pairs in it, in the background (deleting each veth here would
-        add ~20 ms to every stop).  Without it (a half-done state), veths are deleted one by one."""
-        path = self.ns_path(c)
-        had_ns = netns.is_mounted(path)
-        netns.remove(path)
-        for att in self.attachments(c.id):
-            if att.endpoint is not None:
-                if not had_ns:
-                    netlink.detach(att.endpoint.host_ifname)
-                self.store.put_attachment(c.id, att.network.id, att.seq, att.settings, None)
-        self.store.release_addresses(c.id)
-
-    # ---------------------------------------------------- connect/disconnect
-    async def connect(self, c: Container, ref: str, s: EndpointSettings, *, running: bool) -> Network:
-        async with self._lock:
-            n = self.get(ref)
-            mode = self.resolve_mode(c)
-            if mode == "host" or n.name == "host" or n.driver == "host":
-                raise Forbidden("container cannot be disconnected from host network or connected to host "
-                                "network")
-            if mode.startswith("container:"):
-                raise Forbidden("container sharing network namespace with another container or host cannot be "
-                                "connected to any other network")
-            if mode == "none" or n.driver == "null":
-                raise Forbidden("container cannot be connected to multiple networks with one of the networks "
-                                "in private (none) mode")
-            atts = self.attachments(c.id)
-            if any(a.network.id == n.id for a in atts):
-                raise Forbidden(f"endpoint with name {c.name} already exists in network {n.name}")
-            self._check_settings(n, s)
-            seq = max((a.seq for a in atts), default=-1) + 1
-            self.store.put_attachment(c.id, n.id, seq, s, None)
-            if running:
-                att = Attachment(n, s, None, seq)
-                try:
-                    await asyncio.to_thread(self._join, c, self.ns_path(c), att, _next_ifname(atts), first=False)
-                    if not n.predefined and self.dns is not None:
-                        await self.dns.serve(c.id, self.ns_path(c))
-                        # dockerd's rebuildDNS: a container that had the host's resolvers (it started
-                        # on the default bridge) now asks the embedded server
-                        await asyncio.to_thread(self._use_embedded_resolver, c)
-                except BaseException:
-                    await asyncio.to_thread(self._leave, c, n.id)
-                    self.store.delete_attachment(c.id, n.id)
-                    raise
-        self._publish("connect", n.id, {"container": c.id, "name": n.name, "type": n.driver})
-        return n
-
-    def _use_embedded_resolver(self, c: Container) -> None:
-        from .contributor import HOST_RESOLV, resolv_for_user_network
-
-        path = Path(c.resolv_conf_path)
-        try:
-            current = path.read_text()
-        except OSError:
-            return
-        if "nameserver 127.0.0.11" in current.splitlines():
-            return
-        hc = c.host_config
-        text = resolv_for_user_network(HOST_RESOLV, hc.dns or self.config.dns, hc.dns_search or self.config.dns_search,
-                                       hc.dns_options or self.config.dns_options)
-        # in place: the container sees the file through a bind mount of this inode
-        with open(path, "r+") as f:
-            f.write(text)
-            f.truncate()
-
-    def _leave(self, c: Container, nid: str) -> None:
-        for att in self.attachments(c.id):
-            if att.network.id == nid and att.endpoint is not None:
-                netlink.detach(att.endpoint.host_ifname)
-        self.store.release_addresses(c.id, nid)
-
-    async def disconnect(self, c: Container, ref: str, *, force: bool) -> Network:
-        async with self._lock:
-            n = self.get(ref)
-            if n.driver == "host" and self.resolve_mode(c) == "host":
-                raise Forbidden("container cannot be disconnected from host network or connected to host "
-                                "network")
-            atts = self.attachments(c.id)
-            if not any(a.network.id == n.id for a in atts):
-                raise Forbidden(f"container {c.id} is not connected to network {n.name}")
-            await asyncio.to_thread(self._leave, c, n.id)
-            self.store.delete_attachment(c.id, n.id)
-        self._publish("disconnect", n.id, {"container": c.id, "name": n.name, "type": n.driver})
-        return n
 
     # -------------------------------------------------------------- events
     def publish_container_event(self, action: str, n: Network, cid: str) -> None:
         self._publish(action, n.id, {"container": cid, "name": n.name, "type": n.driver})
-
-
-def _next_ifname(atts: list[Attachment]) -> str:
-    used = {a.endpoint.ifname for a in atts if a.endpoint is not None}
-    i = 0
-    while f"eth{i}" in used:
-        i += 1
-    return f"eth{i}"

@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 from ..state import Database
-from .types import Endpoint, EndpointSettings, IPAMConfig, Network, PortBinding
+from .types import Endpoint, EndpointSettings, IPAMConfig, Link, Network, PortBinding
 
 MIGRATIONS = [
     """
@@ -23,6 +23,11 @@ MIGRATIONS = [
         network_id TEXT NOT NULL, address TEXT NOT NULL, container_id TEXT NOT NULL,
         PRIMARY KEY (network_id, address));
     CREATE TABLE net_ports (container_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+    """,
+    """
+    CREATE TABLE net_links (
+        parent_id TEXT NOT NULL, seq INTEGER NOT NULL, alias TEXT NOT NULL, child_id TEXT NOT NULL,
+        child_name TEXT NOT NULL, PRIMARY KEY (parent_id, alias));
     """,
 ]
 
@@ -92,6 +97,7 @@ class NetworkStore:
                 conn.execute("DELETE FROM net_attachments WHERE container_id = ?", (cid,))
                 conn.execute("DELETE FROM net_addresses WHERE container_id = ?", (cid,))
                 conn.execute("DELETE FROM net_ports WHERE container_id = ?", (cid,))
+                conn.execute("DELETE FROM net_links WHERE parent_id = ?", (cid,))
             else:
                 conn.execute("DELETE FROM net_attachments WHERE container_id = ? AND network_id = ?", (cid, nid))
                 conn.execute("DELETE FROM net_addresses WHERE container_id = ? AND network_id = ?", (cid, nid))
@@ -131,4 +137,29 @@ class NetworkStore:
                              (cid, json.dumps([dataclasses.asdict(p) for p in ports])))
             else:
                 conn.execute("DELETE FROM net_ports WHERE container_id = ?", (cid,))
+        self.db.transaction_sync(tx)
+
+    def links(self, parent_id: str) -> list[Link] | None:
+        """The parent's links; None when none were ever recorded (a container of an older store)."""
+        rows = self.db.query_sync("SELECT alias, child_id, child_name FROM net_links WHERE parent_id = ? "
+                                  "ORDER BY seq", (parent_id,))
+        if not rows:
+            return None
+        # the row with seq -1 only says the links were recorded (all of them may have been removed)
+        return [Link(alias=r["alias"], child_id=r["child_id"], child_name=r["child_name"]) for r in rows
+                if r["alias"]]
+
+    def set_links(self, parent_id: str, links: list[Link]) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM net_links WHERE parent_id = ?", (parent_id,))
+            conn.execute("INSERT INTO net_links VALUES(?,?,?,?,?)", (parent_id, -1, "", "", ""))
+            for seq, link in enumerate(links):
+                conn.execute("INSERT OR REPLACE INTO net_links VALUES(?,?,?,?,?)",
+                             (parent_id, seq, link.alias, link.child_id, link.child_name))
+        self.db.transaction_sync(tx)
+
+    def note_child_name(self, child_id: str, name: str) -> None:
+        """A removed child's last name, which its parents' links keep showing (as dockerd's do)."""
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE net_links SET child_name = ? WHERE child_id = ?", (name, child_id))
         self.db.transaction_sync(tx)

@@ -83,3 +83,13 @@ class PortBinding:
     proto: str
     host_ip: str
     host_port: int
+
+
+@dataclass(frozen=True)
+class Link:
+    """A legacy link (--link child:alias) of a parent container, kept by the child's id like dockerd's
+    link graph: it follows a rename of the child and outlives its removal (then shown by its last name)."""
+
+    alias: str
+    child_id: str
+    child_name: str

@@ -58,7 +58,6 @@ It is sent after all output frames, so for an attach connection it also means
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import selectors
@@ -70,44 +69,26 @@ import time
 from engine.fileutil import write_atomic
 from engine.runtime import cgroups as cg
 from engine.runtime import protocol as P
-from engine.timeutil import format_ns
+from engine.runtime.shimops import ShimOps
+from engine.runtime.shimstate import (
+    EXIT_FILE,
+    SOCKET_NAME,
+    STATE_FILE,
+    Client,
+    Stdio,
+    close_parent_ends,
+    exit_status,
+    make_stdio,
+    proc_start_time,
+    spec_view,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at every shim start
     from typing import Any
 
-SOCKET_NAME = "shim.sock"
-EXIT_FILE = "exit.json"
-STATE_FILE = "state.json"
-READ_CHUNK = 65536
-HIGH_WATER = 4 * 1024 * 1024     # pause container output while a client lags this much
-REPLAY_LIMIT = 64 * 1024         # recent output kept for attach(replay=True)
 DRAIN_TIMEOUT = 10.0             # seconds to flush slow clients after exit
-EXEC_WAIT = 5.0   # seconds a start waits for the init's execve before answering anyway
-SETTLE_DELAY = 0.3               # seconds after the start before the shim settles (see _settle)
-SYNC_MESSAGE_MAX = 1 << 17        # the largest init message: a compiled seccomp filter, in hex
 OUTPUT_GRACE = 2.0               # seconds to wait for pipe EOF after the init was reaped
-
-
-def spec_view(spec: dict[str, Any]) -> dict[str, Any]:
-    """The part of an OCI spec the shim itself acts on (the init reads the rest)."""
-    linux = spec.get("linux") or {}
-    return {
-        "namespaces": {ns["type"]: ns.get("path") for ns in linux.get("namespaces") or []},
-        "terminal": bool((spec.get("process") or {}).get("terminal")),
-        "cgroups_path": linux.get("cgroupsPath") or "",
-        "resources": linux.get("resources"),
-    }
-
-
-def proc_start_time(pid: int) -> int:
-    """A process's start time (clock ticks since boot; 0 if it is gone): with the pid,
-    it names one process even after the pid is reused."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 def _load_log_writer(path: str, max_size: int | None = None, max_files: int = 1,
@@ -123,92 +104,9 @@ def _load_log_writer(path: str, max_size: int | None = None, max_files: int = 1,
     return JsonFileWriter(path, max_size=max_size, max_files=max_files, attrs=attrs)
 
 
-class Client:
-    __slots__ = ("attached", "exec", "rbuf", "sock", "stdin", "stdin_closed", "waits", "want", "wbuf")
+class Shim(ShimOps):
+    """One container's shim: create it (steps 2-3 above), serve until it is over, record the exit."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.rbuf = bytearray()
-        self.wbuf = bytearray()
-        self.attached = False
-        self.want: set[int] = set()
-        self.stdin = False
-        self.stdin_closed = False
-        self.waits: list[Any] = []
-        self.exec: Exec | None = None       # the exec this connection started (it owns its stdio)
-
-
-class Stdio:
-    """One process's stdio as the shim holds it: output fds, stdin, pty master."""
-
-    __slots__ = ("exec", "master", "outputs", "paused", "stdin_buf", "stdin_close_pending", "stdin_w")
-
-    def __init__(self, exec_: Exec | None = None) -> None:
-        self.outputs: dict[int, int] = {}   # fd -> stream kind (1/2)
-        self.master = -1                    # pty master (tty)
-        self.stdin_w = -1                   # process stdin (pipe write end, or the master)
-        self.stdin_buf = bytearray()
-        self.stdin_close_pending = False
-        self.paused = False
-        self.exec = exec_                   # None: the container's own stdio
-
-
-class Exec:
-    """A process started in the running container (docker exec)."""
-
-    __slots__ = ("client", "exec_id", "exit", "io", "pid", "reaped_at")
-
-    def __init__(self, exec_id: str, client: Client) -> None:
-        self.exec_id = exec_id
-        self.pid = 0
-        self.io = Stdio(self)
-        self.client: Client | None = client
-        self.exit: dict[str, Any] | None = None
-        self.reaped_at = 0.0
-
-
-def _exit_status(status: int, error: str = "") -> dict[str, Any]:
-    code = os.waitstatus_to_exitcode(status)
-    sig = -code if code < 0 else None
-    return {
-        "exit_code": 128 + sig if sig else code,
-        "signal": sig,
-        "finished_at": format_ns(time.time_ns()),
-        "oom_killed": False,
-        "error": error,
-    }
-
-
-class Shim:
-    def __init__(self, opts: dict[str, Any]) -> None:
-        self.opts = opts
-        self.bundle = opts["bundle"]
-        self.tty = bool(opts.get("tty"))
-        self.open_stdin = bool(opts.get("open_stdin"))
-        self.stdin_once = bool(opts.get("stdin_once"))
-        self.console_size = opts.get("console_size")
-        self.sel = selectors.DefaultSelector()
-        self.clients: dict[int, Client] = {}
-        self.listener: socket.socket | None = None
-        self.init_pid = 0
-        self.state = "created"
-        self.exit: dict[str, Any] | None = None     # set once the init was reaped
-        self.exit_sent = False
-        self.reaped_at = 0.0
-        self.io = Stdio()                           # the container's stdio
-        self.execs: dict[int, Exec] = {}            # by host pid
-        self.sync: socket.socket | None = None
-        self.cgroup: cg.CgroupV1 | cg.CgroupV2 | None = None
-        self.frozen = False  # the freezer state we set (pause/resume)
-        self.log: Any = None
-        self.replay: list[tuple[int, bytes]] = []
-        self.replay_size = 0
-        self.wake_r = -1
-        self.error = ""
-        self.seccomp = b""                          # compiled filter, for the init and every exec
-        self.settle_at: float | None = None        # when to settle (idle after the start)
-
-    # ------------------------------------------------------------------ create
     def create(self) -> dict[str, Any]:
         """Steps 2-3: returns the report for the server."""
         try:
@@ -229,7 +127,8 @@ class Shim:
         linux = {"cgroupsPath": view["cgroups_path"], "resources": view["resources"]}
 
         from engine.runtime import syscalls as S  # ctypes: only now, and only the shim needs it
-        sysc = S.LinuxSyscalls()
+        from engine.runtime.linux import linux_syscalls
+        sysc = linux_syscalls()
         sysc.prctl(S.PR_SET_CHILD_SUBREAPER, 1)
 
         if linux.get("cgroupsPath"):
@@ -238,6 +137,9 @@ class Shim:
                 try:
                     self.cgroup.create()
                     self.cgroup.apply(linux.get("resources"))
+                    # Kept open: the init and every exec join by writing to them, without a
+                    # path lookup and an open per hierarchy (close-on-exec: no container sees them).
+                    self.cgroup_fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in self.cgroup.join_files()]
                 except cg.CgroupValueError as e:
                     self._destroy_cgroup()
                     return {
@@ -255,7 +157,7 @@ class Shim:
 
         # The seccomp filter is compiled by the init (see init.load_seccomp): what
         # compiling allocates is dropped at its execve instead of staying in the shim.
-        stdio, child_fds = self._make_stdio(self.io, self.tty, self.open_stdin)
+        stdio, child_fds = make_stdio(self.io, self.tty, self.open_stdin)
         parent_sync, child_sync = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sync = parent_sync
 
@@ -270,14 +172,16 @@ class Shim:
             try:
                 signal.set_wakeup_fd(-1)
                 parent_sync.close()
-                self._close_parent_ends(self.io)
-                from engine.runtime.init import InitConfig, SocketChannel, child_main
+                close_parent_ends(self.io)
+                from engine.runtime.init import InitConfig, child_main
+                from engine.runtime.procbuild import SocketChannel
                 cfg = InitConfig(
                     spec=spec,
                     spec_path=os.path.join(self.bundle, "config.json"),
                     channel=SocketChannel(child_sync),
                     stdio=stdio,
                     cgroup_procs=self.cgroup.join_files() if self.cgroup else [],
+                    cgroup_fds=self.cgroup_fds,
                     cgroup_binds=self.cgroup.bind_sources() if self.cgroup else [],
                     cgroup_version=self.cgroup.version if self.cgroup else 1,
                     seccomp=self.seccomp,
@@ -306,64 +210,6 @@ class Shim:
         }).encode())
         return report
 
-    @staticmethod
-    def _make_stdio(io: Stdio, tty: bool, open_stdin: bool) -> tuple[tuple[int, int, int] | None, list[int]]:
-        """Pipes for a process without a tty -> (child's 0/1/2, fds to close after fork)."""
-        if tty:
-            return None, []
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        if open_stdin:
-            in_r, in_w = os.pipe()
-            io.stdin_w = in_w
-        else:
-            in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        io.outputs = {out_r: P.STDOUT, err_r: P.STDERR}
-        return (in_r, out_w, err_w), [in_r, out_w, err_w]
-
-    @staticmethod
-    def _close_parent_ends(io: Stdio) -> None:
-        for fd in list(io.outputs) + ([io.stdin_w] if io.stdin_w >= 0 else []):
-            os.close(fd)
-
-    def _await_ready(self, sync: socket.socket, io: Stdio, open_stdin: bool,
-                     console_size: Any) -> dict[str, Any]:
-        """Read the init's messages: a pty first (tty), then "ready" or "error"."""
-        report: dict[str, Any] = {}
-        while True:
-            try:
-                msg, fds, _flags, _addr = socket.recv_fds(sync, SYNC_MESSAGE_MAX, 1)
-            except OSError as e:
-                msg, fds = b"", []
-                self.error = str(e)
-            if not msg:
-                return {"ok": False, "message": "container init exited before it was ready" +
-                        (f": {self.error}" if self.error else ""), "exit_code": 128, **report}
-            m = json.loads(msg)
-            typ = m.get("type")
-            if typ == "pty" and fds:
-                io.master = fds[0]
-                os.set_inheritable(io.master, False)  # never leak it into later execs
-                os.set_blocking(io.master, False)
-                io.outputs = {io.master: P.STDOUT}
-                if open_stdin:
-                    io.stdin_w = io.master
-                if console_size:
-                    self._resize(io, *console_size)
-                continue
-            for fd in fds:
-                os.close(fd)
-            if typ == "seccomp":
-                self.seccomp = bytes.fromhex(m["filter"])  # for every later exec
-                continue
-            if typ == "pid":
-                report["pid"] = int(m["pid"])
-                continue
-            if typ == "ready":
-                return {"ok": True, **report}
-            return {"ok": False, "message": m.get("message", "container init failed"),
-                    "exit_code": int(m.get("exit_code") or 128), **report}
-
     def _abort_create(self) -> None:
         try:
             os.kill(self.init_pid, signal.SIGKILL)
@@ -376,6 +222,7 @@ class Shim:
         self._destroy_cgroup()
 
     def _destroy_cgroup(self) -> None:
+        self._close_join_fds()
         if self.cgroup is None:
             return
         try:
@@ -396,7 +243,6 @@ class Shim:
         s.setblocking(False)
         self.listener = s
 
-    # ------------------------------------------------------------------- serve
     def serve(self) -> None:
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
@@ -461,7 +307,6 @@ class Shim:
             deadlines.append(self.settle_at)
         return max(0.0, min(deadlines) - now) if deadlines else None
 
-    # -- child processes
     def _reap(self) -> None:
         while True:
             try:
@@ -471,7 +316,7 @@ class Shim:
             if pid == 0:
                 return
             if pid == self.init_pid and self.exit is None:
-                self.exit = _exit_status(status, self.error)
+                self.exit = exit_status(status, self.error)
                 self.state = "exited"
                 self.reaped_at = time.monotonic()
                 if self.cgroup is not None:
@@ -484,461 +329,12 @@ class Shim:
                 if self.sync is not None:
                     self.sync.close()
                     self.sync = None
+                self._close_exec_ns()   # the container's namespaces go with it
             elif pid in self.execs and self.execs[pid].exit is None:
                 ex = self.execs[pid]
-                ex.exit = _exit_status(status)
+                ex.exit = exit_status(status)
                 ex.reaped_at = time.monotonic()
             # anything else: a failed exec, or an orphan we adopted
-
-    # -- process stdio
-    def _watch(self, io: Stdio) -> None:
-        for fd in io.outputs:
-            os.set_blocking(fd, False)
-            self._update_fd(io, fd)
-        if io.stdin_w >= 0 and io.stdin_w != io.master:
-            os.set_blocking(io.stdin_w, False)
-
-    def _update_fd(self, io: Stdio, fd: int) -> None:
-        """(Re)register a process fd with the events it needs now."""
-        if fd < 0:
-            return
-        events = 0
-        if fd in io.outputs and not io.paused:
-            events |= selectors.EVENT_READ
-        if fd == io.stdin_w and (io.stdin_buf or io.stdin_close_pending):
-            events |= selectors.EVENT_WRITE
-        try:
-            key = self.sel.get_key(fd)
-        except (KeyError, ValueError):
-            key = None
-        if key is None:
-            if events:
-                self.sel.register(fd, events, io)
-        elif not events:
-            self.sel.unregister(fd)
-        elif key.events != events:
-            self.sel.modify(fd, events, io)
-
-    def _unwatch_close(self, fd: int) -> None:
-        try:
-            self.sel.unregister(fd)
-        except (KeyError, ValueError):
-            pass
-        os.close(fd)
-
-    def _read_output(self, io: Stdio, fd: int) -> None:
-        try:
-            data = os.read(fd, READ_CHUNK)
-        except BlockingIOError:
-            return
-        except OSError as e:
-            if e.errno != errno.EIO:  # EIO: the pty's last slave closed
-                print(f"shim: reading output: {e}", file=sys.stderr)
-            data = b""
-        if not data:
-            self._close_output(io, fd)
-            return
-        kind = io.outputs[fd]
-        out = P.frame(kind, data)
-        if io.exec is not None:
-            c = io.exec.client
-            if c is not None:
-                self._send(c, out)
-            self._check_pressure()
-            return
-        if self.log is not None:
-            try:
-                self.log.write("stdout" if kind == P.STDOUT else "stderr", data)
-            except Exception as e:  # noqa: BLE001 - a full disk must not kill the container's stdio
-                print(f"shim: writing log: {e}", file=sys.stderr)
-        self.replay.append((kind, data))
-        self.replay_size += len(data)
-        while self.replay_size > REPLAY_LIMIT and len(self.replay) > 1:
-            self.replay_size -= len(self.replay.pop(0)[1])
-        for c in self.clients.values():
-            if c.attached and kind in c.want:
-                self._send(c, out)
-        self._check_pressure()
-
-    def _close_output(self, io: Stdio, fd: int) -> None:
-        io.outputs.pop(fd, None)
-        if fd == io.master:
-            self._update_fd(io, fd)
-            return  # the master doubles as stdin; closed with the process
-        self._unwatch_close(fd)
-
-    def _close_all(self, io: Stdio) -> None:
-        for fd in list(io.outputs):
-            self._close_output(io, fd)
-        if io.stdin_w >= 0 and io.stdin_w != io.master:
-            self._close_stdin_now(io)
-        io.stdin_w = -1
-        if io.master >= 0:
-            self._unwatch_close(io.master)
-            io.master = -1
-
-    def _check_pressure(self) -> None:
-        """Stop reading a process's output while a reader of it lags far behind."""
-        lagging = any(len(c.wbuf) > HIGH_WATER for c in self.clients.values() if c.attached)
-        self._set_paused(self.io, lagging)
-        for ex in self.execs.values():
-            self._set_paused(ex.io, ex.client is not None and len(ex.client.wbuf) > HIGH_WATER)
-
-    def _set_paused(self, io: Stdio, paused: bool) -> None:
-        if io.paused != paused:
-            io.paused = paused
-            for fd in list(io.outputs):
-                self._update_fd(io, fd)
-
-    def _write_stdin(self, io: Stdio) -> None:
-        if io.stdin_w < 0:
-            return
-        try:
-            while io.stdin_buf:
-                n = os.write(io.stdin_w, io.stdin_buf[:READ_CHUNK])
-                del io.stdin_buf[:n]
-        except BlockingIOError:
-            pass
-        except OSError:
-            io.stdin_buf.clear()  # the reader is gone: drop, like a broken pipe
-            io.stdin_close_pending = True
-        if not io.stdin_buf and io.stdin_close_pending:
-            self._close_stdin_now(io)
-        else:
-            self._update_fd(io, io.stdin_w)
-
-    def _close_stdin_now(self, io: Stdio) -> None:
-        fd = io.stdin_w
-        io.stdin_close_pending = False
-        io.stdin_buf.clear()
-        if fd < 0:
-            return
-        io.stdin_w = -1
-        if fd == io.master:
-            self._update_fd(io, fd)  # a pty cannot be half-closed; just stop feeding it
-            return
-        self._unwatch_close(fd)
-
-    def _request_close_stdin(self, io: Stdio) -> None:
-        if io.stdin_w < 0:
-            return
-        io.stdin_close_pending = True
-        if not io.stdin_buf:
-            self._close_stdin_now(io)
-        else:
-            self._update_fd(io, io.stdin_w)
-
-    # -- clients
-    def _accept(self) -> None:
-        assert self.listener is not None
-        while True:
-            try:
-                s, _ = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            s.setblocking(False)
-            c = Client(s)
-            self.clients[s.fileno()] = c
-            self.sel.register(s, selectors.EVENT_READ, c)
-
-    def _client_read(self, c: Client) -> None:
-        try:
-            data = c.sock.recv(READ_CHUNK)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._client_gone(c)
-            return
-        c.rbuf += data
-        try:
-            frames = P.parse_frames(c.rbuf)
-        except P.FrameError:
-            self._client_gone(c)
-            return
-        for kind, payload in frames:
-            if kind == P.CTRL:
-                try:
-                    req = json.loads(payload)
-                except ValueError:
-                    continue
-                self._handle(c, req)
-            elif kind == P.STDIN:
-                io = c.exec.io if c.exec is not None else (self.io if c.stdin and not c.stdin_closed else None)
-                if io is not None and io.stdin_w >= 0 and not io.stdin_close_pending:
-                    io.stdin_buf += payload
-                    self._update_fd(io, io.stdin_w)
-
-    def _client_gone(self, c: Client) -> None:
-        if c.exec is not None:
-            # nobody can feed it any more: close the exec's stdin, drop its output
-            self._request_close_stdin(c.exec.io)
-            c.exec.client = None
-            c.exec = None
-        if c.stdin and not c.stdin_closed:
-            c.stdin_closed = True
-            if self.stdin_once:
-                self._request_close_stdin(self.io)
-        self._drop(c)
-
-    def _drop(self, c: Client) -> None:
-        fd = c.sock.fileno()
-        if fd >= 0:
-            try:
-                self.sel.unregister(c.sock)
-            except (KeyError, ValueError):
-                pass
-            self.clients.pop(fd, None)
-        c.sock.close()
-        c.wbuf.clear()
-        self._check_pressure()
-
-    def _send(self, c: Client, data: bytes) -> None:
-        if c.sock.fileno() < 0:
-            return
-        was_empty = not c.wbuf
-        c.wbuf += data
-        if was_empty:
-            self._client_write(c)
-
-    def _client_write(self, c: Client) -> None:
-        if c.wbuf:
-            try:
-                n = c.sock.send(c.wbuf)
-                del c.wbuf[:n]
-            except BlockingIOError:
-                pass
-            except OSError:
-                c.wbuf.clear()
-                self._client_gone(c)
-                return
-        if c.sock.fileno() < 0:
-            return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if c.wbuf else 0)
-        try:
-            if self.sel.get_key(c.sock).events != events:
-                self.sel.modify(c.sock, events, c)
-        except (KeyError, ValueError):
-            return
-        if len(c.wbuf) < HIGH_WATER // 4:
-            if self.io.paused or any(ex.io.paused for ex in self.execs.values()):
-                self._check_pressure()
-
-    def _reply(self, c: Client, req: dict[str, Any], **fields: Any) -> None:
-        self._send(c, P.ctrl({"id": req.get("id"), "ok": True, **fields}))
-
-    def _fail(self, c: Client, req: dict[str, Any], error: str, **fields: Any) -> None:
-        self._send(c, P.ctrl({"id": req.get("id"), "ok": False, "error": error, **fields}))
-
-    def _handle(self, c: Client, req: dict[str, Any]) -> None:
-        """Dispatch one request to its ``_op_<name>`` handler (see the protocol above)."""
-        op = req.get("op")
-        handler = _OPS.get(op) if isinstance(op, str) else None
-        if handler is None:
-            self._fail(c, req, f"unknown op {op!r}")
-        else:
-            handler(self, c, req)
-
-    def _op_hello(self, c: Client, req: dict[str, Any]) -> None:
-        self._reply(c, req, pid=self.init_pid, state=self.state, tty=self.tty, exit=self.exit)
-
-    def _op_start(self, c: Client, req: dict[str, Any]) -> None:
-        if self.state != "created":
-            self._fail(c, req, f"container is {self.state}")
-            return
-        assert self.sync is not None
-        try:
-            self.sync.send(json.dumps({"type": "go"}).encode())
-        except OSError as e:
-            self._fail(c, req, f"cannot start container: {e}")
-            return
-        # Answer once the container's process is what it runs: the sync socket is close-on-exec
-        # in the init, so EOF means the execve happened (or the init exited).  A start that
-        # answered at "go" let `docker top` see the init, and a stop sent right after the start
-        # reach a process that had not set up its signal handlers yet.
-        try:
-            self.sync.settimeout(EXEC_WAIT)
-            self.sync.recv(1)
-        except OSError:
-            pass    # a slow init (timeout) or a gone one: the exit is recorded as usual
-        self.sync.close()
-        self.sync = None
-        self.state = "running"
-        self._reply(c, req)
-        self.settle_at = time.monotonic() + SETTLE_DELAY
-
-    def _op_kill(self, c: Client, req: dict[str, Any]) -> None:
-        target = c.exec.pid if c.exec is not None and c.exec.exit is None else None
-        if c.exec is None and self.exit is None:
-            target = self.init_pid
-        if target:
-            try:
-                os.kill(target, int(req.get("signal", signal.SIGKILL)))
-            except ProcessLookupError:
-                pass
-            except (OSError, ValueError) as e:
-                self._fail(c, req, str(e))
-                return
-            if target == self.init_pid and self.frozen and self.cgroup is not None:
-                # A frozen process cannot act on a signal: thaw it, as dockerd
-                # does when it stops or kills a paused container.
-                try:
-                    self.cgroup.freeze(False)
-                    self.frozen = False
-                except OSError:
-                    pass
-        self._reply(c, req)
-
-    def _op_resize(self, c: Client, req: dict[str, Any]) -> None:
-        try:
-            self._resize(c.exec.io if c.exec is not None else self.io, int(req["height"]), int(req["width"]))
-        except (OSError, KeyError, ValueError) as e:
-            self._fail(c, req, f"resize: {e}")
-            return
-        self._reply(c, req)
-
-    def _op_attach(self, c: Client, req: dict[str, Any]) -> None:
-        c.attached = True
-        c.want = {k for k, name in ((P.STDOUT, "stdout"), (P.STDERR, "stderr")) if req.get(name)}
-        c.stdin = bool(req.get("stdin")) and self.open_stdin
-        self._reply(c, req)
-        if req.get("replay"):
-            for kind, data in self.replay:
-                if kind in c.want:
-                    self._send(c, P.frame(kind, data))
-        if self.exit_sent:
-            self._send(c, P.ctrl({"event": "exit", **(self.exit or {})}))
-
-    def _op_close_stdin(self, c: Client, req: dict[str, Any]) -> None:
-        if c.exec is not None:
-            self._request_close_stdin(c.exec.io)
-        elif c.stdin and not c.stdin_closed:
-            c.stdin_closed = True
-            if self.stdin_once:
-                self._request_close_stdin(self.io)
-        self._reply(c, req)
-
-    def _op_wait(self, c: Client, req: dict[str, Any]) -> None:
-        if self.exit_sent:
-            self._reply(c, req, exit=self.exit)
-        else:
-            c.waits.append(req.get("id"))
-
-    def _op_cgroup(self, c: Client, req: dict[str, Any]) -> None:
-        self._cgroup_op(c, req, str(req["op"]))
-
-    def _resize(self, io: Stdio, height: int, width: int) -> None:
-        if io.master < 0:
-            raise OSError(errno.ENOTTY, "the process has no tty")
-        import fcntl
-        import struct
-        fcntl.ioctl(io.master, 0x5414, struct.pack("HHHH", height, width, 0, 0))  # TIOCSWINSZ
-
-    def _cgroup_op(self, c: Client, req: dict[str, Any], op: str) -> None:
-        if self.cgroup is None:
-            self._fail(c, req, "the container has no cgroup")
-            return
-        if self.exit is not None and op in ("pause", "resume", "update"):
-            self._fail(c, req, f"container {self.opts.get('id', '')} is not running")
-            return
-        try:
-            if op == "pause":
-                self.cgroup.freeze(True)
-                self.frozen = True
-                self._reply(c, req)
-            elif op == "resume":
-                self.cgroup.freeze(False)
-                self.frozen = False
-                self._reply(c, req)
-            elif op == "update":
-                self.cgroup.apply(req.get("resources") or {})
-                self._reply(c, req)
-            elif op == "stats":
-                self._reply(c, req, stats=self.cgroup.stats())
-            else:
-                self._reply(c, req, pids=self.cgroup.pids())
-        except OSError as e:
-            self._fail(c, req, f"{op}: {e.strerror or e}")
-
-    # -- exec
-    def _exec(self, c: Client, req: dict[str, Any]) -> None:
-        """Start a process inside the running container; this connection owns its stdio."""
-        if self.state != "running" or self.exit is not None:
-            self._fail(c, req, f"container {self.opts.get('id', '')} is not running", exit_code=126)
-            return
-        if c.exec is not None or c.attached:
-            self._fail(c, req, "connection already in use")
-            return
-        process = dict(req.get("process") or {})
-        tty = bool(process.get("terminal"))
-        open_stdin = bool(req.get("open_stdin"))
-        size = req.get("console_size")
-        if tty and size and len(size) == 2 and all(size):
-            # set by the init on the pty before the process runs (the resize after "pty" stays for
-            # the master side, as before)
-            process["consoleSize"] = {"height": int(size[0]), "width": int(size[1])}
-        self._preload_exec_code()
-        ex = Exec(str(req.get("exec_id", "")), c)
-        stdio, child_fds = self._make_stdio(ex.io, tty, open_stdin)
-        parent_sync, child_sync = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            pid = os.fork()
-        except OSError as e:  # ENOMEM: the pid namespace is dying with its init
-            parent_sync.close()
-            child_sync.close()
-            for fd in child_fds:
-                os.close(fd)
-            self._close_all(ex.io)
-            self._fail(c, req, f"container {self.opts.get('id', '')} is not running: {e}", exit_code=126)
-            return
-        if pid == 0:  # -------------------------------- becomes the exec'd process
-            try:
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                parent_sync.close()
-                self._close_parent_ends(ex.io)
-                from engine.runtime.init import ExecConfig, SocketChannel, exec_main
-                exec_main(ExecConfig(
-                    process=process, channel=SocketChannel(child_sync), init_pid=self.init_pid, stdio=stdio,
-                    cgroup_procs=self.cgroup.join_files() if self.cgroup else [],
-                    seccomp=self.seccomp,
-                    # no "go" round trip: the pipes are ours already and the child is
-                    # reaped only after it is registered below (one wakeup less per exec)
-                    wait_for_go=False,
-                ))
-            finally:
-                os._exit(128)
-        child_sync.close()
-        for fd in child_fds:
-            os.close(fd)
-        parent_sync.settimeout(30)
-        # Our pid namespace for children is the container's (set when the init was
-        # created), so ``pid`` is inside it, and it is our child: we reap it.
-        ex.pid = pid
-        report = self._await_ready(parent_sync, ex.io, open_stdin, req.get("console_size"))
-        if not report["ok"]:
-            parent_sync.close()
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self._close_all(ex.io)
-            self._fail(c, req, report["message"], exit_code=report.get("exit_code", 126))
-            return
-        c.exec = ex
-        self.execs[ex.pid] = ex
-        self._watch(ex.io)
-        self._reply(c, req, pid=ex.pid)
-        parent_sync.close()
-
-    def _preload_exec_code(self) -> None:
-        """Import the in-container exec code here, once, so that forked exec children
-        find it loaded instead of importing it on every exec (milliseconds each).  A
-        shim forked by the shim parent has it already."""
-        if "engine.runtime.init" not in sys.modules:
-            __import__("engine.runtime.init")
-            __import__("engine.oci.caps")
 
     def _settle(self) -> None:
         """Once the container runs and the shim is idle: load the exec code, and give
@@ -950,19 +346,9 @@ class Shim:
         self._preload_exec_code()
         import gc
         gc.collect()
-        from engine.runtime import syscalls as S
-        S.malloc_trim()
+        from engine.runtime.linux import malloc_trim
+        malloc_trim()
 
-    def _finish_exec(self, ex: Exec) -> None:
-        assert ex.exit is not None
-        self._close_all(ex.io)
-        self.execs.pop(ex.pid, None)
-        if ex.client is not None:
-            self._send(ex.client, P.ctrl({"event": "exit", **ex.exit}))
-            ex.client.exec = None
-            ex.client = None
-
-    # -- the end
     def _finish(self) -> None:
         assert self.exit is not None
         self._close_all(self.io)
@@ -994,17 +380,7 @@ class Shim:
 
 
 # op -> handler; every request of the protocol (module docstring) has one
-_OPS: dict[str, Any] = {
-    "hello": Shim._op_hello,
-    "start": Shim._op_start,
-    "kill": Shim._op_kill,
-    "resize": Shim._op_resize,
-    "attach": Shim._op_attach,
-    "close_stdin": Shim._op_close_stdin,
-    "wait": Shim._op_wait,
-    "exec": Shim._exec,
-    **dict.fromkeys(("pause", "resume", "update", "stats", "pids"), Shim._op_cgroup),
-}
+
 
 def main(argv: list[str] | None = None) -> None:
     """A shim in a fresh interpreter (the fallback when no shim parent serves)."""

@@ -44,7 +44,8 @@ MAX_REQUEST = 1 << 20
 
 def preload() -> None:
     """Import what a shim, a container init and an exec use, once, here; read the
-    host's cgroup mounts once (see cgroups.remember_mounts)."""
+    host's cgroup mounts once (see cgroups.remember_mounts) and make the syscall
+    interface every child uses (see linux.linux_syscalls)."""
     import fcntl  # noqa: F401
     import hashlib  # noqa: F401
     import struct  # noqa: F401
@@ -56,7 +57,9 @@ def preload() -> None:
     import engine.runtime.shim
     import engine.runtime.syscall_table_x86_64
     from engine.runtime import cgroups
+    from engine.runtime.linux import linux_syscalls
     cgroups.remember_mounts()
+    linux_syscalls()
     try:
         import engine.logs.jsonfile  # noqa: F401
     except ImportError:  # a test tree without the log driver uses an override

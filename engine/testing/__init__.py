@@ -8,6 +8,7 @@
 | ``images.FakeImageCatalog`` | ``images.api.ImageCatalog`` | ``images.store.ImageStore`` |
 | ``rootfs.FakeRootfsImages`` | ``images.api.RootfsImages`` | ``engine._RootfsImages`` |
 | ``registry.FakeRegistry`` | ``registry.api.RegistryAPI`` | ``registry.distribution.HttpRegistry`` |
+| ``syscalls.RecordingSyscalls`` | ``runtime.syscalls.Syscalls`` | ``runtime.linux.LinuxSyscalls`` |
 | ``contributors.RecordingContributor`` | ``containers.contributors.StartContributor`` | networks, volumes |
 
 ``daemon.FakeDaemon`` wires a ``ContainerService`` (with its exec service and

@@ -105,7 +105,7 @@ class VolumeMounts(BaseContributor):
             if mp.destination in explicit or mp.destination in hc.tmpfs:
                 raise duplicate(mp.destination)
             explicit.add(mp.destination)
-            points[mp.destination] = mp
+            points[mp.destination] = _old_api_read_only(mp, hc.read_only_binds_non_recursive)
         for spec in hc.mounts:
             mp = parse.parse_mount(spec)
             if mp.destination in explicit:
@@ -113,7 +113,7 @@ class VolumeMounts(BaseContributor):
             explicit.add(mp.destination)
             if mp.type == VOLUME and spec.has_volume_options:
                 extras[mp.destination] = (spec.volume_labels, spec.volume_driver_options)
-            points[mp.destination] = mp
+            points[mp.destination] = _old_api_read_only(mp, hc.read_only_binds_non_recursive)
         for dest in c.config.volumes:
             clean = posixpath.normpath(dest)
             if clean in points or clean in hc.tmpfs:
@@ -262,6 +262,13 @@ class VolumeMounts(BaseContributor):
             for name in names:
                 in_use.setdefault(name, set()).add(cid)
         await self.volumes.settle(in_use)
+
+
+def _old_api_read_only(mp: MountPoint, non_recursive: bool) -> MountPoint:
+    """A client of API < 1.44 gets the read-only binds it knew: the top mount only."""
+    if non_recursive and mp.type == BIND and not mp.rw:
+        return replace(mp, ro_non_recursive=True)
+    return mp
 
 
 def _read_only_option(mp: MountPoint) -> str:

@@ -80,16 +80,19 @@ def test_build_args_in_cache_key_and_unused(tmp_path: Path, backend: FakeBackend
     assert "HTTP_PROXY" not in " ".join(image.config["container_config"]["Cmd"])
 
 
-def test_failing_run_keeps_container_unless_force_rm(tmp_path: Path, backend: FakeBackend) -> None:
+def test_failing_run_removes_its_container_unless_rm_false(tmp_path: Path, backend: FakeBackend) -> None:
     backend.exit_codes["exit 3"] = 3
     with pytest.raises(StepError) as err:
         run_build(tmp_path, backend, "FROM busybox\nRUN exit 3\n")
     assert err.value.code == 3
     assert err.value.message == "The command '/bin/sh -c exit 3' returned a non-zero code: 3"
-    assert backend.removed == []
+    assert len(backend.removed) == 1
     with pytest.raises(StepError):
         run_build(tmp_path, backend, "FROM busybox\nRUN exit 3\n", force_remove=True)
-    assert len(backend.removed) == 1
+    assert len(backend.removed) == 2
+    with pytest.raises(StepError):
+        run_build(tmp_path, backend, "FROM busybox\nRUN exit 3\n", remove=False)
+    assert len(backend.removed) == 2
 
 
 def test_multi_stage_target_and_copy_from(tmp_path: Path, backend: FakeBackend) -> None:

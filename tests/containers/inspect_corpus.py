@@ -241,6 +241,10 @@ CHANGES: list[tuple[str, str, Any, Any, str]] = [
      {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18081"}], "53/udp": [{"HostIp": "", "HostPort": ""}]},
      "a binding without HostIp was echoed as sent; the typed binding shows both fields, as dockerd does "
      "(checked against dockerd 20.10)"),
+    # from the networking work merged meanwhile (5be3b89): links come from the link graph
+    ("links", "Links", ["corpus-plain:al"], ["/corpus-plain:/corpus-links/al"],
+     "HostConfig.Links in dockerd's form /child:/parent/alias"),
+    ("rawempty", "Links", [], None, "HostConfig.Links from the link graph: null when there are none, as dockerd"),
 ]
 
 

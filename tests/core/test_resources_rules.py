@@ -9,6 +9,7 @@ import pytest
 from engine.containers import resources as res
 from engine.errors import Conflict, InvalidParameter
 from engine.runtime import cgroups as cg
+from engine.runtime import cgroups_v1 as cgv1
 from engine.types import Resources
 
 HOST = res.HostLimits(ncpu=2, cpus="0-1", mems="0", swap_limit=True, blkio_weight=True)
@@ -145,13 +146,13 @@ def test_v1_memory_and_swap_written_in_a_kernel_safe_order(tmp_path: Path) -> No
     (d / "memory.oom_control").write_text("oom_kill_disable 0\n")
     m = cg.CgroupV1({"memory": str(mem)}, "/pyd/abc")
     order: list[str] = []
-    real_write = cg._write
+    real_write = cgv1.write
 
     def spy(path: str, value: str) -> None:
         order.append(Path(path).name)
         real_write(path, value)
 
-    cg._write = spy
+    cgv1.write = spy
     try:
         m.apply({"memory": {"limit": 100 * MB, "swap": 200 * MB}})  # raising: memsw first
         assert order[:2] == ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
@@ -159,7 +160,7 @@ def test_v1_memory_and_swap_written_in_a_kernel_safe_order(tmp_path: Path) -> No
         m.apply({"memory": {"limit": 8 * MB, "swap": 16 * MB}})     # lowering: memory first
         assert order[:2] == ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
     finally:
-        cg._write = real_write
+        cgv1.write = real_write
     assert (d / "memory.limit_in_bytes").read_text() == str(8 * MB)
 
 

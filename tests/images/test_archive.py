@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from engine.errors import EngineError, InvalidParameter
-from engine.images import archive as archive_mod
+from engine.images import archive_reader as archive_mod
 from engine.images.tarstream import TarFormatError, members
 
 from .conftest import Env, TarBuilder, make_env
@@ -251,7 +251,7 @@ def wrap(obj, name, after_calls=1, before=False):
         return out
     setattr(obj, name, hooked)
 
-import engine.images.archive as A
+import engine.images.archive_reader as A
 if point == "reading":
     orig = A._Archive._spill
     def spill(self, *a, **kw):

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from engine.errors import InvalidParameter
-from engine.images.layer import LayerError, apply_layer
+from engine.images.layer import apply_layer
+from engine.images.layer_streams import LayerError
 
 from .conftest import Env, TarBuilder, need_root
 from .test_snapshots import Mounted

@@ -69,3 +69,29 @@ def test_forwarding_passes_the_upstream_answer_or_servfail() -> None:
         assert failed.header.rcode == RCODE.SERVFAIL
 
     asyncio.run(run())
+
+
+def test_remembered_answers_carry_the_new_id_and_follow_the_peers() -> None:
+    answers = dns.Answers(size=4)
+    q1 = DNSRecord.question("web1")
+    q2 = DNSRecord.question("web1")
+    q1.header.id, q2.header.id = 1111, 2222
+    first, again = answers.get(bytes(q1.pack()), PEERS), answers.get(bytes(q2.pack()), PEERS)
+    assert first is not None and again is not None
+    assert DNSRecord.parse(first).header.id == 1111 and DNSRecord.parse(again).header.id == 2222
+    assert again[2:] == first[2:] and [str(r.rdata) for r in DNSRecord.parse(again).rr] == ["10.1.0.2"]
+    moved = [dns.Peer(names=("web1",), ptr_name="web1.net", ipv4="10.1.0.9", ipv6="")]
+    out = answers.get(bytes(q2.pack()), moved)       # another set of peers: answered afresh
+    assert out is not None and [str(r.rdata) for r in DNSRecord.parse(out).rr] == ["10.1.0.9"]
+    # several addresses for one name are still shuffled (round robin), not remembered in one order
+    orders = set()
+    for _ in range(50):
+        out = answers.get(bytes(DNSRecord.question("web").pack()), PEERS)
+        assert out is not None
+        orders.add(tuple(str(r.rdata) for r in DNSRecord.parse(out).rr))
+    assert orders == {("10.1.0.2", "10.1.0.3"), ("10.1.0.3", "10.1.0.2")}
+    assert answers.get(bytes(DNSRecord.question("example.test").pack()), PEERS) is None
+    assert answers.get(b"\x00\x01", PEERS) == b""
+    for i in range(10):
+        answers.get(bytes(DNSRecord.question(f"n{i}").pack()), PEERS)
+    assert len(answers._kept) <= 4

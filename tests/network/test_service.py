@@ -90,9 +90,9 @@ def test_sandbox_setup_and_teardown_are_mirrors(svc: NetworkService) -> None:
     c2 = _container("b" * 64, "tnet")
     c3 = _container("c" * 64, "tnet", (("tnet", EndpointConfig(ipv4_address=static)),))
     for c in (c1, c2, c3):
-        svc.record_create(c)
-    eps1 = svc.setup_sandbox(c1, c1.name)
-    eps2 = svc.setup_sandbox(c2, c2.name)
+        svc.endpoints.record_create(c)
+    eps1 = svc.endpoints.setup_sandbox(c1, c1.name)
+    eps2 = svc.endpoints.setup_sandbox(c2, c2.name)
     assert eps1[0].ipv4 == f"{static}/24"
     assert eps2[0].ipv4 == f"10.210.{PID % 250}.2/24"
     assert len(_veths_on(n.bridge_name)) == 2
@@ -100,12 +100,12 @@ def test_sandbox_setup_and_teardown_are_mirrors(svc: NetworkService) -> None:
         asyncio.run(svc.remove("tnet"))
     # the static address is taken: a third container cannot have it, and keeps nothing
     with pytest.raises(InvalidParameter, match="Address already in use"):
-        svc.setup_sandbox(c3, c3.name)
-    svc.teardown_sandbox(c3)
+        svc.endpoints.setup_sandbox(c3, c3.name)
+    svc.endpoints.teardown_sandbox(c3)
     assert len(_veths_on(n.bridge_name)) == 2
     for c in (c1, c2):
-        svc.teardown_sandbox(c)
-        svc.teardown_sandbox(c)      # idempotent
+        svc.endpoints.teardown_sandbox(c)
+        svc.endpoints.teardown_sandbox(c)      # idempotent
     # the kernel destroys the unmounted namespaces, and their veths, in the background
     deadline = time.monotonic() + 10
     while _veths_on(n.bridge_name) and time.monotonic() < deadline:
@@ -114,15 +114,16 @@ def test_sandbox_setup_and_teardown_are_mirrors(svc: NetworkService) -> None:
     assert not any(svc.netns_root.iterdir())
     assert svc.store.addresses(n.id) == set()
     for c in (c1, c2, c3):
-        svc.forget(c)
+        svc.endpoints.forget(c)
     asyncio.run(svc.remove("tnet"))
 
 
 def test_unknown_network_and_ip_on_default_bridge(svc: NetworkService) -> None:
     c = _container("d" * 64, "nosuch")
-    svc.record_create(c)                # accepted at create, as by dockerd ...
+    svc.endpoints.record_create(c)                # accepted at create, as by dockerd ...
     with pytest.raises(NotFound, match="network nosuch not found"):
-        svc.setup_sandbox(c, c.name)    # ... and refused at start, before anything is made
+        svc.endpoints.setup_sandbox(c, c.name)    # ... and refused at start, before anything is made
     assert not svc.ns_path(c).exists()
     with pytest.raises(InvalidParameter, match="user specified IP address is supported on user defined networks"):
-        svc.record_create(_container("e" * 64, "bridge", (("bridge", EndpointConfig(ipv4_address="10.0.0.5")),)))
+        svc.endpoints.record_create(
+            _container("e" * 64, "bridge", (("bridge", EndpointConfig(ipv4_address="10.0.0.5")),)))

@@ -9,6 +9,7 @@ import pytest
 from engine.oci.spec import SpecInput, build_spec
 from engine.runtime import syscalls as S
 from engine.runtime.init import InitConfig, InitError, run_init
+from engine.testing.syscalls import RecordingSyscalls
 
 
 class FakeChannel:
@@ -48,7 +49,7 @@ def _index(calls: list[tuple[Any, ...]], pred: Any) -> int:
 
 
 def test_order_of_the_init_sequence(rootfs: Path) -> None:
-    sysc = S.RecordingSyscalls()
+    sysc = RecordingSyscalls()
     cfg = _cfg(rootfs, uid=1000, gid=1000, additional_gids=[1000, 2000])
     run_init(cfg, sysc)
     calls = sysc.calls
@@ -94,15 +95,15 @@ def test_order_of_the_init_sequence(rootfs: Path) -> None:
 
 
 def test_no_exec_without_go(rootfs: Path) -> None:
-    sysc = S.RecordingSyscalls()
-    from engine.runtime.init import _Abort
+    sysc = RecordingSyscalls()
+    from engine.runtime.procbuild import Abort as _Abort
     with pytest.raises(_Abort):
         run_init(_cfg(rootfs, replies=[None]), sysc)
     assert "execve" not in sysc.names()
 
 
 def test_tty_sends_pty_and_binds_console(rootfs: Path) -> None:
-    sysc = S.RecordingSyscalls()
+    sysc = RecordingSyscalls()
     cfg = _cfg(rootfs, tty=True)
     cfg.stdio = None
     run_init(cfg, sysc)
@@ -115,7 +116,7 @@ def test_tty_sends_pty_and_binds_console(rootfs: Path) -> None:
 
 
 def test_masked_and_readonly_paths_after_pivot(rootfs: Path) -> None:
-    sysc = S.RecordingSyscalls()
+    sysc = RecordingSyscalls()
     run_init(_cfg(rootfs, readonly_rootfs=True), sysc)
     pivot = sysc.names().index("pivot_root")
     # paths are container paths, checked on the host's /proc in this fake: /proc/keys exists on Linux
@@ -127,7 +128,7 @@ def test_masked_and_readonly_paths_after_pivot(rootfs: Path) -> None:
 
 
 def test_mount_failure_is_reported_in_runc_words(rootfs: Path) -> None:
-    sysc = S.RecordingSyscalls(fail={"mount": PermissionError(1, "Operation not permitted")})
+    sysc = RecordingSyscalls(fail={"mount": PermissionError(1, "Operation not permitted")})
     with pytest.raises(InitError) as ei:
         run_init(_cfg(rootfs), sysc)
     assert "operation not permitted" in ei.value.message
@@ -136,13 +137,13 @@ def test_mount_failure_is_reported_in_runc_words(rootfs: Path) -> None:
 
 def test_missing_command(rootfs: Path) -> None:
     with pytest.raises(InitError) as ei:
-        run_init(_cfg(rootfs, args=["nosuchcmd-xyz"]), S.RecordingSyscalls())
+        run_init(_cfg(rootfs, args=["nosuchcmd-xyz"]), RecordingSyscalls())
     assert ei.value.message == 'exec: "nosuchcmd-xyz": executable file not found in $PATH'
     assert ei.value.exit_code == 127
 
 
 def test_namespace_paths_use_setns(rootfs: Path) -> None:
-    sysc = S.RecordingSyscalls()
+    sysc = RecordingSyscalls()
     run_init(
         _cfg(rootfs, namespaces=(("mount", None), ("network", "/run/netns/n1"), ("uts", None), ("pid", None))), sysc
     )
@@ -153,7 +154,7 @@ def test_namespace_paths_use_setns(rootfs: Path) -> None:
 
 
 def test_rlimits_and_cwd_creation(rootfs: Path) -> None:
-    sysc = S.RecordingSyscalls()
+    sysc = RecordingSyscalls()
     run_init(_cfg(rootfs, rlimits=(("RLIMIT_NOFILE", 1024, 2048),), cwd="/nonexistent-dir-xyz/sub"), sysc)
     assert ("setrlimit", 7, 1024, 2048) in sysc.calls
     mk = [c for c in sysc.calls if c[0] == "mkdir" and c[1].startswith("/nonexistent-dir-xyz")]
@@ -163,12 +164,12 @@ def test_rlimits_and_cwd_creation(rootfs: Path) -> None:
 
 def test_sysctls_outside_the_container_namespaces_are_refused(rootfs: Path) -> None:
     with pytest.raises(InitError) as ei:
-        run_init(_cfg(rootfs, sysctls={"kernel.panic": "1"}), S.RecordingSyscalls())
+        run_init(_cfg(rootfs, sysctls={"kernel.panic": "1"}), RecordingSyscalls())
     assert "kernel.panic" in ei.value.message
     with pytest.raises(InitError):  # host network: net.* would be the host's
         run_init(_cfg(rootfs, sysctls={"net.ipv4.ip_forward": "1"},
-                      namespaces=(("mount", None), ("uts", None), ("pid", None))), S.RecordingSyscalls())
-    sysc = S.RecordingSyscalls()
+                      namespaces=(("mount", None), ("uts", None), ("pid", None))), RecordingSyscalls())
+    sysc = RecordingSyscalls()
     run_init(_cfg(rootfs, sysctls={"kernel.shmmax": "1000", "net.ipv4.ip_forward": "1"}), sysc)
     assert ("write_file", "/proc/sys/kernel/shmmax", "1000") in sysc.calls
 
@@ -177,7 +178,7 @@ def test_recursively_read_only_bind(rootfs: Path, tmp_path: Path) -> None:
     """OCI "rro": bind, read-only remount, then mount_setattr over the whole subtree; "ro" skips the last."""
     src = tmp_path / "src"
     src.mkdir()
-    sysc = S.RecordingSyscalls()
+    sysc = RecordingSyscalls()
     run_init(_cfg(rootfs, extra_mounts=[("/rro", "bind", str(src), ("rbind", "rro", "rprivate")),
                                          ("/ro", "bind", str(src), ("rbind", "ro", "rprivate"))]), sysc)
     rro, ro = str(rootfs / "rro"), str(rootfs / "ro")
@@ -194,9 +195,9 @@ def test_recursively_read_only_bind(rootfs: Path, tmp_path: Path) -> None:
 def test_a_tty_gets_its_console_size_before_the_process_runs() -> None:
     """The init sets consoleSize on the pty slave before it becomes the process's terminal (a
     resize by the shim after "pty" could come after the process read it: `stty size` found none)."""
-    from engine.runtime.init import _open_terminal
+    from engine.runtime.procbuild import open_terminal as _open_terminal
 
-    sysc = S.RecordingSyscalls()
+    sysc = RecordingSyscalls()
     chan = FakeChannel([])
     _open_terminal(chan, sysc, console=False, size={"height": 33, "width": 111})
     sizes = [c for c in sysc.calls if c[0] == "set_window_size"]
@@ -204,6 +205,6 @@ def test_a_tty_gets_its_console_size_before_the_process_runs() -> None:
     names = sysc.names()
     assert names.index("set_window_size") < names.index("set_controlling_tty")
     assert chan.sent[0][0] == {"type": "pty"}
-    sysc = S.RecordingSyscalls()
+    sysc = RecordingSyscalls()
     _open_terminal(FakeChannel([]), sysc, console=False)
     assert "set_window_size" not in sysc.names()

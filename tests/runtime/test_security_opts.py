@@ -265,7 +265,7 @@ def test_writable_cgroups() -> None:
 
 
 def test_init_refuses_sysctls_outside_own_namespaces() -> None:
-    from engine.runtime.init import _sysctl_refused
+    from engine.runtime.init import sysctl_refused as _sysctl_refused
 
     own = {"mount": None, "network": None, "uts": None, "ipc": None, "pid": None}
     for key in ("net.ipv4.ip_forward", "kernel.shmmax", "fs.mqueue.msg_max", "kernel.domainname"):

@@ -12,7 +12,7 @@ import pytest
 
 from engine.runtime import spawner
 from engine.runtime.client import _is_shim, cleanup_bundle
-from engine.runtime.shim import proc_start_time
+from engine.runtime.shimstate import proc_start_time
 from tests.runtime.conftest import Bench, collect, run, wait_pid_gone
 
 
@@ -133,9 +133,10 @@ def test_a_dead_shim_is_told_from_a_reused_pid(bench: Bench) -> None:
 def test_every_request_of_the_protocol_has_a_handler(bench: Bench) -> None:
     from engine.errors import EngineError
     from engine.runtime import shim as shim_module
+    from engine.runtime.shimops import OPS
     documented = {"hello", "start", "kill", "resize", "attach", "close_stdin", "wait", "pause", "resume",
                   "update", "stats", "pids", "exec"}
-    assert set(shim_module._OPS) == documented
+    assert set(OPS) == documented
     for op in documented:
         assert f"\n    {op} " in shim_module.__doc__ or f" / {op} " in shim_module.__doc__, op
 
