@@ -111,7 +111,7 @@ def encode_host_config(hc: HostConfig) -> dict[str, Any]:
         "Runtime": hc.runtime or "runc",
         "Isolation": hc.isolation,
         # container.Resources (values set by resources_codec below)
-        "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
+        "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": hc.cgroup_parent, "BlkioWeight": 0,
         "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
         "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
         "CpusetCpus": "", "CpusetMems": "",

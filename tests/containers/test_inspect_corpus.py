@@ -59,5 +59,8 @@ def test_rows_stored_before_the_typed_config_still_load() -> None:
         c = container_from_jsonable(row)
         for version in corpus.VERSIONS:
             out = norm.value(convert.encode_inspect(c, {}, version, None, ()))
-            for part in ("HostConfig", "Config"):
-                assert out[part] == recorded[stem][version][part], (stem, version, part)
+            want = recorded[stem][version]
+            assert out["Config"] == want["Config"], (stem, version)
+            # HostConfig.Links comes from the network service's link graph (netcodec), not the record
+            hc = {k: v for k, v in out["HostConfig"].items() if k != "Links"}
+            assert hc == {k: v for k, v in want["HostConfig"].items() if k != "Links"}, (stem, version)
